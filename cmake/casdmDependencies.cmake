@@ -1,0 +1,25 @@
+# casdm's public dependencies, shared by the project and by the installed package config.
+#   LibTorch: Torch_DIR, or CMAKE_PREFIX_PATH (PyTorch: python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+#   Boost.Hana: Boost's CMake package, or a folder holding boost/hana.hpp in CASDM_HANA_INCLUDE_DIR
+include(CMakeFindDependencyMacro)
+macro(_casdm_find name)
+  if(CMAKE_FIND_PACKAGE_NAME)  # inside casdmConfig.cmake: report failure to the consumer's find_package
+    find_dependency(${name} ${ARGN})
+  else()
+    find_package(${name} ${ARGN} REQUIRED)
+  endif()
+endmacro()
+
+if(NOT TARGET torch)
+  _casdm_find(Torch)
+endif()
+if(NOT TARGET casdm::hana)
+  set(CASDM_HANA_INCLUDE_DIR "" CACHE PATH "Folder that holds boost/hana.hpp when Boost's CMake package is absent")
+  add_library(casdm::hana INTERFACE IMPORTED)
+  if(CASDM_HANA_INCLUDE_DIR)
+    set_target_properties(casdm::hana PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_HANA_INCLUDE_DIR}")
+  else()
+    _casdm_find(Boost 1.71 CONFIG)
+    set_target_properties(casdm::hana PROPERTIES INTERFACE_LINK_LIBRARIES Boost::headers)
+  endif()
+endif()

@@ -1,0 +1,18 @@
+#pragma once
+// Umbrella header. The library's own headers include narrowly; include this for convenience.
+#include "casdm/core/compat.hpp"
+#include "casdm/core/options.hpp"
+#include "casdm/core/prediction.hpp"
+#include "casdm/core/process.hpp"
+#include "casdm/loss/feature.hpp"
+#include "casdm/loss/mse.hpp"
+#include "casdm/loss/set.hpp"
+#include "casdm/model.hpp"
+#include "casdm/net/unet.hpp"
+#include "casdm/presets.hpp"
+#include "casdm/sampler/ancestral.hpp"
+#include "casdm/sampler/ddim.hpp"
+#include "casdm/schedule/cosine.hpp"
+#include "casdm/schedule/linear.hpp"
+#include "casdm/topology/cascaded.hpp"
+#include "casdm/topology/plain.hpp"

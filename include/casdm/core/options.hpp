@@ -1,0 +1,45 @@
+#pragma once
+// Runtime sizes of a model. The type (schedule, topology, losses, sampler) fixes the structure;
+// these fix the sizes. Every default is the paper's (An et al. 2024, "Experiment Settings").
+#include "casdm/net/unet.hpp"
+
+#include <torch/arg.h>
+
+#include <optional>
+#include <string>
+
+namespace casdm {
+
+struct ModelOptions {
+  /// Side of the square images and their channel count (CIFAR-10: 32, 3).
+  TORCH_ARG(int64_t, image_size) = 32;
+  TORCH_ARG(int64_t, channels) = 3;
+  /// T, the number of diffusion steps of training (paper: 4000).
+  TORCH_ARG(int64_t, diffusion_steps) = 4000;
+  /// θ's architecture; its in/out channels and image size are set by the topology.
+  TORCH_ARG(net::UNetOptions, net) = net::UNetOptions{};
+  /// φ's architecture (cascaded topology); unset means the same as `net` (paper default).
+  TORCH_ARG(std::optional<net::UNetOptions>, phi_net) = std::nullopt;
+  /// Side to which feature losses resize images; 0 means the loss's own default (224).
+  TORCH_ARG(int64_t, feature_size) = 0;
+  /// Weights file of a feature loss's backbone, where it needs one.
+  TORCH_ARG(std::string, feature_weights) = "";
+
+  net::UNetOptions theta_net() const { return net::UNetOptions(net_).image_size(image_size_); }
+  net::UNetOptions phi_net_options() const { return net::UNetOptions(phi_net_.value_or(net_)).image_size(image_size_); }
+};
+
+/// Runtime choices of one sampling run; unset fields take the sampler type's defaults.
+struct SampleOptions {
+  /// Number of (respaced) steps; 0 means the sampler's default.
+  TORCH_ARG(int64_t, steps) = 0;
+  /// DDIM η (0: deterministic DDIM, 1: DDPM-like); ignored by the ancestral sampler.
+  TORCH_ARG(std::optional<double>, eta) = std::nullopt;
+  /// Clip x0 predictions to [−1, 1] at every step and re-derive ε from the clipped x0
+  /// (improved-diffusion's clip_denoised). Off gives the raw predictions.
+  TORCH_ARG(bool, clip_denoised) = true;
+  /// Starting noise x_T; undefined means fresh N(0, I) from the default generator.
+  TORCH_ARG(at::Tensor, noise) = at::Tensor{};
+};
+
+}  // namespace casdm

@@ -1,0 +1,262 @@
+#pragma once
+// The Gaussian diffusion process of DDPM in improved-diffusion's conventions (Nichol & Dhariwal
+// 2021, the code Cas-DM builds on). Tables live in float64 on the CPU; a per-device float64 copy is
+// cached so gathering on CUDA never syncs with the host. Coefficients are gathered in float64 and
+// only then cast to the working dtype.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace casdm {
+
+/// improved-diffusion's `space_timesteps`: which of T steps a respaced process keeps.
+/// "ddimN" picks the integer stride s with len(range(0, T, s)) == N; otherwise `spec` is a comma
+/// list of section counts, each section strided with frac_stride = (size-1)/(count-1) and
+/// rounded half to even (Python's round). Returns the steps sorted ascending.
+inline std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) {
+  if (T < 1) throw std::invalid_argument("space_timesteps: T must be >= 1, got " + std::to_string(T));
+  auto parse_int = [&](const std::string& s) -> int64_t {
+    size_t pos = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(s, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (s.empty() || pos != s.size())
+      throw std::invalid_argument("space_timesteps: cannot read '" + s + "' in spec '" + spec + "'");
+    return v;
+  };
+  std::vector<int64_t> out;
+  if (spec.rfind("ddim", 0) == 0) {
+    const int64_t want = parse_int(spec.substr(4));
+    for (int64_t stride = 1; stride < T; ++stride) {
+      if ((T + stride - 1) / stride == want) {
+        for (int64_t i = 0; i < T; i += stride) out.push_back(i);
+        return out;
+      }
+    }
+    throw std::invalid_argument("space_timesteps: cannot create exactly " + std::to_string(want) +
+                                " steps with an integer stride from T=" + std::to_string(T));
+  }
+  std::vector<int64_t> counts;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = spec.find(',', start);
+    counts.push_back(parse_int(spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  const int64_t n = static_cast<int64_t>(counts.size());
+  const int64_t size_per = T / n, extra = T % n;
+  int64_t start_idx = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t size = size_per + (i < extra ? 1 : 0);
+    const int64_t count = counts[static_cast<size_t>(i)];
+    if (count < 0 || size < count)
+      throw std::invalid_argument("space_timesteps: cannot divide a section of " + std::to_string(size) +
+                                  " steps into " + std::to_string(count));
+    const double frac_stride = count <= 1 ? 1.0 : static_cast<double>(size - 1) / static_cast<double>(count - 1);
+    double cur = 0.0;
+    for (int64_t k = 0; k < count; ++k) {
+      out.push_back(start_idx + static_cast<int64_t>(std::nearbyint(cur)));  // half to even
+      cur += frac_stride;
+    }
+    start_idx += size;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+/// The diffusion process q(x_t | x_0) with its posterior, built from a float64 beta table.
+/// Index t runs over 0..size()-1 of *this* process; `timestep_map()` maps it to the original
+/// step (identity unless respaced) and `model_timesteps(t)` gives what the network receives:
+/// the original step rescaled to t·1000/T_original.
+class Process {
+ public:
+  Process() = default;
+
+  explicit Process(at::Tensor betas) : Process(std::move(betas), at::Tensor{}, 0) {}
+
+  int64_t size() const { return betas_.size(0); }
+  int64_t original_size() const { return original_T_; }
+
+  const at::Tensor& betas() const { return betas_; }
+  const at::Tensor& alphas_cumprod() const { return alphas_cumprod_; }
+  const at::Tensor& alphas_cumprod_prev() const { return alphas_cumprod_prev_; }
+  const at::Tensor& posterior_variance() const { return posterior_variance_; }
+  const at::Tensor& posterior_log_variance_clipped() const { return posterior_log_variance_clipped_; }
+  /// log of improved-diffusion's FIXED_LARGE variance [σ̃²_1, β_1, β_2, …].
+  const at::Tensor& log_variance_fixed_large() const { return log_variance_fixed_large_; }
+  const at::Tensor& posterior_mean_coef1() const { return posterior_mean_coef1_; }
+  const at::Tensor& posterior_mean_coef2() const { return posterior_mean_coef2_; }
+  const at::Tensor& timestep_map() const { return timestep_map_; }
+
+  /// A process over a subset of the steps (improved-diffusion's SpacedDiffusion): keeps ᾱ at
+  /// the chosen steps and recomputes β_i = 1 − ᾱ_i/ᾱ_last, uncapped. `use_timesteps` indexes
+  /// *this* process and must be strictly increasing.
+  Process respaced(const std::vector<int64_t>& use_timesteps) const {
+    if (use_timesteps.empty()) throw std::invalid_argument("Process::respaced: no timesteps given");
+    auto ac = alphas_cumprod_.accessor<double, 1>();
+    auto map = timestep_map_.accessor<int64_t, 1>();
+    std::vector<double> betas;
+    std::vector<int64_t> new_map;
+    double last = 1.0;
+    int64_t prev = -1;
+    for (int64_t i : use_timesteps) {
+      if (i <= prev || i >= size())
+        throw std::invalid_argument("Process::respaced: timesteps must be increasing and in [0, " +
+                                    std::to_string(size()) + "), got " + std::to_string(i));
+      prev = i;
+      betas.push_back(1.0 - ac[i] / last);
+      last = ac[i];
+      new_map.push_back(map[i]);
+    }
+    return Process(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
+  }
+
+  /// Respaced by an improved-diffusion spec ("ddim100", "250", "10,20,30").
+  Process respaced(const std::string& spec) const { return respaced(space_timesteps(size(), spec)); }
+
+  /// Network input for index t: original step · 1000 / T_original, in float32 on t's device.
+  at::Tensor model_timesteps(const at::Tensor& t) const {
+    auto map = table(timestep_map_, t.device());
+    return map.index_select(0, t.reshape({-1})).to(at::kFloat).mul_(1000.0 / static_cast<double>(original_T_));
+  }
+
+  /// Gathers table[t] in float64 on t's device, casts to `like`'s dtype and shapes it [N,1,1,…].
+  at::Tensor gather(const at::Tensor& tab, const at::Tensor& t, const at::Tensor& like) const {
+    auto v = table(tab, t.device()).index_select(0, t.reshape({-1}));
+    std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+    shape[0] = v.size(0);
+    return v.to(like.scalar_type()).reshape(shape);
+  }
+
+  /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε
+  at::Tensor q_sample(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) const {
+    check_same_shape(x0, noise, "q_sample");
+    return gather(sqrt_alphas_cumprod_, t, x0) * x0 + gather(sqrt_one_minus_alphas_cumprod_, t, x0) * noise;
+  }
+
+  struct Posterior {
+    at::Tensor mean, variance, log_variance;
+  };
+  /// q(x_{t−1} | x_t, x0): mean = c1·x0 + c2·x_t, variance = β_t(1−ᾱ_prev)/(1−ᾱ_t).
+  Posterior q_posterior_mean_variance(const at::Tensor& x0, const at::Tensor& x_t, const at::Tensor& t) const {
+    check_same_shape(x0, x_t, "q_posterior_mean_variance");
+    return {q_posterior_mean(x0, x_t, t), gather(posterior_variance_, t, x_t),
+            gather(posterior_log_variance_clipped_, t, x_t)};
+  }
+  at::Tensor q_posterior_mean(const at::Tensor& x0, const at::Tensor& x_t, const at::Tensor& t) const {
+    return gather(posterior_mean_coef1_, t, x_t) * x0 + gather(posterior_mean_coef2_, t, x_t) * x_t;
+  }
+
+  /// x0 = √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε
+  at::Tensor predict_x0_from_eps(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& eps) const {
+    check_same_shape(x_t, eps, "predict_x0_from_eps");
+    return gather(sqrt_recip_alphas_cumprod_, t, x_t) * x_t - gather(sqrt_recipm1_alphas_cumprod_, t, x_t) * eps;
+  }
+  /// ε = (√(1/ᾱ_t)·x_t − x0) / √(1/ᾱ_t − 1)
+  at::Tensor predict_eps_from_x0(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& x0) const {
+    check_same_shape(x_t, x0, "predict_eps_from_x0");
+    return (gather(sqrt_recip_alphas_cumprod_, t, x_t) * x_t - x0) / gather(sqrt_recipm1_alphas_cumprod_, t, x_t);
+  }
+
+  /// σ_t(η) = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev), gathered like `like`.
+  at::Tensor ddim_sigma(const at::Tensor& t, double eta, const at::Tensor& like) const {
+    return gather(ddim_sigma_unit_, t, like) * eta;
+  }
+  /// The DDIM mean without noise: √ᾱ_prev·x0 + √(1−ᾱ_prev−σ²)·ε.
+  at::Tensor ddim_mean(const at::Tensor& t, const at::Tensor& x0, const at::Tensor& eps, double eta) const {
+    check_same_shape(x0, eps, "ddim_mean");
+    auto sigma = ddim_sigma(t, eta, x0);
+    auto acp_prev = gather(alphas_cumprod_prev_, t, x0);
+    return acp_prev.sqrt() * x0 + (1.0 - acp_prev - sigma * sigma).clamp_min(0).sqrt() * eps;
+  }
+  /// One DDIM step x_t → x_{t−1}: ddim_mean + σ·z, with no noise where t == 0.
+  at::Tensor ddim_step(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& x0, const at::Tensor& eps,
+                       double eta, const at::Tensor& noise) const {
+    check_same_shape(x_t, noise, "ddim_step");
+    return ddim_mean(t, x0, eps, eta) + nonzero_mask(t, x_t) * ddim_sigma(t, eta, x_t) * noise;
+  }
+
+  /// 0 where t == 0, else 1, shaped like `like`'s batch.
+  at::Tensor nonzero_mask(const at::Tensor& t, const at::Tensor& like) const {
+    std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+    shape[0] = t.numel();
+    return t.ne(0).to(like.scalar_type()).reshape(shape);
+  }
+
+ private:
+  Process(at::Tensor betas, at::Tensor timestep_map, int64_t original_T) {
+    if (!betas.defined() || betas.dim() != 1 || betas.size(0) < 1)
+      throw std::invalid_argument("Process: betas must be a non-empty 1-D tensor");
+    betas_ = betas.to(at::kCPU, at::kDouble).contiguous().clone();
+    if (betas_.le(0).any().item<bool>() || betas_.gt(1).any().item<bool>())
+      throw std::invalid_argument("Process: betas must lie in (0, 1]");
+    const int64_t T = betas_.size(0);
+    original_T_ = original_T > 0 ? original_T : T;
+    timestep_map_ = timestep_map.defined() ? timestep_map.to(at::kLong).contiguous() : at::arange(T, at::kLong);
+    auto alphas = 1.0 - betas_;
+    alphas_cumprod_ = alphas.cumprod(0);
+    alphas_cumprod_prev_ = at::cat({at::ones({1}, at::kDouble), alphas_cumprod_.slice(0, 0, T - 1)});
+    sqrt_alphas_cumprod_ = alphas_cumprod_.sqrt();
+    sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
+    sqrt_recip_alphas_cumprod_ = (1.0 / alphas_cumprod_).sqrt();
+    sqrt_recipm1_alphas_cumprod_ = (1.0 / alphas_cumprod_ - 1.0).sqrt();
+    posterior_variance_ = betas_ * (1.0 - alphas_cumprod_prev_) / (1.0 - alphas_cumprod_);
+    // log of the variance with its first entry (0) replaced by the second, as improved-diffusion.
+    auto pv = posterior_variance_.clone();
+    if (T > 1) pv[0] = posterior_variance_[1];
+    posterior_log_variance_clipped_ = pv.log();
+    auto large = betas_.clone();
+    if (T > 1) large[0] = posterior_variance_[1];
+    log_variance_fixed_large_ = large.log();
+    posterior_mean_coef1_ = betas_ * alphas_cumprod_prev_.sqrt() / (1.0 - alphas_cumprod_);
+    posterior_mean_coef2_ = (1.0 - alphas_cumprod_prev_) * alphas.sqrt() / (1.0 - alphas_cumprod_);
+    ddim_sigma_unit_ = ((1.0 - alphas_cumprod_prev_) / (1.0 - alphas_cumprod_)).sqrt() *
+                       (1.0 - alphas_cumprod_ / alphas_cumprod_prev_).sqrt();
+    cache_ = std::make_shared<Cache>();
+  }
+
+  static void check_same_shape(const at::Tensor& a, const at::Tensor& b, const char* what) {
+    if (a.sizes() != b.sizes())
+      throw std::invalid_argument(std::string("Process::") + what + ": shapes differ, " + shape_str(a) + " vs " +
+                                  shape_str(b));
+  }
+  static std::string shape_str(const at::Tensor& a) {
+    std::string s = "[";
+    for (int64_t i = 0; i < a.dim(); ++i) s += (i ? "," : "") + std::to_string(a.size(i));
+    return s + "]";
+  }
+
+  // Tables copied once per device (float64 stays float64: the cast happens after gathering).
+  struct Cache {
+    std::mutex mutex;
+    std::map<std::pair<const void*, std::string>, at::Tensor> tables;
+  };
+  at::Tensor table(const at::Tensor& tab, const c10::Device& device) const {
+    if (device.is_cpu()) return tab;
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    auto& slot = cache_->tables[{tab.data_ptr(), device.str()}];
+    if (!slot.defined()) slot = tab.to(device);
+    return slot;
+  }
+
+  at::Tensor betas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_, sqrt_one_minus_alphas_cumprod_,
+      sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_, posterior_variance_, posterior_log_variance_clipped_, log_variance_fixed_large_,
+      posterior_mean_coef1_, posterior_mean_coef2_, ddim_sigma_unit_, timestep_map_;
+  int64_t original_T_ = 0;
+  std::shared_ptr<Cache> cache_;
+};
+
+}  // namespace casdm

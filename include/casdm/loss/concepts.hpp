@@ -1,0 +1,55 @@
+#pragma once
+// A loss term: one weighted scalar of the training objective.
+//
+//   struct MyTerm {
+//     using kind = MyTerm;                 // identity for "no term twice" (ignores the weight)
+//     using weight = std::ratio<1>;        // λ, part of the type
+//     static constexpr const char* name = "mine";
+//     static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+//     explicit MyTerm(const ModelOptions&);
+//     void attach(torch::nn::Module& owner);        // register any (frozen) modules it owns
+//     at::Tensor operator()(const LossInputs&);     // unweighted scalar
+//   };
+#include "casdm/core/options.hpp"
+#include "casdm/core/prediction.hpp"
+
+#include <torch/nn/module.h>
+
+#include <concepts>
+#include <ratio>
+#include <type_traits>
+
+namespace casdm::loss {
+
+namespace detail {
+template <class R>
+concept Ratio = requires {
+  { R::num } -> std::convertible_to<intmax_t>;
+  { R::den } -> std::convertible_to<intmax_t>;
+};
+}  // namespace detail
+
+template <class L>
+concept LossTerm = requires {
+  typename L::kind;
+  typename L::weight;
+  { L::name } -> std::convertible_to<const char*>;
+  { L::needs_eps_head } -> std::convertible_to<bool>;
+  { L::needs_x0_head } -> std::convertible_to<bool>;
+  { L::needs_mix } -> std::convertible_to<bool>;
+} && detail::Ratio<typename L::weight> && std::constructible_from<L, const ModelOptions&> &&
+    requires(L& l, torch::nn::Module& owner, const LossInputs& in) {
+      l.attach(owner);
+      { l(in) } -> std::same_as<at::Tensor>;
+    };
+
+template <class R>
+inline constexpr double ratio_value = static_cast<double>(R::num) / static_cast<double>(R::den);
+
+/// Base for terms that own no module.
+struct Stateless {
+  explicit Stateless(const ModelOptions&) {}
+  void attach(torch::nn::Module&) {}
+};
+
+}  // namespace casdm::loss

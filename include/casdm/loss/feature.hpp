@@ -1,0 +1,73 @@
+#pragma once
+// Metric-function losses (An et al. 2024, eq. 13): L_feat = F(𝒯(x0), 𝒯(x0′)), with 𝒯 a bilinear
+// resize (align_corners = false) to Size×Size, [−1, 1] → [0, 1], and grayscale repeated to three
+// channels. F is a frozen backbone's distance; gradient reaches x0′ only. The resize side is a
+// type default (224, what ImageNet backbones expect) and a runtime option
+// (ModelOptions::feature_size), since at 224 the backbone dominates a CPU step.
+//
+// A backbone policy:
+//   struct MyBackbone {
+//     static constexpr const char* name = "mine";
+//     using Module = ...;                              // a torch::nn module holder
+//     static Module make(const ModelOptions&);         // build and load weights; throw if missing
+//     static at::Tensor distance(Module&, const at::Tensor& a, const at::Tensor& b);
+//         // a, b: [N, 3, S, S] in [0, 1]; returns [N]
+//   };
+#include "casdm/loss/concepts.hpp"
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace casdm::loss {
+
+template <class B>
+concept FeatureBackbone = requires(const ModelOptions& o, typename B::Module& m, const at::Tensor& a) {
+  { B::name } -> std::convertible_to<const char*>;
+  { B::make(o) } -> std::convertible_to<typename B::Module>;
+  { B::distance(m, a, a) } -> std::same_as<at::Tensor>;
+};
+
+/// 𝒯: resize to size×size (bilinear, align_corners false), [−1, 1] → [0, 1], 1 → 3 channels.
+inline at::Tensor feature_transform(const at::Tensor& x, int64_t size) {
+  auto y = x;
+  if (x.size(2) != size || x.size(3) != size)
+    y = at::upsample_bilinear2d(x, {size, size}, /*align_corners=*/false);
+  y = (y + 1) * 0.5;
+  if (y.size(1) == 1) y = y.expand({y.size(0), 3, y.size(2), y.size(3)});
+  return y;
+}
+
+template <FeatureBackbone Backbone, class W = std::ratio<1, 10>, int64_t Size = 224>
+struct Feature {
+  using kind = Feature<Backbone, std::ratio<1>, 224>;
+  using weight = W;
+  using backbone = Backbone;
+  static constexpr const char* name = Backbone::name;
+  static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+  static constexpr int64_t default_size = Size;
+
+  explicit Feature(const ModelOptions& o)
+      : size_(o.feature_size() > 0 ? o.feature_size() : Size), module_(Backbone::make(o)) {}
+
+  /// Registers the backbone under the owner (so it follows `to(device)`) and freezes it.
+  void attach(torch::nn::Module& owner) {
+    owner.register_module(std::string("feature_") + name, module_);
+    for (auto& p : module_->parameters()) p.requires_grad_(false);
+  }
+
+  at::Tensor operator()(const LossInputs& in) {
+    module_->eval();  // a frozen metric: no dropout or batch statistics even while training
+    auto target = feature_transform(in.x0, size_);
+    auto pred = feature_transform(in.pred.x0, size_);
+    return Backbone::distance(module_, target, pred).mean();
+  }
+
+  int64_t size() const { return size_; }
+
+ private:
+  int64_t size_;
+  typename Backbone::Module module_;
+};
+
+}  // namespace casdm::loss

@@ -1,0 +1,49 @@
+#pragma once
+// The paper's regression terms (An et al. 2024, eq. 9–12), each a mean over all elements:
+//   L_ε  = ‖ε − ε′‖²                 (θ in Cas-DM)
+//   L_x0 = ‖x0 − x0′‖²               (φ in Cas-DM)
+//   L_μ  = ‖μ̃ − (r·sg[μ_x0′] + (1−r)·sg[μ_ε′])‖²   (trains r only)
+// μ̃ is the true posterior mean q(x_{t−1}|x_t, x0); μ_x0′ and μ_ε′ are posterior means from x0′
+// and from x0⋆ (the x0 derived from ε′).
+#include "casdm/loss/concepts.hpp"
+
+namespace casdm::loss {
+
+template <class W = std::ratio<1>>
+struct EpsMSE : Stateless {
+  using kind = EpsMSE<>;
+  using weight = W;
+  static constexpr const char* name = "eps";
+  static constexpr bool needs_eps_head = true, needs_x0_head = false, needs_mix = false;
+  using Stateless::Stateless;
+  at::Tensor operator()(const LossInputs& in) const { return (in.noise - in.pred.eps).square().mean(); }
+};
+
+template <class W = std::ratio<1>>
+struct X0MSE : Stateless {
+  using kind = X0MSE<>;
+  using weight = W;
+  static constexpr const char* name = "x0";
+  static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+  using Stateless::Stateless;
+  at::Tensor operator()(const LossInputs& in) const { return (in.x0 - in.pred.x0).square().mean(); }
+};
+
+template <class W = std::ratio<1>>
+struct MuMix : Stateless {
+  using kind = MuMix<>;
+  using weight = W;
+  static constexpr const char* name = "mu";
+  static constexpr bool needs_eps_head = true, needs_x0_head = true, needs_mix = true;
+  using Stateless::Stateless;
+  at::Tensor operator()(const LossInputs& in) const {
+    const auto& p = in.process;
+    auto target = p.q_posterior_mean(in.x0, in.x_t, in.t);
+    auto mu_x0 = p.q_posterior_mean(in.pred.x0.detach(), in.x_t, in.t);
+    auto mu_eps = p.q_posterior_mean(in.pred.x0_star.detach(), in.x_t, in.t);
+    const auto& r = in.pred.r;
+    return (target - (r * mu_x0 + (1 - r) * mu_eps)).square().mean();
+  }
+};
+
+}  // namespace casdm::loss

@@ -1,0 +1,65 @@
+#pragma once
+// Cas-DM's cascaded topology (An et al. 2024, §"Cascaded Diffusion Model", eq. 8–12):
+//   θ(x_t, t) → ε′;   x0⋆ = (x_t − √(1−ᾱ_t)·sg[ε′]) / √ᾱ_t;   φ(input, t) → [x0′, logit r]
+// θ is cut out of φ's graph: φ's input is built from a detached ε′, so L_x0, L_μ and any feature
+// loss train φ only, and L_ε trains θ only. φ's input is x0⋆ (paper) or concat(x0⋆, ε′)
+// (Table 4 ablation).
+#include "casdm/topology/concepts.hpp"
+
+namespace casdm::topology {
+
+namespace phi_input {
+/// A φ input policy: `channel_multiplier` (φ's input channels = multiplier·C) and
+/// `make(x0_star, eps)`, both arguments already detached from θ.
+template <class P>
+concept PhiInput = requires(const at::Tensor& a) {
+  { P::channel_multiplier } -> std::convertible_to<int64_t>;
+  { P::make(a, a) } -> std::same_as<at::Tensor>;
+} && (P::channel_multiplier >= 1);
+
+/// φ sees x0⋆ (paper default).
+struct X0Star {
+  static constexpr int64_t channel_multiplier = 1;
+  static at::Tensor make(const at::Tensor& x0_star, const at::Tensor&) { return x0_star; }
+};
+/// φ sees concat(x0⋆, ε′) (Table 4: "Fix-Res CNN + concat").
+struct Concat {
+  static constexpr int64_t channel_multiplier = 2;
+  static at::Tensor make(const at::Tensor& x0_star, const at::Tensor& eps) { return at::cat({x0_star, eps}, 1); }
+};
+}  // namespace phi_input
+
+template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet>
+struct Cascaded {
+  static_assert(phi_input::PhiInput<Input>,
+                "casdm rule: the cascaded phi input must be a phi input policy built from theta's detached "
+                "outputs (topology::phi_input::X0Star, topology::phi_input::Concat, or a type with "
+                "channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
+  static constexpr const char* name = "cascaded";
+  static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
+  struct Nets {
+    decltype(ThetaNet::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
+    decltype(PhiNet::make(net::UNetOptions{}, 1, 1)) phi{nullptr};
+  };
+  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+    const int64_t C = o.channels();
+    Nets n;
+    n.theta = owner.register_module("theta", ThetaNet::make(o.theta_net(), C, C));
+    n.phi = owner.register_module("phi", PhiNet::make(o.phi_net_options(), Input::channel_multiplier * C, C + 1));
+    return n;
+  }
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    const int64_t C = x_t.size(1);
+    const auto tm = p.model_timesteps(t);
+    Prediction pr;
+    pr.eps = n.theta(x_t, tm);
+    const auto eps_sg = pr.eps.detach();
+    pr.x0_star = p.predict_x0_from_eps(x_t, t, eps_sg);
+    auto out = n.phi(Input::make(pr.x0_star, eps_sg), tm);
+    pr.x0 = out.slice(1, 0, C);
+    pr.r = at::sigmoid(out.slice(1, C, C + 1));
+    return pr;
+  }
+};
+
+}  // namespace casdm::topology

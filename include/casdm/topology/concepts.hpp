@@ -1,0 +1,43 @@
+#pragma once
+// A predictor topology: which networks exist, what they output, and how gradients are routed.
+//
+//   struct MyTopology {
+//     static constexpr const char* name = "mine";
+//     static constexpr bool has_eps_head = true;   // a network outputs ε′
+//     static constexpr bool has_x0_head = false;   // a network outputs x0′ (L_x0, feature losses)
+//     static constexpr bool has_mix = false;       // a network outputs r (L_μ, mixed sampling)
+//     struct Nets { ... };                          // module holders of its networks
+//     static Nets build(torch::nn::Module& owner, const ModelOptions&);  // registers them
+//     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t);
+//   };
+#include "casdm/core/options.hpp"
+#include "casdm/core/prediction.hpp"
+
+#include <torch/nn/module.h>
+
+#include <concepts>
+
+namespace casdm::topology {
+
+template <class T>
+concept Topology = requires {
+  { T::name } -> std::convertible_to<const char*>;
+  { T::has_eps_head } -> std::convertible_to<bool>;
+  { T::has_x0_head } -> std::convertible_to<bool>;
+  { T::has_mix } -> std::convertible_to<bool>;
+  typename T::Nets;
+} && requires(torch::nn::Module& owner, const ModelOptions& o, typename T::Nets& nets, const Process& p,
+              const at::Tensor& x) {
+  { T::build(owner, o) } -> std::same_as<typename T::Nets>;
+  { T::predict(nets, p, x, x) } -> std::same_as<Prediction>;
+};
+
+/// A network policy (see casdm/net/unet.hpp): `make(options, in, out)` gives a module holder
+/// called as `net(x, t)`.
+template <class A>
+concept NetArch = requires(net::UNetOptions o, int64_t c, const at::Tensor& x) {
+  { A::name } -> std::convertible_to<const char*>;
+  { A::make(o, c, c)->forward(x, x) } -> std::same_as<at::Tensor>;
+};
+
+}  // namespace casdm::topology

@@ -1,0 +1,75 @@
+#pragma once
+// The DDPM baselines (Ho et al. 2020): one network θ(x_t, t) with C outputs read as ε′
+// (EpsOnly) or as x0′ (X0Only); the other quantity is derived through the process.
+#include "casdm/topology/concepts.hpp"
+
+namespace casdm::topology {
+
+namespace detail {
+template <NetArch Net>
+struct SingleNet {
+  decltype(Net::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
+};
+template <NetArch Net>
+SingleNet<Net> build_single(torch::nn::Module& owner, const ModelOptions& o, int64_t out) {
+  return {owner.register_module("theta", Net::make(o.theta_net(), o.channels(), out))};
+}
+}  // namespace detail
+
+/// ε-only: θ → ε′; x0′ = √(1/ᾱ)·x_t − √(1/ᾱ−1)·ε′. Trained by L_ε.
+template <NetArch Net = net::arch::UNet>
+struct EpsOnly {
+  static constexpr const char* name = "eps-only";
+  static constexpr bool has_eps_head = true, has_x0_head = false, has_mix = false;
+  using Nets = detail::SingleNet<Net>;
+  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+    return detail::build_single<Net>(owner, o, o.channels());
+  }
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    Prediction out;
+    out.eps = n.theta(x_t, p.model_timesteps(t));
+    out.x0 = p.predict_x0_from_eps(x_t, t, out.eps);
+    return out;
+  }
+};
+
+/// x0-only: θ → x0′; ε′ derived. Trained by L_x0 (and feature losses on x0′).
+template <NetArch Net = net::arch::UNet>
+struct X0Only {
+  static constexpr const char* name = "x0-only";
+  static constexpr bool has_eps_head = false, has_x0_head = true, has_mix = false;
+  using Nets = detail::SingleNet<Net>;
+  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+    return detail::build_single<Net>(owner, o, o.channels());
+  }
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    Prediction out;
+    out.x0 = n.theta(x_t, p.model_timesteps(t));
+    out.eps = p.predict_eps_from_x0(x_t, t, out.x0);
+    return out;
+  }
+};
+
+/// Dual head (Benny & Wolf 2022): one θ with 2C+1 outputs: x0′, ε′ and the logit of r.
+/// Every loss reaches the one network.
+template <NetArch Net = net::arch::UNet>
+struct DualHead {
+  static constexpr const char* name = "dual-head";
+  static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
+  using Nets = detail::SingleNet<Net>;
+  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+    return detail::build_single<Net>(owner, o, 2 * o.channels() + 1);
+  }
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    const int64_t C = x_t.size(1);
+    auto out = n.theta(x_t, p.model_timesteps(t));
+    Prediction pr;
+    pr.x0 = out.slice(1, 0, C);
+    pr.eps = out.slice(1, C, 2 * C);
+    pr.r = at::sigmoid(out.slice(1, 2 * C, 2 * C + 1));
+    pr.x0_star = p.predict_x0_from_eps(x_t, t, pr.eps);
+    return pr;
+  }
+};
+
+}  // namespace casdm::topology

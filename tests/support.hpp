@@ -1,0 +1,72 @@
+#pragma once
+// Shared helpers of the test suite: Python references run at test time, tensor files written by
+// Python's torch.save, and the list of devices to run on.
+#include "casdm/core/compat.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace casdm::test {
+
+inline std::string source_dir() { return CASDM_TEST_SOURCE_DIR; }
+
+/// A fresh scratch folder under the build tree.
+inline std::filesystem::path scratch(const std::string& name) {
+  auto p = std::filesystem::path(CASDM_TEST_BINARY_DIR) / "scratch" / name;
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+/// Runs `/usr/bin/python3 tests/reference/<script> <args>`; fails the test on a non-zero exit.
+inline void run_python(const std::string& script, const std::string& args) {
+  const std::string cmd =
+      std::string(CASDM_PYTHON) + " " + source_dir() + "/reference/" + script + " " + args;
+  INFO("running " << cmd);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+}
+
+/// Reads a dict {str: tensor} written by Python's torch.save.
+inline std::map<std::string, at::Tensor> load_tensors(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto dict = torch::jit::pickle_load(bytes).toGenericDict();
+  std::map<std::string, at::Tensor> out;
+  for (const auto& kv : dict) out.emplace(kv.key().toStringRef(), kv.value().toTensor());
+  return out;
+}
+
+/// Writes a dict {str: tensor} that Python's torch.load reads.
+inline void save_tensors(const std::map<std::string, at::Tensor>& tensors, const std::filesystem::path& path) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [k, v] : tensors) dict.insert(k, v.detach().cpu().contiguous());
+  auto bytes = torch::jit::pickle_save(dict);
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+/// max |a − b|, both moved to the CPU in float64.
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  return (a.to(at::kCPU, at::kDouble) - b.to(at::kCPU, at::kDouble)).abs().max().item<double>();
+}
+
+/// max |a − b| / max(|b|, floor).
+inline double max_rel_diff(const at::Tensor& a, const at::Tensor& b, double floor = 1e-6) {
+  REQUIRE(a.sizes() == b.sizes());
+  auto a64 = a.to(at::kCPU, at::kDouble), b64 = b.to(at::kCPU, at::kDouble);
+  return ((a64 - b64).abs() / b64.abs().clamp_min(floor)).max().item<double>();
+}
+
+}  // namespace casdm::test

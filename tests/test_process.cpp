@@ -1,0 +1,132 @@
+// The process math of DESIGN §1 against an independent float64 numpy implementation of
+// improved-diffusion's formulas (tests/reference/process_ref.py), run at test time.
+#include "casdm/core/process.hpp"
+#include "casdm/sampler/ancestral.hpp"
+#include "casdm/sampler/ddim.hpp"
+#include "casdm/schedule/cosine.hpp"
+#include "casdm/schedule/linear.hpp"
+#include "support.hpp"
+
+using casdm::Process;
+using casdm::test::max_abs_diff;
+
+namespace {
+
+const std::map<std::string, at::Tensor>& reference() {
+  static const auto ref = [] {
+    auto dir = casdm::test::scratch("process");
+    casdm::test::run_python("process_ref.py", (dir / "ref.pt").string());
+    return casdm::test::load_tensors(dir / "ref.pt");
+  }();
+  return ref;
+}
+
+const at::Tensor& want(const std::string& key) {
+  const auto& r = reference();
+  auto it = r.find(key);
+  if (it == r.end()) FAIL("reference has no " << key);
+  return it->second;
+}
+
+Process make(const std::string& schedule, int64_t T) {
+  return Process(schedule == "linear" ? casdm::schedule::Linear::betas(T) : casdm::schedule::Cosine::betas(T));
+}
+
+void check_process(const Process& p, const std::string& prefix, const c10::Device& device) {
+  INFO(prefix << " on " << device);
+  constexpr double tol = 1e-12;
+  CHECK(max_abs_diff(p.betas(), want(prefix + "/betas")) < tol);
+  CHECK(max_abs_diff(p.alphas_cumprod(), want(prefix + "/alphas_cumprod")) < tol);
+  CHECK(max_abs_diff(p.alphas_cumprod_prev(), want(prefix + "/alphas_cumprod_prev")) < tol);
+  CHECK(max_abs_diff(p.posterior_variance(), want(prefix + "/posterior_variance")) < tol);
+  CHECK(max_abs_diff(p.posterior_log_variance_clipped(), want(prefix + "/posterior_log_variance_clipped")) < 1e-9);
+  CHECK(max_abs_diff(p.posterior_mean_coef1(), want(prefix + "/posterior_mean_coef1")) < tol);
+  CHECK(max_abs_diff(p.posterior_mean_coef2(), want(prefix + "/posterior_mean_coef2")) < tol);
+  CHECK(at::equal(p.timestep_map(), want(prefix + "/timestep_map")));
+
+  auto on = [&](const at::Tensor& x) { return x.to(device); };
+  const auto t = on(want(prefix + "/t"));
+  const auto x0 = on(want("in/x0")), noise = on(want("in/noise")), eps = on(want("in/eps")), z = on(want("in/z"));
+  const auto x_t = p.q_sample(x0, t, noise);
+  CHECK(x_t.device() == device);
+  CHECK(x_t.scalar_type() == at::kDouble);
+  CHECK(max_abs_diff(x_t, want(prefix + "/q_sample")) < tol);
+  const auto post = p.q_posterior_mean_variance(x0, x_t, t);
+  CHECK(max_abs_diff(post.mean, want(prefix + "/posterior_mean")) < tol);
+  CHECK(max_abs_diff(post.variance.flatten(), want(prefix + "/posterior_variance").index_select(0, t.cpu())) < tol);
+  // √(1/ᾱ − 1) reaches ~1e3 at t = T−1 of the cosine schedule: compare relative there.
+  CHECK(casdm::test::max_rel_diff(p.predict_x0_from_eps(x_t, t, eps), want(prefix + "/x0_from_eps"), 1.0) < tol);
+  CHECK(max_abs_diff(p.predict_eps_from_x0(x_t, t, x0), want(prefix + "/eps_from_x0")) < tol);
+  CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.0, z), want(prefix + "/ddim_eta0")) < tol);
+  CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.5, z), want(prefix + "/ddim_eta05")) < tol);
+  // The samplers' own step pieces give the same numbers.
+  using casdm::sampler::Ancestral;
+  using casdm::sampler::DDIM;
+  using casdm::sampler::FixedLarge;
+  using casdm::sampler::FixedSmall;
+  auto ddim = DDIM<>::mean(p, x_t, t, x0, eps, 0.5) + DDIM<>::noise_scale(p, t, x_t, 0.5) * z;
+  CHECK(max_abs_diff(ddim, want(prefix + "/ddim_eta05")) < tol);
+  auto small = Ancestral<1, FixedSmall>::mean(p, x_t, t, x0, eps, 1.0) +
+               Ancestral<1, FixedSmall>::noise_scale(p, t, x_t, 1.0) * z;
+  CHECK(max_abs_diff(small, want(prefix + "/ancestral_small")) < tol);
+  auto large = Ancestral<1, FixedLarge>::mean(p, x_t, t, x0, eps, 1.0) +
+               Ancestral<1, FixedLarge>::noise_scale(p, t, x_t, 1.0) * z;
+  CHECK(max_abs_diff(large, want(prefix + "/ancestral_large")) < tol);
+}
+
+}  // namespace
+
+TEST_CASE("process tables and steps equal the float64 reference", "[process]") {
+  for (const auto& device : casdm::compat::available_devices()) {
+    for (const std::string schedule : {"linear", "cosine"}) {
+      for (const int64_t T : {1000, 4000}) {
+        const std::string prefix = schedule + "_" + std::to_string(T);
+        const auto base = make(schedule, T);
+        check_process(base, prefix, device);
+        for (const std::string spec : {"ddim100", "ddim10", "250", "10,20,30"}) {
+          const auto use = casdm::space_timesteps(T, spec);
+          const auto ref_use = want(prefix + "@" + spec + "/use");
+          REQUIRE(static_cast<int64_t>(use.size()) == ref_use.numel());
+          CHECK(at::equal(at::tensor(use, at::kLong), ref_use));
+          check_process(base.respaced(spec), prefix + "@" + spec, device);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("space_timesteps follows improved-diffusion exactly", "[process]") {
+  using casdm::space_timesteps;
+  CHECK(space_timesteps(4000, "ddim100").size() == 100);
+  CHECK(space_timesteps(4000, "ddim100")[1] == 40);
+  CHECK(space_timesteps(4000, "ddim10")[1] == 400);
+  // Section rounding is half to even: 10 sections of 5 steps from 10 (stride 4/3 ... ) and "3"
+  // over 6 steps gives stride 2.5: 0, 2.5→2, 5.
+  CHECK(space_timesteps(6, "3") == std::vector<int64_t>{0, 2, 5});
+  CHECK(space_timesteps(10, "1") == std::vector<int64_t>{0});
+  CHECK(space_timesteps(10, "10") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(space_timesteps(7, "2,2") == std::vector<int64_t>{0, 3, 4, 6});
+  CHECK_THROWS_WITH(space_timesteps(10, "ddim6"), Catch::Contains("cannot create exactly 6 steps"));
+  CHECK_THROWS_WITH(space_timesteps(10, "20"), Catch::Contains("cannot divide a section of 10 steps into 20"));
+  CHECK_THROWS_WITH(space_timesteps(10, "a,b"), Catch::Contains("cannot read 'a'"));
+}
+
+TEST_CASE("a respaced process maps to original timesteps rescaled to 0..1000", "[process]") {
+  const auto p = Process(casdm::schedule::Cosine::betas(4000)).respaced("ddim10");
+  CHECK(p.size() == 10);
+  CHECK(p.original_size() == 4000);
+  const auto mt = p.model_timesteps(at::arange(10, at::kLong));
+  CHECK(max_abs_diff(mt, at::arange(10, at::kDouble) * 100.0) == 0.0);
+  // Respacing a respaced process still maps to the original steps.
+  const auto q = p.respaced(std::vector<int64_t>{0, 9});
+  CHECK(at::equal(q.timestep_map(), at::tensor({int64_t{0}, int64_t{3600}})));
+}
+
+TEST_CASE("bad process input is refused with a clear message", "[process]") {
+  CHECK_THROWS_WITH(Process(at::zeros({3}, at::kDouble)), Catch::Contains("betas must lie in (0, 1]"));
+  CHECK_THROWS_WITH(casdm::schedule::Cosine::betas(0), Catch::Contains("T must be >= 1"));
+  const Process p(casdm::schedule::Linear::betas(100));
+  CHECK_THROWS_WITH(p.respaced(std::vector<int64_t>{3, 2}), Catch::Contains("increasing"));
+  CHECK_THROWS_WITH(p.q_sample(at::zeros({2, 1, 2, 2}), at::zeros({2}, at::kLong), at::zeros({2, 1, 3, 3})),
+                    Catch::Contains("shapes differ, [2,1,2,2] vs [2,1,3,3]"));
+}
