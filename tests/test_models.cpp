@@ -1,0 +1,278 @@
+// Networks, topologies and presets: configuration checks, gradient routing with real autograd,
+// cloning, overfitting a fixed batch, and sampling shapes — on every available device.
+#include "casdm/casdm.hpp"
+#include "support.hpp"
+#include "tiny.hpp"
+
+#include <torch/autograd.h>
+#include <torch/optim/adamw.h>
+
+using namespace casdm;
+using test::tiny_options;
+
+// ---- positive configuration checks: every preset satisfies every family concept ----
+template <class M>
+constexpr bool well_formed() {
+  using I = typename M::Impl;
+  return schedule::Schedule<typename I::schedule_type> && topology::Topology<typename I::topology_type> &&
+         loss::LossSet<typename I::losses_type> && sampler::Sampler<typename I::sampler_type> &&
+         std::is_default_constructible_v<M> && std::is_constructible_v<M, ModelOptions>;
+}
+static_assert(well_formed<presets::DDPM_Eps>());
+static_assert(well_formed<presets::DDPM_X0>());
+static_assert(well_formed<presets::Dual>());
+static_assert(well_formed<presets::CasDM>());
+static_assert(well_formed<presets::CasDM_FixRes>());
+static_assert(well_formed<presets::CasDM_FixRes_Concat>());
+static_assert(well_formed<with_sampler_t<presets::CasDM, sampler::DDIM<10>>>());
+static_assert(std::is_same_v<with_sampler_t<presets::CasDM, sampler::DDIM<10>>::Impl::sampler_type, sampler::DDIM<10>>);
+static_assert(!topology::Topology<int> && !sampler::Sampler<schedule::Cosine> && !schedule::Schedule<sampler::DDIM<>>);
+static_assert(!loss::LossTerm<schedule::Cosine> && loss::LossTerm<loss::MuMix<std::ratio<1, 2>>>);
+
+// A stand-in metric backbone for the feature-loss slot: one frozen conv, squared feature distance.
+struct TinyBackbone {
+  static constexpr const char* name = "tiny";
+  using Module = torch::nn::Conv2d;
+  static Module make(const ModelOptions&) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3)); }
+  static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) {
+    return (m(a) - m(b)).square().flatten(1).mean(1);
+  }
+};
+static_assert(loss::FeatureBackbone<TinyBackbone>);
+static_assert(loss::ratio_value<loss::Feature<TinyBackbone>::weight> == 0.1);  // the paper's λ_feat
+static_assert(loss::Feature<TinyBackbone>::default_size == 224);
+using CasDM_Tiny = Model<schedule::Cosine, topology::Cascaded<>,
+                         loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>,
+                         sampler::DDIM<>>;
+using Dual_Tiny = Model<schedule::Cosine, topology::DualHead<>,
+                        loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>,
+                        sampler::DDIM<>>;
+
+namespace {
+
+struct Batch {
+  at::Tensor x0, t, noise;
+};
+Batch fixed_batch(const ModelOptions& o, const c10::Device& device, int64_t n = 8, uint64_t seed = 7) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  Batch b;
+  b.x0 = at::rand({n, o.channels(), o.image_size(), o.image_size()}, gen).mul(2).sub(1).to(device);
+  b.t = at::randint(0, o.diffusion_steps(), {n}, gen).to(device);
+  b.noise = at::randn({n, o.channels(), o.image_size(), o.image_size()}, gen).to(device);
+  return b;
+}
+
+/// For each parameter: does d(loss)/d(param) exist and differ from zero?
+std::vector<bool> reaches(const at::Tensor& loss, const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> want;
+  for (const auto& p : params) want.push_back(p);
+  auto grads = torch::autograd::grad({loss}, want, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+  std::vector<bool> out;
+  for (const auto& g : grads) out.push_back(g.defined() && g.abs().sum().item<double>() > 0);
+  return out;
+}
+size_t count(const std::vector<bool>& v) { return static_cast<size_t>(std::count(v.begin(), v.end(), true)); }
+
+}  // namespace
+
+TEST_CASE("CasDM: L_eps trains theta only, L_x0/L_mu/feature train phi only", "[topology][routing]") {
+  for (const auto& device : compat::available_devices()) {
+    INFO(device);
+    torch::manual_seed(1);
+    CasDM_Tiny m(tiny_options().channels(1));
+    test::perturb(*m);
+    m->to(device);
+    auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+    const auto b = fixed_batch(m->options, device);
+    auto report = m->training_losses(b.x0, b.t, b.noise);
+    auto eps_theta = reaches(report["eps"], theta), eps_phi = reaches(report["eps"], phi);
+    CHECK(count(eps_theta) == theta.size());  // every θ parameter, after perturbation
+    CHECK(count(eps_phi) == 0);
+    for (const std::string term : {"x0", "mu", "tiny"}) {
+      INFO(term);
+      CHECK(count(reaches(report[term], theta)) == 0);
+      CHECK(count(reaches(report[term], phi)) > 0);
+    }
+    // x0 and the feature loss reach every φ parameter.
+    CHECK(count(reaches(report["x0"], phi)) == phi.size());
+    // The backbone is frozen and an optimiser step over all parameters leaves it unchanged.
+    auto backbone = m->named_children()["feature_tiny"]->parameters();
+    REQUIRE(backbone.size() == 2);
+    for (const auto& p : backbone) CHECK(!p.requires_grad());
+    std::vector<at::Tensor> before;
+    for (const auto& p : backbone) before.push_back(p.clone());
+    torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(1e-2));
+    opt.zero_grad();
+    report.total.backward();
+    opt.step();
+    for (size_t i = 0; i < backbone.size(); ++i) CHECK(at::equal(before[i], backbone[i]));
+  }
+}
+
+TEST_CASE("Dual: every loss reaches the shared network", "[topology][routing]") {
+  for (const auto& device : compat::available_devices()) {
+    INFO(device);
+    torch::manual_seed(2);
+    Dual_Tiny m(tiny_options());
+    test::perturb(*m);
+    m->to(device);
+    auto theta = m->nets().theta->parameters();
+    const auto b = fixed_batch(m->options, device);
+    auto report = m->training_losses(b.x0, b.t, b.noise);
+    for (const std::string term : {"eps", "x0", "tiny"}) {
+      INFO(term);
+      CHECK(count(reaches(report[term], theta)) == theta.size());
+    }
+    // L_μ reaches θ too — through r only (next test).
+    CHECK(count(reaches(report["mu"], theta)) > 0);
+  }
+}
+
+TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]") {
+  for (const auto& device : compat::available_devices()) {
+    INFO(device);
+    torch::manual_seed(3);
+    auto check = [&](auto model) {
+      test::perturb(*model);
+      model->to(device);
+      const auto b = fixed_batch(model->options, device);
+      const auto& p = model->process();
+      auto x_t = p.q_sample(b.x0, b.t, b.noise);
+      auto pred = model->predict(x_t, b.t);
+      auto mu = loss::MuMix<>(model->options)(LossInputs{p, b.x0, x_t, b.t, b.noise, pred});
+      auto g = torch::autograd::grad({mu}, {pred.x0, pred.eps, pred.r}, {}, true, false, true);
+      CHECK(!g[0].defined());
+      CHECK(!g[1].defined());
+      REQUIRE(g[2].defined());
+      CHECK(g[2].abs().sum().template item<double>() > 0);
+      // And the closed form: dL/dr = mean over channels of 2(m − μ̃)(μ_x0′ − μ_ε′) / numel.
+      auto target = p.q_posterior_mean(b.x0, x_t, b.t);
+      auto mx = p.q_posterior_mean(pred.x0.detach(), x_t, b.t), me = p.q_posterior_mean(pred.x0_star.detach(), x_t, b.t);
+      auto mix = pred.r.detach() * mx + (1 - pred.r.detach()) * me;
+      auto expect = (2.0 * (mix - target) * (mx - me)).sum(1, true) / static_cast<double>(b.x0.numel());
+      CHECK(test::max_abs_diff(g[2], expect) < 1e-6);
+    };
+    check(presets::Dual(tiny_options()));
+    check(presets::CasDM(tiny_options()));
+  }
+}
+
+TEST_CASE("topologies read their outputs as DESIGN §2 says", "[topology]") {
+  torch::manual_seed(4);
+  presets::Dual m(tiny_options(8, 3));
+  test::perturb(*m);
+  const auto b = fixed_batch(m->options, c10::kCPU, 2);
+  const auto& p = m->process();
+  auto x_t = p.q_sample(b.x0, b.t, b.noise);
+  auto pred = m->predict(x_t, b.t);
+  auto raw = m->nets().theta(x_t, p.model_timesteps(b.t));
+  REQUIRE(raw.size(1) == 7);  // 2C + 1
+  CHECK(at::equal(pred.x0, raw.slice(1, 0, 3)));
+  CHECK(at::equal(pred.eps, raw.slice(1, 3, 6)));
+  CHECK(at::allclose(pred.r, at::sigmoid(raw.slice(1, 6, 7))));
+  CHECK(pred.r.size(1) == 1);
+
+  presets::CasDM_FixRes_Concat c(tiny_options(8, 3));
+  test::perturb(*c);
+  auto cp = c->predict(x_t, b.t);
+  auto eps = c->nets().theta(x_t, p.model_timesteps(b.t));
+  auto x0_star = p.predict_x0_from_eps(x_t, b.t, eps);
+  auto phi_out = c->nets().phi(at::cat({x0_star, eps}, 1), p.model_timesteps(b.t));
+  CHECK(c->nets().phi->options.in_channels() == 6);
+  CHECK(!c->nets().phi->options.resample());
+  CHECK(at::allclose(cp.x0, phi_out.slice(1, 0, 3)));
+  CHECK(at::allclose(cp.r, at::sigmoid(phi_out.slice(1, 3, 4))));
+  CHECK(at::allclose(cp.x0_star, x0_star));
+}
+
+TEST_CASE("U-Net and Fix-Res CNN: shapes, cloning and clear errors", "[net]") {
+  torch::manual_seed(5);
+  auto o = tiny_options(8, 3).theta_net();
+  auto unet = net::arch::UNet::make(o, 3, 7);
+  auto fixres = net::arch::FixResCNN::make(o, 3, 4);
+  auto x = at::randn({2, 3, 8, 8});
+  auto t = at::tensor({10.0f, 990.0f});
+  CHECK(unet(x, t).sizes() == at::IntArrayRef({2, 7, 8, 8}));
+  CHECK(fixres(x, t).sizes() == at::IntArrayRef({2, 4, 8, 8}));
+  // The Fix-Res CNN has no resampling convolutions and attention only at the coarsest listed level.
+  auto names = [](auto& m) {
+    std::vector<std::string> v;
+    for (const auto& kv : m->named_parameters()) v.push_back(kv.key());
+    return v;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& s) {
+    return std::any_of(v.begin(), v.end(), [&](const auto& n) { return n.find(s) != std::string::npos; });
+  };
+  CHECK(has(names(unet), ".down."));
+  CHECK(has(names(unet), ".up."));
+  CHECK(!has(names(fixres), ".down."));
+  CHECK(!has(names(fixres), ".up."));
+  // clone(): equal values, separate storage.
+  test::perturb(*unet);
+  auto copy = std::dynamic_pointer_cast<net::UNetImpl>(unet->clone());
+  REQUIRE(copy);
+  CHECK(at::equal(copy->forward(x, t), unet(x, t)));
+  auto cp = copy->parameters(), up = unet->parameters();
+  REQUIRE(cp.size() == up.size());
+  for (size_t i = 0; i < cp.size(); ++i) CHECK(cp[i].data_ptr() != up[i].data_ptr());
+  CHECK_THROWS_WITH(unet(at::randn({2, 1, 8, 8}), t), Catch::Contains("expected input [N, 3, H, W]"));
+  CHECK_THROWS_WITH(unet(at::randn({2, 3, 7, 7}), t), Catch::Contains("divisible by 2"));
+  CHECK_THROWS_WITH(net::UNet(net::UNetOptions(3, 3).model_channels(12).norm_groups(8)),
+                    Catch::Contains("12 channels are not divisible into 8 groups"));
+  CHECK_THROWS_WITH(net::UNet(net::UNetOptions(3, 3).image_size(30)), Catch::Contains("image_size 30 is not divisible"));
+}
+
+TEST_CASE("a cloned model (EMA copy) predicts the same and trains separately", "[model]") {
+  torch::manual_seed(6);
+  presets::CasDM m(tiny_options());
+  test::perturb(*m);
+  auto copy = std::dynamic_pointer_cast<presets::CasDM::Impl>(m->clone());
+  REQUIRE(copy);
+  const auto b = fixed_batch(m->options, c10::kCPU, 2);
+  auto a = m->training_losses(b.x0, b.t, b.noise).total.item<double>();
+  auto c = copy->training_losses(b.x0, b.t, b.noise).total.item<double>();
+  CHECK(a == c);
+  CHECK(copy->parameters().size() == m->parameters().size());
+  CHECK(copy->parameters()[0].data_ptr() != m->parameters()[0].data_ptr());
+}
+
+TEST_CASE("models refuse images of the wrong shape with the expected shape", "[model]") {
+  presets::DDPM_Eps m(tiny_options());
+  CHECK_THROWS_WITH(m->training_losses(at::zeros({2, 3, 8, 8})),
+                    Catch::Contains("expected images [N, 1, 8, 8], got [2,3,8,8]"));
+  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(1000)), Catch::Contains("1000 steps requested but the process has T = 100"));
+  CHECK_THROWS_WITH(m->sample(2, SampleOptions().noise(at::zeros({3, 1, 8, 8}))), Catch::Contains("starting noise"));
+  CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)), Catch::Contains("diffusion_steps must be >= 2"));
+}
+
+// Overfitting a fixed batch (fixed x0, t, ε): the total loss must fall to a tenth of its start
+// within 150 AdamW steps at lr 2e-3. All presets, tiny U-Nets, CPU.
+TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-1, 1]", "[preset][train]",
+                   presets::DDPM_Eps, presets::DDPM_X0, presets::Dual, presets::CasDM, presets::CasDM_FixRes,
+                   presets::CasDM_FixRes_Concat) {
+  for (const auto& device : compat::available_devices()) {
+    INFO(device);
+    torch::manual_seed(8);
+    TestType m(tiny_options());
+    m->to(device);
+    const auto b = fixed_batch(m->options, device);
+    torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0));
+    double first = 0, last = 0;
+    for (int step = 0; step < 150; ++step) {
+      opt.zero_grad();
+      auto r = m->training_losses(b.x0, b.t, b.noise);
+      r.total.backward();
+      opt.step();
+      (step == 0 ? first : last) = r.total.template item<double>();
+    }
+    INFO("loss " << first << " -> " << last);
+    CHECK(std::isfinite(last));
+    CHECK(last < first / 10);
+    auto s = m->sample(3, SampleOptions().steps(5));
+    CHECK(s.sizes() == at::IntArrayRef({3, 1, 8, 8}));
+    CHECK(s.device() == device);
+    CHECK(s.isfinite().all().template item<bool>());
+    CHECK(s.abs().max().template item<double>() <= 1.0);
+    CHECK(m->is_training());  // sampling restores the training mode
+  }
+}

@@ -25,6 +25,8 @@ struct ModelOptions {
   /// Weights file of a feature loss's backbone, where it needs one.
   TORCH_ARG(std::string, feature_weights) = "";
 
+
+ public:
   net::UNetOptions theta_net() const { return net::UNetOptions(net_).image_size(image_size_); }
   net::UNetOptions phi_net_options() const { return net::UNetOptions(phi_net_.value_or(net_)).image_size(image_size_); }
 };

@@ -6,6 +6,7 @@
 //   auto out = net(x, t);   // x: [N,3,H,W], t: [N] (already rescaled to the 0..1000 range)
 #include "casdm/net/blocks.hpp"
 
+#include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 
