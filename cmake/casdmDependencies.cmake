@@ -12,6 +12,17 @@ endmacro()
 
 if(NOT TARGET torch)
   _casdm_find(Torch)
+  if(NOT CMAKE_FIND_PACKAGE_NAME)
+    # Inside add_subdirectory/FetchContent, Torch's imported targets would be visible only here;
+    # the consumer that links casdm::casdm needs them too.
+    get_directory_property(_casdm_imported IMPORTED_TARGETS)
+    foreach(_t IN LISTS _casdm_imported)
+      get_target_property(_global ${_t} IMPORTED_GLOBAL)
+      if(NOT _global)
+        set_target_properties(${_t} PROPERTIES IMPORTED_GLOBAL TRUE)
+      endif()
+    endforeach()
+  endif()
 endif()
 if(NOT TARGET casdm::hana)
   set(CASDM_HANA_INCLUDE_DIR "" CACHE PATH "Folder that holds boost/hana.hpp when Boost's CMake package is absent")

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what casdm's build, tests, examples and benchmarks need on Debian 12 (as root).
+set -euo pipefail
+pkgs=(cmake ninja-build g++ ccache libtorch-dev libopenblas0-pthread libboost-dev catch2 libbenchmark-dev
+      zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist
+      python3-torch python3-torchvision python3-numpy python3-scipy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
