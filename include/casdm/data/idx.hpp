@@ -1,0 +1,86 @@
+#pragma once
+// IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed.
+//   magic: 0x0000 08 0D (unsigned byte data, D dimensions), then D big-endian uint32 sizes, then data.
+// Errors name the file and what is wrong with it; nothing is returned from a bad file.
+#include <ATen/ATen.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace casdm::data {
+
+namespace detail {
+inline std::vector<unsigned char> read_maybe_gzip(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error("IDX: file not found: " + path.string());
+  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
+  if (!f) throw std::runtime_error("IDX: cannot open " + path.string());
+  std::vector<unsigned char> out;
+  unsigned char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  const std::string what = msg ? msg : "";
+  gzclose(f);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
+    throw std::runtime_error("IDX: " + path.string() + " is corrupt or truncated (" + what + ")");
+  return out;
+}
+inline uint32_t be32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+}  // namespace detail
+
+/// Reads an IDX file of unsigned bytes into a uint8 tensor of its stored shape.
+inline at::Tensor read_idx(const std::filesystem::path& path) {
+  const auto bytes = detail::read_maybe_gzip(path);
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
+    throw std::runtime_error("IDX: " + path.string() + " does not start with an IDX magic number");
+  if (bytes[2] != 0x08)
+    throw std::runtime_error("IDX: " + path.string() + " holds element type 0x" + std::to_string(bytes[2]) +
+                             ", only unsigned bytes (0x08) are supported");
+  const size_t dims = bytes[3];
+  if (dims < 1 || dims > 4) throw std::runtime_error("IDX: " + path.string() + " declares " + std::to_string(dims) + " dimensions");
+  if (bytes.size() < 4 + 4 * dims) throw std::runtime_error("IDX: " + path.string() + " is truncated in its header");
+  std::vector<int64_t> shape;
+  size_t count = 1;
+  for (size_t i = 0; i < dims; ++i) {
+    shape.push_back(detail::be32(&bytes[4 + 4 * i]));
+    count *= static_cast<size_t>(shape.back());
+  }
+  const size_t offset = 4 + 4 * dims;
+  if (bytes.size() != offset + count)
+    throw std::runtime_error("IDX: " + path.string() + " should hold " + std::to_string(count) + " bytes of data, holds " +
+                             std::to_string(bytes.size() - offset) + (bytes.size() < offset + count ? " (truncated)" : ""));
+  auto t = at::empty(shape, at::kByte);
+  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);
+  return t;
+}
+
+/// Fashion-MNIST / MNIST from a folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]:
+/// images as float [N, 1, 28, 28] in [−1, 1], labels as int64 [N].
+struct Dataset {
+  at::Tensor images, labels;
+};
+inline Dataset load_mnist_like(const std::filesystem::path& dir, bool train) {
+  if (!std::filesystem::is_directory(dir)) throw std::runtime_error("data folder not found: " + dir.string());
+  const std::string split = train ? "train" : "t10k";
+  auto find = [&](const std::string& stem) {
+    for (const auto& name : {stem + ".gz", stem})
+      if (std::filesystem::exists(dir / name)) return dir / name;
+    throw std::runtime_error("data folder " + dir.string() + " has no " + stem + "[.gz]");
+  };
+  auto images = read_idx(find(split + "-images-idx3-ubyte"));
+  auto labels = read_idx(find(split + "-labels-idx1-ubyte"));
+  if (images.dim() != 3 || labels.dim() != 1 || images.size(0) != labels.size(0))
+    throw std::runtime_error("data folder " + dir.string() + ": images " + std::to_string(images.size(0)) +
+                             " and labels " + std::to_string(labels.size(0)) + " do not pair up");
+  return {images.unsqueeze(1).to(at::kFloat).div_(127.5).sub_(1.0), labels.to(at::kLong)};
+}
+
+}  // namespace casdm::data
