@@ -3,11 +3,11 @@
 //
 // Data: 4×4 single-channel images, every pixel +0.6 with probability 0.3, else every pixel −0.6.
 // Per-pixel mean −0.24, variance 4·0.6²·0.3·0.7 = 0.3024.
+#include <torch/optim/adamw.h>
+
 #include "casdm/casdm.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
-
-#include <torch/optim/adamw.h>
 
 using namespace casdm;
 
@@ -15,27 +15,28 @@ namespace {
 
 constexpr double kLevel = 0.6, kShare = 0.3;
 
-at::Tensor draw(int64_t n, at::Generator& gen) {
+at::Tensor draw(int64_t n, at::Generator& gen, const c10::Device& device) {
   auto up = at::rand({n, 1, 1, 1}, gen).lt(kShare).to(at::kFloat);
-  return ((up * 2 - 1) * kLevel).expand({n, 1, 4, 4}).contiguous();
+  return ((up * 2 - 1) * kLevel).expand({n, 1, 4, 4}).contiguous().to(device);
 }
 
 struct Stats {
   double share, mean, var, off_mode;
 };
-Stats stats(const at::Tensor& s) {
+Stats stats(const at::Tensor& samples) {
+  const auto s = samples.cpu();
   auto per_image = s.mean({1, 2, 3});
   auto nearest = at::where(per_image.gt(0), at::full_like(per_image, kLevel), at::full_like(per_image, -kLevel));
   return {per_image.gt(0).to(at::kDouble).mean().item<double>(), s.mean().item<double>(),
-          s.var(0).mean().item<double>(),
-          (s - nearest.view({-1, 1, 1, 1})).abs().mean().item<double>()};
+          s.var(0).mean().item<double>(), (s - nearest.view({-1, 1, 1, 1})).abs().mean().item<double>()};
 }
 
 template <class M>
-M train(uint64_t seed) {
+M train(uint64_t seed, const c10::Device& device) {
   torch::manual_seed(seed);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   M m(test::tiny_options(4, 1, 100).net(test::tiny_options(4, 1, 100).net().attention_resolutions({2})));
+  m->to(device);
   // Constant lr, then a linear decay: the mode share is set by the denoiser at high noise,
   // which a constant lr leaves jittering.
   constexpr int kSteps = 800;
@@ -44,7 +45,7 @@ M train(uint64_t seed) {
     const double lr = step < kSteps / 2 ? 2e-3 : 2e-3 * (kSteps - step) / (kSteps / 2.0);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     opt.zero_grad();
-    m->training_losses(draw(256, gen)).total.backward();
+    m->training_losses(draw(256, gen, device)).total.backward();
     opt.step();
   }
   return m;
@@ -63,22 +64,26 @@ void check(const Stats& st) {
 
 template <class M>
 void check_model(uint64_t seed) {
-  auto m = train<M>(seed);
-  torch::manual_seed(seed + 1);
-  {
-    INFO("DDIM, 25 steps, eta 0");
-    check(stats(m->sample(1024, SampleOptions().steps(25))));
-  }
-  {
-    INFO("DDPM ancestral, 100 steps (fixed-large variance)");
-    using A = with_sampler_t<M, sampler::Ancestral<100>>;
-    A a(m->options);
+  for (const auto& device : compat::available_devices()) {
+    INFO(device);
+    auto m = train<M>(seed, device);
+    torch::manual_seed(seed + 1);
     {
-      torch::NoGradGuard g;
-      auto src = m->named_parameters();
-      for (auto& kv : a->named_parameters()) kv.value().copy_(src[kv.key()]);
+      INFO("DDIM, 25 steps, eta 0");
+      check(stats(m->sample(1024, SampleOptions().steps(25))));
     }
-    check(stats(a->sample(1024)));
+    {
+      INFO("DDPM ancestral, 100 steps (fixed-large variance)");
+      using A = with_sampler_t<M, sampler::Ancestral<100>>;
+      A a(m->options);
+      a->to(device);
+      {
+        torch::NoGradGuard g;
+        auto src = m->named_parameters();
+        for (auto& kv : a->named_parameters()) kv.value().copy_(src[kv.key()]);
+      }
+      check(stats(a->sample(1024)));
+    }
   }
 }
 

@@ -1,0 +1,80 @@
+// One training step and one sampler step of every preset at a small size, on every device.
+//   build/bench/casdm_bench --benchmark_filter=train
+// Sizes: 16×16 RGB, U-Net 32 ch, channel_mult (1,2), 1 res block, attention at 8, batch 16.
+#include "casdm/presets.hpp"
+
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <torch/optim/adamw.h>
+
+#include <thread>
+
+
+namespace {
+
+casdm::ModelOptions bench_options() {
+  return casdm::ModelOptions().image_size(16).channels(3).diffusion_steps(1000).net(casdm::net::UNetOptions()
+                                                                                        .model_channels(32)
+                                                                                        .channel_mult({1, 2})
+                                                                                        .num_res_blocks(1)
+                                                                                        .attention_resolutions({8})
+                                                                                        .num_heads(4)
+                                                                                        .norm_groups(8)
+                                                                                        .dropout(0.0));
+}
+
+void sync(const c10::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+template <class P>
+void train_step(benchmark::State& state, c10::Device device) {
+  torch::manual_seed(0);
+  P m(bench_options());
+  m->to(device);
+  torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0));
+  auto x0 = at::rand({16, 3, 16, 16}, at::TensorOptions().device(device)) * 2 - 1;
+  for (auto _ : state) {
+    opt.zero_grad();
+    m->training_losses(x0).total.backward();
+    opt.step();
+    sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * x0.size(0));
+}
+
+template <class P>
+void sampler_step(benchmark::State& state, c10::Device device) {
+  torch::manual_seed(0);
+  P m(bench_options());
+  m->to(device);
+  m->eval();
+  const auto& p = m->respaced("ddim100");
+  auto x = at::randn({16, 3, 16, 16}, at::TensorOptions().device(device));
+  auto t = at::full({16}, 50, x.options().dtype(at::kLong));
+  torch::NoGradGuard g;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(m->step(p, x, t, 0.0, true));
+    sync(device);
+  }
+  state.SetItemsProcessed(state.iterations() * x.size(0));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  for (const auto& device : casdm::compat::available_devices()) {
+    casdm::presets::for_each([&](const char* name, auto type) {
+      using P = typename decltype(type)::type;
+      const std::string suffix = std::string(name) + "/" + device.str();
+      benchmark::RegisterBenchmark(("train/" + suffix).c_str(), train_step<P>, device)->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("sample_step/" + suffix).c_str(), sampler_step<P>, device)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    });
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
