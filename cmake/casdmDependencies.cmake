@@ -10,6 +10,25 @@ macro(_casdm_find name)
   endif()
 endmacro()
 
+set(CASDM_TORCH_ROOT "" CACHE PATH
+    "A PyTorch package folder (holding include/ and lib/) to use without TorchConfig.cmake, whose CUDA \
+build needs the CUDA toolkit at configure time; casdm itself needs only LibTorch's headers and libraries")
+if(NOT TARGET torch AND CASDM_TORCH_ROOT)
+  add_library(torch INTERFACE IMPORTED GLOBAL)
+  set(_casdm_libs "${CASDM_TORCH_ROOT}/lib/libtorch.so" "${CASDM_TORCH_ROOT}/lib/libtorch_cpu.so"
+      "${CASDM_TORCH_ROOT}/lib/libc10.so")
+  if(EXISTS "${CASDM_TORCH_ROOT}/lib/libtorch_cuda.so")
+    # Linked even though nothing references it, so that CUDA registers itself at load time.
+    list(APPEND _casdm_libs "-Wl,--no-as-needed,${CASDM_TORCH_ROOT}/lib/libtorch_cuda.so,--as-needed"
+         "${CASDM_TORCH_ROOT}/lib/libc10_cuda.so")
+  endif()
+  set(CASDM_TORCH_CXX11_ABI 1 CACHE STRING "torch._C._GLIBCXX_USE_CXX11_ABI of that PyTorch")
+  set_target_properties(torch PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${CASDM_TORCH_ROOT}/include;${CASDM_TORCH_ROOT}/include/torch/csrc/api/include"
+    INTERFACE_LINK_LIBRARIES "${_casdm_libs}"
+    INTERFACE_LINK_OPTIONS "-Wl,-rpath,${CASDM_TORCH_ROOT}/lib"
+    INTERFACE_COMPILE_DEFINITIONS "_GLIBCXX_USE_CXX11_ABI=${CASDM_TORCH_CXX11_ABI}")
+endif()
 if(NOT TARGET torch)
   _casdm_find(Torch)
   if(NOT CMAKE_FIND_PACKAGE_NAME)

@@ -15,10 +15,24 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace casdm::test {
 
 inline std::string source_dir() { return CASDM_TEST_SOURCE_DIR; }
+
+/// Devices the model tests run on: every available one, or those named in CASDM_TEST_DEVICES
+/// ("cuda", "cpu", "cpu,cuda") — a GPU machine sets "cuda" to skip what CPU machines already cover.
+inline std::vector<c10::Device> devices() {
+  auto all = compat::available_devices();
+  const char* env = std::getenv("CASDM_TEST_DEVICES");
+  if (!env || !*env) return all;
+  const std::string want = std::string(",") + env + ",";
+  std::vector<c10::Device> out;
+  for (const auto& d : all)
+    if (want.find(std::string(",") + c10::DeviceTypeName(d.type(), true) + ",") != std::string::npos) out.push_back(d);
+  return out;
+}
 
 /// A fresh scratch folder under the build tree.
 inline std::filesystem::path scratch(const std::string& name) {

@@ -76,7 +76,7 @@ size_t count(const std::vector<bool>& v) { return static_cast<size_t>(std::count
 }  // namespace
 
 TEST_CASE("CasDM: L_eps trains theta only, L_x0/L_mu/feature train phi only", "[topology][routing]") {
-  for (const auto& device : compat::available_devices()) {
+  for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(1);
     CasDM_Tiny m(tiny_options().channels(1));
@@ -110,7 +110,7 @@ TEST_CASE("CasDM: L_eps trains theta only, L_x0/L_mu/feature train phi only", "[
 }
 
 TEST_CASE("Dual: every loss reaches the shared network", "[topology][routing]") {
-  for (const auto& device : compat::available_devices()) {
+  for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(2);
     Dual_Tiny m(tiny_options());
@@ -129,7 +129,7 @@ TEST_CASE("Dual: every loss reaches the shared network", "[topology][routing]") 
 }
 
 TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]") {
-  for (const auto& device : compat::available_devices()) {
+  for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(3);
     auto check = [&](auto model) {
@@ -250,7 +250,7 @@ TEST_CASE("models refuse images of the wrong shape with the expected shape", "[m
 TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-1, 1]", "[preset][train]",
                    presets::DDPM_Eps, presets::DDPM_X0, presets::Dual, presets::CasDM, presets::CasDM_FixRes,
                    presets::CasDM_FixRes_Concat) {
-  for (const auto& device : compat::available_devices()) {
+  for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(8);
     TestType m(tiny_options());

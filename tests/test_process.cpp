@@ -77,7 +77,7 @@ void check_process(const Process& p, const std::string& prefix, const c10::Devic
 }  // namespace
 
 TEST_CASE("process tables and steps equal the float64 reference", "[process]") {
-  for (const auto& device : casdm::compat::available_devices()) {
+  for (const auto& device : casdm::test::devices()) {
     for (const std::string schedule : {"linear", "cosine"}) {
       for (const int64_t T : {1000, 4000}) {
         const std::string prefix = schedule + "_" + std::to_string(T);

@@ -64,7 +64,7 @@ void check(const Stats& st) {
 
 template <class M>
 void check_model(uint64_t seed) {
-  for (const auto& device : compat::available_devices()) {
+  for (const auto& device : test::devices()) {
     INFO(device);
     auto m = train<M>(seed, device);
     torch::manual_seed(seed + 1);

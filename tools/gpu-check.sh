@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# On a GPU machine with PyTorch (DESIGN §7): configures casdm against PyTorch's LibTorch, builds
+# the tests and benchmarks, runs the tests on CUDA and the CUDA benchmarks, and leaves logs in
+# $OUT (default out/gpu). Needs .gpu-deps/ from tools/gpu-deps.sh (carried to the machine).
+#   tools/gpu-check.sh            # everything
+#   CASDM_TEST_DEVICES=cpu,cuda tools/gpu-check.sh   # also rerun the CPU cases there
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+deps=$PWD/.gpu-deps
+[ -d "$deps/include/boost/hana" ] || { log "missing .gpu-deps (run tools/gpu-deps.sh here and carry .gpu-deps)"; exit 2; }
+PY=$(command -v python3)
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; g++ --version | head -1;
+  cmake --version | head -1; ninja --version; command -v nvcc; } > "$OUT/machine.txt" 2>&1
+read -r TORCH_PREFIX TORCH_ROOT ABI TV < <($PY -c 'import torch,os;print(torch.utils.cmake_prefix_path, os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI), torch.__version__)')
+log "torch $TV at $TORCH_ROOT (cxx11 abi $ABI), cuda available: $($PY -c 'import torch;print(torch.cuda.is_available())')"
+gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+common=("${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCASDM_BUILD_EXAMPLES=OFF -DCASDM_INSTALL=OFF
+        -DCASDM_HANA_INCLUDE_DIR="$deps/include" -DCASDM_CATCH2_INCLUDE_DIR="$deps/include"
+        -DCASDM_BENCHMARK_SOURCE_DIR="$deps/benchmark" -DCASDM_PYTHON="$PY")
+B=build-gpu
+t0=$(date +%s)
+if ! cmake -S . -B $B "${common[@]}" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" > "$OUT/configure.log" 2>&1; then
+  log "TorchConfig.cmake failed (see configure.log); using CASDM_TORCH_ROOT"
+  rm -rf $B
+  cmake -S . -B $B "${common[@]}" -DCASDM_TORCH_ROOT="$TORCH_ROOT" -DCASDM_TORCH_CXX11_ABI="$ABI" \
+    > "$OUT/configure-root.log" 2>&1 || { log "configure failed"; tail -30 "$OUT/configure-root.log"; exit 3; }
+fi
+cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench > "$OUT/build.log" 2>&1 ||
+  { log "build failed"; grep -m20 -A5 "error" "$OUT/build.log"; exit 4; }
+log "configure + build: $(( $(date +%s) - t0 )) s"
+export CASDM_TEST_DEVICES=${CASDM_TEST_DEVICES:-cuda}
+t0=$(date +%s)
+$B/tests/casdm_tests --durations yes > "$OUT/tests.txt" 2>&1; rc=$?
+log "tests (devices: $CASDM_TEST_DEVICES): rc=$rc in $(( $(date +%s) - t0 )) s: $(tail -2 "$OUT/tests.txt" | tr '\n' ' ')"
+t0=$(date +%s)
+$B/bench/casdm_bench --benchmark_filter="${CASDM_BENCH_FILTER:-cuda}" --benchmark_min_time=0.5 \
+  --benchmark_out="$OUT/bench.json" --benchmark_out_format=json > "$OUT/bench.txt" 2>&1
+log "bench rc=$? in $(( $(date +%s) - t0 )) s"
+cat "$OUT/bench.txt"
+exit $rc
