@@ -1,6 +1,6 @@
 // casdm-train: trains a preset on Fashion-MNIST/MNIST and writes samples, loss curves and figures.
 //
-//   casdm-train --preset CasDM --steps 600 --out out/casdm
+//   casdm-train --preset CasDM --steps 1200 --out out/casdm
 //
 // Writes OUT/samples.png (EMA weights), OUT/loss.png (one curve per loss term, log scale),
 // OUT/losses.csv (every term, every step) and OUT/run.json (options and figures).
@@ -26,7 +26,7 @@ struct Args {
   std::string preset = "CasDM";
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string out = "out/casdm";
-  int64_t steps = 600, batch = 32, image_size = 28, model_channels = 16, res_blocks = 1, T = 1000;
+  int64_t steps = 1200, batch = 32, image_size = 28, model_channels = 16, res_blocks = 1, T = 1000;
   int64_t samples = 64, sample_steps = 50, seed = 0, threads = 0;
   double lr = 1e-3, ema = 0.99;
   std::vector<int64_t> channel_mult{1, 2, 2};
