@@ -276,3 +276,43 @@ TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-
     CHECK(m->is_training());  // sampling restores the training mode
   }
 }
+
+// The README's custom composition, compiled and run as written there.
+struct Constant {
+  static constexpr const char* name = "constant";
+  static at::Tensor betas(int64_t T) { return at::full({T}, 0.02, at::kDouble); }
+};
+template <class W = std::ratio<1>>
+struct X0L1 : casdm::loss::Stateless {
+  using kind = X0L1<>;
+  using weight = W;
+  static constexpr const char* name = "x0_l1";
+  static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+  using Stateless::Stateless;
+  at::Tensor operator()(const casdm::LossInputs& in) const { return (in.x0 - in.pred.x0).abs().mean(); }
+};
+using Mine = casdm::Model<Constant, casdm::topology::Cascaded<>,
+                          casdm::loss::Set<casdm::loss::EpsMSE<>, casdm::loss::X0MSE<>, casdm::loss::MuMix<>,
+                                           X0L1<std::ratio<1, 2>>>,
+                          casdm::sampler::DDIM<50>>;
+
+TEST_CASE("a user's own schedule and loss term compose with the library's", "[model][custom]") {
+  torch::manual_seed(9);
+  Mine m(tiny_options());
+  test::perturb(*m);
+  CHECK(at::equal(m->process().betas(), at::full({100}, 0.02, at::kDouble)));
+  const auto b = fixed_batch(m->options, c10::kCPU, 4);
+  auto r = m->training_losses(b.x0, b.t, b.noise);
+  REQUIRE(r.terms.size() == 4);
+  CHECK(r.terms[3].first == "x0_l1");
+  // The total is Σ λ·L with the L1 term at ½, recomputed here from the prediction.
+  auto x_t = m->process().q_sample(b.x0, b.t, b.noise);
+  auto pred = m->predict(x_t, b.t);
+  auto l1 = (b.x0 - pred.x0).abs().mean().item<double>();
+  CHECK(r["x0_l1"].item<double>() == Approx(l1).epsilon(1e-6));
+  const double total = r["eps"].item<double>() + r["x0"].item<double>() + r["mu"].item<double>() + 0.5 * l1;
+  CHECK(r.total.item<double>() == Approx(total).epsilon(1e-6));
+  CHECK(m->sample(2).sizes() == at::IntArrayRef({2, 1, 8, 8}));
+  using Described = std::vector<std::pair<std::string, double>>;
+  CHECK(Mine::Impl::losses_type::describe() == Described{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}, {"x0_l1", 0.5}});
+}

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace casdm {
@@ -242,12 +243,12 @@ class Process {
   // Tables copied once per device (float64 stays float64: the cast happens after gathering).
   struct Cache {
     std::mutex mutex;
-    std::map<std::pair<const void*, std::string>, at::Tensor> tables;
+    std::map<std::tuple<const void*, int, int>, at::Tensor> tables;
   };
   at::Tensor table(const at::Tensor& tab, const c10::Device& device) const {
     if (device.is_cpu()) return tab;
     std::lock_guard<std::mutex> lock(cache_->mutex);
-    auto& slot = cache_->tables[{tab.data_ptr(), device.str()}];
+    auto& slot = cache_->tables[{tab.data_ptr(), static_cast<int>(device.type()), static_cast<int>(device.index())}];
     if (!slot.defined()) slot = tab.to(device);
     return slot;
   }
