@@ -1,11 +1,11 @@
 // Networks, topologies and presets: configuration checks, gradient routing with real autograd,
 // cloning, overfitting a fixed batch, and sampling shapes — on every available device.
+#include <torch/autograd.h>
+#include <torch/optim/adamw.h>
+
 #include "casdm/casdm.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
-
-#include <torch/autograd.h>
-#include <torch/optim/adamw.h>
 
 using namespace casdm;
 using test::tiny_options;
@@ -41,12 +41,12 @@ struct TinyBackbone {
 static_assert(loss::FeatureBackbone<TinyBackbone>);
 static_assert(loss::ratio_value<loss::Feature<TinyBackbone>::weight> == 0.1);  // the paper's λ_feat
 static_assert(loss::Feature<TinyBackbone>::default_size == 224);
-using CasDM_Tiny = Model<schedule::Cosine, topology::Cascaded<>,
-                         loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>,
-                         sampler::DDIM<>>;
-using Dual_Tiny = Model<schedule::Cosine, topology::DualHead<>,
-                        loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>,
-                        sampler::DDIM<>>;
+using CasDM_Tiny =
+    Model<schedule::Cosine, topology::Cascaded<>,
+          loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>, sampler::DDIM<>>;
+using Dual_Tiny =
+    Model<schedule::Cosine, topology::DualHead<>,
+          loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::Feature<TinyBackbone>>, sampler::DDIM<>>;
 
 namespace {
 
@@ -147,7 +147,8 @@ TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]
       CHECK(g[2].abs().sum().template item<double>() > 0);
       // And the closed form: dL/dr = mean over channels of 2(m − μ̃)(μ_x0′ − μ_ε′) / numel.
       auto target = p.q_posterior_mean(b.x0, x_t, b.t);
-      auto mx = p.q_posterior_mean(pred.x0.detach(), x_t, b.t), me = p.q_posterior_mean(pred.x0_star.detach(), x_t, b.t);
+      auto mx = p.q_posterior_mean(pred.x0.detach(), x_t, b.t),
+           me = p.q_posterior_mean(pred.x0_star.detach(), x_t, b.t);
       auto mix = pred.r.detach() * mx + (1 - pred.r.detach()) * me;
       auto expect = (2.0 * (mix - target) * (mx - me)).sum(1, true) / static_cast<double>(b.x0.numel());
       CHECK(test::max_abs_diff(g[2], expect) < 1e-6);
@@ -219,30 +220,80 @@ TEST_CASE("U-Net and Fix-Res CNN: shapes, cloning and clear errors", "[net]") {
   CHECK_THROWS_WITH(unet(at::randn({2, 3, 7, 7}), t), Catch::Contains("divisible by 2"));
   CHECK_THROWS_WITH(net::UNet(net::UNetOptions(3, 3).model_channels(12).norm_groups(8)),
                     Catch::Contains("12 channels are not divisible into 8 groups"));
-  CHECK_THROWS_WITH(net::UNet(net::UNetOptions(3, 3).image_size(30)), Catch::Contains("image_size 30 is not divisible"));
+  CHECK_THROWS_WITH(net::UNet(net::UNetOptions(3, 3).image_size(30)),
+                    Catch::Contains("image_size 30 is not divisible"));
 }
 
 TEST_CASE("a cloned model (EMA copy) predicts the same and trains separately", "[model]") {
-  torch::manual_seed(6);
-  presets::CasDM m(tiny_options());
-  test::perturb(*m);
-  auto copy = std::dynamic_pointer_cast<presets::CasDM::Impl>(m->clone());
-  REQUIRE(copy);
-  const auto b = fixed_batch(m->options, c10::kCPU, 2);
-  auto a = m->training_losses(b.x0, b.t, b.noise).total.item<double>();
-  auto c = copy->training_losses(b.x0, b.t, b.noise).total.item<double>();
-  CHECK(a == c);
-  CHECK(copy->parameters().size() == m->parameters().size());
-  CHECK(copy->parameters()[0].data_ptr() != m->parameters()[0].data_ptr());
+  for (const auto& device : test::devices()) {
+    INFO(device);
+    torch::manual_seed(6);
+    presets::CasDM m(tiny_options());
+    test::perturb(*m);
+    m->to(device);
+    auto copy = std::dynamic_pointer_cast<presets::CasDM::Impl>(m->clone());
+    REQUIRE(copy);
+    const auto b = fixed_batch(m->options, device, 2);
+    auto a = m->training_losses(b.x0, b.t, b.noise).total.item<double>();
+    auto c = copy->training_losses(b.x0, b.t, b.noise).total.item<double>();
+    CHECK(a == c);
+    CHECK(copy->parameters().size() == m->parameters().size());
+    CHECK(copy->parameters()[0].data_ptr() != m->parameters()[0].data_ptr());
+    CHECK(copy->parameters()[0].device() == device);
+  }
+}
+
+// One reverse step of a mixed topology, recomputed from DESIGN §2 / paper eq. 16–17:
+//   r·[√ᾱ_prev·x0′ + √(1−ᾱ_prev−σ²)·ε(x0′)] + (1−r)·[√ᾱ_prev·x0⋆ + √(1−ᾱ_prev−σ²)·ε′] + σ·z
+// with x0′ and x0⋆ clipped to [−1, 1] and each ε re-derived from its clipped x0.
+TEST_CASE("a mixed DDIM step is r-weighted between the x0 and eps branches", "[sampler][topology]") {
+  for (const auto& device : test::devices()) {
+    INFO(device);
+    torch::manual_seed(10);
+    presets::CasDM m(tiny_options());
+    test::perturb(*m, 0.3);  // large enough that some x0 predictions leave [−1, 1]
+    m->to(device);
+    m->eval();
+    const auto& p = m->respaced("ddim10");
+    auto x = at::randn({4, 1, 8, 8}, at::TensorOptions().device(device)) * 3;
+    auto t = at::tensor({9, 5, 1, 0}, at::TensorOptions().dtype(at::kLong)).to(device);
+    const double eta = 0.5;
+    torch::NoGradGuard g;
+    // The prediction on the respaced process (the network sees the original timesteps).
+    auto pr = presets::CasDM::Impl::topology_type::predict(m->nets(), p, x, t);
+    CHECK(pr.x0.abs().max().item<double>() > 1.0);  // clipping matters in this test
+    auto xa = pr.x0.clamp(-1, 1), xb = pr.x0_star.clamp(-1, 1);
+    auto ea = p.predict_eps_from_x0(x, t, xa), eb = p.predict_eps_from_x0(x, t, xb);
+    auto abp = p.gather(p.alphas_cumprod_prev(), t, x), ab = p.gather(p.alphas_cumprod(), t, x);
+    auto sigma = eta * ((1 - abp) / (1 - ab)).sqrt() * (1 - ab / abp).sqrt();
+    auto mean = [&](const at::Tensor& x0, const at::Tensor& e) {
+      return abp.sqrt() * x0 + (1 - abp - sigma * sigma).sqrt() * e;
+    };
+    torch::manual_seed(77);
+    auto z = at::randn_like(x);
+    auto mask = t.ne(0).to(x.scalar_type()).view({-1, 1, 1, 1});
+    auto expect = pr.r * mean(xa, ea) + (1 - pr.r) * mean(xb, eb) + mask * sigma * z;
+    torch::manual_seed(77);
+    auto got = m->step(p, x, t, eta, /*clip=*/true);
+    CHECK(test::max_abs_diff(got, expect) < 1e-5);
+    // Without clipping the ε branch uses ε′ itself.
+    torch::manual_seed(77);
+    auto raw = m->step(p, x, t, eta, /*clip=*/false);
+    auto expect_raw = pr.r * mean(pr.x0, p.predict_eps_from_x0(x, t, pr.x0)) + (1 - pr.r) * mean(pr.x0_star, pr.eps) +
+                      mask * sigma * z;
+    CHECK(test::max_abs_diff(raw, expect_raw) < 1e-4);
+  }
 }
 
 TEST_CASE("models refuse images of the wrong shape with the expected shape", "[model]") {
   presets::DDPM_Eps m(tiny_options());
   CHECK_THROWS_WITH(m->training_losses(at::zeros({2, 3, 8, 8})),
                     Catch::Contains("expected images [N, 1, 8, 8], got [2,3,8,8]"));
-  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(1000)), Catch::Contains("1000 steps requested but the process has T = 100"));
+  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(1000)),
+                    Catch::Contains("1000 steps requested but the process has T = 100"));
   CHECK_THROWS_WITH(m->sample(2, SampleOptions().noise(at::zeros({3, 1, 8, 8}))), Catch::Contains("starting noise"));
-  CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)), Catch::Contains("diffusion_steps must be >= 2"));
+  CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)),
+                    Catch::Contains("diffusion_steps must be >= 2"));
 }
 
 // Overfitting a fixed batch (fixed x0, t, ε): the total loss must fall to a tenth of its start
@@ -291,28 +342,32 @@ struct X0L1 : casdm::loss::Stateless {
   using Stateless::Stateless;
   at::Tensor operator()(const casdm::LossInputs& in) const { return (in.x0 - in.pred.x0).abs().mean(); }
 };
-using Mine = casdm::Model<Constant, casdm::topology::Cascaded<>,
-                          casdm::loss::Set<casdm::loss::EpsMSE<>, casdm::loss::X0MSE<>, casdm::loss::MuMix<>,
-                                           X0L1<std::ratio<1, 2>>>,
-                          casdm::sampler::DDIM<50>>;
+using Mine = casdm::Model<
+    Constant, casdm::topology::Cascaded<>,
+    casdm::loss::Set<casdm::loss::EpsMSE<>, casdm::loss::X0MSE<>, casdm::loss::MuMix<>, X0L1<std::ratio<1, 2>>>,
+    casdm::sampler::DDIM<50>>;
 
 TEST_CASE("a user's own schedule and loss term compose with the library's", "[model][custom]") {
-  torch::manual_seed(9);
-  Mine m(tiny_options());
-  test::perturb(*m);
-  CHECK(at::equal(m->process().betas(), at::full({100}, 0.02, at::kDouble)));
-  const auto b = fixed_batch(m->options, c10::kCPU, 4);
-  auto r = m->training_losses(b.x0, b.t, b.noise);
-  REQUIRE(r.terms.size() == 4);
-  CHECK(r.terms[3].first == "x0_l1");
-  // The total is Σ λ·L with the L1 term at ½, recomputed here from the prediction.
-  auto x_t = m->process().q_sample(b.x0, b.t, b.noise);
-  auto pred = m->predict(x_t, b.t);
-  auto l1 = (b.x0 - pred.x0).abs().mean().item<double>();
-  CHECK(r["x0_l1"].item<double>() == Approx(l1).epsilon(1e-6));
-  const double total = r["eps"].item<double>() + r["x0"].item<double>() + r["mu"].item<double>() + 0.5 * l1;
-  CHECK(r.total.item<double>() == Approx(total).epsilon(1e-6));
-  CHECK(m->sample(2).sizes() == at::IntArrayRef({2, 1, 8, 8}));
-  using Described = std::vector<std::pair<std::string, double>>;
-  CHECK(Mine::Impl::losses_type::describe() == Described{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}, {"x0_l1", 0.5}});
+  for (const auto& device : test::devices()) {
+    INFO(device);
+    torch::manual_seed(9);
+    Mine m(tiny_options());
+    test::perturb(*m);
+    m->to(device);
+    CHECK(at::equal(m->process().betas(), at::full({100}, 0.02, at::kDouble)));
+    const auto b = fixed_batch(m->options, device, 4);
+    auto r = m->training_losses(b.x0, b.t, b.noise);
+    REQUIRE(r.terms.size() == 4);
+    CHECK(r.terms[3].first == "x0_l1");
+    // The total is Σ λ·L with the L1 term at ½, recomputed here from the prediction.
+    auto x_t = m->process().q_sample(b.x0, b.t, b.noise);
+    auto pred = m->predict(x_t, b.t);
+    auto l1 = (b.x0 - pred.x0).abs().mean().item<double>();
+    CHECK(r["x0_l1"].item<double>() == Approx(l1).epsilon(1e-6));
+    const double total = r["eps"].item<double>() + r["x0"].item<double>() + r["mu"].item<double>() + 0.5 * l1;
+    CHECK(r.total.item<double>() == Approx(total).epsilon(1e-6));
+    CHECK(m->sample(2).sizes() == at::IntArrayRef({2, 1, 8, 8}));
+    using Described = std::vector<std::pair<std::string, double>>;
+    CHECK(Mine::Impl::losses_type::describe() == Described{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}, {"x0_l1", 0.5}});
+  }
 }

@@ -26,6 +26,7 @@
 
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -156,13 +157,13 @@ class ModelImpl : public torch::nn::Cloneable<ModelImpl<S, Topo, Losses, Smp>> {
 
   void check_images(const at::Tensor& x, const char* what) const {
     const auto& o = options;
-    if (x.dim() != 4 || x.size(1) != o.channels() || x.size(2) != o.image_size() || x.size(3) != o.image_size()) {
-      std::string got = "[";
-      for (int64_t i = 0; i < x.dim(); ++i) got += (i ? "," : "") + std::to_string(x.size(i));
-      throw std::invalid_argument(std::string(what) + ": expected images [N, " + std::to_string(o.channels()) + ", " +
-                                  std::to_string(o.image_size()) + ", " + std::to_string(o.image_size()) +
-                                  "], got " + got + "]");
-    }
+    if (x.dim() == 4 && x.size(1) == o.channels() && x.size(2) == o.image_size() && x.size(3) == o.image_size()) return;
+    std::ostringstream msg;
+    msg << what << ": expected images [N, " << o.channels() << ", " << o.image_size() << ", " << o.image_size()
+        << "], got [";
+    for (int64_t i = 0; i < x.dim(); ++i) msg << (i ? "," : "") << x.size(i);
+    msg << "]";
+    throw std::invalid_argument(msg.str());
   }
 
   typename Topo::Nets nets_;
