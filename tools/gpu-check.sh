@@ -4,6 +4,7 @@
 # $OUT (default out/gpu). Needs .gpu-deps/ from tools/gpu-deps.sh (carried to the machine).
 #   tools/gpu-check.sh            # everything
 #   CASDM_TEST_DEVICES=cpu,cuda tools/gpu-check.sh   # also rerun the CPU cases there
+#   CASDM_TEST_FILTER="[sampler]" CASDM_BENCH_FILTER=none tools/gpu-check.sh   # a subset
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu}
@@ -33,7 +34,7 @@ cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench > "$OUT/build.log
 log "configure + build: $(( $(date +%s) - t0 )) s"
 export CASDM_TEST_DEVICES=${CASDM_TEST_DEVICES:-cuda}
 t0=$(date +%s)
-$B/tests/casdm_tests --durations yes > "$OUT/tests.txt" 2>&1; rc=$?
+$B/tests/casdm_tests --durations yes ${CASDM_TEST_FILTER:-} > "$OUT/tests.txt" 2>&1; rc=$?
 log "tests (devices: $CASDM_TEST_DEVICES): rc=$rc in $(( $(date +%s) - t0 )) s: $(tail -2 "$OUT/tests.txt" | tr '\n' ' ')"
 t0=$(date +%s)
 $B/bench/casdm_bench --benchmark_filter="${CASDM_BENCH_FILTER:-cuda}" --benchmark_min_time=0.5 \
