@@ -3,9 +3,11 @@
 //   casdm-train --preset CasDM --steps 1200 --out out/casdm
 //
 // Writes OUT/samples.png (EMA weights), OUT/loss.png (one curve per loss term, log scale),
-// OUT/losses.csv (every term, every step) and OUT/run.json (options and figures).
+// OUT/losses.csv (every term, every step), OUT/run.json (options and figures) and the weights,
+// OUT/model.pt and OUT/ema.pt (casdm::train::save_module; Python's torch.load reads them).
 #include "casdm/casdm.hpp"
 #include "casdm/data/idx.hpp"
+#include "casdm/train/checkpoint.hpp"
 #include "image_io.hpp"
 
 #include <ATen/Parallel.h>
@@ -142,7 +144,9 @@ int run(const Args& a) {
   j["sample_mean"] = samples.mean().template item<double>();
   j["data_mean"] = images.mean().template item<double>();
   std::ofstream(fs::path(a.out) / "run.json") << j.dump(2) << "\n";
-  std::cout << "wrote " << a.out << "/{samples.png,loss.png,losses.csv,run.json}\n";
+  casdm::train::save_module(*model, fs::path(a.out) / "model.pt");
+  casdm::train::save_module(*ema, fs::path(a.out) / "ema.pt");
+  std::cout << "wrote " << a.out << "/{samples.png,data.png,loss.png,losses.csv,run.json,model.pt,ema.pt}\n";
   return 0;
 }
 
