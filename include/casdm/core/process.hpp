@@ -236,7 +236,10 @@ class Process {
   }
   static std::string shape_str(const at::Tensor& a) {
     std::string s = "[";
-    for (int64_t i = 0; i < a.dim(); ++i) s += (i ? "," : "") + std::to_string(a.size(i));
+    for (int64_t i = 0; i < a.dim(); ++i) {
+      if (i) s += ',';
+      s += std::to_string(a.size(i));
+    }
     return s + "]";
   }
 
