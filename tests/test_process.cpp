@@ -100,8 +100,8 @@ TEST_CASE("space_timesteps follows improved-diffusion exactly", "[process]") {
   CHECK(space_timesteps(4000, "ddim100").size() == 100);
   CHECK(space_timesteps(4000, "ddim100")[1] == 40);
   CHECK(space_timesteps(4000, "ddim10")[1] == 400);
-  // Section rounding is half to even: 10 sections of 5 steps from 10 (stride 4/3 ... ) and "3"
-  // over 6 steps gives stride 2.5: 0, 2.5→2, 5.
+  // Section rounding is Python's round, half to even: "3" over 6 steps strides by 2.5, so the
+  // middle index 2.5 rounds to 2 (half-up would give 3).
   CHECK(space_timesteps(6, "3") == std::vector<int64_t>{0, 2, 5});
   CHECK(space_timesteps(10, "1") == std::vector<int64_t>{0});
   CHECK(space_timesteps(10, "10") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
