@@ -115,16 +115,16 @@ class ModelImpl : public torch::nn::Cloneable<ModelImpl<S, Topo, Losses, Smp>> {
   /// One reverse step x_t → x_{t−1} on process `p` (a respacing of this model's process).
   at::Tensor step(const Process& p, const at::Tensor& x, const at::Tensor& t, double eta, bool clip) {
     auto pr = Topo::predict(nets_, p, x, t);
+    // One branch's mean from its x0 (clipped if asked) and an ε consistent with it; an undefined
+    // ε is derived from x0 (the x0 head's branch).
     auto branch = [&](at::Tensor x0, at::Tensor eps) {
-      if (clip) {
-        x0 = x0.clamp(-1, 1);
-        eps = p.predict_eps_from_x0(x, t, x0);
-      }
+      if (clip) x0 = x0.clamp(-1, 1);
+      if (clip || !eps.defined()) eps = p.predict_eps_from_x0(x, t, x0);
       return Smp::mean(p, x, t, x0, eps, eta);
     };
     at::Tensor mean;
     if constexpr (Topo::has_mix)
-      mean = pr.r * branch(pr.x0, p.predict_eps_from_x0(x, t, pr.x0)) + (1 - pr.r) * branch(pr.x0_star, pr.eps);
+      mean = pr.r * branch(pr.x0, at::Tensor{}) + (1 - pr.r) * branch(pr.x0_star, pr.eps);
     else
       mean = branch(pr.x0, pr.eps);
     auto scale = Smp::noise_scale(p, t, x, eta);
