@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -41,11 +42,15 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   const auto bytes = detail::read_maybe_gzip(path);
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
     throw std::runtime_error("IDX: " + path.string() + " does not start with an IDX magic number");
-  if (bytes[2] != 0x08)
-    throw std::runtime_error("IDX: " + path.string() + " holds element type 0x" + std::to_string(bytes[2]) +
+  if (bytes[2] != 0x08) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(bytes[2]));
+    throw std::runtime_error("IDX: " + path.string() + " holds element type " + hex +
                              ", only unsigned bytes (0x08) are supported");
+  }
   const size_t dims = bytes[3];
-  if (dims < 1 || dims > 4) throw std::runtime_error("IDX: " + path.string() + " declares " + std::to_string(dims) + " dimensions");
+  if (dims < 1 || dims > 4)
+    throw std::runtime_error("IDX: " + path.string() + " declares " + std::to_string(dims) + " dimensions");
   if (bytes.size() < 4 + 4 * dims) throw std::runtime_error("IDX: " + path.string() + " is truncated in its header");
   std::vector<int64_t> shape;
   size_t count = 1;
@@ -55,8 +60,9 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   }
   const size_t offset = 4 + 4 * dims;
   if (bytes.size() != offset + count)
-    throw std::runtime_error("IDX: " + path.string() + " should hold " + std::to_string(count) + " bytes of data, holds " +
-                             std::to_string(bytes.size() - offset) + (bytes.size() < offset + count ? " (truncated)" : ""));
+    throw std::runtime_error("IDX: " + path.string() + " should hold " + std::to_string(count) +
+                             " bytes of data, holds " + std::to_string(bytes.size() - offset) +
+                             (bytes.size() < offset + count ? " (truncated)" : ""));
   auto t = at::empty(shape, at::kByte);
   std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);
   return t;

@@ -96,7 +96,8 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
   try {
     v = torch::jit::pickle_load(bytes);
   } catch (const std::exception& e) {
-    throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?)");
+    throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?): " +
+                             std::string(e.what()).substr(0, 200));
   }
   if (!v.isGenericDict()) throw std::runtime_error(path.string() + " does not hold a dict of named tensors");
   TensorFile f;
