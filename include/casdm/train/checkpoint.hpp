@@ -130,10 +130,10 @@ inline void save_module(const torch::nn::Module& m, const std::filesystem::path&
   write_tensor_file(path, f);
 }
 
-/// Copies `tensors` into `m` only if names and shapes match exactly; otherwise throws listing
-/// what is missing, unexpected or mis-shaped (at most 8 of each) and leaves `m` as it was.
-inline void load_state_strict(torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,
-                              const std::string& source) {
+/// What keeps `tensors` from loading into `m`: the names missing, unexpected or mis-shaped (at
+/// most 8 of each), as lines under a header naming `source`; empty when they fit exactly.
+inline std::string state_mismatch(const torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,
+                                  const std::string& source) {
   auto mine = state_of(m);
   std::vector<std::string> missing, unexpected, misshaped;
   for (const auto& [k, v] : mine) {
@@ -148,22 +148,28 @@ inline void load_state_strict(torch::nn::Module& m, const std::map<std::string, 
   }
   for (const auto& [k, v] : tensors)
     if (!mine.count(k)) unexpected.push_back(k);
-  if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
-    std::ostringstream s;
-    s << source << " does not fit this model:";
-    auto list = [&](const char* what, const std::vector<std::string>& v) {
-      if (v.empty()) return;
-      s << "\n  " << v.size() << " " << what << ":";
-      for (size_t i = 0; i < v.size() && i < 8; ++i) s << " " << v[i] << (i + 1 < v.size() ? "," : "");
-      if (v.size() > 8) s << " ...";
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    throw std::runtime_error(s.str());
-  }
+  if (missing.empty() && unexpected.empty() && misshaped.empty()) return {};
+  std::ostringstream s;
+  s << source << " does not fit this model:";
+  auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    s << "\n  " << v.size() << " " << what << ":";
+    for (size_t i = 0; i < v.size() && i < 8; ++i) s << " " << v[i] << (i + 1 < v.size() ? "," : "");
+    if (v.size() > 8) s << " ...";
+  };
+  list("missing", missing);
+  list("unexpected", unexpected);
+  list("mis-shaped", misshaped);
+  return s.str();
+}
+
+/// Copies `tensors` into `m` only if names and shapes match exactly; otherwise throws
+/// state_mismatch's message and leaves `m` as it was.
+inline void load_state_strict(torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,
+                              const std::string& source) {
+  if (auto why = state_mismatch(m, tensors, source); !why.empty()) throw std::runtime_error(why);
   at::NoGradGuard g;
-  for (auto& [k, v] : mine) v.copy_(tensors.at(k));
+  for (auto& [k, v] : state_of(m)) v.copy_(tensors.at(k));
 }
 
 /// Loads a file written by save_module into `m`, strictly (see load_state_strict).

@@ -1,0 +1,267 @@
+// The trainer: AdamW and clipping against PyTorch, exact resume, strict checkpoint loading that
+// changes nothing on refusal, atomic writes and keep-last-K.
+#include "casdm/presets.hpp"
+#include "casdm/train/trainer.hpp"
+#include "support.hpp"
+#include "tiny.hpp"
+
+using namespace casdm;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, at::Tensor> snapshot(const std::map<std::string, at::Tensor>& s) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : s) out.emplace(k, v.detach().clone());
+  return out;
+}
+
+/// Every tensor the trainer keeps: model, EMA copies, optimiser state.
+template <class M>
+std::map<std::string, at::Tensor> everything(train::Trainer<M>& t) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : train::state_of(*t.model())) out.emplace("model." + k, v.detach().clone());
+  for (size_t i = 0; i < t.options().ema_rates().size(); ++i)
+    for (const auto& [k, v] : train::state_of(*t.ema(i))) out.emplace("ema" + std::to_string(i) + "." + k, v.detach().clone());
+  for (const auto& [k, v] : t.optimizer().state()) out.emplace("optim." + k, v.detach().clone());
+  return out;
+}
+
+size_t count_different(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  size_t n = 0;
+  for (const auto& [k, v] : a) n += !at::equal(v, b.at(k));
+  return n;
+}
+
+/// The batch of step s: a fixed function of s (what the data loader guarantees).
+at::Tensor batch_for(int64_t s, int64_t n = 4) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(1000 + static_cast<uint64_t>(s));
+  return at::rand({n, 1, 8, 8}, g) * 2 - 1;
+}
+
+ModelOptions resume_options() {
+  auto o = test::tiny_options();
+  return o.net(o.net().dropout(0.1));  // dropout draws from the generator the checkpoint restores
+}
+
+train::TrainerOptions resume_trainer_options() {
+  return train::TrainerOptions()
+      .optimizer(train::AdamWOptions().lr(2e-3).weight_decay(0.01))
+      .ema_rates({0.9, 0.99})
+      .grad_clip(0.5)
+      .micro_batch(3);
+}
+
+}  // namespace
+
+TEST_CASE("AdamW and gradient clipping equal torch.optim.AdamW and clip_grad_norm_", "[trainer]") {
+  const auto dir = test::scratch("adamw");
+  for (double clip : {0.0, 0.3}) {
+    DYNAMIC_SECTION("clip " << clip) {
+      auto g = at::make_generator<at::CPUGeneratorImpl>(7);
+      const std::vector<std::vector<int64_t>> shapes{{5, 3}, {7}, {2, 2, 3}};
+      std::map<std::string, at::Tensor> in;
+      train::NamedTensors params;
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        auto p = at::randn(shapes[i], g, at::kDouble);
+        in.emplace("p." + std::to_string(i), p.clone());
+        params.emplace_back("w" + std::to_string(i), p.requires_grad_(true));
+      }
+      const int64_t steps = 6;
+      for (int64_t k = 0; k < steps; ++k)
+        for (size_t i = 0; i < shapes.size(); ++i)
+          if (!(i == 1 && (k == 2 || k == 3)))  // parameter 1 has no gradient at steps 2 and 3
+            in.emplace("g." + std::to_string(k) + "." + std::to_string(i), at::randn(shapes[i], g, at::kDouble));
+      in.emplace("lr", at::scalar_tensor(0.05, at::kDouble));
+      in.emplace("wd", at::scalar_tensor(0.1, at::kDouble));
+      in.emplace("clip", at::scalar_tensor(clip, at::kDouble));
+      in.emplace("steps", at::scalar_tensor(steps, at::kDouble));
+      test::save_tensors(in, dir / "in.pt");
+      test::run_python("adamw_ref.py", (dir / "in.pt").string() + " " + (dir / "out.pt").string());
+      auto ref = test::load_tensors(dir / "out.pt");
+
+      train::AdamW opt(params, train::AdamWOptions().lr(0.05).weight_decay(0.1));
+      for (int64_t k = 0; k < steps; ++k) {
+        opt.zero_grad();
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          auto it = in.find("g." + std::to_string(k) + "." + std::to_string(i));
+          if (it != in.end()) params[i].second.mutable_grad() = it->second.clone();
+        }
+        if (clip > 0) {
+          auto norm = train::clip_grad_norm(params, clip);
+          CHECK(test::max_rel_diff(norm, ref.at("norm." + std::to_string(k))) < 1e-13);
+        }
+        opt.step();
+      }
+      auto state = opt.state();
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const auto n = std::to_string(i);
+        CHECK(test::max_rel_diff(params[i].second, ref.at("p." + n)) < 1e-12);
+        CHECK(test::max_rel_diff(state.at("exp_avg.w" + n), ref.at("exp_avg." + n)) < 1e-12);
+        CHECK(test::max_rel_diff(state.at("exp_avg_sq.w" + n), ref.at("exp_avg_sq." + n), 1e-12) < 1e-12);
+      }
+      CHECK(state.at("step.w1").item<int64_t>() == steps - 2);
+      CHECK(state.at("step.w0").item<int64_t>() == steps);
+    }
+  }
+}
+
+TEST_CASE("EMA follows rate*ema + (1-rate)*p", "[trainer]") {
+  auto live = torch::nn::Linear(3, 2), shadow = torch::nn::Linear(3, 2);
+  auto before = shadow->weight.detach().clone();
+  train::Ema ema(*live, *shadow, 0.75);
+  ema.update();
+  CHECK(test::max_abs_diff(shadow->weight, before * 0.75 + live->weight.detach() * 0.25) < 1e-7);
+  CHECK_THROWS_WITH(train::Ema(*live, *shadow, 1.0), Catch::Contains("EMA rate must be in [0, 1)"));
+}
+
+TEST_CASE("2N steps straight equal N steps, save, load into a fresh trainer, N steps", "[trainer][resume]") {
+  const auto dir = test::scratch("resume");
+  const int64_t N = 3;
+  torch::manual_seed(11);
+  presets::CasDM m1(resume_options());
+  test::perturb(*m1);
+  auto init = snapshot(train::state_of(*m1));
+  train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
+  torch::manual_seed(5);
+  for (int64_t s = 0; s < 2 * N; ++s) straight.step(batch_for(s));
+
+  torch::manual_seed(11);
+  presets::CasDM m2(resume_options());
+  train::load_state_strict(*m2, init, "init");
+  train::Trainer<presets::CasDM> first(m2, resume_trainer_options());
+  torch::manual_seed(5);
+  for (int64_t s = 0; s < N; ++s) first.step(batch_for(s));
+  first.save(dir / "half.pt", {{"preset", "CasDM"}});
+  for (int i = 0; i < 5; ++i) at::randn({3});  // disturb the generator: load must restore it
+
+  torch::manual_seed(999);
+  presets::CasDM m3(resume_options());  // other initial weights: load must replace them all
+  train::Trainer<presets::CasDM> resumed(m3, resume_trainer_options());
+  resumed.load(dir / "half.pt");
+  CHECK(resumed.step_count() == N);
+  for (int64_t s = N; s < 2 * N; ++s) resumed.step(batch_for(s));
+  CHECK(resumed.step_count() == 2 * N);
+
+  auto a = everything(straight), b = everything(resumed);
+  CHECK(count_different(a, b) == 0);
+  // The comparison can fail: one step more on either side shows up everywhere.
+  resumed.step(batch_for(2 * N));
+  CHECK(count_different(a, everything(resumed)) > a.size() / 2);
+
+  auto info = train::read_checkpoint(dir / "half.pt");
+  CHECK(info.step == N);
+  CHECK(info.get("preset") == "CasDM");
+  CHECK(options_differences(info.options, resume_options()).empty());
+}
+
+TEST_CASE("a checkpoint of another model, size, T or EMA set is refused and changes nothing", "[trainer][checkpoint]") {
+  const auto dir = test::scratch("trainer-refusals");
+  train::TrainerOptions to;
+  to.ema_rates({0.99});
+  presets::CasDM cas(test::tiny_options());
+  train::Trainer<presets::CasDM> t(cas, to);
+  t.step(batch_for(0));
+  const auto before = everything(t);
+  auto unchanged = [&] {
+    CHECK(count_different(before, everything(t)) == 0);
+    CHECK(t.step_count() == 1);
+  };
+
+  presets::DDPM_Eps eps(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> te(eps, to);
+  te.save(dir / "eps.pt", {{"preset", "DDPM_Eps"}});
+  CHECK_THROWS_WITH(t.load(dir / "eps.pt"), Catch::Contains("holds another model (preset DDPM_Eps)") &&
+                                                Catch::Contains("topology::EpsOnly"));
+  unchanged();
+
+  presets::CasDM wide(test::tiny_options().net(test::tiny_options().net().model_channels(32)));
+  train::Trainer<presets::CasDM>(wide, to).save(dir / "wide.pt");
+  CHECK_THROWS_WITH(t.load(dir / "wide.pt"), Catch::Contains("other model options") &&
+                                                 Catch::Contains("net.model_channels: '32' vs '16'"));
+  unchanged();
+
+  presets::CasDM longer(test::tiny_options(8, 1, 200));
+  train::Trainer<presets::CasDM>(longer, to).save(dir / "T200.pt");
+  CHECK_THROWS_WITH(t.load(dir / "T200.pt"), Catch::Contains("diffusion_steps: '200' vs '100'"));
+
+  train::Trainer<presets::CasDM>(cas, train::TrainerOptions().ema_rates({0.9, 0.999})).save(dir / "two-ema.pt");
+  CHECK_THROWS_WITH(t.load(dir / "two-ema.pt"), Catch::Contains("has EMA rates {0.9,0.999}, this run asks for {0.99}"));
+  unchanged();
+
+  // A file whose names were edited: the mismatch is found before anything is copied.
+  auto f = train::read_tensor_file(dir / "two-ema.pt");
+  t.save(dir / "good.pt");
+  auto g = train::read_tensor_file(dir / "good.pt");
+  g.tensors.erase("optim.exp_avg.theta.out_conv.weight");
+  g.tensors.emplace("model.extra", at::zeros({1}));
+  train::write_tensor_file(dir / "edited.pt", g);
+  CHECK_THROWS_WITH(t.load(dir / "edited.pt"), Catch::Contains("(model) does not fit this model") &&
+                                                   Catch::Contains("1 unexpected: extra"));
+  g.tensors.erase("model.extra");
+  train::write_tensor_file(dir / "edited.pt", g);
+  const auto rng_before = at::detail::getDefaultCPUGenerator().get_state();
+  CHECK_THROWS_WITH(t.load(dir / "edited.pt"), Catch::Contains("optimiser state does not fit") &&
+                                                   Catch::Contains("missing exp_avg.theta.out_conv.weight"));
+  unchanged();
+  CHECK(at::equal(rng_before, at::detail::getDefaultCPUGenerator().get_state()));
+
+  train::save_module(*cas, dir / "model-file.pt");
+  CHECK_THROWS_WITH(t.load(dir / "model-file.pt"), Catch::Contains("is not a casdm checkpoint"));
+  {
+    std::ifstream in(dir / "good.pt", std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(dir / "cut.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 100));
+  }
+  CHECK_THROWS_WITH(t.load(dir / "cut.pt"), Catch::Contains("cut.pt is not a readable tensor file"));
+  unchanged();
+  t.load(dir / "good.pt");  // and the trainer's own file loads
+}
+
+TEST_CASE("checkpoint folders keep the newest K; an interrupted save keeps the previous one", "[trainer][checkpoint]") {
+  const auto dir = test::scratch("ckpt-dir");
+  fs::remove_all(dir);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  train::CheckpointDir ckpts(dir, 2);
+  CHECK(!ckpts.latest());
+  for (int64_t s = 0; s < 5; ++s) {
+    t.step(batch_for(s));
+    ckpts.save(t);
+  }
+  auto files = ckpts.list();
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].filename() == "ckpt-000000004.pt");
+  CHECK(files[1].filename() == "ckpt-000000005.pt");
+  CHECK(*ckpts.latest() == files[1]);
+
+  const auto saved = everything(t);
+  t.step(batch_for(5));
+  CHECK_THROWS_WITH(t.save(ckpts.file_for(5), {}, [] { throw std::runtime_error("power cut"); }),
+                    Catch::Contains("power cut"));
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 2);  // no temporary left
+  presets::DDPM_Eps back(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> tb(back, train::TrainerOptions().ema_rates({0.9}));
+  tb.load(files[1]);
+  CHECK(count_different(saved, everything(tb)) == 0);
+  CHECK_THROWS_WITH(train::CheckpointDir(dir, 0), Catch::Contains("must be >= 1"));
+}
+
+TEST_CASE("model options survive their string form, and bad strings are named", "[trainer][options]") {
+  auto o = test::tiny_options(16, 3, 4000).feature_size(64).feature_weights("/w/vgg.pt");
+  o.net().dropout(0.3).channel_mult({1, 2, 3});
+  o.phi_net(net::UNetOptions().model_channels(8).resample(false).attention_resolutions({}));
+  auto back = options_from_map(options_to_map(o));
+  CHECK(options_differences(o, back).empty());
+  CHECK(back.net().dropout() == 0.3);
+  CHECK(back.phi_net()->attention_resolutions().empty());
+  CHECK(!back.phi_net()->resample());
+  CHECK(options_differences(o, test::tiny_options(16, 3, 4000)).size() > 3);
+
+  auto m = options_to_map(o);
+  m["net.channel_mult"] = "1,x";
+  CHECK_THROWS_WITH(options_from_map(m), Catch::Contains("'net.channel_mult' = '1,x' is not a comma-separated list"));
+  m.erase("image_size");
+  CHECK_THROWS_WITH(options_from_map(m), Catch::Contains("'image_size' is missing"));
+}
