@@ -53,3 +53,16 @@ if(NOT TARGET casdm::hana)
     set_target_properties(casdm::hana PROPERTIES INTERFACE_LINK_LIBRARIES Boost::headers)
   endif()
 endif()
+
+# Optional, for casdm/data/ (target casdm::data): zlib for gzip-compressed IDX files and stb_image
+# (Debian: libstb-dev) for image folders.
+if(NOT TARGET casdm::data_deps)
+  find_package(ZLIB QUIET)
+  find_path(CASDM_STB_INCLUDE_DIR stb/stb_image.h)
+  find_library(CASDM_STB_LIBRARY stb)
+  if(ZLIB_FOUND AND CASDM_STB_INCLUDE_DIR AND CASDM_STB_LIBRARY)
+    add_library(casdm::data_deps INTERFACE IMPORTED)
+    set_target_properties(casdm::data_deps PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_STB_INCLUDE_DIR}"
+                          INTERFACE_LINK_LIBRARIES "ZLIB::ZLIB;${CASDM_STB_LIBRARY}")
+  endif()
+endif()

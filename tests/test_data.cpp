@@ -1,8 +1,11 @@
-// The IDX reader against Python's gzip on the real Fashion-MNIST files, and its refusals.
+// Data on disk: the IDX reader against Python's gzip on the real Fashion-MNIST files, CIFAR-10
+// batches against numpy, image folders against PIL, fitting against torch's interpolate, the
+// loader's per-step determinism, and the refusals of bad input.
 #include <fstream>
 #include <iterator>
 
-#include "casdm/data/idx.hpp"
+#include "casdm/data/images.hpp"
+#include "casdm/data/loader.hpp"
 #include "support.hpp"
 
 using namespace casdm;
@@ -26,8 +29,9 @@ TEST_CASE("the Fashion-MNIST reader agrees with Python's gzip byte for byte", "[
     CHECK(at::equal(counts, ref.at("label_counts")));
     const auto ds = data::load_mnist_like(folder, train);
     CHECK(ds.images.sizes() == at::IntArrayRef({train ? 60000 : 10000, 1, 28, 28}));
-    CHECK(ds.images.min().item<float>() == -1.0f);
-    CHECK(ds.images.max().item<float>() == 1.0f);
+    CHECK(ds.images.scalar_type() == at::kByte);
+    CHECK(at::equal(ds.images.slice(0, 0, 5).squeeze(1), ref.at("first_images")));
+    CHECK(at::equal(ds.labels, labels.to(at::kLong)));
   }
 }
 
@@ -51,4 +55,122 @@ TEST_CASE("bad IDX files are refused with the reason", "[data]") {
   CHECK_THROWS_WITH(data::read_idx(write("cut.gz", gz)), Catch::Contains("IDX:"));
   CHECK_THROWS_WITH(data::load_mnist_like(dir / "nope", true), Catch::Contains("data folder not found"));
   CHECK_THROWS_WITH(data::load_mnist_like(dir, true), Catch::Contains("has no train-images-idx3-ubyte[.gz]"));
+}
+
+namespace {
+const std::filesystem::path& made_data() {
+  static const auto dir = [] {
+    auto d = test::scratch("data-formats");
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    test::run_python("data_ref.py", d.string());
+    return d;
+  }();
+  return dir;
+}
+}  // namespace
+
+TEST_CASE("CIFAR-10 binary batches read as numpy reads them; bad batches are refused", "[data]") {
+  const auto dir = made_data();
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  const auto set = data::open_dataset(dir / "cifar");  // detected as CIFAR-10
+  CHECK(set.source.find("CIFAR-10") == 0);
+  CHECK(at::equal(set.images, ref.at("cifar_images")));
+  CHECK(at::equal(set.labels, ref.at("cifar_labels")));
+  CHECK(data::load_cifar10(dir / "cifar", false).size() == 3);
+  const auto bad = test::scratch("cifar-bad");
+  std::filesystem::copy(dir / "cifar", bad, std::filesystem::copy_options::overwrite_existing | std::filesystem::copy_options::recursive);
+  std::filesystem::resize_file(bad / "data_batch_3.bin", 3073 * 2 + 100);
+  CHECK_THROWS_WITH(data::load_cifar10(bad, true),
+                    Catch::Contains("data_batch_3.bin holds 6246 bytes, not a whole number of 3073-byte records"));
+  std::filesystem::remove(bad / "data_batch_3.bin");
+  CHECK_THROWS_WITH(data::load_cifar10(bad, true), Catch::Contains("data_batch_3.bin not found"));
+}
+
+TEST_CASE("image folders decode as PIL decodes them and fit as torch interpolates", "[data]") {
+  const auto dir = made_data();
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  const auto gray = data::open_dataset(dir / "gray");
+  CHECK(at::equal(gray.images, ref.at("gray")));  // [3, 1, 10, 12]
+  const auto rgb = data::load_image_folder(dir / "rgb");
+  REQUIRE(rgb.images.sizes() == at::IntArrayRef({3, 3, 16, 16}));
+  CHECK(at::equal(rgb.images.slice(0, 0, 2), ref.at("rgb").slice(0, 0, 2)));  // PNG: exact
+  // JPEG: stb_image and libjpeg may round the inverse DCT differently.
+  CHECK(test::max_abs_diff(rgb.images[2], ref.at("rgb")[2]) <= 3);
+  // Centre crop + antialiased bilinear shrink, and bilinear growth, to ±1 (float rounding).
+  CHECK(test::max_abs_diff(data::fit(gray, 6, data::Fit::Resize).images, ref.at("gray_fit6")) <= 1);
+  auto rgb_png = rgb;
+  rgb_png.images = ref.at("rgb");
+  CHECK(test::max_abs_diff(data::fit(rgb_png, 8, data::Fit::Resize).images, ref.at("rgb_fit8")) <= 1);
+  CHECK(test::max_abs_diff(data::fit(rgb_png, 20, data::Fit::Resize).images, ref.at("rgb_fit20")) <= 1);
+  CHECK(data::load_image_folder(dir / "rgb", 3, 8).images.sizes() == at::IntArrayRef({3, 3, 8, 8}));
+  // Padding centres the images on black.
+  auto padded = data::fit(rgb_png, 20, data::Fit::Pad).images;
+  CHECK(at::equal(padded.slice(2, 2, 18).slice(3, 2, 18), ref.at("rgb")));
+  CHECK(padded.sum().item<int64_t>() == ref.at("rgb").to(at::kLong).sum().item<int64_t>());
+  CHECK_THROWS_WITH(data::fit(rgb_png, 19, data::Fit::Pad), Catch::Contains("cannot pad 16x16 images"));
+  CHECK_THROWS_WITH(data::fit(rgb_png, 8, data::Fit::Pad), Catch::Contains("use resize"));
+
+  CHECK_THROWS_WITH(data::load_image_folder(dir / "mixed"),
+                    Catch::Contains("b.png has 3 channels, the data set has 1 (like") && Catch::Contains("a.png"));
+  CHECK_THROWS_WITH(data::load_image_folder(dir / "rgb", 1), Catch::Contains("a.png has 3 channels, the data set has 1"));
+  CHECK_THROWS_WITH(data::load_image_folder(dir / "alpha"), Catch::Contains("has an alpha channel (4 channels)"));
+  std::ofstream(test::scratch("not-an-image") / "x.png") << "definitely not a PNG";
+  CHECK_THROWS_WITH(data::load_image_folder(test::scratch("not-an-image")), Catch::Contains("cannot read image"));
+  CHECK_THROWS_WITH(data::open_dataset(test::scratch("empty-folder")), Catch::Contains("holds no PNG, JPEG or BMP"));
+  CHECK_THROWS_WITH(data::open_dataset(dir / "absent"), Catch::Contains("data folder not found"));
+  CHECK_THROWS_WITH(data::open_dataset(dir / "gray", "tiff"), Catch::Contains("unknown data format 'tiff'"));
+}
+
+TEST_CASE("the loader's batch of a step depends on the seed and the step only", "[data][loader]") {
+  const int64_t n = 10;
+  data::ImageSet set{at::arange(n, at::kByte).mul(20).view({n, 1, 1, 1}).expand({n, 1, 2, 3}).contiguous(),
+                     at::arange(n), "ramp"};
+  auto opts = data::LoaderOptions().batch_size(5).seed(4);
+  data::Loader threaded(set, opts), inline_(set, data::LoaderOptions(opts).prefetch(0));
+  std::vector<at::Tensor> seen;
+  for (int s = 0; s < 8; ++s) {
+    auto a = threaded.next(), b = inline_.next();
+    CHECK(at::equal(a, b));
+    seen.push_back(a);
+  }
+  CHECK(threaded.position() == 8);
+  CHECK(threaded.wait_seconds() >= 0);
+  // Values map 0..255 to [−1, 1] exactly: v / 127.5 − 1.
+  auto idx = inline_.indices_at(0);
+  CHECK(at::equal(seen[0], set.images.index_select(0, idx).to(at::kFloat) / 127.5 - 1));
+  // Each epoch (two steps here) draws every image once, in a new order.
+  for (int e = 0; e < 4; ++e) {
+    auto ids = at::cat({inline_.indices_at(2 * e), inline_.indices_at(2 * e + 1)});
+    CHECK(at::equal(std::get<0>(ids.sort()), at::arange(n)));
+  }
+  CHECK(!at::equal(inline_.indices_at(0), inline_.indices_at(2)));
+  // A loader started at step 5 (a resumed run) continues the same sequence.
+  data::Loader resumed(set, opts, 5);
+  for (int s = 5; s < 8; ++s) CHECK(at::equal(resumed.next(), seen[static_cast<size_t>(s)]));
+  // Another seed, another sequence.
+  data::Loader other(set, data::LoaderOptions(opts).seed(5));
+  CHECK(!at::equal(other.next(), seen[0]));
+
+  CHECK_THROWS_WITH(data::Loader(data::ImageSet{at::zeros({0, 1, 2, 2}, at::kByte), {}, "none"}, opts),
+                    Catch::Contains("the data set none is empty"));
+  CHECK_THROWS_WITH(data::Loader(data::ImageSet{at::zeros({2, 1, 2, 2}), {}, "float"}, opts),
+                    Catch::Contains("images must be uint8"));
+}
+
+TEST_CASE("horizontal flips: each image is itself or its mirror, about half mirrored", "[data][loader]") {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(1);
+  data::ImageSet set{at::randint(0, 256, {64, 2, 3, 5}, g).to(at::kByte), {}, "random"};
+  data::Loader flip(set, data::LoaderOptions().batch_size(64).hflip(true).prefetch(0));
+  auto idx = flip.indices_at(0);
+  auto x = flip.next();
+  auto orig = set.images.index_select(0, idx).to(at::kFloat) / 127.5 - 1;
+  int64_t mirrored = 0;
+  for (int64_t i = 0; i < 64; ++i) {
+    const bool same = at::equal(x[i], orig[i]), mirror = at::equal(x[i], orig[i].flip({2}));
+    CHECK((same || mirror));
+    mirrored += mirror;
+  }
+  CHECK(mirrored > 16);
+  CHECK(mirrored < 48);
 }

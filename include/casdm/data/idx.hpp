@@ -68,12 +68,22 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   return t;
 }
 
-/// Fashion-MNIST / MNIST from a folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]:
-/// images as float [N, 1, 28, 28] in [−1, 1], labels as int64 [N].
-struct Dataset {
+/// A data set in memory: images as uint8 [N, C, H, W] (0..255), labels as int64 [N] (undefined
+/// when the source has none), and where it came from.
+struct ImageSet {
   at::Tensor images, labels;
+  std::string source;
+  int64_t size() const { return images.size(0); }
 };
-inline Dataset load_mnist_like(const std::filesystem::path& dir, bool train) {
+
+/// Fashion-MNIST / MNIST from a folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]:
+/// images [N, 1, 28, 28] uint8, labels int64 [N].
+inline bool is_mnist_folder(const std::filesystem::path& dir) {
+  for (const char* n : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"})
+    if (std::filesystem::exists(dir / n)) return true;
+  return false;
+}
+inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train) {
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error("data folder not found: " + dir.string());
   const std::string split = train ? "train" : "t10k";
   auto find = [&](const std::string& stem) {
@@ -86,7 +96,7 @@ inline Dataset load_mnist_like(const std::filesystem::path& dir, bool train) {
   if (images.dim() != 3 || labels.dim() != 1 || images.size(0) != labels.size(0))
     throw std::runtime_error("data folder " + dir.string() + ": images " + std::to_string(images.size(0)) +
                              " and labels " + std::to_string(labels.size(0)) + " do not pair up");
-  return {images.unsqueeze(1).to(at::kFloat).div_(127.5).sub_(1.0), labels.to(at::kLong)};
+  return {images.unsqueeze(1), labels.to(at::kLong), "IDX " + dir.string() + " (" + split + ")"};
 }
 
 }  // namespace casdm::data
