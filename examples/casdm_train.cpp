@@ -1,192 +1,345 @@
-// casdm-train: trains a preset on Fashion-MNIST/MNIST and writes samples, loss curves and figures.
+// casdm-train: trains any preset on an image data set and writes checkpoints, samples and figures.
 //
-//   casdm-train --preset CasDM --steps 1200 --out out/casdm
+//   casdm-train --preset CasDM --steps 1200 --out out/casdm            # Fashion-MNIST by default
+//   casdm-train --out out/casdm --steps 2400 --resume                  # continue that run exactly
 //
-// Writes OUT/samples.png (EMA weights), OUT/loss.png (one curve per loss term, log scale),
-// OUT/losses.csv (every term, every step), OUT/run.json (options and figures) and the weights,
-// OUT/model.pt and OUT/ema.pt (casdm::train::save_module; Python's torch.load reads them).
+// OUT/ gets: checkpoints/ckpt-<step>.pt (model, EMA, optimiser, step, RNG; the newest --keep),
+// losses.csv (every loss term at every step), loss.png (one labelled curve per term),
+// samples.png (EMA weights; samples-<step>.png with --sample-every), data.png and run.json (the
+// settings and the run's figures). Settings that define the run are stored in the checkpoint; a
+// resume takes them from there and refuses a command line that contradicts them.
 #include "casdm/casdm.hpp"
-#include "casdm/data/idx.hpp"
-#include "casdm/train/checkpoint.hpp"
+#include "casdm/data/images.hpp"
+#include "casdm/data/loader.hpp"
+#include "casdm/train/trainer.hpp"
 #include "image_io.hpp"
+#include "program.hpp"
 
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/optim/adamw.h>
 
 #include <chrono>
-#include <numeric>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <numeric>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
+using casdm::examples::duration;
 
 struct Args {
+  // The run's settings (kept across --resume).
   std::string preset = "CasDM";
   std::string data = "/usr/share/datasets/fashion-mnist";
-  std::string out = "out/casdm";
-  int64_t steps = 1200, batch = 32, image_size = 28, model_channels = 16, res_blocks = 1, T = 1000;
-  int64_t samples = 64, sample_steps = 50, seed = 0, threads = 0;
-  double lr = 1e-3, ema = 0.99;
-  std::vector<int64_t> channel_mult{1, 2, 2};
-  std::vector<int64_t> attention{7};
-  std::string device = "cpu";
+  std::string data_format = "auto";
+  std::string fit = "pad";
+  bool hflip = false;
+  int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0, T = 1000;
+  double lr = 1e-3, weight_decay = 0, grad_clip = 0;
+  std::vector<double> ema{0.99};
+  int64_t model_channels = 16, res_blocks = 1, heads = 4, norm_groups = 8;
+  std::vector<int64_t> channel_mult{1, 2, 2}, attention{7};
+  double dropout = 0;
+  int64_t phi_model_channels = 0, phi_res_blocks = 0;
+  std::vector<int64_t> phi_channel_mult, phi_attention;
+  int64_t feature_size = 0;
+  std::string feature_weights;
+  // This invocation's choices.
+  int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
+  int64_t log_every = 100, threads = 0, prefetch = 2;
+  std::string out = "out/casdm", resume_from, device = "cpu";
+  bool resume = false;
 };
 
+casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image_size) {
+  auto net = casdm::net::UNetOptions()
+                 .model_channels(a.model_channels)
+                 .channel_mult(a.channel_mult)
+                 .num_res_blocks(a.res_blocks)
+                 .attention_resolutions(a.attention)
+                 .num_heads(a.heads)
+                 .norm_groups(a.norm_groups)
+                 .dropout(a.dropout);
+  auto o = casdm::ModelOptions()
+               .image_size(image_size)
+               .channels(channels)
+               .diffusion_steps(a.T)
+               .net(net)
+               .feature_size(a.feature_size)
+               .feature_weights(a.feature_weights);
+  if (a.phi_model_channels || a.phi_res_blocks || !a.phi_channel_mult.empty() || !a.phi_attention.empty()) {
+    auto phi = net;
+    if (a.phi_model_channels) phi.model_channels(a.phi_model_channels);
+    if (a.phi_res_blocks) phi.num_res_blocks(a.phi_res_blocks);
+    if (!a.phi_channel_mult.empty()) phi.channel_mult(a.phi_channel_mult);
+    if (!a.phi_attention.empty()) phi.attention_resolutions(a.phi_attention);
+    o.phi_net(phi);
+  }
+  return o;
+}
+
 template <class Model>
-int run(const Args& a) {
+int train(const Args& a, const std::map<std::string, std::string>& settings,
+          const std::optional<casdm::train::CheckpointInfo>& resume) {
   const auto device = c10::Device(a.device);
-  torch::manual_seed(static_cast<uint64_t>(a.seed));
-  std::error_code ec;
-  fs::create_directories(a.out, ec);
-  {
-    std::ofstream probe(fs::path(a.out) / ".write-test");
-    if (ec || !probe) throw std::runtime_error("output folder " + a.out + " is not writable");
-  }
-  fs::remove(fs::path(a.out) / ".write-test");
-  auto data = casdm::data::load_mnist_like(a.data, true);
-  auto images = data.images;
-  if (a.image_size != images.size(2)) {
-    const int64_t pad = a.image_size - images.size(2);
-    if (pad < 0 || pad % 2) throw std::runtime_error("--image-size must be 28 + an even padding");
-    images = at::constant_pad_nd(images, {pad / 2, pad / 2, pad / 2, pad / 2}, -1.0);
-  }
-  auto options = casdm::ModelOptions()
-                     .image_size(a.image_size)
-                     .channels(1)
-                     .diffusion_steps(a.T)
-                     .net(casdm::net::UNetOptions()
-                              .model_channels(a.model_channels)
-                              .channel_mult(a.channel_mult)
-                              .num_res_blocks(a.res_blocks)
-                              .attention_resolutions(a.attention)
-                              .num_heads(4)
-                              .norm_groups(8)
-                              .dropout(0.0));
-  Model model(options);
+  const fs::path out = a.out;
+  casdm::train::CheckpointDir ckpts(out / "checkpoints", a.keep);
+
+  // Data first: a bad data set is refused before anything is written.
+  auto set = casdm::data::open_dataset(a.data, a.data_format, true, a.fit == "resize" ? a.image_size : 0);
+  const int64_t size = a.image_size > 0 ? a.image_size : set.images.size(2);
+  set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
+  const int64_t channels = set.images.size(1);
+  std::fprintf(stderr, "data: %s, %lld images %lldx%lldx%lld\n", set.source.c_str(),
+               static_cast<long long>(set.size()), static_cast<long long>(channels), static_cast<long long>(size),
+               static_cast<long long>(size));
+
+  if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
+  Model model(model_options(a, channels, size));
   model->to(device);
-  auto ema = std::dynamic_pointer_cast<typename Model::Impl>(model->clone());
-  ema->eval();
-  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(a.lr).weight_decay(0));
+  auto topts = casdm::train::TrainerOptions()
+                   .optimizer(casdm::train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
+                   .ema_rates(a.ema)
+                   .grad_clip(a.grad_clip)
+                   .micro_batch(a.micro_batch);
+  casdm::train::Trainer<Model> trainer(model, topts);
+  if (resume) {
+    trainer.load(*resume);
+    std::fprintf(stderr, "resumed from %s at step %lld\n", resume->path.c_str(),
+                 static_cast<long long>(trainer.step_count()));
+  }
+  const int64_t first = trainer.step_count();
+  if (first >= a.steps)
+    throw std::runtime_error("the run is at step " + std::to_string(first) + " already; --steps is the total to reach");
+  casdm::data::Loader loader(set,
+                             casdm::data::LoaderOptions()
+                                 .batch_size(a.batch)
+                                 .hflip(a.hflip)
+                                 .seed(static_cast<uint64_t>(a.seed))
+                                 .prefetch(a.prefetch)
+                                 .device(device),
+                             first);
+
+  // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
   const auto names = Model::Impl::losses_type::describe();
-  std::vector<std::vector<double>> curves(names.size() + 1);
-  std::ofstream csv(fs::path(a.out) / "losses.csv");
-  csv << "step,total";
-  for (const auto& [n, w] : names) csv << "," << n;
-  csv << "\n";
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
-  const auto start = std::chrono::steady_clock::now();
-  auto params = model->parameters(), ema_params = ema->parameters();
-  for (int64_t step = 1; step <= a.steps; ++step) {
-    auto idx = at::randint(0, images.size(0), {a.batch}, gen);
-    auto x0 = images.index_select(0, idx).to(device);
-    opt.zero_grad();
-    auto report = model->training_losses(x0);
-    report.total.backward();
-    opt.step();
-    {
-      torch::NoGradGuard g;
-      for (size_t i = 0; i < params.size(); ++i) ema_params[i].mul_(a.ema).add_(params[i], 1 - a.ema);
+  std::vector<std::string> series{"total"};
+  for (const auto& [n, w] : names) series.push_back(n);
+  std::vector<std::vector<double>> curves(series.size());
+  std::string header = "step";
+  for (const auto& s : series) header += "," + s;
+  std::ostringstream kept;
+  kept << header << "\n";
+  if (resume) {
+    std::ifstream in(out / "losses.csv");
+    std::string line;
+    std::getline(in, line);
+    if (line != header) throw std::runtime_error((out / "losses.csv").string() + " is not this run's loss log");
+    while (std::getline(in, line)) {
+      std::istringstream row(line);
+      std::string cell;
+      std::getline(row, cell, ',');
+      if (std::stoll(cell) > first) break;
+      for (auto& c : curves) {
+        std::getline(row, cell, ',');
+        c.push_back(std::stod(cell));
+      }
+      kept << line << "\n";
     }
+    if (static_cast<int64_t>(curves[0].size()) != first)
+      throw std::runtime_error((out / "losses.csv").string() + " has " + std::to_string(curves[0].size()) +
+                               " rows up to step " + std::to_string(first) + ", expected one per step");
+  }
+  casdm::examples::write_text(out / "losses.csv", kept.str());
+  std::ofstream csv(out / "losses.csv", std::ios::app);
+  csv.precision(9);
+
+  std::map<std::string, std::string> meta{{"preset", a.preset}, {"program", "casdm-train"}};
+  for (const auto& [k, v] : settings) meta["args." + k] = v;
+  // Sample grids start from the same noise every time, drawn without touching the run's generator.
+  auto grid_noise = at::randn({a.samples, channels, size, size},
+                              at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed) + 1));
+  auto sample_grid = [&](const fs::path& path) {
+    casdm::train::GeneratorStateGuard keep_rng(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto x = trainer.ema(0)->sample(a.samples, casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise));
+    casdm::examples::write_grid(path, x, 8);
+    return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  double sample_secs_during = 0;
+  for (int64_t step = first + 1; step <= a.steps; ++step) {
+    auto x0 = loader.next();
+    auto report = trainer.step(x0);
+    csv << step;
     curves[0].push_back(report.total.template item<double>());
-    csv << step << "," << curves[0].back();
+    csv << "," << curves[0].back();
     for (size_t i = 0; i < report.terms.size(); ++i) {
       curves[i + 1].push_back(report.terms[i].second.template item<double>());
       csv << "," << curves[i + 1].back();
     }
     csv << "\n";
-    if (step % 50 == 0 || step == a.steps) {
+    if (a.checkpoint_every > 0 && step % a.checkpoint_every == 0 && step != a.steps) {
+      csv.flush();
+      ckpts.save(trainer, meta);
+    }
+    if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps) {
+      char name[40];
+      std::snprintf(name, sizeof name, "samples-%09lld.png", static_cast<long long>(step));
+      sample_secs_during += sample_grid(out / name).second;
+    }
+    if (step % a.log_every == 0 || step == a.steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.2f steps/s  ETA %.0fs   ", static_cast<long long>(step),
-                   static_cast<long long>(a.steps), curves[0].back(), step / secs, (a.steps - step) * secs / step);
+      const double done = static_cast<double>(step - first);
+      std::ostringstream line;
+      line.precision(4);
+      line << "step " << step << "/" << a.steps;
+      for (size_t i = 0; i < series.size(); ++i) line << (i ? " " : " | ") << series[i] << " " << curves[i].back();
+      line.precision(3);
+      line << " | " << done / secs << " steps/s | data wait " << 100 * loader.wait_seconds() / secs << "% | ETA "
+           << duration((a.steps - step) * secs / done);
+      std::fprintf(stderr, "%s\n", line.str().c_str());
     }
   }
-  std::fprintf(stderr, "\n");
+  csv.close();
   const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto s0 = std::chrono::steady_clock::now();
-  auto samples = ema->sample(a.samples, casdm::SampleOptions().steps(a.sample_steps));
-  const double sample_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-  casdm::examples::write_grid(fs::path(a.out) / "samples.png", samples, 8);
-  casdm::examples::write_grid(fs::path(a.out) / "data.png", images.slice(0, 0, a.samples), 8);
-  casdm::examples::write_curves(fs::path(a.out) / "loss.png", curves);
+  const auto ckpt = ckpts.save(trainer, meta);
+
+  auto [samples, sample_secs] = sample_grid(out / "samples.png");
+  auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
+  casdm::examples::write_grid(out / "data.png", data_images, 8);
+  casdm::examples::write_curves(out / "loss.png", curves, series,
+                                a.preset + ": training losses (log scale, moving average)");
+
   nlohmann::json j;
   j["preset"] = a.preset;
+  j["settings"] = settings;
+  j["data"] = set.source;
+  j["images"] = set.size();
+  j["image_shape"] = {channels, size, size};
+  j["device"] = a.device;
+  j["threads"] = at::get_num_threads();
   j["steps"] = a.steps;
-  j["batch"] = a.batch;
-  j["lr"] = a.lr;
-  j["ema"] = a.ema;
-  j["T"] = a.T;
-  j["image_size"] = a.image_size;
-  j["model_channels"] = a.model_channels;
+  j["resumed_at_step"] = first;
+  j["checkpoint"] = ckpt.string();
   j["parameters"] = [&] {
     int64_t n = 0;
     for (const auto& p : model->parameters()) n += p.numel();
     return n;
   }();
-  j["train_seconds"] = train_secs;
-  j["steps_per_second"] = a.steps / train_secs;
+  j["train_seconds_this_invocation"] = train_secs;
+  j["steps_per_second"] = static_cast<double>(a.steps - first) / (train_secs - sample_secs_during);
+  j["data_wait_fraction"] = loader.wait_seconds() / train_secs;
   j["sample_seconds"] = sample_secs;
   j["sample_steps"] = a.sample_steps;
-  j["loss_curve_order"] = nlohmann::json::array({"total"});
-  for (const auto& [n, w] : names) {
-    j["loss_curve_order"].push_back(n);
-    j["loss_weights"][n] = w;
-  }
-  const int64_t tail = std::max<int64_t>(1, a.steps / 10);
-  j["final_loss_mean_last_10pct"]["total"] =
-      std::accumulate(curves[0].end() - tail, curves[0].end(), 0.0) / static_cast<double>(tail);
-  for (size_t i = 0; i < names.size(); ++i)
-    j["final_loss_mean_last_10pct"][names[i].first] =
-        std::accumulate(curves[i + 1].end() - tail, curves[i + 1].end(), 0.0) / static_cast<double>(tail);
+  j["loss_series"] = series;
+  for (const auto& [n, w] : names) j["loss_weights"][n] = w;
+  const auto tail = std::max<size_t>(1, curves[0].size() / 10);
+  for (size_t i = 0; i < series.size(); ++i)
+    j["loss_mean_last_10pct"][series[i]] =
+        std::accumulate(curves[i].end() - static_cast<std::ptrdiff_t>(tail), curves[i].end(), 0.0) /
+        static_cast<double>(tail);
   j["sample_mean"] = samples.mean().template item<double>();
-  j["data_mean"] = images.mean().template item<double>();
-  std::ofstream(fs::path(a.out) / "run.json") << j.dump(2) << "\n";
-  casdm::train::save_module(*model, fs::path(a.out) / "model.pt");
-  casdm::train::save_module(*ema, fs::path(a.out) / "ema.pt");
-  std::cout << "wrote " << a.out << "/{samples.png,data.png,loss.png,losses.csv,run.json,model.pt,ema.pt}\n";
+  j["sample_std"] = samples.std().template item<double>();
+  j["data_mean"] = data_images.mean().template item<double>();
+  j["data_std"] = data_images.std().template item<double>();
+  casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
+  std::cout << "wrote " << ckpt.string() << " and " << a.out
+            << "/{samples.png,data.png,loss.png,losses.csv,run.json}\n";
   return 0;
 }
 
 int main(int argc, char** argv) {
   Args a;
-  CLI::App app{"Train a casdm preset on Fashion-MNIST / MNIST and sample it"};
-  std::string preset_list;
-  casdm::presets::for_each([&](const char* name, auto) { preset_list += (preset_list.empty() ? "" : ", ") + std::string(name); });
-  app.add_option("--preset", a.preset, "one of: " + preset_list)->capture_default_str();
-  app.add_option("--data", a.data, "folder with {train,t10k}-{images,labels}-idx?-ubyte[.gz]")->capture_default_str();
+  const auto presets = casdm::examples::preset_names();
+  CLI::App app{"Train a casdm preset on an image data set (Fashion-MNIST/MNIST IDX, CIFAR-10 binary, or a folder "
+               "of PNG/JPEG images), writing checkpoints, sample grids and loss figures."};
+  app.get_formatter()->column_width(34);
+  casdm::examples::RunSettings settings;
+  auto setting = [&](const std::string& name, auto* field, const std::string& help) {
+    settings.add(name, field);
+    return app.add_option("--" + name, *field, help)->capture_default_str();
+  };
+  setting("preset", &a.preset, "one of: " + presets)->group("Run");
+  setting("data", &a.data, "data folder: IDX files, CIFAR-10 *.bin batches, or images")->group("Data");
+  setting("data-format", &a.data_format, "auto, idx, cifar10 or images")->group("Data");
+  setting("image-size", &a.image_size, "side the images are brought to (0: the data's)")->group("Data");
+  setting("fit", &a.fit, "pad (centre on black) or resize (centre-crop, bilinear)")->group("Data");
+  settings.add("hflip", &a.hflip);
+  app.add_flag("--hflip", a.hflip, "flip images horizontally at random")->group("Data");
+  setting("batch", &a.batch, "images per step")->check(CLI::PositiveNumber)->group("Optimisation");
+  setting("micro-batch", &a.micro_batch, "accumulate gradients over chunks of this size (0: off)")->group("Optimisation");
+  setting("lr", &a.lr, "AdamW learning rate (paper: 1e-4)")->group("Optimisation");
+  setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->group("Optimisation");
+  setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->group("Optimisation");
+  setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->group("Optimisation");
+  setting("seed", &a.seed, "seed of weights, noise and data order")->group("Optimisation");
+  setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->group("Model");
+  setting("model-channels", &a.model_channels, "U-Net width (paper: 128)")->group("Model");
+  setting("channel-mult", &a.channel_mult, "width multipliers per level (paper: 1,2,2,2)")->group("Model");
+  setting("res-blocks", &a.res_blocks, "residual blocks per level (paper: 3)")->group("Model");
+  setting("attention", &a.attention, "resolutions with self-attention (paper: 16,8)")->group("Model");
+  setting("heads", &a.heads, "attention heads")->group("Model");
+  setting("norm-groups", &a.norm_groups, "GroupNorm groups (paper: 32)")->group("Model");
+  setting("dropout", &a.dropout, "U-Net dropout (paper: 0.3)")->group("Model");
+  setting("phi-model-channels", &a.phi_model_channels, "cascaded presets: phi's width (0: as theta)")->group("Model");
+  setting("phi-channel-mult", &a.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->group("Model");
+  setting("phi-res-blocks", &a.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->group("Model");
+  setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->group("Model");
+  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: 224)")->group("Model");
+  setting("feature-weights", &a.feature_weights, "feature-loss presets: backbone weights file")->group("Model");
+  app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--out", a.out, "output folder")->capture_default_str();
-  app.add_option("--steps", a.steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", a.batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lr", a.lr, "AdamW learning rate (paper: 1e-4)")->capture_default_str();
-  app.add_option("--ema", a.ema, "EMA rate of the sampling weights")->capture_default_str();
-  app.add_option("--image-size", a.image_size, "pad the 28x28 images to this side")->capture_default_str();
-  app.add_option("--model-channels", a.model_channels, "U-Net width")->capture_default_str();
-  app.add_option("--channel-mult", a.channel_mult, "U-Net width multipliers per level")->capture_default_str();
-  app.add_option("--res-blocks", a.res_blocks, "residual blocks per level")->capture_default_str();
-  app.add_option("--attention", a.attention, "resolutions with self-attention")->capture_default_str();
-  app.add_option("-T,--diffusion-steps", a.T, "diffusion steps T (paper: 4000)")->capture_default_str();
-  app.add_option("--samples", a.samples, "images to sample")->capture_default_str();
-  app.add_option("--sample-steps", a.sample_steps, "DDIM steps")->capture_default_str();
-  app.add_option("--seed", a.seed, "random seed")->capture_default_str();
+  app.add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");
+  app.add_option("--resume-from", a.resume_from, "continue from this checkpoint file");
+  app.add_option("--checkpoint-every", a.checkpoint_every, "steps between checkpoints (0: at the end only)")
+      ->capture_default_str();
+  app.add_option("--keep", a.keep, "checkpoints to keep (>= 2)")->capture_default_str()->check(CLI::Range(2, 1 << 30));
+  app.add_option("--sample-every", a.sample_every, "steps between sample grids (0: at the end only)")->capture_default_str();
+  app.add_option("--samples", a.samples, "images in a sample grid")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--sample-steps", a.sample_steps, "DDIM steps of the sample grids")->capture_default_str();
+  app.add_option("--log-every", a.log_every, "steps between progress lines")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--prefetch", a.prefetch, "batches prepared ahead (0: none)")->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_option("--device", a.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   at::set_num_threads(a.threads > 0 ? static_cast<int>(a.threads)
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   try {
-    bool found = false;
-    int rc = 0;
-    casdm::presets::for_each([&](const char* name, auto type) {
-      if (a.preset == name) {
-        found = true;
-        rc = run<typename decltype(type)::type>(a);
+    std::optional<casdm::train::CheckpointInfo> resume;
+    const casdm::train::CheckpointDir ckpts(fs::path(a.out) / "checkpoints", a.keep);
+    if (a.resume || !a.resume_from.empty()) {
+      fs::path from = a.resume_from;
+      if (from.empty()) {
+        auto latest = ckpts.latest();
+        if (!latest) throw std::runtime_error("--resume: no checkpoint in " + ckpts.path().string());
+        from = *latest;
       }
+      resume = casdm::train::read_checkpoint(from);
+      std::map<std::string, std::string> stored;
+      for (const auto& [k, v] : resume->meta)
+        if (k.rfind("args.", 0) == 0) stored.emplace(k.substr(5), v);
+      settings.resume_from(stored, app, from.string());
+    } else if (ckpts.latest()) {
+      throw std::runtime_error(a.out + " holds checkpoints of an earlier run; continue it with --resume, or choose "
+                               "another --out");
+    }
+    const auto traits = casdm::examples::traits_of(a.preset);
+    for (const char* o : {"--phi-model-channels", "--phi-channel-mult", "--phi-res-blocks", "--phi-attention"})
+      if (app.count(o) && !traits.phi_net)
+        throw std::runtime_error(std::string(o) + ": preset " + a.preset +
+                                 " has no phi network (only the cascaded presets do)");
+    for (const char* o : {"--feature-size", "--feature-weights"})
+      if (app.count(o) && !traits.features)
+        throw std::runtime_error(std::string(o) + ": preset " + a.preset + " has no feature loss");
+    if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
+    casdm::data::parse_fit(a.fit);
+    casdm::examples::require_writable_folder(a.out);
+    return casdm::examples::with_preset(a.preset, [&](auto type) {
+      return train<typename decltype(type)::type>(a, settings.values(), resume);
     });
-    if (!found) throw std::runtime_error("unknown preset '" + a.preset + "'; choose one of: " + preset_list);
-    return rc;
   } catch (const std::exception& e) {
     std::cerr << "casdm-train: " << e.what() << "\n";
     return 1;

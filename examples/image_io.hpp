@@ -1,5 +1,6 @@
 #pragma once
-// PNG output of the example programs: image grids and loss curves (stb_image_write).
+// PNG output of the example programs: image grids and labelled loss curves (stb_image_write,
+// stb_easy_font for the text).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -10,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#include <stb/stb_image_write.h>
+#include <stb/stb_easy_font.h>
+#include <stb/stb_image_write.h>  // implementation in libstb (casdm::data links it)
 
 namespace casdm::examples {
 
@@ -39,18 +39,49 @@ inline void write_grid(const std::filesystem::path& path, const at::Tensor& imag
   write_png(path, static_cast<int>(W), static_cast<int>(H), static_cast<int>(oc), px);
 }
 
-/// Loss curves on a log scale, one colour per series (in order: blue, orange, green, red, purple,
-/// brown), each smoothed by a moving average; light grid lines at every power of ten.
-inline void write_curves(const std::filesystem::path& path, const std::vector<std::vector<double>>& series,
-                         int W = 800, int H = 450) {
-  static constexpr std::array<std::array<uint8_t, 3>, 6> colours{
-      {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}}};
-  std::vector<uint8_t> px(static_cast<size_t>(W * H * 3), 255);
-  auto put = [&](int x, int y, const std::array<uint8_t, 3>& c) {
+/// An RGB canvas with pixels, lines and text.
+struct Canvas {
+  int W, H;
+  std::vector<uint8_t> px;
+  Canvas(int w, int h) : W(w), H(h), px(static_cast<size_t>(w * h * 3), 255) {}
+  void put(int x, int y, const std::array<uint8_t, 3>& c) {
     if (x < 0 || y < 0 || x >= W || y >= H) return;
     for (int k = 0; k < 3; ++k) px[static_cast<size_t>((y * W + x) * 3 + k)] = c[static_cast<size_t>(k)];
-  };
-  const int L = 50, R = W - 20, T = 20, B = H - 40;
+  }
+  void line(int x0, int y0, int x1, int y1, const std::array<uint8_t, 3>& c, int thick = 1) {
+    const int steps = std::max(std::abs(x1 - x0), std::abs(y1 - y0)) + 1;
+    for (int k = 0; k <= steps; ++k)
+      for (int d = 0; d < thick; ++d) put(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps + d, c);
+  }
+  /// Text with its top-left corner at (x, y), `scale` pixels per font unit (~7 units high).
+  void text(int x, int y, const std::string& s, const std::array<uint8_t, 3>& c, int scale = 2) {
+    std::vector<char> buf(s.size() * 300 + 64);
+    std::string copy = s;
+    const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buf.data(), static_cast<int>(buf.size()));
+    for (int q = 0; q < quads; ++q) {
+      const float* v = reinterpret_cast<const float*>(buf.data() + q * 4 * 16);
+      const float x0 = v[0], y0 = v[1], x1 = v[8], y1 = v[9];  // opposite corners of an axis-aligned quad
+      for (int yy = static_cast<int>(y0 * scale); yy < static_cast<int>(y1 * scale); ++yy)
+        for (int xx = static_cast<int>(x0 * scale); xx < static_cast<int>(x1 * scale); ++xx) put(x + xx, y + yy, c);
+    }
+  }
+  static int text_width(const std::string& s, int scale = 2) {
+    std::string copy = s;
+    return stb_easy_font_width(copy.data()) * scale;
+  }
+  void save(const std::filesystem::path& path) const { write_png(path, W, H, 3, px); }
+};
+
+/// Loss curves on a log scale, one colour per series (blue, orange, green, red, purple, brown),
+/// each smoothed by a moving average, with a legend of `names`, decade labels on the y axis and
+/// step labels (1-based) on the x axis.
+inline void write_curves(const std::filesystem::path& path, const std::vector<std::vector<double>>& series,
+                         const std::vector<std::string>& names = {}, const std::string& title = "",
+                         int W = 900, int H = 520) {
+  static constexpr std::array<std::array<uint8_t, 3>, 6> colours{
+      {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}}};
+  Canvas cv(W, H);
+  const int L = 80, R = W - 20, T = 50, B = H - 70;
   double lo = 1e300, hi = -1e300;
   size_t len = 0;
   std::vector<std::vector<double>> smooth;
@@ -68,30 +99,44 @@ inline void write_curves(const std::filesystem::path& path, const std::vector<st
     smooth.push_back(std::move(v));
   }
   if (len < 2 || !(lo < hi)) lo = 1e-3, hi = 1, len = std::max<size_t>(len, 2);
-  const double llo = std::floor(std::log10(lo)), lhi = std::ceil(std::log10(hi));
-  auto ymap = [&](double v) { return B - static_cast<int>((std::log10(std::max(v, 1e-300)) - llo) / (lhi - llo) * (B - T)); };
-  for (double e = llo; e <= lhi; e += 1)
-    for (int x = L; x <= R; ++x) put(x, ymap(std::pow(10.0, e)), {220, 220, 220});
-  for (int x = L; x <= R; ++x) put(x, B, {0, 0, 0});
-  for (int y = T; y <= B; ++y) put(L, y, {0, 0, 0});
+  const double llo = std::floor(std::log10(lo)), lhi = std::max(llo + 1, std::ceil(std::log10(hi)));
+  auto ymap = [&](double v) {
+    return B - static_cast<int>((std::log10(std::max(v, 1e-300)) - llo) / (lhi - llo) * (B - T));
+  };
+  auto xmap = [&](double i) { return L + static_cast<int>(i / static_cast<double>(len - 1) * (R - L)); };
+  const std::array<uint8_t, 3> black{0, 0, 0}, grey{120, 120, 120}, light{225, 225, 225};
+  for (double e = llo; e <= lhi; e += 1) {
+    const int y = ymap(std::pow(10.0, e));
+    cv.line(L, y, R, y, light);
+    const std::string label = "1e" + std::to_string(static_cast<int>(e));
+    cv.text(L - 8 - Canvas::text_width(label), y - 6, label, grey);
+  }
+  for (int k = 0; k <= 4; ++k) {  // x ticks at 0, ¼, ½, ¾, 1 of the run
+    const double i = static_cast<double>(len - 1) * k / 4.0;
+    const int x = xmap(i);
+    cv.line(x, B, x, B + 5, black);
+    const std::string label = std::to_string(static_cast<long long>(std::llround(i + 1)));
+    cv.text(x - Canvas::text_width(label) / 2, B + 10, label, grey);
+  }
+  cv.text((L + R) / 2 - Canvas::text_width("step") / 2, B + 32, "step", black);
+  cv.line(L, B, R, B, black);
+  cv.line(L, T, L, B, black);
+  if (!title.empty()) cv.text(L, 12, title, black);
+  int lx = L + 10;
   for (size_t s = 0; s < smooth.size(); ++s) {
     const auto& c = colours[s % colours.size()];
     int px0 = -1, py0 = -1;
     for (size_t i = 0; i < smooth[s].size(); ++i) {
-      const int x = L + static_cast<int>(static_cast<double>(i) / static_cast<double>(len - 1) * (R - L));
-      const int y = ymap(smooth[s][i]);
-      if (px0 >= 0) {  // Bresenham-free: interpolate enough points
-        const int steps = std::max(std::abs(x - px0), std::abs(y - py0)) + 1;
-        for (int k = 0; k <= steps; ++k)
-          for (int d = 0; d < 2; ++d)
-            put(px0 + (x - px0) * k / steps, py0 + (y - py0) * k / steps + d, c);
-      }
+      const int x = xmap(static_cast<double>(i)), y = ymap(smooth[s][i]);
+      if (px0 >= 0) cv.line(px0, py0, x, y, c, 2);
       px0 = x, py0 = y;
     }
-    for (int dy = 0; dy < 10; ++dy)  // legend swatch, in series order, under the axis
-      for (int dx = 0; dx < 30; ++dx) put(L + static_cast<int>(s) * 45 + dx, B + 15 + dy, c);
+    const std::string name = s < names.size() ? names[s] : "series " + std::to_string(s);
+    for (int dy = 0; dy < 4; ++dy) cv.line(lx, T + 10 + dy, lx + 24, T + 10 + dy, c);  // legend, top left
+    cv.text(lx + 30, T + 5, name, black);
+    lx += 30 + Canvas::text_width(name) + 24;
   }
-  write_png(path, W, H, 3, px);
+  cv.save(path);
 }
 
 }  // namespace casdm::examples

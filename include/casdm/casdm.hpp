@@ -2,6 +2,7 @@
 // Umbrella header. The library's own headers include narrowly; include this for convenience.
 #include "casdm/core/compat.hpp"
 #include "casdm/core/options.hpp"
+#include "casdm/core/options_io.hpp"
 #include "casdm/core/prediction.hpp"
 #include "casdm/core/process.hpp"
 #include "casdm/loss/feature.hpp"
@@ -16,3 +17,7 @@
 #include "casdm/schedule/linear.hpp"
 #include "casdm/topology/cascaded.hpp"
 #include "casdm/topology/plain.hpp"
+#include "casdm/train/checkpoint.hpp"
+#include "casdm/train/optim.hpp"
+#include "casdm/train/trainer.hpp"
+// casdm/data/*.hpp need zlib and libstb: include them yourself and link casdm::data.

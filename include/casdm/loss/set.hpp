@@ -37,6 +37,8 @@ class Set {
   static constexpr bool needs_x0_head = (Terms::needs_x0_head || ...);
   static constexpr bool needs_mix = (Terms::needs_mix || ...);
   static constexpr std::size_t size = sizeof...(Terms);
+  /// A term computes features of a fixed network (it reads ModelOptions::feature_size/weights).
+  static constexpr bool uses_features = (requires { Terms::default_size; } || ...);
 
   explicit Set(const ModelOptions& o) : terms_(Terms(o)...) {}
 

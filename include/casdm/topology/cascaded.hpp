@@ -37,6 +37,8 @@ struct Cascaded {
                 "channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
   static constexpr const char* name = "cascaded";
   static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
+  /// φ is a network of its own, sized by ModelOptions::phi_net.
+  static constexpr bool uses_phi_net = true;
   struct Nets {
     decltype(ThetaNet::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
     decltype(PhiNet::make(net::UNetOptions{}, 1, 1)) phi{nullptr};

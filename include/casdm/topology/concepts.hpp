@@ -40,4 +40,8 @@ concept NetArch = requires(net::UNetOptions o, int64_t c, const at::Tensor& x) {
   { A::make(o, c, c)->forward(x, x) } -> std::same_as<at::Tensor>;
 };
 
+/// Whether a topology has a second network sized by ModelOptions::phi_net (the cascaded φ).
+template <class T>
+inline constexpr bool uses_phi_net = requires { requires T::uses_phi_net; };
+
 }  // namespace casdm::topology

@@ -95,9 +95,11 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
   c10::IValue v;
   try {
     v = torch::jit::pickle_load(bytes);
-  } catch (const std::exception& e) {
+  } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
     throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?): " +
-                             std::string(e.what()).substr(0, 200));
+                             e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?): " + e.what());
   }
   if (!v.isGenericDict()) throw std::runtime_error(path.string() + " does not hold a dict of named tensors");
   TensorFile f;

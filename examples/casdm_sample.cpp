@@ -1,0 +1,128 @@
+// casdm-sample: draws images from a casdm-train checkpoint.
+//
+//   casdm-sample --checkpoint out/casdm --n 64 --steps 50                # DDIM-50, EMA weights
+//   casdm-sample --checkpoint out/casdm/checkpoints/ckpt-000001200.pt --sampler ancestral --steps 1000 --weights raw
+//
+// Writes OUT/samples.png (a grid) and OUT/samples.pt (torch.save format: "samples", float
+// [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
+// The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
+#include "casdm/casdm.hpp"
+#include "casdm/sampler/ancestral.hpp"
+#include "casdm/train/trainer.hpp"
+#include "image_io.hpp"
+#include "program.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+struct Args {
+  std::string checkpoint, out = "out/samples", sampler = "ddim", weights = "ema", device = "cpu";
+  int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8;
+  double eta = 0, ema_rate = -1;
+};
+
+template <class Model>
+int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
+  const auto device = c10::Device(a.device);
+  Model model(c.options);
+  std::string prefix = "model.";
+  std::string weights = "raw";
+  if (a.weights == "ema") {
+    std::string rates;
+    for (size_t i = 0; c.meta.count("ema." + std::to_string(i) + ".rate"); ++i) {
+      const auto r = c.get("ema." + std::to_string(i) + ".rate");
+      rates += (rates.empty() ? "" : ",") + r;
+      if (prefix == "model." && (a.ema_rate < 0 || std::stod(r) == a.ema_rate)) {
+        prefix = "ema." + std::to_string(i) + ".";
+        weights = "ema " + r;
+      }
+    }
+    if (prefix == "model.")
+      throw std::runtime_error(c.path.string() + " has EMA rates {" + rates + "}" +
+                               (a.ema_rate < 0 ? "" : ", not " + casdm::examples::detail::fmt(a.ema_rate)) +
+                               "; choose one with --ema-rate or use --weights raw");
+  }
+  casdm::train::load_state_strict(*model, casdm::train::section(c.file, prefix), c.path.string());
+  model->to(device);
+  model->eval();
+  torch::manual_seed(static_cast<uint64_t>(a.seed));
+  auto so = casdm::SampleOptions().steps(a.steps).eta(a.eta);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> parts;
+  for (int64_t done = 0; done < a.n; done += a.batch) {
+    parts.push_back(model->sample(std::min(a.batch, a.n - done), so).cpu());
+    std::fprintf(stderr, "sampled %lld/%lld\n", static_cast<long long>(done + parts.back().size(0)),
+                 static_cast<long long>(a.n));
+  }
+  auto x = at::cat(parts);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns);
+  casdm::train::TensorFile f;
+  f.tensors["samples"] = x;
+  f.meta = {{"checkpoint", c.path.string()},
+            {"step", std::to_string(c.step)},
+            {"preset", c.get("preset")},
+            {"weights", weights},
+            {"sampler", a.sampler},
+            {"steps", std::to_string(a.steps)},
+            {"eta", casdm::examples::detail::fmt(a.eta)},
+            {"seed", std::to_string(a.seed)}};
+  casdm::train::write_tensor_file(fs::path(a.out) / "samples.pt", f);
+  std::cout << "wrote " << a.out << "/{samples.png,samples.pt}: " << a.n << " images, " << weights << " weights, "
+            << a.sampler << " " << (a.steps ? std::to_string(a.steps) : std::string("default")) << " steps, "
+            << secs << " s\n";
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"Draw images from a casdm-train checkpoint (presets: " + casdm::examples::preset_names() + ")"};
+  app.add_option("--checkpoint", a.checkpoint, "checkpoint file, or a casdm-train output folder (newest checkpoint)")
+      ->required();
+  app.add_option("--out", a.out, "output folder")->capture_default_str();
+  app.add_option("-n,--n", a.n, "images to draw")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--sampler", a.sampler, "ddim or ancestral")->capture_default_str()
+      ->check(CLI::IsMember({"ddim", "ancestral"}));
+  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, DDIM 100 / ancestral 1000, at most T)")
+      ->capture_default_str();
+  app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str();
+  app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
+  app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
+  app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str();
+  app.add_option("--threads", a.threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_option("--device", a.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  at::set_num_threads(a.threads > 0 ? static_cast<int>(a.threads)
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  try {
+    if (a.sampler == "ancestral" && app.count("--eta"))
+      throw std::runtime_error("--eta: the ancestral sampler has no eta (it is DDIM's)");
+    if (a.weights == "raw" && app.count("--ema-rate"))
+      throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
+    fs::path path = a.checkpoint;
+    if (fs::is_directory(path)) {
+      auto latest = casdm::train::CheckpointDir(fs::exists(path / "checkpoints") ? path / "checkpoints" : path).latest();
+      if (!latest) throw std::runtime_error("no checkpoint (ckpt-*.pt) in " + path.string());
+      path = *latest;
+    }
+    const auto c = casdm::train::read_checkpoint(path);
+    const auto preset = c.get("preset");
+    if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
+    casdm::examples::require_writable_folder(a.out);
+    return casdm::examples::with_preset(preset, [&](auto type) {
+      using P = typename decltype(type)::type;
+      if (a.sampler == "ancestral") return sample<casdm::with_sampler_t<P, casdm::sampler::Ancestral<>>>(a, c);
+      return sample<P>(a, c);
+    });
+  } catch (const std::exception& e) {
+    std::cerr << "casdm-sample: " << e.what() << "\n";
+    return 1;
+  }
+}

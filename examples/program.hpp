@@ -1,0 +1,176 @@
+#pragma once
+// What the example programs share: choosing a preset by name, the settings a run keeps across a
+// resume, output-folder checks and small formatting helpers.
+#include "casdm/presets.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace casdm::examples {
+
+/// "DDPM_Eps, DDPM_X0, ..." — every preset the programs know.
+inline std::string preset_names() {
+  std::string s;
+  presets::for_each([&](const char* name, auto) { s += (s.empty() ? "" : ", ") + std::string(name); });
+  return s;
+}
+
+/// Calls f(hana::type_c<Preset>) for the preset called `name`; unknown names are refused.
+template <class F>
+decltype(auto) with_preset(const std::string& name, F&& f) {
+  bool found = false;
+  int rc = 0;
+  presets::for_each([&](const char* n, auto type) {
+    if (name == n) {
+      found = true;
+      rc = f(type);
+    }
+  });
+  if (!found) throw std::runtime_error("unknown preset '" + name + "'; choose one of: " + preset_names());
+  return rc;
+}
+
+/// A preset's structure, for refusing options that mean nothing to it.
+struct PresetTraits {
+  bool phi_net = false;   // has a φ network of its own (cascaded)
+  bool features = false;  // has a feature loss (reads feature_size / feature_weights)
+};
+inline PresetTraits traits_of(const std::string& name) {
+  PresetTraits t;
+  with_preset(name, [&](auto type) {
+    using P = typename decltype(type)::type;
+    t.phi_net = topology::uses_phi_net<typename P::Impl::topology_type>;
+    t.features = P::Impl::losses_type::uses_features;
+    return 0;
+  });
+  return t;
+}
+
+namespace detail {
+inline std::string fmt(int64_t v) { return std::to_string(v); }
+inline std::string fmt(const std::string& v) { return v; }
+inline std::string fmt(bool v) { return v ? "true" : "false"; }
+inline std::string fmt(double v) {
+  char b[32];
+  return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
+}
+template <class T>
+std::string fmt(const std::vector<T>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + fmt(v[i]);
+  return s;
+}
+template <class T>
+T parse_one(const std::string& s) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return s;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (s != "true" && s != "false") throw std::invalid_argument("not true/false: " + s);
+    return s == "true";
+  } else {
+    T v{};
+    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size()) throw std::invalid_argument("not a number: " + s);
+    return v;
+  }
+}
+template <class T>
+void parse(const std::string& s, T& out) {
+  out = parse_one<T>(s);
+}
+template <class T>
+void parse(const std::string& s, std::vector<T>& out) {
+  out.clear();
+  size_t start = 0;
+  while (start < s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    out.push_back(parse_one<T>(s.substr(start, end - start)));
+    start = end + 1;
+  }
+}
+}  // namespace detail
+
+/// The settings that define a run (kept in its checkpoints as "casdm.args.<name>"): a resumed run
+/// takes them from the checkpoint, and refuses a command line that asks for other values.
+class RunSettings {
+ public:
+  using Ref = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*, std::vector<double>*>;
+  void add(const std::string& option, Ref ref) { refs_.emplace(option, ref); }
+
+  std::map<std::string, std::string> values() const {
+    std::map<std::string, std::string> out;
+    for (const auto& [k, r] : refs_) out[k] = std::visit([](auto* p) { return detail::fmt(*p); }, r);
+    return out;
+  }
+
+  /// Takes the stored values; `given` (options on this command line) must agree with them.
+  void resume_from(const std::map<std::string, std::string>& stored, const CLI::App& app, const std::string& source) {
+    const auto mine = values();
+    std::string conflicts;
+    for (const auto& [k, v] : mine) {
+      auto it = stored.find(k);
+      if (it == stored.end()) throw std::runtime_error(source + " does not record --" + k + " (not written by casdm-train?)");
+      if (app.count("--" + k) && it->second != v)
+        conflicts += "\n  --" + k + " " + v + " (the run has " + (it->second.empty() ? "\"\"" : it->second) + ")";
+    }
+    if (!conflicts.empty())
+      throw std::runtime_error("a resumed run keeps its settings; these differ from " + source + ":" + conflicts);
+    for (auto& [k, r] : refs_) {
+      try {
+        std::visit([&](auto* p) { detail::parse(stored.at(k), *p); }, r);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(source + " has a damaged --" + k + ": " + e.what());
+      }
+    }
+  }
+
+ private:
+  std::map<std::string, Ref> refs_;
+};
+
+/// Creates `dir` and proves it writable, or throws naming it.
+inline void require_writable_folder(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const auto probe = dir / ".casdm-write-test";
+  {
+    std::ofstream f(probe);
+    if (ec || !f) throw std::runtime_error("output folder " + dir.string() + " is not writable");
+  }
+  std::filesystem::remove(probe);
+}
+
+/// Writes a text file atomically (temporary + rename): a crash leaves the old file or the new one.
+inline void write_text(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+/// 75 → "1m15s".
+inline std::string duration(double seconds) {
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char b[32];
+  if (s >= 3600)
+    std::snprintf(b, sizeof b, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+  else if (s >= 60)
+    std::snprintf(b, sizeof b, "%lldm%02llds", s / 60, s % 60);
+  else
+    std::snprintf(b, sizeof b, "%llds", s);
+  return b;
+}
+
+}  // namespace casdm::examples

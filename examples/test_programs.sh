@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# End-to-end tests of casdm-train and casdm-sample at a tiny size, one case per CTest entry:
+#   test_programs.sh BIN_DIR SCRATCH_DIR PYTHON CASE
+# A refusal case checks the exit status (1), the message, and that nothing was left behind
+# (no checkpoint, no temporary file).
+set -uo pipefail
+BIN=$1 SCRATCH=$2 PY=$3 CASE=$4
+HERE=$(cd "$(dirname "$0")" && pwd)
+W="$SCRATCH/$CASE"
+rm -rf "$W" && mkdir -p "$W"
+TINY=(--batch 4 --samples 4 --sample-steps 2 --diffusion-steps 20 --model-channels 8 --threads 1
+      --log-every 1)
+FMNIST=/usr/share/datasets/fashion-mnist
+
+fail() { echo "FAIL: $*"; exit 1; }
+# refuse "expected message" command...: exit 1, message on stderr, no files of a run left behind.
+refuse() {
+  local expect=$1; shift
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  echo "$out"
+  [ "$rc" -eq 1 ] || fail "exit status $rc, expected 1"
+  grep -qF -- "$expect" <<<"$out" || fail "message lacks: $expect"
+  if find "$W" -name 'ckpt-*' -o -name '*.tmp*' -o -name 'samples.pt' | grep -q .; then
+    find "$W" -newer "$W/.start" -type f; fail "files left behind"
+  fi
+}
+touch "$W/.start"
+
+case $CASE in
+  train)  # checkpoints every 2 steps (keep 2), sample grids, the figures, --help listing presets
+    "$BIN/casdm-train" "${TINY[@]}" --steps 6 --checkpoint-every 2 --keep 2 --sample-every 2 --out "$W/run" || fail "run"
+    for f in checkpoints/ckpt-000000004.pt checkpoints/ckpt-000000006.pt samples-000000002.png samples-000000004.png \
+             samples.png data.png loss.png losses.csv run.json; do
+      [ -s "$W/run/$f" ] || fail "missing $f"
+    done
+    [ ! -e "$W/run/checkpoints/ckpt-000000002.pt" ] || fail "kept more than 2 checkpoints"
+    [ "$(wc -l < "$W/run/losses.csv")" -eq 7 ] || fail "losses.csv should have a header and 6 rows"
+    head -1 "$W/run/losses.csv" | grep -qx "step,total,eps,x0,mu" || fail "losses.csv header"
+    "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['preset']=='CasDM' and j['steps']==6, j" \
+      "$W/run/run.json" || fail "run.json"
+    help=$("$BIN/casdm-train" --help) || fail "--help"
+    for p in DDPM_Eps DDPM_X0 Dual CasDM CasDM_FixRes CasDM_FixRes_Concat; do grep -q "$p" <<<"$help" || fail "--help lacks $p"; done
+    for o in --resume --micro-batch --grad-clip --hflip --phi-model-channels --checkpoint-every; do
+      grep -q -- "$o" <<<"$help" || fail "--help lacks $o"
+    done ;;
+  resume)  # 6 steps straight = 3 steps + resume to 6, bit for bit (weights, EMA, optimiser), and the log
+    args=("${TINY[@]}" --dropout 0.1 --micro-batch 2 --grad-clip 1 --hflip --ema 0.9 0.99)
+    "$BIN/casdm-train" "${args[@]}" --steps 6 --out "$W/straight" || fail "straight run"
+    "$BIN/casdm-train" "${args[@]}" --steps 3 --out "$W/split" || fail "first half"
+    "$BIN/casdm-train" --resume --steps 6 --threads 1 --samples 4 --sample-steps 2 --out "$W/split" || fail "resume"
+    "$PY" "$HERE/../tests/reference/same_checkpoint.py" "$W/straight/checkpoints/ckpt-000000006.pt" \
+      "$W/split/checkpoints/ckpt-000000006.pt" || fail "resumed run differs"
+    cmp "$W/straight/losses.csv" "$W/split/losses.csv" || fail "loss logs differ"
+    # One step more makes a difference the comparison sees.
+    "$BIN/casdm-train" --resume --steps 7 --threads 1 --samples 4 --sample-steps 2 --out "$W/split" || fail "step 7"
+    ! "$PY" "$HERE/../tests/reference/same_checkpoint.py" "$W/straight/checkpoints/ckpt-000000006.pt" \
+      "$W/split/checkpoints/ckpt-000000007.pt" >/dev/null || fail "the comparison cannot tell runs apart" ;;
+  sample)  # DDIM from EMA, ancestral from raw weights; the tensor file read by Python
+    "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Dual --out "$W/run" || fail "train"
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 5 --steps 3 --batch 2 --threads 1 --out "$W/ddim" || fail "ddim"
+    "$BIN/casdm-sample" --checkpoint "$W/run/checkpoints/ckpt-000000004.pt" -n 3 --sampler ancestral --steps 5 \
+      --weights raw --threads 1 --out "$W/anc" || fail "ancestral"
+    "$PY" -c "
+import sys, torch
+for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'raw', 'ancestral')]:
+    d = torch.load(path)
+    x = d['samples']
+    assert x.shape == (n, 1, 28, 28), x.shape
+    assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
+    assert d['casdm.weights'] == w and d['casdm.sampler'] == s and d['casdm.preset'] == 'Dual', d
+" "$W/ddim/samples.pt" "$W/anc/samples.pt" || fail "samples.pt"
+    [ -s "$W/ddim/samples.png" ] || fail "samples.png" ;;
+  unknown-preset)
+    refuse "unknown preset 'Nope'; choose one of: DDPM_Eps, DDPM_X0" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Nope --out "$W/o" ;;
+  missing-data)
+    refuse "data folder not found: /nonexistent" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --data /nonexistent --out "$W/o" ;;
+  wrong-magic)
+    mkdir -p "$W/d" && printf '\x12\x34\x08\x03\x00\x00\x00\x01' > "$W/d/train-images-idx3-ubyte"
+    cp $FMNIST/train-labels-idx1-ubyte.gz "$W/d/"
+    refuse "IDX magic number" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --data "$W/d" --out "$W/o" ;;
+  truncated-data)
+    mkdir -p "$W/d" && zcat $FMNIST/t10k-images-idx3-ubyte.gz | head -c 100000 > "$W/d/train-images-idx3-ubyte"
+    cp $FMNIST/train-labels-idx1-ubyte.gz "$W/d/"
+    refuse "(truncated)" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --data "$W/d" --out "$W/o" ;;
+  wrong-channels)
+    "$PY" -c "
+import sys; from PIL import Image
+Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8), (1, 2, 3)).save(sys.argv[1] + '/b.png')
+" "$(mkdir -p "$W/d" && echo "$W/d")" || fail "making images"
+    refuse "b.png has 3 channels, the data set has 1" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --data "$W/d" --out "$W/o" ;;
+  unwritable-out)
+    refuse "output folder /proc/casdm is not writable" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out /proc/casdm ;;
+  wrong-preset-option)
+    refuse "--phi-model-channels: preset DDPM_Eps has no phi network" \
+      "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset DDPM_Eps --phi-model-channels 8 --out "$W/o"
+    refuse "--feature-size: preset CasDM has no feature loss" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --feature-size 64 --out "$W/o"
+    refuse "--eta: the ancestral sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler ancestral --eta 0.5 ;;
+  resume-refusals)  # a resumed run keeps its settings; a finished run does not restart silently
+    "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
+    before=$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")
+    touch "$W/.start"
+    out=$("$BIN/casdm-train" --resume --steps 8 --lr 5e-4 --model-channels 16 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] || fail "conflicting resume ran"
+    grep -qF -- "--lr 5e-04 (the run has 0.001)" <<<"$out" || fail "message lacks --lr"
+    grep -qF -- "--model-channels 16 (the run has 8)" <<<"$out" || fail "message lacks --model-channels"
+    out=$("$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "holds checkpoints of an earlier run; continue it with --resume" <<<"$out" || fail "overwrote a run"
+    out=$("$BIN/casdm-train" --resume --steps 4 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "the run is at step 4 already" <<<"$out" || fail "finished run"
+    [ "$before" = "$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")" ] || fail "a refused resume changed the run"
+    out=$("$BIN/casdm-train" --resume --out "$W/empty" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] && grep -qF -- "--resume: no checkpoint in" <<<"$out" || fail "resume of nothing" ;;
+  bad-checkpoint)  # truncated, foreign (Python's torch.save of another dict), a model file, absent
+    "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
+    head -c 20000 "$W/run/checkpoints/ckpt-000000004.pt" > "$W/cut.pt"
+    "$PY" -c "import sys, torch; torch.save({'weight': torch.ones(3), 'bias': torch.zeros(2)}, sys.argv[1])" "$W/foreign.pt" || fail "torch.save"
+    rm -rf "$W/run"; touch "$W/.start"
+    refuse "cut.pt is not a readable tensor file (corrupt or truncated?)" "$BIN/casdm-sample" --checkpoint "$W/cut.pt" --out "$W/s"
+    refuse "foreign.pt is not a casdm checkpoint" "$BIN/casdm-sample" --checkpoint "$W/foreign.pt" --out "$W/s"
+    refuse "foreign.pt is not a casdm checkpoint" "$BIN/casdm-train" --resume-from "$W/foreign.pt" --out "$W/o"
+    refuse "cut.pt is not a readable tensor file" "$BIN/casdm-train" --resume-from "$W/cut.pt" --out "$W/o"
+    refuse "absent.pt (no such file)" "$BIN/casdm-sample" --checkpoint "$W/absent.pt" --out "$W/s" ;;
+  *) fail "unknown case $CASE" ;;
+esac
+echo "PASS $CASE"
