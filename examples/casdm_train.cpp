@@ -257,10 +257,14 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a casdm preset on an image data set (Fashion-MNIST/MNIST IDX, CIFAR-10 binary, or a folder "
                "of PNG/JPEG images), writing checkpoints, sample grids and loss figures."};
   app.get_formatter()->column_width(34);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later --steps wins
   casdm::examples::RunSettings settings;
   auto setting = [&](const std::string& name, auto* field, const std::string& help) {
     settings.add(name, field);
-    return app.add_option("--" + name, *field, help)->capture_default_str();
+    auto* o = app.add_option("--" + name, *field, help)->capture_default_str();
+    if constexpr (!std::is_same_v<decltype(*field), std::string&> && requires { field->push_back(field->front()); })
+      o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);  // lists: --ema 0.9 0.99
+    return o;
   };
   setting("preset", &a.preset, "one of: " + presets)->group("Run");
   setting("data", &a.data, "data folder: IDX files, CIFAR-10 *.bin batches, or images")->group("Data");

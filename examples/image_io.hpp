@@ -55,7 +55,7 @@ struct Canvas {
   }
   /// Text with its top-left corner at (x, y), `scale` pixels per font unit (~7 units high).
   void text(int x, int y, const std::string& s, const std::array<uint8_t, 3>& c, int scale = 2) {
-    std::vector<char> buf(s.size() * 300 + 64);
+    std::vector<char> buf(s.size() * 1024 + 1024);  // up to ~10 quads of 64 bytes per glyph
     std::string copy = s;
     const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buf.data(), static_cast<int>(buf.size()));
     for (int q = 0; q < quads; ++q) {
