@@ -174,3 +174,34 @@ TEST_CASE("horizontal flips: each image is itself or its mirror, about half mirr
   CHECK(mirrored > 16);
   CHECK(mirrored < 48);
 }
+
+// The README's training loop, as written there but at a tiny size and for three steps.
+#include "casdm/casdm.hpp"
+#include "tiny.hpp"
+
+TEST_CASE("the README's training loop runs and resumes from its checkpoint folder", "[data][trainer]") {
+  const auto dir = test::scratch("readme-loop");
+  std::filesystem::remove_all(dir);
+  auto run = [&](int64_t until) {
+    auto set = casdm::data::fit(casdm::data::open_dataset("/usr/share/datasets/fashion-mnist"), 32,
+                                casdm::data::Fit::Pad);
+    set.images = set.images.slice(0, 0, 256);
+    casdm::presets::CasDM model(test::tiny_options(32, 1, 50));
+    casdm::train::Trainer<casdm::presets::CasDM> trainer(model, casdm::train::TrainerOptions()
+        .optimizer(casdm::train::AdamWOptions().lr(1e-4)).ema_rates({0.9999}).grad_clip(1.0).micro_batch(2));
+    casdm::train::CheckpointDir ckpts(dir / "checkpoints", /*keep=*/3);
+    if (auto last = ckpts.latest()) trainer.load(*last);
+    casdm::data::Loader loader(set, casdm::data::LoaderOptions().batch_size(4).hflip(true), trainer.step_count());
+    while (trainer.step_count() < until) {
+      auto report = trainer.step(loader.next());
+      CHECK(std::isfinite(report["eps"].item<double>()));
+      if (trainer.step_count() % 2 == 0) ckpts.save(trainer, {{"preset", "CasDM"}});
+    }
+    auto images = trainer.ema()->sample(2, casdm::SampleOptions().steps(2));
+    CHECK(images.sizes() == at::IntArrayRef({2, 1, 32, 32}));
+    return trainer.step_count();
+  };
+  CHECK(run(2) == 2);
+  CHECK(run(3) == 3);  // resumed at 2 from checkpoints/ckpt-000000002.pt
+  CHECK(casdm::train::CheckpointDir(dir / "checkpoints").list().size() == 1);
+}
