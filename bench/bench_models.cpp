@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   for (const auto& device : casdm::compat::available_devices()) {
     casdm::presets::for_each([&](const char* name, auto type) {
       using P = typename decltype(type)::type;
+      if constexpr (P::Impl::losses_type::uses_features) return;  // need pretrained weights: not here
       const std::string suffix = std::string(name) + "/" + device.str();
       benchmark::RegisterBenchmark(("train/" + suffix).c_str(), train_step<P>, device)->Unit(benchmark::kMillisecond)->UseRealTime();
       benchmark::RegisterBenchmark(("sample_step/" + suffix).c_str(), sampler_step<P>, device)

@@ -122,6 +122,15 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     refuse "foreign.pt is not a casdm checkpoint" "$BIN/casdm-train" --resume-from "$W/foreign.pt" --out "$W/o"
     refuse "cut.pt is not a readable tensor file" "$BIN/casdm-train" --resume-from "$W/cut.pt" --out "$W/o"
     refuse "absent.pt (no such file)" "$BIN/casdm-sample" --checkpoint "$W/absent.pt" --out "$W/s" ;;
+  lpips)  # an LPIPS preset end to end on random VGG16/LPIPS weights; without weights: refused
+    "$PY" "$HERE/../tests/reference/lpips_ref.py" "$W" > /dev/null || fail "making weights"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_LPIPS --feature-weights "$W" --feature-size 32 \
+      --out "$W/run" || fail "train"
+    head -1 "$W/run/losses.csv" | grep -qx "step,total,eps,x0,mu,lpips" || fail "losses.csv header"
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 2 --steps 2 --threads 1 --out "$W/s" || fail "sample"
+    rm -rf "$W/run" "$W/s"; touch "$W/.start"
+    refuse "the LPIPS loss needs ModelOptions::feature_weights (casdm-train: --feature-weights)" \
+      "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset Dual_LPIPS --out "$W/o" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

@@ -2,6 +2,7 @@
 // The paper's rows as types (An et al. 2024, Tables 1, 4 and 5). Each takes ModelOptions whose
 // defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks, channel_mult
 // (1,2,2,2), attention at 16 and 8, DDIM with 100 steps.
+#include "casdm/loss/lpips.hpp"
 #include "casdm/loss/mse.hpp"
 #include "casdm/loss/set.hpp"
 #include "casdm/model.hpp"
@@ -36,6 +37,17 @@ using CasDM_FixRes_Concat =
     Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN, topology::phi_input::Concat>, CasLosses,
           PaperSampler>;
 
+/// Table 1 with the metric function: LPIPS (λ = 0.1) on the x0 prediction. Each needs
+/// ModelOptions::feature_weights, the folder of tools/export_weights.py's files.
+using DDPM_X0_LPIPS =
+    Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>, loss::LPIPSLoss<>>, PaperSampler>;
+using Dual_LPIPS = Model<PaperSchedule, topology::DualHead<>,
+                         loss::Set<loss::X0MSE<>, loss::EpsMSE<>, loss::MuMix<>, loss::LPIPSLoss<>>, PaperSampler>;
+using CasLPIPSLosses = loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::LPIPSLoss<>>;
+using CasDM_LPIPS = Model<PaperSchedule, topology::Cascaded<>, CasLPIPSLosses, PaperSampler>;
+/// Table 4: the Fix-Res φ with LPIPS.
+using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLPIPSLosses, PaperSampler>;
+
 /// Every preset by name, for programs that choose one at run time:
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
@@ -47,7 +59,11 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("Dual"), hana::type_c<Dual>),
       hana::make_pair(BOOST_HANA_STRING("CasDM"), hana::type_c<CasDM>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes"), hana::type_c<CasDM_FixRes>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_Concat"), hana::type_c<CasDM_FixRes_Concat>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_Concat"), hana::type_c<CasDM_FixRes_Concat>),
+      hana::make_pair(BOOST_HANA_STRING("DDPM_X0_LPIPS"), hana::type_c<DDPM_X0_LPIPS>),
+      hana::make_pair(BOOST_HANA_STRING("Dual_LPIPS"), hana::type_c<Dual_LPIPS>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_LPIPS"), hana::type_c<CasDM_LPIPS>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_LPIPS"), hana::type_c<CasDM_FixRes_LPIPS>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 

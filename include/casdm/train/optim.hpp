@@ -155,7 +155,8 @@ inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
   return total;
 }
 
-/// An exponential moving average of a module's parameters (buffers are copied):
+/// An exponential moving average of a module's trainable parameters (buffers are copied; frozen
+/// parameters are left as they are in the copy):
 /// ema ← rate·ema + (1 − rate)·p after every update().
 class Ema {
  public:
@@ -164,6 +165,7 @@ class Ema {
     auto lp = live.named_parameters(true), sp = shadow.named_parameters(true);
     if (lp.size() != sp.size()) throw std::invalid_argument("EMA: the shadow module has other parameters");
     for (size_t i = 0; i < lp.size(); ++i) {
+      if (!lp[i].value().requires_grad()) continue;  // frozen (a metric backbone): never changes
       live_.push_back(lp[i].value());
       shadow_.push_back(sp[i].value());
     }
