@@ -96,12 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str();
-  app.add_option("--threads", a.threads, "CPU threads (0: all cores)")->capture_default_str();
-  app.add_option("--device", a.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+  casdm::examples::add_machine_options(app, a.threads, a.device);
   CLI11_PARSE(app, argc, argv);
-  at::set_num_threads(a.threads > 0 ? static_cast<int>(a.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   try {
+    casdm::examples::use_machine(a.threads, a.device);
     if (a.sampler == "ancestral" && app.count("--eta"))
       throw std::runtime_error("--eta: the ancestral sampler has no eta (it is DDIM's)");
     if (a.weights == "raw" && app.count("--ema-rate"))

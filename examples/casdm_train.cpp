@@ -306,12 +306,10 @@ int main(int argc, char** argv) {
   app.add_option("--sample-steps", a.sample_steps, "DDIM steps of the sample grids")->capture_default_str();
   app.add_option("--log-every", a.log_every, "steps between progress lines")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--prefetch", a.prefetch, "batches prepared ahead (0: none)")->capture_default_str();
-  app.add_option("--threads", a.threads, "CPU threads (0: all cores)")->capture_default_str();
-  app.add_option("--device", a.device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+  casdm::examples::add_machine_options(app, a.threads, a.device);
   CLI11_PARSE(app, argc, argv);
-  at::set_num_threads(a.threads > 0 ? static_cast<int>(a.threads)
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   try {
+    casdm::examples::use_machine(a.threads, a.device);
     std::optional<casdm::train::CheckpointInfo> resume;
     const casdm::train::CheckpointDir ckpts(fs::path(a.out) / "checkpoints", a.keep);
     if (a.resume || !a.resume_from.empty()) {

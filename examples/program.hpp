@@ -3,15 +3,19 @@
 // resume, output-folder checks and small formatting helpers.
 #include "casdm/presets.hpp"
 
+#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
+#include <torch/cuda.h>
 
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -136,6 +140,30 @@ class RunSettings {
  private:
   std::map<std::string, Ref> refs_;
 };
+
+/// --threads and --device, shared by the programs.
+inline void add_machine_options(CLI::App& app, int64_t& threads, std::string& device) {
+  app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_option("--device", device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+}
+
+/// Applies --threads (0: every core) and checks --device: an unknown name or a CUDA device this
+/// LibTorch cannot reach is refused with the reason.
+inline c10::Device use_machine(int64_t threads, const std::string& device) {
+  at::set_num_threads(threads > 0 ? static_cast<int>(threads)
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  std::optional<c10::Device> d;
+  try {
+    d = c10::Device(device);
+  } catch (const c10::Error&) {
+    throw std::runtime_error("--device " + device + ": not a device name (cpu, cuda, cuda:1, ...)");
+  }
+  if (d->is_cuda() && (!torch::cuda::is_available() || d->index() >= static_cast<int>(torch::cuda::device_count())))
+    throw std::runtime_error("--device " + device + ": this LibTorch sees " + std::to_string(torch::cuda::device_count()) +
+                             " CUDA device(s)");
+  if (!d->is_cpu() && !d->is_cuda()) throw std::runtime_error("--device " + device + ": only cpu and cuda are supported");
+  return *d;
+}
 
 /// Creates `dir` and proves it writable, or throws naming it.
 inline void require_writable_folder(const std::filesystem::path& dir) {

@@ -90,6 +90,9 @@ import sys; from PIL import Image
 Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8), (1, 2, 3)).save(sys.argv[1] + '/b.png')
 " "$(mkdir -p "$W/d" && echo "$W/d")" || fail "making images"
     refuse "b.png has 3 channels, the data set has 1" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --data "$W/d" --out "$W/o" ;;
+  bad-device)
+    refuse "--device gpu: not a device name (cpu, cuda, cuda:1, ...)" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --device gpu --out "$W/o"
+    refuse "--device cuda:7: this LibTorch sees" "$BIN/casdm-sample" --checkpoint "$W/none" --device cuda:7 ;;
   unwritable-out)
     refuse "output folder /proc/casdm is not writable" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out /proc/casdm ;;
   wrong-preset-option)

@@ -4,11 +4,15 @@
 #include "casdm/core/compat.hpp"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -49,6 +53,25 @@ inline void run_python(const std::string& script, const std::string& args) {
   REQUIRE(std::system(cmd.c_str()) == 0);
 }
 
+/// A folder of reference files made once by `tests/reference/<script> DIR`, shared by test
+/// processes that CTest runs side by side: made under a temporary name and renamed into place
+/// (readers see it complete or not at all), and named after the script's contents (an edited
+/// script makes a new one).
+inline std::filesystem::path generated(const std::string& script) {
+  std::ifstream in(source_dir() + "/reference/" + script, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto dir = scratch("generated") / (script + "-" + std::to_string(std::hash<std::string>{}(text)));
+  if (std::filesystem::exists(dir)) return dir;
+  const auto tmp = dir.string() + ".tmp" + std::to_string(::getpid());
+  std::filesystem::remove_all(tmp);
+  std::filesystem::create_directories(tmp);
+  run_python(script, tmp);
+  std::error_code ec;
+  std::filesystem::rename(tmp, dir, ec);  // fails when another process got there first: use theirs
+  if (ec) std::filesystem::remove_all(tmp);
+  return dir;
+}
+
 /// Reads a dict {str: tensor} written by Python's torch.save.
 inline std::map<std::string, at::Tensor> load_tensors(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -82,5 +105,14 @@ inline double max_rel_diff(const at::Tensor& a, const at::Tensor& b, double floo
   auto a64 = a.to(at::kCPU, at::kDouble), b64 = b.to(at::kCPU, at::kDouble);
   return ((a64 - b64).abs() / b64.abs().clamp_min(floor)).max().item<double>();
 }
+
+/// For each of `params`: does d(loss)/d(param) exist and differ from zero? (The graph is kept.)
+inline std::vector<bool> reaches(const at::Tensor& loss, const std::vector<at::Tensor>& params) {
+  auto grads = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+  std::vector<bool> out;
+  for (const auto& g : grads) out.push_back(g.defined() && g.abs().sum().item<double>() > 0);
+  return out;
+}
+inline size_t count(const std::vector<bool>& v) { return static_cast<size_t>(std::count(v.begin(), v.end(), true)); }
 
 }  // namespace casdm::test

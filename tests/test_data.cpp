@@ -59,18 +59,12 @@ TEST_CASE("bad IDX files are refused with the reason", "[data]") {
 
 namespace {
 const std::filesystem::path& made_data() {
-  static const auto dir = [] {
-    auto d = test::scratch("data-formats");
-    std::filesystem::remove_all(d);
-    std::filesystem::create_directories(d);
-    test::run_python("data_ref.py", d.string());
-    return d;
-  }();
+  static const auto dir = test::generated("data_ref.py");
   return dir;
 }
 }  // namespace
 
-TEST_CASE("CIFAR-10 binary batches read as numpy reads them; bad batches are refused", "[data]") {
+TEST_CASE("CIFAR-10 binary batches read as numpy reads them, and bad batches are refused", "[data]") {
   const auto dir = made_data();
   const auto ref = test::load_tensors(dir / "expected.pt");
   const auto set = data::open_dataset(dir / "cifar");  // detected as CIFAR-10

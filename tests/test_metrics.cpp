@@ -1,7 +1,5 @@
 // Metric networks: VGG16's features against torchvision's on the same random weights, LPIPS
 // against piq's formula run by PyTorch, its properties, and the refusals of bad weight files.
-#include <torch/autograd.h>
-
 #include "casdm/metric/lpips.hpp"
 #include "support.hpp"
 
@@ -9,11 +7,7 @@ using namespace casdm;
 
 namespace {
 const std::filesystem::path& lpips_dir() {
-  static const auto dir = [] {
-    auto d = test::scratch("lpips");
-    test::run_python("lpips_ref.py", d.string());
-    return d;
-  }();
+  static const auto dir = test::generated("lpips_ref.py");
   return dir;
 }
 }  // namespace
@@ -62,7 +56,7 @@ TEST_CASE("LPIPS equals piq's formula on the same weights, is 0 on equal images 
   }
 }
 
-TEST_CASE("LPIPS sends gradient to its inputs only; weights stay frozen", "[metric]") {
+TEST_CASE("LPIPS sends gradient to its inputs only, and its weights stay frozen", "[metric]") {
   const auto dir = lpips_dir();
   metric::LPIPS lpips(metric::LPIPSOptions().vgg_weights((dir / "vgg16_features.pt").string()));
   auto a = at::rand({2, 3, 32, 32});
@@ -89,8 +83,9 @@ TEST_CASE("missing, foreign and incomplete weight files are refused by name", "[
   auto lin = test::load_tensors(dir / "lpips_linear.pt");
   lin.at("lin2") = at::ones({1, 128, 1, 1});
   lin.erase("lin4");
-  test::save_tensors(lin, dir / "bad_linear.pt");
-  CHECK_THROWS_WITH(metric::LPIPS(metric::LPIPSOptions().linear_weights((dir / "bad_linear.pt").string())),
+  const auto bad = test::scratch("lpips-bad") / "bad_linear.pt";
+  test::save_tensors(lin, bad);
+  CHECK_THROWS_WITH(metric::LPIPS(metric::LPIPSOptions().linear_weights(bad.string())),
                     Catch::Contains("1 missing: lin4") && Catch::Contains("lin2 (file [1, 128, 1, 1], model [1, 256, 1, 1])"));
   metric::LPIPS ok;
   CHECK_THROWS_WITH(ok(at::rand({1, 1, 8, 8}), at::rand({1, 1, 8, 8})), Catch::Contains("expected two image batches"));
@@ -105,13 +100,6 @@ namespace {
 ModelOptions lpips_options() {
   return test::tiny_options(8, 1, 100).feature_size(32).feature_weights(lpips_dir().string());
 }
-std::vector<bool> reaches(const at::Tensor& loss, const std::vector<at::Tensor>& params) {
-  auto grads = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
-  std::vector<bool> out;
-  for (const auto& g : grads) out.push_back(g.defined() && g.abs().sum().item<double>() > 0);
-  return out;
-}
-size_t count(const std::vector<bool>& v) { return static_cast<size_t>(std::count(v.begin(), v.end(), true)); }
 }  // namespace
 
 TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "[metric][routing]") {
@@ -123,8 +111,8 @@ TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "
   auto x0 = at::rand({4, 1, 8, 8}) * 2 - 1;
   auto report = m->training_losses(x0, at::full({4}, 30, at::kLong), at::randn({4, 1, 8, 8}));
   CHECK(report["lpips"].item<double>() > 0);
-  CHECK(count(reaches(report["lpips"], theta)) == 0);
-  CHECK(count(reaches(report["lpips"], phi)) == phi.size());
+  CHECK(test::count(test::reaches(report["lpips"], theta)) == 0);
+  CHECK(test::count(test::reaches(report["lpips"], phi)) == phi.size());
   auto backbone = m->named_children()["feature_lpips"];
   std::map<std::string, at::Tensor> before;
   for (const auto& kv : backbone->named_parameters()) before.emplace(kv.key(), kv.value().clone());
@@ -135,13 +123,13 @@ TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "
   CHECK(presets::CasDM_LPIPS::Impl::losses_type::describe().back().second == 0.1);
 }
 
-TEST_CASE("Dual_LPIPS: LPIPS reaches the shared network; a missing weights folder is refused", "[metric][routing]") {
+TEST_CASE("Dual_LPIPS: LPIPS reaches the shared network, and a missing weights folder is refused", "[metric][routing]") {
   torch::manual_seed(4);
   presets::Dual_LPIPS m(lpips_options());
   test::perturb(*m->nets().theta);
   auto theta = m->nets().theta->parameters();
   auto report = m->training_losses(at::rand({4, 1, 8, 8}) * 2 - 1, at::full({4}, 30, at::kLong), at::randn({4, 1, 8, 8}));
-  CHECK(count(reaches(report["lpips"], theta)) == theta.size());
+  CHECK(test::count(test::reaches(report["lpips"], theta)) == theta.size());
   CHECK_THROWS_WITH(presets::CasDM_LPIPS(test::tiny_options()), Catch::Contains("needs ModelOptions::feature_weights"));
   CHECK_THROWS_WITH(presets::DDPM_X0_LPIPS(test::tiny_options().feature_weights("/nonexistent")),
                     Catch::Contains("VGG16 weights file not found: /nonexistent/vgg16_features.pt"));

@@ -62,18 +62,10 @@ Batch fixed_batch(const ModelOptions& o, const c10::Device& device, int64_t n = 
   return b;
 }
 
-/// For each parameter: does d(loss)/d(param) exist and differ from zero?
-std::vector<bool> reaches(const at::Tensor& loss, const std::vector<at::Tensor>& params) {
-  std::vector<at::Tensor> want;
-  for (const auto& p : params) want.push_back(p);
-  auto grads = torch::autograd::grad({loss}, want, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
-  std::vector<bool> out;
-  for (const auto& g : grads) out.push_back(g.defined() && g.abs().sum().item<double>() > 0);
-  return out;
-}
-size_t count(const std::vector<bool>& v) { return static_cast<size_t>(std::count(v.begin(), v.end(), true)); }
 
 }  // namespace
+using test::count;
+using test::reaches;
 
 TEST_CASE("CasDM: L_eps trains theta only, L_x0/L_mu/feature train phi only", "[topology][routing]") {
   for (const auto& device : test::devices()) {

@@ -219,7 +219,7 @@ TEST_CASE("a checkpoint of another model, size, T or EMA set is refused and chan
   t.load(dir / "good.pt");  // and the trainer's own file loads
 }
 
-TEST_CASE("checkpoint folders keep the newest K; an interrupted save keeps the previous one", "[trainer][checkpoint]") {
+TEST_CASE("checkpoint folders keep the newest K, and an interrupted save keeps the previous one", "[trainer][checkpoint]") {
   const auto dir = test::scratch("ckpt-dir");
   fs::remove_all(dir);
   presets::DDPM_Eps m(test::tiny_options());
