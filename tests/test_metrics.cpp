@@ -134,3 +134,42 @@ TEST_CASE("Dual_LPIPS: LPIPS reaches the shared network, and a missing weights f
   CHECK_THROWS_WITH(presets::DDPM_X0_LPIPS(test::tiny_options().feature_weights("/nonexistent")),
                     Catch::Contains("VGG16 weights file not found: /nonexistent/vgg16_features.pt"));
 }
+
+// ResNet-50 (the Table 3 ResNet feature loss).
+#include "casdm/loss/resnet.hpp"
+
+TEST_CASE("ResNet-50 stages equal torchvision's, and the ResNet feature distance its formula", "[metric]") {
+  const auto dir = test::generated("resnet_ref.py");
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  auto net = loss::ResNetBackbone::make(ModelOptions().feature_weights(dir.string()));
+  at::NoGradGuard g;
+  const auto mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
+  const auto std = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
+  auto stages = net->stages((ref.at("x") - mean) / std);
+  REQUIRE(stages.size() == 4);
+  const int64_t channels[4] = {256, 512, 1024, 2048};
+  for (size_t l = 0; l < 4; ++l) {
+    const auto& r = ref.at("stage." + std::to_string(l));
+    CHECK(stages[l].size(1) == channels[l]);
+    CHECK(stages[l].sizes() == r.sizes());
+    CHECK(test::max_abs_diff(stages[l], r) <= 1e-5 * r.abs().max().item<double>());
+  }
+  auto d = loss::ResNetBackbone::distance(net, ref.at("x"), ref.at("y"));
+  CHECK(test::max_rel_diff(d, ref.at("distance")) < 1e-5);
+  CHECK(at::equal(loss::ResNetBackbone::distance(net, ref.at("x"), ref.at("x")), at::zeros({2})));
+  CHECK_THROWS_WITH(loss::ResNetBackbone::make(ModelOptions().feature_weights(lpips_dir().string())),
+                    Catch::Contains("ResNet-50 weights file not found") && Catch::Contains("resnet50.pt"));
+}
+
+TEST_CASE("CasDM_ResNet: the ResNet loss trains phi only", "[metric][routing]") {
+  torch::manual_seed(5);
+  presets::CasDM_ResNet m(test::tiny_options(8, 1, 100).feature_size(32).feature_weights(
+      test::generated("resnet_ref.py").string()));
+  test::perturb(*m->nets().theta);
+  test::perturb(*m->nets().phi);
+  auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+  auto report = m->training_losses(at::rand({2, 1, 8, 8}) * 2 - 1, at::full({2}, 30, at::kLong), at::randn({2, 1, 8, 8}));
+  CHECK(report["resnet"].item<double>() > 0);
+  CHECK(test::count(test::reaches(report["resnet"], theta)) == 0);
+  CHECK(test::count(test::reaches(report["resnet"], phi)) == phi.size());
+}

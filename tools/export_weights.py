@@ -7,6 +7,7 @@ torch.save (casdm checks every name and shape when it loads them).
 Writes
   weights/vgg16_features.pt   torchvision's VGG16 (ImageNet) `features.*` — LPIPS's backbone
   weights/lpips_linear.pt     LPIPS's five 1x1 weights as "lin0" .. "lin4", shapes [1, C, 1, 1]
+  weights/resnet50.pt         torchvision's ResNet-50 (ImageNet, V1 weights) without `fc.*`
 
 Needs PyTorch and torchvision with the ImageNet weights (downloaded by torchvision on first use,
 or already in its cache), and LPIPS's linear weights: either the `lpips` package's
@@ -50,6 +51,11 @@ def main():
     feats = {k: v.contiguous() for k, v in vgg.state_dict().items() if k.startswith("features.")}
     torch.save(feats, os.path.join(a.out, "vgg16_features.pt"))
     print(f"wrote {a.out}/vgg16_features.pt ({len(feats)} tensors)")
+
+    rn = torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1)
+    torch.save({k: v.contiguous() for k, v in rn.state_dict().items() if not k.startswith("fc.")},
+               os.path.join(a.out, "resnet50.pt"))
+    print(f"wrote {a.out}/resnet50.pt")
 
     src = a.lpips_linear
     if src is None:

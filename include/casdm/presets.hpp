@@ -4,6 +4,7 @@
 // (1,2,2,2), attention at 16 and 8, DDIM with 100 steps.
 #include "casdm/loss/lpips.hpp"
 #include "casdm/loss/mse.hpp"
+#include "casdm/loss/resnet.hpp"
 #include "casdm/loss/set.hpp"
 #include "casdm/model.hpp"
 #include "casdm/net/unet.hpp"
@@ -48,6 +49,10 @@ using CasDM_LPIPS = Model<PaperSchedule, topology::Cascaded<>, CasLPIPSLosses, P
 /// Table 4: the Fix-Res φ with LPIPS.
 using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLPIPSLosses, PaperSampler>;
 
+/// Table 3: the ResNet-50 feature loss (λ = 0.1) in place of LPIPS.
+using CasDM_ResNet = Model<PaperSchedule, topology::Cascaded<>,
+                           loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::ResNetLoss<>>, PaperSampler>;
+
 /// Every preset by name, for programs that choose one at run time:
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
@@ -63,7 +68,8 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("DDPM_X0_LPIPS"), hana::type_c<DDPM_X0_LPIPS>),
       hana::make_pair(BOOST_HANA_STRING("Dual_LPIPS"), hana::type_c<Dual_LPIPS>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_LPIPS"), hana::type_c<CasDM_LPIPS>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_LPIPS"), hana::type_c<CasDM_FixRes_LPIPS>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_LPIPS"), hana::type_c<CasDM_FixRes_LPIPS>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_ResNet"), hana::type_c<CasDM_ResNet>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 
