@@ -6,6 +6,8 @@
 #include "casdm/presets.hpp"
 #include "casdm/train/trainer.hpp"
 
+#include "main_job_options.hpp"
+
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
@@ -34,21 +36,6 @@ void lpips_cost(benchmark::State& state) {
   state.SetLabel(backward ? "forward+backward" : "forward");
 }
 
-casdm::ModelOptions main_job_options(int64_t feature_size) {
-  return casdm::ModelOptions()
-      .image_size(28)
-      .channels(1)
-      .diffusion_steps(1000)
-      .feature_size(feature_size)
-      .net(casdm::net::UNetOptions()
-               .model_channels(16)
-               .channel_mult({1, 2, 2})
-               .num_res_blocks(1)
-               .attention_resolutions({7})
-               .num_heads(4)
-               .norm_groups(8)
-               .dropout(0.0));
-}
 
 /// A CasDM training step (no data loader) with an LPIPS term whose module has random weights.
 struct RandomLPIPS {

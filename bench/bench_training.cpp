@@ -8,6 +8,8 @@
 #include "casdm/presets.hpp"
 #include "casdm/train/trainer.hpp"
 
+#include "main_job_options.hpp"
+
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <torch/optim/adamw.h>
@@ -18,16 +20,6 @@
 
 namespace {
 
-casdm::ModelOptions main_job_options() {
-  return casdm::ModelOptions().image_size(28).channels(1).diffusion_steps(1000).net(casdm::net::UNetOptions()
-                                                                                        .model_channels(16)
-                                                                                        .channel_mult({1, 2, 2})
-                                                                                        .num_res_blocks(1)
-                                                                                        .attention_resolutions({7})
-                                                                                        .num_heads(4)
-                                                                                        .norm_groups(8)
-                                                                                        .dropout(0.0));
-}
 
 const casdm::data::ImageSet& fashion_mnist() {
   static const auto set = [] {

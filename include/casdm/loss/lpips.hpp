@@ -14,12 +14,7 @@ struct LPIPSBackbone {
   static constexpr const char* name = "lpips";
   using Module = metric::LPIPS;
   static Module make(const ModelOptions& o) {
-    const std::filesystem::path dir = o.feature_weights();
-    if (dir.empty())
-      throw std::invalid_argument(std::string("the LPIPS loss needs ModelOptions::feature_weights (casdm-train: "
-                                              "--feature-weights), the folder of vgg16_features.pt and "
-                                              "lpips_linear.pt; ") +
-                                  metric::how_to_make_weights);
+    const auto dir = metric::weights_folder(o.feature_weights(), "LPIPS loss", "vgg16_features.pt and lpips_linear.pt");
     return metric::LPIPS(metric::LPIPSOptions()
                              .vgg_weights((dir / "vgg16_features.pt").string())
                              .linear_weights((dir / "lpips_linear.pt").string())

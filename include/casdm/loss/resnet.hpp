@@ -15,11 +15,7 @@ struct ResNetBackbone {
   static constexpr const char* name = "resnet";
   using Module = metric::ResNet50;
   static Module make(const ModelOptions& o) {
-    const std::filesystem::path dir = o.feature_weights();
-    if (dir.empty())
-      throw std::invalid_argument(std::string("the ResNet feature loss needs ModelOptions::feature_weights "
-                                              "(casdm-train: --feature-weights), the folder of resnet50.pt; ") +
-                                  metric::how_to_make_weights);
+    const auto dir = metric::weights_folder(o.feature_weights(), "ResNet feature loss", "resnet50.pt");
     metric::ResNet50 m;
     metric::load_weights(*m, dir / "resnet50.pt", "ResNet-50 weights");
     m->eval();

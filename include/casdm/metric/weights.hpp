@@ -14,6 +14,16 @@ inline constexpr const char* how_to_make_weights =
     "make it with `python3 tools/export_weights.py --out DIR` (PyTorch, torchvision and the pretrained "
     "weights needed once; see docs/metrics.md)";
 
+/// The folder of exported weights a feature loss reads (ModelOptions::feature_weights); an empty
+/// one is refused naming the loss (`what`) and the `files` it needs.
+inline std::filesystem::path weights_folder(const std::string& folder, const std::string& what,
+                                            const std::string& files) {
+  if (folder.empty())
+    throw std::invalid_argument("the " + what + " needs ModelOptions::feature_weights (casdm-train: "
+                                "--feature-weights), the folder of " + files + "; " + how_to_make_weights);
+  return folder;
+}
+
 /// Loads `path` into `m` strictly; `what` names the network in messages ("VGG16 weights").
 inline void load_weights(torch::nn::Module& m, const std::filesystem::path& path, const std::string& what) {
   if (path.empty()) throw std::invalid_argument(what + ": no file given; " + how_to_make_weights);
