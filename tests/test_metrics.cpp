@@ -173,3 +173,127 @@ TEST_CASE("CasDM_ResNet: the ResNet loss trains phi only", "[metric][routing]") 
   CHECK(test::count(test::reaches(report["resnet"], theta)) == 0);
   CHECK(test::count(test::reaches(report["resnet"], phi)) == phi.size());
 }
+
+// Inception v3 and Swin-T (the Table 3 Inception and Swin feature losses).
+#include "casdm/loss/inception.hpp"
+#include "casdm/loss/swin.hpp"
+
+namespace {
+const std::filesystem::path& inception_dir() {
+  static const auto dir = test::generated("inception_ref.py");
+  return dir;
+}
+const std::filesystem::path& swin_dir() {
+  static const auto dir = test::generated("swin_ref.py");
+  return dir;
+}
+void check_close(const std::vector<at::Tensor>& got, const std::map<std::string, at::Tensor>& ref, const std::string& prefix,
+                 const std::vector<int64_t>& channels, bool channels_last) {
+  REQUIRE(got.size() == channels.size());
+  for (size_t l = 0; l < got.size(); ++l) {
+    INFO(prefix << l);
+    const auto& r = ref.at(prefix + std::to_string(l));
+    CHECK(got[l].size(channels_last ? 3 : 1) == channels[l]);
+    CHECK(got[l].sizes() == r.sizes());
+    CHECK(test::max_abs_diff(got[l], r) <= 1e-5 * r.abs().max().item<double>());
+  }
+}
+}  // namespace
+
+TEST_CASE("Inception v3 blocks equal torchvision's, the FID variant its pooling, and the distance its formula", "[metric]") {
+  const auto& dir = inception_dir();
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  auto net = loss::InceptionBackbone::make(ModelOptions().feature_weights(dir.string()));
+  at::NoGradGuard g;
+  check_close(net->blocks(ref.at("x") * 2 - 1), ref, "block.", {64, 192, 768, 2048}, false);
+  const auto& rz = ref.at("zblock.3");
+  CHECK(test::max_abs_diff(net->blocks(ref.at("z") * 2 - 1)[3], rz) <= 1e-5 * rz.abs().max().item<double>());
+  CHECK(test::max_rel_diff(loss::InceptionBackbone::distance(net, ref.at("x"), ref.at("y")), ref.at("distance")) < 1e-5);
+  CHECK(at::equal(loss::InceptionBackbone::distance(net, ref.at("x"), ref.at("x")), at::zeros({2})));
+
+  metric::InceptionV3 fid(metric::InceptionV3Options().num_classes(1008).fid_variant(true));
+  metric::load_weights(*fid, dir / "inception_fid.pt", "FID Inception weights");
+  fid->eval();
+  const auto& pool = ref.at("fid.pool");
+  CHECK(test::max_abs_diff(fid->pool_features(ref.at("x") * 2 - 1), pool) <= 1e-5 * pool.abs().max().item<double>());
+  CHECK(test::max_rel_diff(fid->logits(ref.at("x") * 2 - 1), ref.at("fid.logits"), 1e-3) < 1e-4);
+  // The variant matters: torchvision's pooling gives other features on the same weights.
+  CHECK(test::max_abs_diff(net->blocks(ref.at("x") * 2 - 1)[3].mean({2, 3}), pool) > 1e-3 * pool.abs().max().item<double>());
+
+  CHECK_THROWS_WITH(net->blocks(at::rand({1, 3, 74, 80})), Catch::Contains("at least 75×75") && Catch::Contains("74×80"));
+  CHECK_THROWS_WITH(net->logits(at::rand({1, 3, 80, 80})), Catch::Contains("without a classifier"));
+  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ModelOptions().feature_weights(dir.string()).feature_size(32)),
+                    Catch::Contains("feature_size ≥ 75") && Catch::Contains("got 32"));
+  CHECK_THROWS_WITH(metric::load_weights(*metric::InceptionV3(), dir / "inception_fid.pt", "Inception v3 weights"),
+                    Catch::Contains("2 unexpected: fc.bias, fc.weight"));
+  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ModelOptions().feature_weights(swin_dir().string())),
+                    Catch::Contains("Inception v3 weights file not found") && Catch::Contains("inception_v3.pt"));
+}
+
+TEST_CASE("Swin-T stages equal torchvision's, on square and non-square input, and the distance its formula", "[metric]") {
+  const auto& dir = swin_dir();
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  auto net = loss::SwinBackbone::make(ModelOptions().feature_weights(dir.string()));
+  at::NoGradGuard g;
+  const auto mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
+  const auto std = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
+  check_close(net->stages((ref.at("x") - mean) / std), ref, "stage.", {96, 192, 384, 768}, true);
+  check_close(net->stages((ref.at("z") - mean) / std), ref, "zstage.", {96, 192, 384, 768}, true);
+  CHECK(test::max_rel_diff(loss::SwinBackbone::distance(net, ref.at("x"), ref.at("y")), ref.at("distance")) < 1e-5);
+  CHECK(at::equal(loss::SwinBackbone::distance(net, ref.at("x"), ref.at("x")), at::zeros({2})));
+  // A clone (what EMA copies of a model do) computes the same.
+  auto copy = std::dynamic_pointer_cast<metric::SwinTImpl>(net->clone());
+  CHECK(at::equal(copy->stages(ref.at("x"))[3], net->stages(ref.at("x"))[3]));
+  CHECK_THROWS_WITH(net->stages(at::rand({1, 1, 8, 8})), Catch::Contains("Swin-T: expected images [N, 3, H, W]"));
+}
+
+TEST_CASE("CasDM_Inception and CasDM_Swin: the feature loss trains phi only", "[metric][routing]") {
+  auto check_phi_only = [](auto m, const char* term) {
+    test::perturb(*m->nets().theta);
+    test::perturb(*m->nets().phi);
+    auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+    auto report = m->training_losses(at::rand({2, 1, 8, 8}) * 2 - 1, at::full({2}, 30, at::kLong), at::randn({2, 1, 8, 8}));
+    INFO(term);
+    const at::Tensor loss = report[term];
+    CHECK(loss.item<double>() > 0);
+    CHECK(test::count(test::reaches(loss, theta)) == 0);
+    CHECK(test::count(test::reaches(loss, phi)) == phi.size());
+    CHECK(m->named_children()[std::string("feature_") + term]->parameters().front().requires_grad() == false);
+  };
+  torch::manual_seed(6);
+  check_phi_only(presets::CasDM_Inception(test::tiny_options(8, 1, 100).feature_size(75).feature_weights(inception_dir().string())),
+                 "inception");
+  check_phi_only(presets::CasDM_Swin(test::tiny_options(8, 1, 100).feature_size(32).feature_weights(swin_dir().string())),
+                 "swin");
+  CHECK(presets::CasDM_Swin::Impl::losses_type::describe().back().second == 0.1);
+  CHECK(presets::CasDM_Inception::Impl::losses_type::describe().back().second == 0.1);
+}
+
+TEST_CASE("metric networks compute the same on every device", "[metric][device]") {
+  const auto lref = test::load_tensors(lpips_dir() / "expected.pt");
+  metric::LPIPS lpips(metric::LPIPSOptions()
+                          .vgg_weights((lpips_dir() / "vgg16_features.pt").string())
+                          .linear_weights((lpips_dir() / "lpips_linear.pt").string()));
+  auto resnet = loss::ResNetBackbone::make(ModelOptions().feature_weights(test::generated("resnet_ref.py").string()));
+  auto inception = loss::InceptionBackbone::make(ModelOptions().feature_weights(inception_dir().string()));
+  auto swin = loss::SwinBackbone::make(ModelOptions().feature_weights(swin_dir().string()));
+  const auto a = lref.at("a").slice(0, 0, 2), b = lref.at("b").slice(0, 0, 2);
+  const auto a80 = at::upsample_bilinear2d(a, {80, 80}, false), b80 = at::upsample_bilinear2d(b, {80, 80}, false);
+  at::NoGradGuard g;
+  const auto want_lpips = lpips(a, b), want_resnet = loss::ResNetBackbone::distance(resnet, a, b);
+  const auto want_inception = loss::InceptionBackbone::distance(inception, a80, b80);
+  const auto want_swin = loss::SwinBackbone::distance(swin, a, b);
+  for (const auto& device : test::devices()) {
+    INFO(device.str());
+    lpips->to(device);
+    resnet->to(device);
+    inception->to(device);
+    swin->to(device);
+    const auto A = a.to(device), B = b.to(device), A80 = a80.to(device), B80 = b80.to(device);
+    // cuDNN and TF32 matrix products round differently from the CPU: a loose relative bound.
+    CHECK(test::max_rel_diff(lpips(A, B).cpu(), want_lpips) < 2e-3);
+    CHECK(test::max_rel_diff(loss::ResNetBackbone::distance(resnet, A, B).cpu(), want_resnet) < 2e-3);
+    CHECK(test::max_rel_diff(loss::InceptionBackbone::distance(inception, A80, B80).cpu(), want_inception) < 2e-3);
+    CHECK(test::max_rel_diff(loss::SwinBackbone::distance(swin, A, B).cpu(), want_swin) < 2e-3);
+  }
+}

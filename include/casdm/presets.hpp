@@ -2,10 +2,12 @@
 // The paper's rows as types (An et al. 2024, Tables 1, 4 and 5). Each takes ModelOptions whose
 // defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks, channel_mult
 // (1,2,2,2), attention at 16 and 8, DDIM with 100 steps.
+#include "casdm/loss/inception.hpp"
 #include "casdm/loss/lpips.hpp"
 #include "casdm/loss/mse.hpp"
 #include "casdm/loss/resnet.hpp"
 #include "casdm/loss/set.hpp"
+#include "casdm/loss/swin.hpp"
 #include "casdm/model.hpp"
 #include "casdm/net/unet.hpp"
 #include "casdm/sampler/ddim.hpp"
@@ -52,6 +54,12 @@ using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::Fi
 /// Table 3: the ResNet-50 feature loss (λ = 0.1) in place of LPIPS.
 using CasDM_ResNet = Model<PaperSchedule, topology::Cascaded<>,
                            loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::ResNetLoss<>>, PaperSampler>;
+/// Table 3: the Inception v3 feature loss (λ = 0.1).
+using CasDM_Inception = Model<PaperSchedule, topology::Cascaded<>,
+                              loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::InceptionLoss<>>, PaperSampler>;
+/// Table 3: the Swin-T feature loss (λ = 0.1).
+using CasDM_Swin = Model<PaperSchedule, topology::Cascaded<>,
+                         loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SwinLoss<>>, PaperSampler>;
 
 /// Every preset by name, for programs that choose one at run time:
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
@@ -69,7 +77,9 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("Dual_LPIPS"), hana::type_c<Dual_LPIPS>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_LPIPS"), hana::type_c<CasDM_LPIPS>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_LPIPS"), hana::type_c<CasDM_FixRes_LPIPS>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_ResNet"), hana::type_c<CasDM_ResNet>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_ResNet"), hana::type_c<CasDM_ResNet>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_Inception"), hana::type_c<CasDM_Inception>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 

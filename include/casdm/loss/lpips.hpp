@@ -28,3 +28,10 @@ template <class W = std::ratio<1, 10>, int64_t Size = 224>
 using LPIPSLoss = Feature<LPIPSBackbone, W, Size>;
 
 }  // namespace casdm::loss
+
+namespace casdm::loss {
+/// The LPIPS module itself, also under the loss namespace: `casdm::loss::LPIPS lpips(
+/// casdm::loss::LPIPSOptions().vgg_weights(…).linear_weights(…)); auto d = lpips(a, b);`
+using metric::LPIPS;
+using metric::LPIPSOptions;
+}  // namespace casdm::loss

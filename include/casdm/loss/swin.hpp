@@ -1,0 +1,38 @@
+#pragma once
+// The paper's Table 3 Swin feature loss: ImageNet normalisation, Swin-T's four stage outputs
+// (features.1, .3, .5, .7: 96, 192, 384, 768 channels at 1/4 … 1/32 of the side), mean squared
+// difference per stage (over space and channels), averaged over the four. Swin-T is torchvision's
+// smallest Swin and the one the paper's compute budget suggests; ModelOptions::feature_weights
+// names the folder holding swin_t.pt (tools/export_weights.py).
+#include "casdm/loss/feature.hpp"
+#include "casdm/metric/swin.hpp"
+#include "casdm/metric/weights.hpp"
+
+#include <filesystem>
+
+namespace casdm::loss {
+
+struct SwinBackbone {
+  static constexpr const char* name = "swin";
+  using Module = metric::SwinT;
+  static Module make(const ModelOptions& o) {
+    const auto dir = metric::weights_folder(o.feature_weights(), "Swin feature loss", "swin_t.pt");
+    metric::SwinT m;
+    metric::load_weights(*m, dir / "swin_t.pt", "Swin-T weights");
+    m->eval();
+    return m;
+  }
+  static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) {
+    const auto mean = at::tensor({0.485, 0.456, 0.406}, a.options()).view({1, 3, 1, 1});
+    const auto std = at::tensor({0.229, 0.224, 0.225}, a.options()).view({1, 3, 1, 1});
+    auto sa = m->stages((a - mean) / std), sb = m->stages((b - mean) / std);
+    at::Tensor d = at::zeros({a.size(0)}, a.options());
+    for (size_t l = 0; l < sa.size(); ++l) d = d + (sa[l] - sb[l]).pow(2).mean({1, 2, 3});
+    return d / static_cast<double>(sa.size());
+  }
+};
+
+template <class W = std::ratio<1, 10>, int64_t Size = 224>
+using SwinLoss = Feature<SwinBackbone, W, Size>;
+
+}  // namespace casdm::loss
