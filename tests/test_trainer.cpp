@@ -116,44 +116,88 @@ TEST_CASE("EMA follows rate*ema + (1-rate)*p", "[trainer]") {
   CHECK_THROWS_WITH(train::Ema(*live, *shadow, 1.0), Catch::Contains("EMA rate must be in [0, 1)"));
 }
 
-TEST_CASE("2N steps straight equal N steps, save, load into a fresh trainer, N steps", "[trainer][resume]") {
-  const auto dir = test::scratch("resume");
-  const int64_t N = 3;
+namespace {
+/// Largest relative difference over every tensor the trainers keep.
+double max_difference(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (const auto& [k, v] : a)
+    if (v.is_floating_point()) worst = std::max(worst, test::max_rel_diff(v.cpu().to(at::kDouble), b.at(k).cpu().to(at::kDouble), 1e-3));
+  return worst;
+}
+
+/// 2N steps straight vs N steps, save, load into a freshly initialised trainer, N steps, on
+/// `device`. Returns the two trainers' tensors and those after one more step of the resumed one.
+struct ResumeRun {
+  std::map<std::string, at::Tensor> straight, resumed, one_more;
+};
+ResumeRun resume_run(const c10::Device& device, const std::filesystem::path& dir, int64_t N) {
+  auto batch = [&](int64_t s) { return batch_for(s).to(device); };
   torch::manual_seed(11);
   presets::CasDM m1(resume_options());
   test::perturb(*m1);
   auto init = snapshot(train::state_of(*m1));
+  m1->to(device);
   train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
   torch::manual_seed(5);
-  for (int64_t s = 0; s < 2 * N; ++s) straight.step(batch_for(s));
+  for (int64_t s = 0; s < 2 * N; ++s) straight.step(batch(s));
 
   torch::manual_seed(11);
   presets::CasDM m2(resume_options());
   train::load_state_strict(*m2, init, "init");
+  m2->to(device);
   train::Trainer<presets::CasDM> first(m2, resume_trainer_options());
   torch::manual_seed(5);
-  for (int64_t s = 0; s < N; ++s) first.step(batch_for(s));
+  for (int64_t s = 0; s < N; ++s) first.step(batch(s));
   first.save(dir / "half.pt", {{"preset", "CasDM"}});
-  for (int i = 0; i < 5; ++i) at::randn({3});  // disturb the generator: load must restore it
+  for (int i = 0; i < 5; ++i) at::randn({3}, at::TensorOptions().device(device));  // disturb the generators:
+  for (int i = 0; i < 5; ++i) at::randn({3});                                     // load must restore them
 
   torch::manual_seed(999);
   presets::CasDM m3(resume_options());  // other initial weights: load must replace them all
+  m3->to(device);
   train::Trainer<presets::CasDM> resumed(m3, resume_trainer_options());
   resumed.load(dir / "half.pt");
   CHECK(resumed.step_count() == N);
-  for (int64_t s = N; s < 2 * N; ++s) resumed.step(batch_for(s));
+  for (int64_t s = N; s < 2 * N; ++s) resumed.step(batch(s));
   CHECK(resumed.step_count() == 2 * N);
+  ResumeRun r{everything(straight), everything(resumed), {}};
+  resumed.step(batch(2 * N));
+  r.one_more = everything(resumed);
+  return r;
+}
+}  // namespace
 
-  auto a = everything(straight), b = everything(resumed);
-  CHECK(count_different(a, b) == 0);
+TEST_CASE("2N steps straight equal N steps, save, load into a fresh trainer, N steps", "[trainer][resume]") {
+  const auto dir = test::scratch("resume");
+  const int64_t N = 3;
+  auto r = resume_run(c10::Device(c10::kCPU), dir, N);
+  CHECK(count_different(r.straight, r.resumed) == 0);
   // The comparison can fail: one step more on either side shows up everywhere.
-  resumed.step(batch_for(2 * N));
-  CHECK(count_different(a, everything(resumed)) > a.size() / 2);
+  CHECK(count_different(r.straight, r.one_more) > r.straight.size() / 2);
 
   auto info = train::read_checkpoint(dir / "half.pt");
   CHECK(info.step == N);
   CHECK(info.get("preset") == "CasDM");
   CHECK(options_differences(info.options, resume_options()).empty());
+}
+
+TEST_CASE("resuming on every device continues the run, its generators included", "[trainer][resume][device]") {
+  // cuDNN may pick non-deterministic kernels, and GPU reductions round in other orders than the
+  // CPU's: the two runs agree to rounding there, while a generator not restored (other noise,
+  // other dropout masks) or a lost optimiser state moves everything by far more.
+  const bool was_deterministic = at::globalContext().deterministicCuDNN();
+  at::globalContext().setDeterministicCuDNN(true);
+  for (const auto& device : test::devices()) {
+    INFO(device.str());
+    auto r = resume_run(device, test::scratch("resume-" + device.str()), 3);
+    CHECK(max_difference(r.straight, r.resumed) < 1e-4);
+    CHECK(max_difference(r.straight, r.one_more) > 1e-2);
+    auto info = train::read_checkpoint(test::scratch("resume-" + device.str()) / "half.pt");
+    CHECK(info.file.tensors.count("rng.cuda") == (device.is_cuda() ? 1u : 0u));
+    for (const auto& [k, v] : info.file.tensors) CHECK(v.device().is_cpu());  // a GPU run's file loads anywhere
+  }
+  at::globalContext().setDeterministicCuDNN(was_deterministic);
 }
 
 TEST_CASE("a checkpoint of another model, size, T or EMA set is refused and changes nothing", "[trainer][checkpoint]") {

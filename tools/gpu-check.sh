@@ -29,7 +29,7 @@ if ! cmake -S . -B $B "${common[@]}" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" > "$OUT
   cmake -S . -B $B "${common[@]}" -DCASDM_TORCH_ROOT="$TORCH_ROOT" -DCASDM_TORCH_CXX11_ABI="$ABI" \
     > "$OUT/configure-root.log" 2>&1 || { log "configure failed"; tail -30 "$OUT/configure-root.log"; exit 3; }
 fi
-cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench > "$OUT/build.log" 2>&1 ||
+cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench casdm_bench_metrics > "$OUT/build.log" 2>&1 ||
   { log "build failed"; grep -m20 -A5 "error" "$OUT/build.log"; exit 4; }
 log "configure + build: $(( $(date +%s) - t0 )) s"
 export CASDM_TEST_DEVICES=${CASDM_TEST_DEVICES:-cuda}
@@ -38,11 +38,13 @@ if ! $PY -c 'import torchvision' 2>/dev/null; then  # the metric references need
   filter_default="~[metric]"; log "no torchvision here: [metric] test cases left out"
 fi
 t0=$(date +%s)
-$B/tests/casdm_tests --durations yes ${CASDM_TEST_FILTER:-$filter_default} > "$OUT/tests.txt" 2>&1; rc=$?
+timeout "${CASDM_TEST_TIMEOUT:-240}" $B/tests/casdm_tests --durations yes ${CASDM_TEST_FILTER:-$filter_default} > "$OUT/tests.txt" 2>&1; rc=$?
 log "tests (devices: $CASDM_TEST_DEVICES): rc=$rc in $(( $(date +%s) - t0 )) s: $(tail -2 "$OUT/tests.txt" | tr '\n' ' ')"
+# Benchmarks: one text file for both programs (what comes back from a device run is limited in files).
 t0=$(date +%s)
-$B/bench/casdm_bench --benchmark_filter="${CASDM_BENCH_FILTER:-cuda}" --benchmark_min_time=0.5 \
-  --benchmark_out="$OUT/bench.json" --benchmark_out_format=json > "$OUT/bench.txt" 2>&1
+{ timeout 120 $B/bench/casdm_bench --benchmark_filter="${CASDM_BENCH_FILTER:-cuda}" --benchmark_min_time=0.3
+  timeout 150 $B/bench/casdm_bench_metrics --benchmark_filter="${CASDM_BENCH_FILTER:-cuda}" --benchmark_min_time=0.3 \
+    --benchmark_counters_tabular=true; } > "$OUT/bench.txt" 2>&1
 log "bench rc=$? in $(( $(date +%s) - t0 )) s"
 cat "$OUT/bench.txt"
 exit $rc
