@@ -65,7 +65,7 @@ case $CASE in
     "$PY" -c "
 import sys, torch
 for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'raw', 'ancestral')]:
-    d = torch.load(path)
+    d = torch.load(path, weights_only=True)
     x = d['samples']
     assert x.shape == (n, 1, 28, 28), x.shape
     assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()

@@ -2,6 +2,7 @@
 // Shared helpers of the test suite: Python references run at test time, tensor files written by
 // Python's torch.save, and the list of devices to run on.
 #include "casdm/core/compat.hpp"
+#include "casdm/train/checkpoint.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -83,11 +84,11 @@ inline std::map<std::string, at::Tensor> load_tensors(const std::filesystem::pat
   return out;
 }
 
-/// Writes a dict {str: tensor} that Python's torch.load reads.
+/// Writes a dict {str: tensor} that Python's torch.load reads (weights_only=True included).
 inline void save_tensors(const std::map<std::string, at::Tensor>& tensors, const std::filesystem::path& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [k, v] : tensors) dict.insert(k, v.detach().cpu().contiguous());
-  auto bytes = torch::jit::pickle_save(dict);
+  auto bytes = train::detail::torch_save_bytes(dict);
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path.string());

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-d = torch.load(sys.argv[1])
+d = torch.load(sys.argv[1], weights_only=True)
 n = sum(1 for k in d if k.startswith("p."))
 params = [torch.nn.Parameter(d[f"p.{i}"].clone()) for i in range(n)]
 opt = torch.optim.AdamW(params, lr=d["lr"].item(), weight_decay=d["wd"].item(), foreach=False)

@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-d = torch.load(sys.argv[1])
+d = torch.load(sys.argv[1], weights_only=True)
 assert isinstance(d, dict), type(d)
 assert d["casdm.module"].startswith("casdm::ModelImpl"), d["casdm.module"]
 torch.save({k: v * 2 for k, v in d.items() if torch.is_tensor(v)}, sys.argv[2])

@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])
+a, b = torch.load(sys.argv[1], weights_only=True), torch.load(sys.argv[2], weights_only=True)
 ta = {k: v for k, v in a.items() if torch.is_tensor(v)}
 tb = {k: v for k, v in b.items() if torch.is_tensor(v)}
 bad = sorted(set(ta) ^ set(tb))

@@ -1,6 +1,8 @@
 #pragma once
 // Model files: every parameter and buffer by name, in the format of Python's torch.save (a dict
-// {name: tensor} plus "casdm.*" metadata strings), so `torch.load(path)` reads them too.
+// {name: tensor} plus "casdm.*" metadata strings), so `torch.load(path)` reads them too — also
+// with weights_only=True (PyTorch ≥ 2.6's default): the dict is written without TorchScript's
+// type tag (torch.jit._pickle.restore_type_tag), which that safe unpickler refuses.
 //
 // Writing is atomic: a temporary file in the same folder, fsync, rename, fsync of the folder — a
 // crash leaves either the old file or the new one, never a half-written one.
@@ -8,7 +10,10 @@
 // missing, unexpected or mis-shaped, and the module is left untouched.
 #include <ATen/ATen.h>
 #include <fcntl.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
 #include <unistd.h>
 
@@ -35,6 +40,25 @@ inline void fail_errno(const std::string& what, const std::filesystem::path& p) 
 /// Writes `bytes` to `path` atomically. `before_rename` (tests) runs after the data is synced
 /// and before it replaces `path`; if it throws, the temporary file is removed and `path` is
 /// unchanged.
+/// What torch::jit::pickle_save writes (torch.save's zip format), with untagged aggregates.
+inline std::vector<char> torch_save_bytes(const c10::IValue& value) {
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler([&](const char* p, size_t n) { pickled.insert(pickled.end(), p, p + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::vector<char> out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* p, size_t n) {
+    out.insert(out.end(), static_cast<const char*>(p), static_cast<const char*>(p) + n);
+    return n;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  return out;
+}
+
 inline void write_atomic(const std::filesystem::path& path, const std::vector<char>& bytes,
                          const std::function<void()>& before_rename = {}) {
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
@@ -84,7 +108,7 @@ inline void write_tensor_file(const std::filesystem::path& path, const TensorFil
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
   for (const auto& [k, v] : f.tensors) dict.insert(k, v.detach().cpu().contiguous());
   for (const auto& [k, v] : f.meta) dict.insert("casdm." + k, v);
-  detail::write_atomic(path, torch::jit::pickle_save(c10::IValue(dict)), before_rename);
+  detail::write_atomic(path, detail::torch_save_bytes(c10::IValue(dict)), before_rename);
 }
 
 inline TensorFile read_tensor_file(const std::filesystem::path& path) {
