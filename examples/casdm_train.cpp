@@ -292,8 +292,8 @@ int main(int argc, char** argv) {
   setting("phi-channel-mult", &a.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->group("Model");
   setting("phi-res-blocks", &a.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->group("Model");
   setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->group("Model");
-  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: 224)")->group("Model");
-  setting("feature-weights", &a.feature_weights, "feature-loss presets: backbone weights file")->group("Model");
+  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->group("Model");
+  setting("feature-weights", &a.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
   app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--out", a.out, "output folder")->capture_default_str();
   app.add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end tests of casdm-train and casdm-sample at a tiny size, one case per CTest entry:
+# End-to-end tests of casdm-train, casdm-sample and casdm-metric at a tiny size, one case per CTest entry:
 #   test_programs.sh BIN_DIR SCRATCH_DIR PYTHON CASE
 # A refusal case checks the exit status (1), the message, and that nothing was left behind
 # (no checkpoint, no temporary file).
@@ -134,6 +134,30 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     rm -rf "$W/run" "$W/s"; touch "$W/.start"
     refuse "the LPIPS loss needs ModelOptions::feature_weights (casdm-train: --feature-weights)" \
       "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset Dual_LPIPS --out "$W/o" ;;
+  metric)  # casdm-metric trains the SmallVGG, casdm-train uses it; unlabelled data and bad widths refused
+    "$BIN/casdm-metric" --steps 20 --batch 16 --widths 8,16 --image-size 16 --threads 1 --out "$W/m" > "$W/m.log" ||
+      { cat "$W/m.log"; fail "casdm-metric"; }
+    grep -q "test accuracy" "$W/m.log" || fail "no accuracy reported"
+    "$PY" -c "
+import json, sys, torch
+j = json.load(open(sys.argv[1] + '/metric.json'))
+assert j['steps'] == 20 and j['widths'] == [8, 16] and j['classes'] == 10 and 0 <= j['test_accuracy'] <= 1, j
+w = torch.load(sys.argv[1] + '/small_vgg.pt', weights_only=True)
+assert w['casdm.small_vgg.widths'] == '8,16' and w['features.0.weight'].shape == (8, 3, 3, 3), list(w)
+assert abs(float(w['casdm.test_accuracy']) - j['test_accuracy']) < 1e-9
+" "$W/m" || fail "metric files"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_SmallVGG --feature-weights "$W/m" --feature-size 16 \
+      --out "$W/run" || fail "train with the metric"
+    head -1 "$W/run/losses.csv" | grep -qx "step,total,eps,x0,mu,small_vgg" || fail "losses.csv header"
+    rm -rf "$W/run"; touch "$W/.start"
+    mkdir -p "$W/pngs" && "$PY" -c "
+import sys
+from PIL import Image
+for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')" "$W/pngs" || fail "making images"
+    refuse "has no labels; casdm-metric trains a classifier" "$BIN/casdm-metric" --data "$W/pngs" --out "$W/o"
+    refuse "--widths: every stage needs at least one channel" "$BIN/casdm-metric" --widths 8,0 --out "$W/o"
+    refuse "SmallVGG weights file not found: $W/pngs/small_vgg.pt" \
+      "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_SmallVGG --feature-weights "$W/pngs" --out "$W/o" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

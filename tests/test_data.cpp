@@ -199,3 +199,31 @@ TEST_CASE("the README's training loop runs and resumes from its checkpoint folde
   CHECK(run(3) == 3);  // resumed at 2 from checkpoints/ckpt-000000002.pt
   CHECK(casdm::train::CheckpointDir(dir / "checkpoints").list().size() == 1);
 }
+
+// The SmallVGG metric network, trained on Fashion-MNIST (casdm-metric's routine).
+#include "casdm/metric/small_vgg.hpp"
+
+TEST_CASE("a SmallVGG trained on Fashion-MNIST classifies its test images, the same for the same seed", "[data][metric]") {
+  const auto train = casdm::data::open_dataset("/usr/share/datasets/fashion-mnist", "auto", true);
+  const auto test = casdm::data::open_dataset("/usr/share/datasets/fashion-mnist", "auto", false);
+  auto o = casdm::metric::SmallVGGTraining()
+               .net(casdm::metric::SmallVGGOptions().widths({16, 32, 64}))
+               .image_size(28)
+               .steps(600)
+               .batch_size(64)
+               .seed(3);
+  std::vector<double> losses;
+  auto r = casdm::metric::train_small_vgg(train.images, train.labels, o, [&](int64_t, double l) { losses.push_back(l); });
+  REQUIRE(losses.size() == 12);
+  const auto first = test.images.slice(0, 0, 2000), first_labels = test.labels.slice(0, 0, 2000);
+  const double acc = casdm::metric::small_vgg_accuracy(r.net, first, first_labels, 28);
+  INFO("test accuracy " << acc << ", losses " << losses.front() << " … " << losses.back());
+  // 600 steps of 64 images (two thirds of an epoch): chance is 0.1; a working classifier passes 0.8.
+  CHECK(acc > 0.8);
+  CHECK(losses.back() < 0.5 * std::log(10.0));
+  auto again = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3));
+  auto other = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3).seed(4));
+  auto third = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3).seed(3));
+  CHECK(at::equal(again.net->classifier->weight, third.net->classifier->weight));
+  CHECK(!at::equal(again.net->classifier->weight, other.net->classifier->weight));
+}

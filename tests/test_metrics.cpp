@@ -297,3 +297,62 @@ TEST_CASE("metric networks compute the same on every device", "[metric][device]"
     CHECK(test::max_rel_diff(loss::SwinBackbone::distance(swin, A, B).cpu(), want_swin) < 2e-3);
   }
 }
+
+// SmallVGG: the metric network trained on the data itself (CPU scale, no ImageNet weights).
+#include "casdm/loss/small_vgg.hpp"
+
+TEST_CASE("SmallVGG's distance is LPIPS's formula with unit weights, as PyTorch computes it from the saved file", "[metric]") {
+  const auto dir = test::scratch("small-vgg");
+  torch::manual_seed(7);
+  metric::SmallVGG net(metric::SmallVGGOptions().widths({8, 16, 24}).num_classes(5));
+  metric::save_small_vgg(net, dir / "small_vgg.pt", {{"test_accuracy", "0.5"}});
+  const auto a = at::rand({3, 3, 20, 20}), b = at::rand({3, 3, 20, 20});
+  test::save_tensors({{"a", a}, {"b", b}}, dir / "inputs.pt");
+  test::run_python("small_vgg_ref.py", (dir / "small_vgg.pt").string() + " " + (dir / "inputs.pt").string() + " " +
+                                           (dir / "expected.pt").string());
+  const auto ref = test::load_tensors(dir / "expected.pt");
+  auto loaded = loss::SmallVGGBackbone::make(ModelOptions().feature_weights(dir.string()));
+  CHECK(loaded->options.widths() == std::vector<int64_t>{8, 16, 24});
+  CHECK(loaded->options.num_classes() == 5);
+  at::NoGradGuard g;
+  CHECK(test::max_rel_diff(metric::small_vgg_distance(loaded, a, b), ref.at("distance")) < 1e-4);
+  CHECK(test::max_rel_diff(loaded->logits(a), ref.at("logits"), 1e-3) < 1e-4);
+  CHECK(at::equal(metric::small_vgg_distance(loaded, a, a), at::zeros({3})));
+  CHECK(test::max_rel_diff(metric::small_vgg_distance(loaded, b, a), metric::small_vgg_distance(loaded, a, b)) < 1e-6);
+  for (const auto& p : loaded->parameters()) CHECK(!p.requires_grad());
+
+  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ModelOptions().feature_weights(lpips_dir().string())),
+                    Catch::Contains("SmallVGG weights file not found") && Catch::Contains("casdm-metric --data DIR"));
+  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ModelOptions()), Catch::Contains("casdm-metric --data DIR --out FOLDER"));
+  CHECK_THROWS_WITH(metric::load_small_vgg(lpips_dir() / "lpips_linear.pt"), Catch::Contains("is not a SmallVGG file"));
+  auto t = train::read_tensor_file(dir / "small_vgg.pt").tensors;
+  t.erase("classifier.bias");
+  train::TensorFile edited;
+  edited.tensors = t;
+  edited.meta = {{"small_vgg.widths", "8,16,24"}, {"small_vgg.num_classes", "5"}};
+  train::write_tensor_file(dir / "edited.pt", edited);
+  CHECK_THROWS_WITH(metric::load_small_vgg(dir / "edited.pt"), Catch::Contains("1 missing: classifier.bias"));
+  CHECK_THROWS_WITH(metric::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::Tensor(), metric::SmallVGGTraining()),
+                    Catch::Contains("has no labels"));
+  CHECK_THROWS_WITH(metric::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::full({4}, 12, at::kLong),
+                                            metric::SmallVGGTraining()),
+                    Catch::Contains("labels must lie in [0, 10), found 12"));
+}
+
+TEST_CASE("CasDM_SmallVGG: the SmallVGG loss trains phi only", "[metric][routing]") {
+  const auto dir = test::scratch("small-vgg-preset");
+  torch::manual_seed(8);
+  metric::SmallVGG net(metric::SmallVGGOptions().widths({8, 16}));
+  test::perturb(*net);
+  metric::save_small_vgg(net, dir / "small_vgg.pt");
+  presets::CasDM_SmallVGG m(test::tiny_options().feature_weights(dir.string()));
+  CHECK(presets::CasDM_SmallVGG::Impl::losses_type::describe().back().first == "small_vgg");
+  test::perturb(*m->nets().theta);
+  test::perturb(*m->nets().phi);
+  auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+  auto report = m->training_losses(at::rand({2, 1, 8, 8}) * 2 - 1, at::full({2}, 30, at::kLong), at::randn({2, 1, 8, 8}));
+  const at::Tensor loss = report["small_vgg"];
+  CHECK(loss.item<double>() > 0);
+  CHECK(test::count(test::reaches(loss, theta)) == 0);
+  CHECK(test::count(test::reaches(loss, phi)) == phi.size());
+}

@@ -7,6 +7,7 @@
 #include "casdm/loss/mse.hpp"
 #include "casdm/loss/resnet.hpp"
 #include "casdm/loss/set.hpp"
+#include "casdm/loss/small_vgg.hpp"
 #include "casdm/loss/swin.hpp"
 #include "casdm/model.hpp"
 #include "casdm/net/unet.hpp"
@@ -61,6 +62,10 @@ using CasDM_Inception = Model<PaperSchedule, topology::Cascaded<>,
 using CasDM_Swin = Model<PaperSchedule, topology::Cascaded<>,
                          loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SwinLoss<>>, PaperSampler>;
 
+/// CPU scale: the metric a SmallVGG classifier trained on the data itself (casdm-metric), λ = 0.1.
+using CasDM_SmallVGG = Model<PaperSchedule, topology::Cascaded<>,
+                             loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SmallVGGLoss<>>, PaperSampler>;
+
 /// Every preset by name, for programs that choose one at run time:
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
@@ -79,7 +84,8 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("CasDM_FixRes_LPIPS"), hana::type_c<CasDM_FixRes_LPIPS>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_ResNet"), hana::type_c<CasDM_ResNet>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_Inception"), hana::type_c<CasDM_Inception>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_SmallVGG"), hana::type_c<CasDM_SmallVGG>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 

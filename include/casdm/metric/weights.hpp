@@ -17,10 +17,10 @@ inline constexpr const char* how_to_make_weights =
 /// The folder of exported weights a feature loss reads (ModelOptions::feature_weights); an empty
 /// one is refused naming the loss (`what`) and the `files` it needs.
 inline std::filesystem::path weights_folder(const std::string& folder, const std::string& what,
-                                            const std::string& files) {
+                                            const std::string& files, const std::string& how = how_to_make_weights) {
   if (folder.empty())
     throw std::invalid_argument("the " + what + " needs ModelOptions::feature_weights (casdm-train: "
-                                "--feature-weights), the folder of " + files + "; " + how_to_make_weights);
+                                "--feature-weights), the folder of " + files + "; " + how);
   return folder;
 }
 
