@@ -29,25 +29,8 @@ struct Args {
 template <class Model>
 int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   const auto device = c10::Device(a.device);
-  Model model(c.options);
-  std::string prefix = "model.";
-  std::string weights = "raw";
-  if (a.weights == "ema") {
-    std::string rates;
-    for (size_t i = 0; c.meta.count("ema." + std::to_string(i) + ".rate"); ++i) {
-      const auto r = c.get("ema." + std::to_string(i) + ".rate");
-      rates += (rates.empty() ? "" : ",") + r;
-      if (prefix == "model." && (a.ema_rate < 0 || std::stod(r) == a.ema_rate)) {
-        prefix = "ema." + std::to_string(i) + ".";
-        weights = "ema " + r;
-      }
-    }
-    if (prefix == "model.")
-      throw std::runtime_error(c.path.string() + " has EMA rates {" + rates + "}" +
-                               (a.ema_rate < 0 ? "" : ", not " + casdm::examples::detail::fmt(a.ema_rate)) +
-                               "; choose one with --ema-rate or use --weights raw");
-  }
-  casdm::train::load_state_strict(*model, casdm::train::section(c.file, prefix), c.path.string());
+  std::string weights;
+  auto model = casdm::examples::model_from_checkpoint<Model>(c, a.weights, a.ema_rate, weights);
   model->to(device);
   model->eval();
   torch::manual_seed(static_cast<uint64_t>(a.seed));
@@ -104,12 +87,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--eta: the ancestral sampler has no eta (it is DDIM's)");
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
-    fs::path path = a.checkpoint;
-    if (fs::is_directory(path)) {
-      auto latest = casdm::train::CheckpointDir(fs::exists(path / "checkpoints") ? path / "checkpoints" : path).latest();
-      if (!latest) throw std::runtime_error("no checkpoint (ckpt-*.pt) in " + path.string());
-      path = *latest;
-    }
+    const fs::path path = casdm::examples::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");

@@ -2,6 +2,7 @@
 // What the example programs share: choosing a preset by name, the settings a run keeps across a
 // resume, output-folder checks and small formatting helpers.
 #include "casdm/presets.hpp"
+#include "casdm/train/trainer.hpp"
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -163,6 +164,41 @@ inline c10::Device use_machine(int64_t threads, const std::string& device) {
                              " CUDA device(s)");
   if (!d->is_cpu() && !d->is_cuda()) throw std::runtime_error("--device " + device + ": only cpu and cuda are supported");
   return *d;
+}
+
+/// A checkpoint file, or the newest checkpoint of a casdm-train output folder.
+inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+  if (!std::filesystem::is_directory(path)) return path;
+  const auto dir = std::filesystem::exists(path / "checkpoints") ? path / "checkpoints" : path;
+  auto latest = train::CheckpointDir(dir).latest();
+  if (!latest) throw std::runtime_error("no checkpoint (ckpt-*.pt) in " + path.string());
+  return *latest;
+}
+
+/// The model of checkpoint `c` with its raw weights ("raw") or an EMA copy ("ema": the one with
+/// rate `ema_rate`, or the first when it is negative); `which` says which was loaded.
+template <class Model>
+Model model_from_checkpoint(const train::CheckpointInfo& c, const std::string& weights, double ema_rate, std::string& which) {
+  Model model(c.options);
+  std::string prefix = "model.";
+  which = "raw";
+  if (weights == "ema") {
+    std::string rates;
+    for (size_t i = 0; c.meta.count("ema." + std::to_string(i) + ".rate"); ++i) {
+      const auto r = c.get("ema." + std::to_string(i) + ".rate");
+      rates += (rates.empty() ? "" : ",") + r;
+      if (prefix == "model." && (ema_rate < 0 || std::stod(r) == ema_rate)) {
+        prefix = "ema." + std::to_string(i) + ".";
+        which = "ema " + r;
+      }
+    }
+    if (prefix == "model.")
+      throw std::runtime_error(c.path.string() + " has EMA rates {" + rates + "}" +
+                               (ema_rate < 0 ? "" : ", not " + detail::fmt(ema_rate)) +
+                               "; choose one with --ema-rate or use --weights raw");
+  }
+  train::load_state_strict(*model, train::section(c.file, prefix), c.path.string());
+  return model;
 }
 
 /// Creates `dir` and proves it writable, or throws naming it.

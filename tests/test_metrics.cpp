@@ -217,6 +217,12 @@ TEST_CASE("Inception v3 blocks equal torchvision's, the FID variant its pooling,
   const auto& pool = ref.at("fid.pool");
   CHECK(test::max_abs_diff(fid->pool_features(ref.at("x") * 2 - 1), pool) <= 1e-5 * pool.abs().max().item<double>());
   CHECK(test::max_rel_diff(fid->logits(ref.at("x") * 2 - 1), ref.at("fid.logits"), 1e-3) < 1e-4);
+  const auto outs = fid->score_outputs(ref.at("x") * 2 - 1);
+  CHECK(test::max_abs_diff(outs.pool, pool) <= 1e-5 * pool.abs().max().item<double>());
+  CHECK(test::max_rel_diff(outs.logits, ref.at("fid.logits"), 1e-3) < 1e-4);
+  const auto& spatial = ref.at("fid.spatial");
+  CHECK(outs.spatial.sizes() == spatial.sizes());
+  CHECK(test::max_abs_diff(outs.spatial, spatial) <= 1e-5 * spatial.abs().max().item<double>());
   // The variant matters: torchvision's pooling gives other features on the same weights.
   CHECK(test::max_abs_diff(net->blocks(ref.at("x") * 2 - 1)[3].mean({2, 3}), pool) > 1e-3 * pool.abs().max().item<double>());
 
@@ -355,4 +361,93 @@ TEST_CASE("CasDM_SmallVGG: the SmallVGG loss trains phi only", "[metric][routing
   CHECK(loss.item<double>() > 0);
   CHECK(test::count(test::reaches(loss, theta)) == 0);
   CHECK(test::count(test::reaches(loss, phi)) == phi.size());
+}
+
+TEST_CASE("tools/export_weights.py writes files that every metric network loads strictly", "[metric][tools]") {
+  const auto dir = test::scratch("export-weights");
+  const std::string cmd = std::string(CASDM_PYTHON) + " " + test::source_dir() + "/../tools/export_weights.py --random --out " +
+                          dir.string() + " > " + (dir / "log.txt").string() + " 2>&1";
+  INFO("running " << cmd);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const auto o = ModelOptions().feature_weights(dir.string());
+  CHECK_NOTHROW(loss::LPIPSBackbone::make(o));
+  CHECK_NOTHROW(loss::ResNetBackbone::make(o));
+  CHECK_NOTHROW(loss::InceptionBackbone::make(o));
+  CHECK_NOTHROW(loss::SwinBackbone::make(o));
+  metric::InceptionV3 fid(metric::InceptionV3Options().num_classes(1008).fid_variant(true));
+  CHECK_NOTHROW(metric::load_weights(*fid, dir / "inception_fid.pt", "FID Inception weights"));
+  const std::string bad = std::string(CASDM_PYTHON) + " " + test::source_dir() +
+                          "/../tools/export_weights.py --random --only vgg16,alexnet --out " + dir.string() + " 2>&1";
+  CHECK(std::system((bad + " | grep -q 'unknown alexnet'").c_str()) == 0);
+}
+
+// Scores: feature statistics, the Fréchet distance, the Inception Score.
+#include "casdm/eval/scores.hpp"
+
+TEST_CASE("feature statistics and the Fréchet distance equal numpy's and scipy's", "[eval]") {
+  const auto ref = test::load_tensors(test::generated("scores_ref.py") / "expected.pt");
+  const auto& x = ref.at("x");
+  eval::StatsAccumulator acc;  // three uneven batches: the streaming sums equal the whole
+  acc.add(x.slice(0, 0, 100));
+  acc.add(x.slice(0, 100, 350));
+  acc.add(x.slice(0, 350, 600));
+  const auto sx = acc.finish();
+  CHECK(sx.count == 600);
+  CHECK(test::max_rel_diff(sx.mu, ref.at("mu_x")) < 1e-12);
+  CHECK(test::max_abs_diff(sx.sigma, ref.at("sigma_x")) < 1e-10 * ref.at("sigma_x").abs().max().item<double>());
+  const auto sy = eval::statistics(ref.at("y"));
+  const double want = ref.at("fid_xy").item<double>();
+  CHECK(std::abs(eval::frechet_distance(sx, sy) - want) < 1e-6 * want);
+  CHECK(std::abs(eval::frechet_distance(sy, sx) - want) < 1e-6 * want);
+  CHECK(std::abs(eval::frechet_distance(sx, sx)) < 1e-9 * sx.sigma.trace().item<double>());
+  CHECK_THROWS_WITH(eval::frechet_distance(sx, eval::statistics(at::rand({5, 3}))), Catch::Contains("48 and 3 features"));
+  CHECK_THROWS_WITH(eval::statistics(at::rand({1, 3})), Catch::Contains("at least 2 vectors, got 1"));
+}
+
+TEST_CASE("the Fréchet distance has its closed forms where sqrtm struggles: singular and commuting covariances", "[eval]") {
+  // Rank 5 in 40 dimensions (fewer vectors than features): tr S + tr S − 2 tr (S S)^½ = 0.
+  auto g = at::make_generator<at::CPUGeneratorImpl>(9);
+  const auto feats = at::randn({6, 40}, g, at::kDouble);
+  auto s = eval::statistics(feats);
+  auto shifted = s;
+  shifted.mu = s.mu + 0.5;
+  // The zero eigenvalues come out as ±1e-16·‖S‖² and their square roots as 1e-8·‖S‖ each: a
+  // float64 square root near zero is accurate to √ε, so the bound is 1e-6 of tr S.
+  CHECK(std::abs(eval::frechet_distance(s, shifted) - 40 * 0.25) < 1e-6 * s.sigma.trace().item<double>());
+  CHECK(std::abs(eval::frechet_distance(s, s)) < 1e-6 * s.sigma.trace().item<double>());
+  // Diagonal covariances: tr (AB)^½ = Σ √(aᵢbᵢ).
+  const auto a = at::rand({30}, g, at::kDouble) + 0.1, b = at::rand({30}, g, at::kDouble) + 0.1;
+  eval::FeatureStats da{at::zeros({30}, at::kDouble), at::diag(a), 100}, db{at::ones({30}, at::kDouble), at::diag(b), 100};
+  const double closed = 30 + (a.sum() + b.sum() - 2 * (a * b).sqrt().sum()).item<double>();
+  CHECK(std::abs(eval::frechet_distance(da, db) - closed) < 1e-10 * closed);
+}
+
+TEST_CASE("the Inception Score: 1 for uniform predictions, k for one-hot over k balanced classes, numpy's otherwise", "[eval]") {
+  CHECK(std::abs(eval::inception_score(at::full({200, 10}, 0.1, at::kDouble)).mean - 1) < 1e-12);
+  for (int64_t k : {2, 5, 10}) {
+    // 10 splits of 10k rows, each split cycling through the k classes: balanced within every split.
+    const auto labels = at::arange(100 * k, at::kLong).remainder(k);
+    const auto s = eval::inception_score(at::one_hot(labels, k).to(at::kDouble), 10);
+    CHECK(std::abs(s.mean - static_cast<double>(k)) < 1e-9);
+    CHECK(s.std < 1e-9);
+  }
+  const auto ref = test::load_tensors(test::generated("scores_ref.py") / "expected.pt");
+  const auto s = eval::inception_score(ref.at("probs"), 10);
+  CHECK(std::abs(s.mean - ref.at("is_mean").item<double>()) < 1e-10);
+  CHECK(std::abs(s.std - ref.at("is_std").item<double>()) < 1e-10);
+  CHECK_THROWS_WITH(eval::inception_score(at::rand({5, 3}), 10), Catch::Contains("5 samples for 10 splits"));
+}
+
+TEST_CASE("cached statistics are used only for the key they were made for", "[eval]") {
+  const auto dir = test::scratch("stats-cache");
+  const auto s = eval::statistics(at::rand({20, 4}));
+  eval::save_stats(s, dir / "stats.pt", "smallvgg:abc|fashion-mnist|32");
+  auto back = eval::load_stats(dir / "stats.pt", "smallvgg:abc|fashion-mnist|32");
+  REQUIRE(back.has_value());
+  CHECK(at::equal(back->mu, s.mu));
+  CHECK(at::equal(back->sigma, s.sigma));
+  CHECK(back->count == 20);
+  CHECK(!eval::load_stats(dir / "stats.pt", "inception|fashion-mnist|32").has_value());
+  CHECK(!eval::load_stats(dir / "absent.pt", "x").has_value());
+  CHECK_THROWS_WITH(eval::load_stats(lpips_dir() / "lpips_linear.pt", "x"), Catch::Contains("is not a casdm statistics file"));
 }

@@ -3,7 +3,8 @@ statistics, the Inception feature distance, and the FID variant (pytorch-fid's p
 written here from its description), for the C++ implementation to match.
 usage: inception_ref.py DIR → DIR/inception_v3.pt (torchvision names, no AuxLogits, no fc),
 DIR/inception_fid.pt (the same weights plus fc [1008, 2048]), DIR/expected.pt: x, y
-[2, 3, 80, 80] in [0, 1]; block.<l> (of 2x−1); distance (x vs y); fid.pool, fid.logits (x);
+[2, 3, 80, 80] in [0, 1]; block.<l> (of 2x−1); distance (x vs y); fid.pool, fid.logits,
+fid.spatial (x; the first 7 channels of Mixed_6d's 1×1 branch);
 z [1, 3, 96, 112]; zblock.3."""
 import os
 import sys
@@ -90,6 +91,10 @@ with torch.no_grad():
     m.Mixed_7b.forward = e_forward(avg_no_pad).__get__(m.Mixed_7b)
     m.Mixed_7c.forward = e_forward(lambda t: F.max_pool2d(t, kernel_size=3, stride=1, padding=1)).__get__(m.Mixed_7c)
     pool = blocks(x * 2 - 1, m)[3].mean(dim=[2, 3])
+    h = blocks(x * 2 - 1, m)[1]
+    for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c"):
+        h = getattr(m, name)(h)
+    exp["fid.spatial"] = m.Mixed_6d.branch1x1(h)[:, :7].flatten(1)
     exp["fid.pool"] = pool
     exp["fid.logits"] = fc(pool)
 torch.save(exp, os.path.join(out_dir, "expected.pt"))

@@ -260,8 +260,27 @@ class InceptionV3Impl : public torch::nn::Cloneable<InceptionV3Impl> {
     return out;
   }
 
-  /// The 2048 pooled features (global average of the last block): FID's and sFID's statistics.
+  /// The 2048 pooled features (global average of the last block): FID's statistics.
   at::Tensor pool_features(const at::Tensor& x) { return blocks(x).back().mean({2, 3}); }
+
+  /// What the scores need in one pass: pool features [N, 2048]; spatial features [N, 7·h·w], the
+  /// first 7 channels of Mixed_6d's 1×1 branch (TensorFlow's "mixed_6/conv", sFID's features as
+  /// the guided-diffusion evaluator takes them; h = w = 17 at side 299); logits when fc exists.
+  struct Outputs {
+    at::Tensor pool, spatial, logits;
+  };
+  Outputs score_outputs(const at::Tensor& x) {
+    check(x);
+    auto h = at::max_pool2d(Conv2d_2b_3x3(Conv2d_2a_3x3(Conv2d_1a_3x3(x))), {3, 3}, {2, 2});
+    h = at::max_pool2d(Conv2d_4a_3x3(Conv2d_3b_1x1(h)), {3, 3}, {2, 2});
+    h = Mixed_6c(Mixed_6b(Mixed_6a(Mixed_5d(Mixed_5c(Mixed_5b(h))))));
+    Outputs o;
+    o.spatial = Mixed_6d->b1(h).slice(1, 0, 7).flatten(1);
+    h = Mixed_7c(Mixed_7b(Mixed_7a(Mixed_6e(Mixed_6d(h)))));
+    o.pool = h.mean({2, 3});
+    if (fc) o.logits = fc(o.pool);
+    return o;
+  }
 
   /// Class logits (needs num_classes > 0): the Inception Score's input.
   at::Tensor logits(const at::Tensor& x) {

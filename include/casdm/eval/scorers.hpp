@@ -1,0 +1,160 @@
+#pragma once
+// The networks that score samples, behind one interface: for a batch of images in [−1, 1] they
+// give pool features (for the Fréchet distance), spatial features (sFID; Inception only) and class
+// probabilities (the Inception Score).
+//
+// - FIDInception: pytorch-fid's FID Inception (weights inception_fid.pt, tools/export_weights.py
+//   --fid-inception): images resized to 299 (bilinear), grayscale repeated; FID, sFID and IS.
+// - DomainScorer: a SmallVGG classifier trained on the data set (casdm-metric): a Fréchet distance
+//   in its pool features and an Inception-style score of its classes — for CPU-scale comparisons on
+//   that data set, not comparable with FID or IS.
+//
+// score(scorer, samples, reference) computes every score the scorer supports.
+#include "casdm/eval/scores.hpp"
+#include "casdm/loss/feature.hpp"
+#include "casdm/metric/inception.hpp"
+#include "casdm/metric/small_vgg.hpp"
+#include "casdm/metric/weights.hpp"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+
+namespace casdm::eval {
+
+struct ScoreFeatures {
+  at::Tensor pool, spatial, probs;  // spatial undefined where the network has none
+};
+
+class FIDInception {
+ public:
+  explicit FIDInception(const std::filesystem::path& weights)
+      : net_(metric::InceptionV3Options().num_classes(1008).fid_variant(true)) {
+    metric::load_weights(*net_, weights, "FID Inception weights");
+    net_->eval();
+    for (auto& p : net_->parameters()) p.requires_grad_(false);
+  }
+  std::string key() const { return "fid-inception-2015-12-05"; }
+  std::string name() const { return "FID Inception (pytorch-fid)"; }
+  void to(const c10::Device& d) { net_->to(d); }
+  ScoreFeatures operator()(const at::Tensor& x) {
+    at::NoGradGuard g;
+    auto y = x.size(1) == 1 ? x.expand({x.size(0), 3, x.size(2), x.size(3)}) : x;
+    if (y.size(2) != 299 || y.size(3) != 299) y = at::upsample_bilinear2d(y, {299, 299}, /*align_corners=*/false);
+    auto o = net_->score_outputs(y);
+    return {o.pool, o.spatial, at::softmax(o.logits, 1)};
+  }
+
+ private:
+  metric::InceptionV3 net_;
+};
+
+class DomainScorer {
+ public:
+  explicit DomainScorer(const std::filesystem::path& weights) : net_(metric::load_small_vgg(weights)) {
+    const auto f = train::read_tensor_file(weights);
+    auto it = f.meta.find("image_size");
+    image_size_ = it == f.meta.end() ? 32 : std::stoll(it->second);
+    accuracy_ = f.meta.count("test_accuracy") ? f.meta.at("test_accuracy") : "unknown";
+    // The key names these exact weights: architecture, side and a checksum of every parameter.
+    double sum = 0, abs = 0;
+    for (const auto& p : net_->parameters()) {
+      sum += p.sum().item<double>();
+      abs += p.abs().sum().item<double>();
+    }
+    std::ostringstream k;
+    k.precision(17);
+    k << "small_vgg:" << f.meta.at("small_vgg.widths") << ":" << image_size_ << ":" << sum << ":" << abs;
+    key_ = k.str();
+  }
+  const std::string& key() const { return key_; }
+  std::string name() const { return "SmallVGG domain classifier (test accuracy " + accuracy_ + ")"; }
+  void to(const c10::Device& d) { net_->to(d); }
+  ScoreFeatures operator()(const at::Tensor& x) {
+    at::NoGradGuard g;
+    auto stages = net_->stages(loss::feature_transform(x, image_size_));
+    auto pool = stages.back().mean({2, 3});
+    return {pool, at::Tensor(), at::softmax(net_->classifier(pool), 1)};
+  }
+
+ private:
+  metric::SmallVGG net_;
+  int64_t image_size_ = 32;
+  std::string accuracy_, key_;
+};
+
+/// Statistics of the pool (and spatial) features of images, batch by batch. `images`: uint8
+/// [N, C, H, W] (a data set) or float in [−1, 1] (samples). `progress(done, total)` after each batch.
+struct ImageStats {
+  FeatureStats pool, spatial;  // spatial empty where the scorer has none
+  at::Tensor probs;            // [N, K]
+};
+template <class Scorer>
+ImageStats image_stats(Scorer& scorer, const at::Tensor& images, const c10::Device& device, int64_t batch = 100,
+                       const std::function<void(int64_t, int64_t)>& progress = {}) {
+  StatsAccumulator pool, spatial;
+  std::vector<at::Tensor> probs;
+  const int64_t n = images.size(0);
+  for (int64_t s = 0; s < n; s += batch) {
+    auto x = images.slice(0, s, std::min(n, s + batch)).to(device);
+    x = x.scalar_type() == at::kByte ? x.to(at::kFloat) / 127.5 - 1 : x.to(at::kFloat);
+    auto f = scorer(x);
+    pool.add(f.pool);
+    if (f.spatial.defined()) spatial.add(f.spatial);
+    probs.push_back(f.probs.cpu());
+    if (progress) progress(std::min(n, s + batch), n);
+  }
+  ImageStats out{pool.finish(), spatial.count() ? spatial.finish() : FeatureStats{}, at::cat(probs)};
+  return out;
+}
+
+struct Scores {
+  double fd = 0, spatial_fd = std::numeric_limits<double>::quiet_NaN();
+  InceptionScore is;
+  int64_t n = 0;
+};
+
+/// The scores of samples against reference statistics (pool, and spatial where present).
+inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, int64_t is_splits = 10) {
+  Scores s;
+  s.n = samples.pool.count;
+  s.fd = frechet_distance(samples.pool, reference.pool);
+  if (samples.spatial.count && reference.spatial.count) s.spatial_fd = frechet_distance(samples.spatial, reference.spatial);
+  s.is = inception_score(samples.probs, std::min<int64_t>(is_splits, samples.probs.size(0)));
+  return s;
+}
+
+}  // namespace casdm::eval
+
+namespace casdm::eval {
+
+/// Reference statistics of a data set, cached: written with a key naming the scorer (and its exact
+/// weights), the data and the count, read back only for the same key.
+inline void save_reference(const ImageStats& r, const std::filesystem::path& path, const std::string& key) {
+  train::TensorFile f;
+  f.tensors = {{"mu", r.pool.mu}, {"sigma", r.pool.sigma}};
+  if (r.spatial.count) {
+    f.tensors["mu_s"] = r.spatial.mu;
+    f.tensors["sigma_s"] = r.spatial.sigma;
+  }
+  f.meta = {{"stats.key", key}, {"stats.count", std::to_string(r.pool.count)}};
+  train::write_tensor_file(path, f);
+}
+
+inline std::optional<ImageStats> load_reference(const std::filesystem::path& path, const std::string& key) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  auto f = train::read_tensor_file(path);
+  auto k = f.meta.find("stats.key");
+  if (k == f.meta.end() || !f.tensors.count("mu") || !f.tensors.count("sigma") || !f.meta.count("stats.count"))
+    throw std::runtime_error(path.string() + " is not a casdm statistics file");
+  if (k->second != key) return std::nullopt;
+  const int64_t n = std::stoll(f.meta.at("stats.count"));
+  ImageStats r;
+  r.pool = {f.tensors.at("mu"), f.tensors.at("sigma"), n};
+  if (f.tensors.count("mu_s")) r.spatial = {f.tensors.at("mu_s"), f.tensors.at("sigma_s"), n};
+  return r;
+}
+
+}  // namespace casdm::eval

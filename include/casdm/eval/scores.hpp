@@ -1,0 +1,142 @@
+#pragma once
+// Sample-quality scores: feature statistics (mean and covariance in float64, accumulated in
+// batches), the Fréchet distance between two such statistics (FID when the features are the FID
+// Inception's pool features, sFID with its spatial features), and the Inception Score of class
+// probabilities. Statistics of a data set are computed once and cached in a file.
+//
+//   casdm::eval::StatsAccumulator acc;
+//   for (auto& batch : batches) acc.add(features(batch));        // [N, D]
+//   auto stats = acc.finish();
+//   double fid = casdm::eval::frechet_distance(stats, reference);
+//   auto is = casdm::eval::inception_score(probs, 10);          // probs [N, K], rows sum to 1
+#include "casdm/train/checkpoint.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace casdm::eval {
+
+/// Mean [D] and covariance [D, D] (divided by N − 1, as numpy.cov) of N feature vectors, float64.
+struct FeatureStats {
+  at::Tensor mu, sigma;
+  int64_t count = 0;
+  int64_t dim() const { return mu.defined() ? mu.size(0) : 0; }
+};
+
+/// Accumulates Σx and Σxxᵀ in float64 on the features' device, batch by batch; finish() needs two
+/// or more vectors. The covariance is formed from centred sums (shifted by the first batch's mean)
+/// so that large means do not cancel it away.
+class StatsAccumulator {
+ public:
+  void add(const at::Tensor& features) {
+    if (features.dim() != 2) throw std::invalid_argument("feature statistics: expected features [N, D]");
+    auto x = features.detach().to(at::kDouble);
+    if (!sum_.defined()) {
+      shift_ = x.mean(0);
+      sum_ = at::zeros_like(shift_);
+      outer_ = at::zeros({x.size(1), x.size(1)}, x.options());
+    } else if (x.size(1) != sum_.size(0)) {
+      throw std::invalid_argument("feature statistics: " + std::to_string(x.size(1)) + " features per vector after " +
+                                  std::to_string(sum_.size(0)));
+    }
+    auto c = x - shift_;
+    sum_ += c.sum(0);
+    outer_ += c.t().mm(c);
+    count_ += x.size(0);
+  }
+  int64_t count() const { return count_; }
+  FeatureStats finish() const {
+    if (count_ < 2) throw std::invalid_argument("feature statistics need at least 2 vectors, got " + std::to_string(count_));
+    const double n = static_cast<double>(count_);
+    auto mean_c = sum_ / n;
+    auto sigma = (outer_ - n * mean_c.outer(mean_c)) / (n - 1);
+    return {(mean_c + shift_).cpu(), ((sigma + sigma.t()) * 0.5).cpu(), count_};
+  }
+
+ private:
+  at::Tensor shift_, sum_, outer_;
+  int64_t count_ = 0;
+};
+
+inline FeatureStats statistics(const at::Tensor& features) {
+  StatsAccumulator a;
+  a.add(features);
+  return a.finish();
+}
+
+/// ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½, in float64. The trace of the square root is taken
+/// as Σ √λᵢ of the symmetric matrix Σ₁^½ Σ₂ Σ₁^½ (same eigenvalues as Σ₁Σ₂), with Σ₁^½ from a
+/// symmetric eigendecomposition and round-off negatives clamped to 0: no complex parts, also where
+/// scipy's sqrtm of the unsymmetric product produces them.
+inline double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
+  if (a.dim() == 0 || b.dim() == 0) throw std::invalid_argument("Fréchet distance: empty statistics");
+  if (a.dim() != b.dim())
+    throw std::invalid_argument("Fréchet distance: statistics of " + std::to_string(a.dim()) + " and " +
+                                std::to_string(b.dim()) + " features (another feature network?)");
+  const auto mu1 = a.mu.to(at::kDouble), mu2 = b.mu.to(at::kDouble);
+  const auto s1 = a.sigma.to(at::kDouble), s2 = b.sigma.to(at::kDouble);
+  auto [l1, v1] = at::linalg_eigh((s1 + s1.t()) * 0.5);
+  const auto root1 = v1.mm(at::diag(l1.clamp_min(0).sqrt())).mm(v1.t());
+  auto m = root1.mm(s2).mm(root1);
+  const auto l = at::linalg_eigvalsh((m + m.t()) * 0.5);
+  const double tr_root = l.clamp_min(0).sqrt().sum().item<double>();
+  const double d2 = (mu1 - mu2).pow(2).sum().item<double>();
+  return d2 + s1.trace().item<double>() + s2.trace().item<double>() - 2 * tr_root;
+}
+
+/// The Inception Score of class probabilities [N, K]: exp(E_x KL(p(y|x) ‖ p(y))) per split
+/// (p(y) the split's mean), averaged over `splits` equal parts (the last takes the remainder).
+struct InceptionScore {
+  double mean = 0, std = 0;
+};
+inline InceptionScore inception_score(const at::Tensor& probs, int64_t splits = 10) {
+  if (probs.dim() != 2) throw std::invalid_argument("Inception Score: expected probabilities [N, K]");
+  if (splits < 1 || probs.size(0) < splits)
+    throw std::invalid_argument("Inception Score: " + std::to_string(probs.size(0)) + " samples for " +
+                                std::to_string(splits) + " splits");
+  const auto p = probs.detach().to(at::kCPU, at::kDouble);
+  const int64_t n = p.size(0), part = n / splits;
+  std::vector<double> scores;
+  for (int64_t s = 0; s < splits; ++s) {
+    const auto q = p.slice(0, s * part, s + 1 == splits ? n : (s + 1) * part);
+    const auto py = q.mean(0, true);
+    // p log(p / p_y), with 0 log 0 = 0.
+    const auto kl = at::where(q > 0, q * (q.log() - py.log()), at::zeros_like(q)).sum(1).mean();
+    scores.push_back(std::exp(kl.item<double>()));
+  }
+  InceptionScore r;
+  for (double v : scores) r.mean += v / static_cast<double>(splits);
+  for (double v : scores) r.std += (v - r.mean) * (v - r.mean) / static_cast<double>(splits);
+  r.std = std::sqrt(r.std);
+  return r;
+}
+
+/// Writes statistics with a key naming what they are of (network, data, side), so a cache made for
+/// another network or data set is never used by mistake.
+inline void save_stats(const FeatureStats& s, const std::filesystem::path& path, const std::string& key) {
+  train::TensorFile f;
+  f.tensors = {{"mu", s.mu}, {"sigma", s.sigma}};
+  f.meta = {{"stats.key", key}, {"stats.count", std::to_string(s.count)}};
+  train::write_tensor_file(path, f);
+}
+
+/// The cached statistics at `path` if present and made for `key`; otherwise nothing (a stale or
+/// foreign cache is ignored, a corrupt one is refused by name).
+inline std::optional<FeatureStats> load_stats(const std::filesystem::path& path, const std::string& key) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  auto f = train::read_tensor_file(path);
+  auto k = f.meta.find("stats.key");
+  if (k == f.meta.end() || !f.tensors.count("mu") || !f.tensors.count("sigma"))
+    throw std::runtime_error(path.string() + " is not a casdm statistics file");
+  if (k->second != key) return std::nullopt;
+  return FeatureStats{f.tensors.at("mu"), f.tensors.at("sigma"), std::stoll(f.meta.at("stats.count"))};
+}
+
+}  // namespace casdm::eval

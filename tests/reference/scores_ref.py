@@ -1,0 +1,44 @@
+"""Feature statistics, Fréchet distances and Inception Scores computed by numpy/scipy, for the C++
+scores to match. usage: scores_ref.py DIR → DIR/expected.pt:
+x [600, 48] float32 features (mean ≈ 100), y [700, 48]; mu_x, sigma_x (numpy.mean, numpy.cov in
+float64); fid_xy (scipy.linalg.sqrtm, the TTUR/guided-diffusion formula, float64);
+probs [1000, 7] softmax rows; is_mean, is_std (improved-gan's formula, 10 splits)."""
+import os
+import sys
+
+import numpy as np
+import torch
+from scipy import linalg
+
+out_dir = sys.argv[1]
+rng = np.random.default_rng(5)
+a = rng.normal(size=(48, 48)) / 7
+x = (rng.normal(size=(600, 48)) @ a + 100).astype(np.float32)
+y = (rng.normal(size=(700, 48)) @ (a + rng.normal(size=(48, 48)) / 20) + 100.3).astype(np.float32)
+
+
+def stats(f):
+    f = f.astype(np.float64)
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def fid(m1, s1, m2, s2):
+    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = covmean.real
+    d = m1 - m2
+    return d.dot(d) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+
+
+mx, sx = stats(x)
+my, sy = stats(y)
+logits = rng.normal(size=(1000, 7)) * 2
+probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+scores = []
+for part in np.array_split(probs, 10):  # 100 rows each
+    py = part.mean(axis=0, keepdims=True)
+    scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(py)), axis=1))))
+t = torch.from_numpy
+torch.save({"x": t(x), "y": t(y), "mu_x": t(mx), "sigma_x": t(sx), "fid_xy": torch.tensor(fid(mx, sx, my, sy), dtype=torch.float64),
+            "probs": t(probs), "is_mean": torch.tensor(np.mean(scores), dtype=torch.float64),
+            "is_std": torch.tensor(np.std(scores), dtype=torch.float64)},
+           os.path.join(out_dir, "expected.pt"))
