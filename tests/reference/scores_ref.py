@@ -23,7 +23,7 @@ def stats(f):
 
 
 def fid(m1, s1, m2, s2):
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = linalg.sqrtm(s1.dot(s2))  # (scipy ≥ 1.16 dropped the disp argument)
     covmean = covmean.real
     d = m1 - m2
     return d.dot(d) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
