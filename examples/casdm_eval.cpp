@@ -21,8 +21,8 @@
 namespace fs = std::filesystem;
 
 struct Args {
-  std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", stats, out,
-                                  weights = "ema", device = "cpu";
+  std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", fit, stats, out,
+      weights = "ema", device = "cpu";
   int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10;
   double eta = 0, ema_rate = -1;
 };
@@ -31,12 +31,18 @@ template <class Scorer, class Model>
 nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Scorer& scorer, const c10::Device& device) {
   // Reference statistics: cached under a key naming the scorer, the data and the count.
   auto set = casdm::data::open_dataset(a.data, a.data_format, true);
-  if (set.images.size(2) != c.options.image_size() || set.images.size(1) != c.options.channels())
-    throw std::runtime_error(set.source + " holds " + std::to_string(set.images.size(1)) + "×" +
-                             std::to_string(set.images.size(2)) + "² images, the checkpoint's model makes " +
-                             std::to_string(c.options.channels()) + "×" + std::to_string(c.options.image_size()) + "²");
+  if (set.images.size(1) != c.options.channels())
+    throw std::runtime_error(set.source + " has " + std::to_string(set.images.size(1)) + "-channel images, the checkpoint's model makes " +
+                             std::to_string(c.options.channels()) + "-channel ones");
+  // Brought to the model's side as the run brought them (its --fit), unless --fit says otherwise.
+  std::string fit = "none";
+  if (set.images.size(2) != c.options.image_size() || set.images.size(3) != c.options.image_size()) {
+    fit = a.fit.empty() ? c.get("args.fit", "resize") : a.fit;
+    set = casdm::data::fit(std::move(set), c.options.image_size(), casdm::data::parse_fit(fit));
+  }
   const int64_t ref_n = a.ref_n > 0 ? std::min(a.ref_n, set.size()) : set.size();
-  const std::string key = scorer.key() + "|" + set.source + "|" + std::to_string(ref_n);
+  const std::string key = scorer.key() + "|" + set.source + "|" + std::to_string(ref_n) + "|" +
+                          std::to_string(c.options.image_size()) + "|" + fit;
   const fs::path stats_path = a.stats.empty() ? fs::path(a.scorer).parent_path() / "reference-stats.pt" : fs::path(a.stats);
   const auto t0 = std::chrono::steady_clock::now();
   auto ref = casdm::eval::load_reference(stats_path, key);
@@ -84,6 +90,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   j["data"] = set.source;
   j["reference_images"] = ref_n;
   j["reference_cached"] = cached;
+  j["data_fit"] = fit;
   const bool fid = std::is_same_v<Scorer, casdm::eval::FIDInception>;
   j[fid ? "fid" : "fd_domain"] = scores.fd;
   if (!std::isnan(scores.spatial_fd)) j["sfid"] = scores.spatial_fd;
@@ -106,6 +113,8 @@ int main(int argc, char** argv) {
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
   app.add_option("--data-format", a.data_format, "auto, idx, cifar10 or images")->capture_default_str();
+  app.add_option("--fit", a.fit, "pad or resize data of another side (default: the run's --fit)")
+      ->check(CLI::IsMember({"pad", "resize"}));
   app.add_option("--ref-n", a.ref_n, "reference images (0: the whole training split)")->capture_default_str();
   app.add_option("--stats", a.stats, "reference statistics cache (default: reference-stats.pt beside the scorer)");
   app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(CLI::PositiveNumber);

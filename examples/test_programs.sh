@@ -158,6 +158,28 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
     refuse "--widths: every stage needs at least one channel" "$BIN/casdm-metric" --widths 8,0 --out "$W/o"
     refuse "SmallVGG weights file not found: $W/pngs/small_vgg.pt" \
       "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_SmallVGG --feature-weights "$W/pngs" --out "$W/o" ;;
+  eval)  # casdm-eval on a tiny run with a tiny SmallVGG: JSON, the cached reference reused, refusals
+    R="$W.run" && rm -rf "$R" && mkdir -p "$R"
+    "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||
+      fail "casdm-metric"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --image-size 16 --fit resize --out "$R/run" > /dev/null 2>&1 || fail "train"
+    ev=("$BIN/casdm-eval" --checkpoint "$R/run" --scorer "$R/m/small_vgg.pt" -n 20 --steps 2 --batch 10 --ref-n 200
+        --threads 1)
+    "${ev[@]}" --out "$W/e1.json" > /dev/null || fail "first evaluation"
+    "${ev[@]}" --out "$W/e2.json" > /dev/null || fail "second evaluation"
+    [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
+    "$PY" -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a['reference_cached'] is False and b['reference_cached'] is True, (a, b)
+assert a['fd_domain'] == b['fd_domain'] and a['fd_domain'] > 0, (a['fd_domain'], b['fd_domain'])
+assert a['n'] == 20 and a['reference_images'] == 200 and a['data_fit'] == 'resize' and a['step'] == 2, a
+assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), a
+" "$W/e1.json" "$W/e2.json" || fail "evaluation JSON"
+    refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
+    refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
+    refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
+    refuse "cannot open $R/none.pt (no such file)" "${ev[@]}" --checkpoint "$R/none.pt" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"
