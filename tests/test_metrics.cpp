@@ -451,3 +451,36 @@ TEST_CASE("cached statistics are used only for the key they were made for", "[ev
   CHECK(!eval::load_stats(dir / "absent.pt", "x").has_value());
   CHECK_THROWS_WITH(eval::load_stats(lpips_dir() / "lpips_linear.pt", "x"), Catch::Contains("is not a casdm statistics file"));
 }
+
+TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuses replaced weight files", "[metric][checkpoint]") {
+  const auto dir = test::scratch("external-weights");
+  const auto weights = dir / "weights";
+  std::filesystem::create_directories(weights);
+  for (const char* f : {"vgg16_features.pt", "lpips_linear.pt"})
+    std::filesystem::copy_file(lpips_dir() / f, weights / f, std::filesystem::copy_options::overwrite_existing);
+  const auto o = test::tiny_options(8, 1, 100).feature_size(32).feature_weights(weights.string());
+  torch::manual_seed(12);
+  presets::CasDM_LPIPS m(o);
+  train::Trainer<presets::CasDM_LPIPS> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  t.save(dir / "ckpt.pt");
+  const auto f = train::read_checkpoint(dir / "ckpt.pt");
+  for (const auto& [k, v] : f.file.tensors) CHECK(k.find("feature_") == std::string::npos);
+  // VGG16's 14,714,688 weights + LPIPS's 1,472 linear weights + its normalisation's 6.
+  CHECK(f.get("external.checksum").rfind("14716166:", 0) == 0);
+  CHECK(std::filesystem::file_size(dir / "ckpt.pt") < 10'000'000);
+
+  presets::CasDM_LPIPS same(o);
+  train::Trainer<presets::CasDM_LPIPS> resumed(same, train::TrainerOptions().ema_rates({0.9}));
+  CHECK_NOTHROW(resumed.load(dir / "ckpt.pt"));
+  CHECK(resumed.step_count() == 1);
+
+  auto lin = test::load_tensors(weights / "lpips_linear.pt");
+  lin.at("lin0") = lin.at("lin0") * 2;
+  test::save_tensors(lin, weights / "lpips_linear.pt");
+  presets::CasDM_LPIPS other(o);
+  train::Trainer<presets::CasDM_LPIPS> refused(other, train::TrainerOptions().ema_rates({0.9}));
+  CHECK_THROWS_WITH(refused.load(dir / "ckpt.pt"), Catch::Contains("the feature network's weights differ") &&
+                                                       Catch::Contains("were the files in " + weights.string() + " replaced?"));
+  CHECK(refused.step_count() == 0);
+}

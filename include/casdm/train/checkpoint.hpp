@@ -141,11 +141,42 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
 }
 
 /// Every parameter and buffer of `m` by its dotted name.
+/// Submodules registered under a name starting with "feature_" hold frozen weights that come from
+/// their own files (the feature losses' backbones, loss/feature.hpp). Model files and checkpoints
+/// leave them out — building the model loads them again, and they can be 50–110 MB per copy — and
+/// record external_checksum() instead, so a resume notices replaced weight files.
+inline bool is_external(const std::string& name) { return name.rfind("feature_", 0) == 0; }
+
+/// Every parameter and buffer of `m` by name, without the external (frozen, file-backed) ones.
 inline std::map<std::string, at::Tensor> state_of(const torch::nn::Module& m) {
   std::map<std::string, at::Tensor> out;
-  for (const auto& kv : m.named_parameters(true)) out.emplace(kv.key(), kv.value());
-  for (const auto& kv : m.named_buffers(true)) out.emplace(kv.key(), kv.value());
+  for (const auto& kv : m.named_parameters(true))
+    if (!is_external(kv.key())) out.emplace(kv.key(), kv.value());
+  for (const auto& kv : m.named_buffers(true))
+    if (!is_external(kv.key())) out.emplace(kv.key(), kv.value());
   return out;
+}
+
+/// "<count>:<Σx>:<Σ|x|>" over the external parameters and buffers of `m` in float64; empty when
+/// there are none.
+inline std::string external_checksum(const torch::nn::Module& m) {
+  int64_t count = 0;
+  double sum = 0, abs = 0;
+  auto add = [&](const at::Tensor& t) {
+    const auto x = t.detach().to(at::kDouble);
+    count += x.numel();
+    sum += x.sum().item<double>();
+    abs += x.abs().sum().item<double>();
+  };
+  for (const auto& kv : m.named_parameters(true))
+    if (is_external(kv.key())) add(kv.value());
+  for (const auto& kv : m.named_buffers(true))
+    if (is_external(kv.key())) add(kv.value());
+  if (count == 0) return {};
+  std::ostringstream s;
+  s.precision(17);
+  s << count << ":" << sum << ":" << abs;
+  return s.str();
 }
 
 /// Saves `m` (with its type name as metadata) atomically.
@@ -173,7 +204,7 @@ inline std::string state_mismatch(const torch::nn::Module& m, const std::map<std
     }
   }
   for (const auto& [k, v] : tensors)
-    if (!mine.count(k)) unexpected.push_back(k);
+    if (!mine.count(k) && !is_external(k)) unexpected.push_back(k);  // (files of before 2026-11-27 held them)
   if (missing.empty() && unexpected.empty() && misshaped.empty()) return {};
   std::ostringstream s;
   s << source << " does not fit this model:";
@@ -195,7 +226,7 @@ inline void load_state_strict(torch::nn::Module& m, const std::map<std::string, 
                               const std::string& source) {
   if (auto why = state_mismatch(m, tensors, source); !why.empty()) throw std::runtime_error(why);
   at::NoGradGuard g;
-  for (auto& [k, v] : state_of(m)) v.copy_(tensors.at(k));
+  for (auto& [k, v] : state_of(m)) v.copy_(tensors.at(k));  // external tensors in the file are left alone
 }
 
 /// Loads a file written by save_module into `m`, strictly (see load_state_strict).

@@ -210,6 +210,7 @@ class Trainer {
     f.meta["trainer.grad_clip"] = casdm::detail::format_double(options_.grad_clip());
     f.meta["trainer.micro_batch"] = std::to_string(options_.micro_batch());
     for (const auto& [k, v] : state_of(*model_)) f.tensors.emplace("model." + k, v);
+    if (auto sum = external_checksum(*model_); !sum.empty()) f.meta["external.checksum"] = sum;
     for (size_t i = 0; i < emas_.size(); ++i) {
       const auto p = "ema." + std::to_string(i) + ".";
       f.meta[p + "rate"] = casdm::detail::format_double(options_.ema_rates()[i]);
@@ -252,6 +253,11 @@ class Trainer {
       for (double r : options_.ema_rates()) want += (want.empty() ? "" : ",") + casdm::detail::format_double(r);
       throw std::runtime_error(src + " has EMA rates {" + have + "}, this run asks for {" + want + "}");
     }
+    if (auto want = c.get("external.checksum"), have = external_checksum(*model_); !want.empty() && want != have)
+      throw std::runtime_error(src + ": the feature network's weights differ from those the run was trained with "
+                               "(checksum " + want + " in the checkpoint, " +
+                               (have.empty() ? "none" : have) + " now; were the files in " +
+                               model_->options.feature_weights() + " replaced?)");
     if (auto why = state_mismatch(*model_, section(c.file, "model."), src + " (model)"); !why.empty())
       throw std::runtime_error(why);
     for (size_t i = 0; i < emas_.size(); ++i) {
