@@ -9,9 +9,7 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
-#include "casdm/data/images.hpp"
-#include "casdm/eval/scorers.hpp"
-#include "program.hpp"
+#include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -29,53 +27,17 @@ struct Args {
 
 template <class Scorer, class Model>
 nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Scorer& scorer, const c10::Device& device) {
-  // Reference statistics: cached under a key naming the scorer, the data and the count.
-  auto set = casdm::data::open_dataset(a.data, a.data_format, true);
-  if (set.images.size(1) != c.options.channels())
-    throw std::runtime_error(set.source + " has " + std::to_string(set.images.size(1)) + "-channel images, the checkpoint's model makes " +
-                             std::to_string(c.options.channels()) + "-channel ones");
-  // Brought to the model's side as the run brought them (its --fit), unless --fit says otherwise.
-  std::string fit = "none";
-  if (set.images.size(2) != c.options.image_size() || set.images.size(3) != c.options.image_size()) {
-    fit = a.fit.empty() ? c.get("args.fit", "resize") : a.fit;
-    set = casdm::data::fit(std::move(set), c.options.image_size(), casdm::data::parse_fit(fit));
-  }
-  const int64_t ref_n = a.ref_n > 0 ? std::min(a.ref_n, set.size()) : set.size();
-  const std::string key = scorer.key() + "|" + set.source + "|" + std::to_string(ref_n) + "|" +
-                          std::to_string(c.options.image_size()) + "|" + fit;
-  const fs::path stats_path = a.stats.empty() ? fs::path(a.scorer).parent_path() / "reference-stats.pt" : fs::path(a.stats);
   const auto t0 = std::chrono::steady_clock::now();
-  auto ref = casdm::eval::load_reference(stats_path, key);
-  const bool cached = ref.has_value();
-  if (!ref) {
-    ref = casdm::eval::image_stats(scorer, set.images.slice(0, 0, ref_n), device, a.batch, [](int64_t d, int64_t t) {
-      std::fprintf(stderr, "\rreference features %lld/%lld", static_cast<long long>(d), static_cast<long long>(t));
-    });
-    std::fprintf(stderr, "\n");
-    casdm::eval::save_reference(*ref, stats_path, key);
-  }
+  const auto ref = casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device,
+                                              a.batch);
   const auto t1 = std::chrono::steady_clock::now();
-  // Samples.
   std::string which;
   auto model = casdm::examples::model_from_checkpoint<Model>(c, a.weights, a.ema_rate, which);
   model->to(device);
   model->eval();
-  torch::manual_seed(static_cast<uint64_t>(a.seed));
-  const auto so = casdm::SampleOptions().steps(a.steps).eta(a.eta);
-  std::vector<at::Tensor> parts;
-  for (int64_t done = 0; done < a.n; done += a.batch) {
-    parts.push_back(model->sample(std::min(a.batch, a.n - done), so).cpu());
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    const int64_t now = done + parts.back().size(0);
-    std::fprintf(stderr, "\rsampled %lld/%lld  %.1f images/s  ETA %s   ", static_cast<long long>(now),
-                 static_cast<long long>(a.n), static_cast<double>(now) / s,
-                 casdm::examples::duration(s / static_cast<double>(now) * static_cast<double>(a.n - now)).c_str());
-  }
-  std::fprintf(stderr, "\n");
-  const auto samples = at::cat(parts);
+  const auto samples = casdm::examples::draw(model, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed));
   const auto t2 = std::chrono::steady_clock::now();
-  const auto st = casdm::eval::image_stats(scorer, samples, device, a.batch);
-  const auto scores = casdm::eval::scores_of(st, *ref, a.splits);
+  const auto scores = casdm::eval::scores_of(casdm::eval::image_stats(scorer, samples, device, a.batch), ref.stats, a.splits);
   const auto t3 = std::chrono::steady_clock::now();
   auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
   nlohmann::json j;
@@ -87,11 +49,11 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   j["n"] = a.n;
   j["seed"] = a.seed;
   j["scorer"] = scorer.name();
-  j["data"] = set.source;
-  j["reference_images"] = ref_n;
-  j["reference_cached"] = cached;
-  j["data_fit"] = fit;
-  const bool fid = std::is_same_v<Scorer, casdm::eval::FIDInception>;
+  j["data"] = ref.source;
+  j["reference_images"] = ref.n;
+  j["reference_cached"] = ref.cached;
+  j["data_fit"] = ref.fit;
+  constexpr bool fid = casdm::examples::is_fid<Scorer>;
   j[fid ? "fid" : "fd_domain"] = scores.fd;
   if (!std::isnan(scores.spatial_fd)) j["sfid"] = scores.spatial_fd;
   j[fid ? "inception_score" : "domain_score"] = {{"mean", scores.is.mean}, {"std", scores.is.std}, {"splits", a.splits}};
@@ -133,25 +95,14 @@ int main(int argc, char** argv) {
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
-    const auto file = fs::path(a.scorer).filename().string();
     nlohmann::json j;
-    auto run = [&](auto& scorer) {
-      scorer.to(device);
+    casdm::examples::with_scorer(a.scorer, device, [&](auto& scorer) {
       casdm::examples::with_preset(preset, [&](auto type) {
         using P = typename decltype(type)::type;
         j = evaluate<std::decay_t<decltype(scorer)>, P>(a, c, scorer, device);
         return 0;
       });
-    };
-    if (file == "small_vgg.pt") {
-      casdm::eval::DomainScorer s(a.scorer);
-      run(s);
-    } else if (file == "inception_fid.pt") {
-      casdm::eval::FIDInception s(a.scorer);
-      run(s);
-    } else {
-      throw std::runtime_error("--scorer " + a.scorer + ": expected a file named inception_fid.pt or small_vgg.pt");
-    }
+    });
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");
     std::cout << j.dump(2) << "\n";
     return 0;

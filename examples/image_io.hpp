@@ -140,3 +140,57 @@ inline void write_curves(const std::filesystem::path& path, const std::vector<st
 }
 
 }  // namespace casdm::examples
+
+namespace casdm::examples {
+
+/// Grouped bars: one group per entry of `groups`, one bar per entry of `bars` in each (colours as
+/// write_curves), values[g][b] on a linear axis from 0, the value written above each bar.
+inline void write_bars(const std::filesystem::path& path, const std::vector<std::string>& groups,
+                       const std::vector<std::string>& bars, const std::vector<std::vector<double>>& values,
+                       const std::string& title, int W = 900, int H = 520) {
+  static constexpr std::array<std::array<uint8_t, 3>, 6> colours{
+      {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}, {140, 86, 75}}};
+  Canvas cv(W, H);
+  const int L = 90, R = W - 20, T = 70, B = H - 50;
+  double hi = 0;
+  for (const auto& g : values)
+    for (double v : g)
+      if (std::isfinite(v)) hi = std::max(hi, v);
+  if (hi <= 0) hi = 1;
+  const std::array<uint8_t, 3> black{0, 0, 0}, grey{120, 120, 120}, light{225, 225, 225};
+  for (int k = 0; k <= 4; ++k) {
+    const int y = B - static_cast<int>(k / 4.0 * (B - T));
+    cv.line(L, y, R, y, light);
+    char label[32];
+    std::snprintf(label, sizeof label, "%.3g", hi * k / 4.0);
+    cv.text(L - 8 - Canvas::text_width(label), y - 6, label, grey);
+  }
+  const int gw = (R - L) / std::max<int>(1, static_cast<int>(groups.size()));
+  const int bw = std::max(4, (gw - 20) / std::max<int>(1, static_cast<int>(bars.size())));
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const int x0 = L + static_cast<int>(g) * gw + 10;
+    for (size_t b = 0; b < bars.size() && g < values.size() && b < values[g].size(); ++b) {
+      const double v = values[g][b];
+      if (!std::isfinite(v)) continue;
+      const int top = B - static_cast<int>(v / hi * (B - T));
+      for (int x = x0 + static_cast<int>(b) * bw; x < x0 + static_cast<int>(b + 1) * bw - 2; ++x)
+        cv.line(x, top, x, B, colours[b % colours.size()]);
+      char label[32];
+      std::snprintf(label, sizeof label, "%.3g", v);
+      cv.text(x0 + static_cast<int>(b) * bw, top - 14, label, grey, 1);
+    }
+    cv.text(x0, B + 10, groups[g], black);
+  }
+  cv.line(L, B, R, B, black);
+  cv.line(L, T, L, B, black);
+  cv.text(L, 12, title, black);
+  int lx = L + 10;
+  for (size_t b = 0; b < bars.size(); ++b) {
+    for (int dy = 0; dy < 8; ++dy) cv.line(lx, 40 + dy, lx + 16, 40 + dy, colours[b % colours.size()]);
+    cv.text(lx + 22, 36, bars[b], black);
+    lx += 22 + Canvas::text_width(bars[b]) + 24;
+  }
+  cv.save(path);
+}
+
+}  // namespace casdm::examples

@@ -180,6 +180,30 @@ assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), 
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
     refuse "cannot open $R/none.pt (no such file)" "${ev[@]}" --checkpoint "$R/none.pt" ;;
+  ablation)  # casdm-ablation: two tiny rows × two step counts → table.md, table.json, chart, grids
+    R="$W.run" && rm -rf "$R" && mkdir -p "$R"
+    "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||
+      fail "casdm-metric"
+    for p in DDPM_Eps CasDM; do
+      "$BIN/casdm-train" "${TINY[@]}" --preset $p --steps 2 --image-size 16 --fit resize --out "$R/$p" > /dev/null 2>&1 ||
+        fail "train $p"
+    done
+    ab=("$BIN/casdm-ablation" --row "eps=$R/DDPM_Eps" --row "cas=$R/CasDM" --scorer "$R/m/small_vgg.pt" -n 10
+        --batch 10 --ref-n 100 --grid 4 --threads 1)
+    "${ab[@]}" --steps 2,3 --title "tiny" --out "$W/t" > /dev/null || fail "casdm-ablation"
+    for f in table.md table.json chart.png eps.png cas.png; do [ -s "$W/t/$f" ] || fail "missing $f"; done
+    grep -q "^| eps | DDPM_Eps | 2 |" "$W/t/table.md" || fail "table row eps"
+    grep -q "^| cas | CasDM | 2 |" "$W/t/table.md" || fail "table row cas"
+    grep -q "FD (domain) @2 | FD (domain) @3 |" "$W/t/table.md" || fail "table header"
+    "$PY" -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert [r['label'] for r in j['rows']] == ['eps', 'cas'] and j['steps'] == [2, 3], j
+assert all(len(r['cells']) == 2 and all(c['fd'] > 0 for c in r['cells']) for r in j['rows']), j
+" "$W/t/table.json" || fail "table.json"
+    refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
+    refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
+    refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

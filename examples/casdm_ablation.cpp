@@ -1,0 +1,142 @@
+// casdm-ablation: a paper table from checkpoints — each row a checkpoint, each column a number of
+// DDIM steps — sampled, scored and written as Markdown, JSON, a bar chart and a sample grid per row.
+//
+//   casdm-ablation --row DDPM=out/ddpm --row Cas-DM=out/casdm --steps 10 25 50 100 \
+//                  --scorer weights/fmnist/small_vgg.pt -n 1000 --out docs/results/table5
+//
+// Table 1 is its rows at 100 steps, Table 5 the same rows at 10 … 100, Tables 3 and 4 other rows;
+// scripts/tables.sh trains the rows with casdm-train and calls this program.
+#include "casdm/casdm.hpp"
+#include "image_io.hpp"
+#include "scoring.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace fs = std::filesystem;
+
+struct Row {
+  std::string label, checkpoint, preset, weights;
+  int64_t step = 0;
+  std::vector<casdm::eval::Scores> scores;  // one per --steps value
+};
+
+int main(int argc, char** argv) {
+  std::vector<std::string> rows_arg;
+  std::vector<int64_t> steps{10, 25, 50, 100};
+  std::string scorer_path, out, title = "casdm ablation", device_name = "cpu";
+  casdm::examples::ReferenceSpec ref_spec{"/usr/share/datasets/fashion-mnist"};
+  int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16;
+  CLI::App app{"Sample and score checkpoints at several DDIM step counts; write the table, a chart and grids"};
+  app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row")->required();
+  app.add_option("--steps", steps, "DDIM steps, one column each")->capture_default_str()->delimiter(',');
+  app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
+  app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{1} << 40));
+  app.add_option("--out", out, "output folder")->required();
+  app.add_option("--title", title, "the table's title")->capture_default_str();
+  app.add_option("--data", ref_spec.data, "the data set the reference statistics are of")->capture_default_str();
+  app.add_option("--ref-n", ref_spec.n, "reference images (0: the whole training split)")->capture_default_str();
+  app.add_option("--stats", ref_spec.stats, "reference statistics cache (default: beside the scorer)");
+  app.add_option("--batch", batch, "images per pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seed", seed, "seed of the sampling noise (the same for every cell)")->capture_default_str();
+  app.add_option("--grid", grid, "images in each row's grid")->capture_default_str()->check(CLI::PositiveNumber);
+  casdm::examples::add_machine_options(app, threads, device_name);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const auto device = casdm::examples::use_machine(threads, device_name);
+    std::vector<Row> rows;
+    for (const auto& r : rows_arg) {
+      const auto eq = r.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
+        throw std::runtime_error("--row " + r + ": expected LABEL=CHECKPOINT");
+      rows.push_back({r.substr(0, eq), casdm::examples::resolve_checkpoint(r.substr(eq + 1)).string()});
+    }
+    for (auto s : steps)
+      if (s < 1) throw std::runtime_error("--steps: every entry must be at least 1");
+    // Every checkpoint is read (and refused) before any sampling starts.
+    std::vector<casdm::train::CheckpointInfo> infos;
+    for (auto& r : rows) {
+      infos.push_back(casdm::train::read_checkpoint(r.checkpoint));
+      r.preset = infos.back().get("preset");
+      r.step = infos.back().step;
+      if (r.preset.empty()) throw std::runtime_error(r.checkpoint + " names no preset (not written by casdm-train?)");
+      for (auto s : steps)
+        if (s > infos.back().options.diffusion_steps())
+          throw std::runtime_error("--steps " + std::to_string(s) + ": more than " + r.checkpoint + "'s T = " +
+                                   std::to_string(infos.back().options.diffusion_steps()));
+    }
+    casdm::examples::require_writable_folder(out);
+    bool fid = false;
+    std::string scorer_name;
+    casdm::examples::with_scorer(scorer_path, device, [&](auto& scorer) {
+      fid = casdm::examples::is_fid<std::decay_t<decltype(scorer)>>;
+      scorer_name = scorer.name();
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
+        casdm::examples::with_preset(rows[i].preset, [&](auto type) {
+          using P = typename decltype(type)::type;
+          auto model = casdm::examples::model_from_checkpoint<P>(infos[i], "ema", -1, rows[i].weights);
+          model->to(device);
+          model->eval();
+          for (auto s : steps) {
+            std::fprintf(stderr, "%s, %lld DDIM steps\n", rows[i].label.c_str(), static_cast<long long>(s));
+            const auto x = casdm::examples::draw(model, n, s, 0.0, batch, static_cast<uint64_t>(seed));
+            rows[i].scores.push_back(casdm::eval::scores_of(casdm::eval::image_stats(scorer, x, device, batch), ref.stats));
+            if (s == steps.back())
+              casdm::examples::write_grid(fs::path(out) / (rows[i].label + ".png"), x.slice(0, 0, std::min(grid, n)), 8);
+          }
+          return 0;
+        });
+      }
+    });
+    // The table: one row per checkpoint, one distance and one score column per step count.
+    const std::string fd = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
+    std::ostringstream md;
+    md << "# " << title << "\n\n" << n << " samples per cell, DDIM (η = 0), EMA weights; scorer: " << scorer_name
+       << ". Lower " << fd << " is better, higher " << sc << " is better.\n\n| row | preset | step |";
+    for (auto s : steps) md << " " << fd << " @" << s << " |";
+    for (auto s : steps) md << " " << sc << " @" << s << " |";
+    md << "\n|---|---|---|";
+    for (size_t k = 0; k < 2 * steps.size(); ++k) md << "---|";
+    md << "\n";
+    nlohmann::json j;
+    j["title"] = title;
+    j["n"] = n;
+    j["steps"] = steps;
+    j["scorer"] = scorer_name;
+    std::vector<std::vector<double>> chart;
+    std::vector<std::string> labels, columns;
+    for (auto s : steps) columns.push_back(std::to_string(s) + " steps");
+    for (const auto& r : rows) {
+      md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
+      char buf[64];
+      for (const auto& s : r.scores) std::snprintf(buf, sizeof buf, " %.3f |", s.fd), md << buf;
+      for (const auto& s : r.scores) std::snprintf(buf, sizeof buf, " %.3f |", s.is.mean), md << buf;
+      md << "\n";
+      nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
+                        {"weights", r.weights}};
+      std::vector<double> fds;
+      for (size_t k = 0; k < steps.size(); ++k) {
+        jr["cells"].push_back({{"steps", steps[k]}, {"fd", r.scores[k].fd}, {"score", r.scores[k].is.mean},
+                               {"score_std", r.scores[k].is.std}});
+        if (!std::isnan(r.scores[k].spatial_fd)) jr["cells"].back()["sfid"] = r.scores[k].spatial_fd;
+        fds.push_back(r.scores[k].fd);
+      }
+      j["rows"].push_back(jr);
+      chart.push_back(fds);
+      labels.push_back(r.label);
+    }
+    md << "\nSamples (" << std::min(grid, n) << " per row, " << steps.back() << " steps): ";
+    for (const auto& r : rows) md << "[" << r.label << "](" << r.label << ".png) ";
+    md << "\n\n![" << fd << "](chart.png)\n";
+    casdm::examples::write_text(fs::path(out) / "table.md", md.str());
+    casdm::examples::write_text(fs::path(out) / "table.json", j.dump(2) + "\n");
+    casdm::examples::write_bars(fs::path(out) / "chart.png", labels, columns, chart, title + ": " + fd);
+    std::cout << md.str();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "casdm-ablation: " << e.what() << "\n";
+    return 1;
+  }
+}

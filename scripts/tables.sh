@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The paper's tables at CPU scale: trains each row with casdm-train (its CPU-sized defaults, as the
+# main job) and scores the rows with casdm-ablation.
+#   bash scripts/tables.sh 1     # Table 1: DDPM_Eps DDPM_X0 Dual CasDM, 100 DDIM steps
+#   bash scripts/tables.sh 5     # Table 5: DDPM_Eps CasDM at 10, 25, 50, 100 DDIM steps
+#   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat
+#   WEIGHTS=weights bash scripts/tables.sh 3   # Table 3: CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin
+# Environment: STEPS (training steps per row, 1200), N (samples per cell, 1000), OUT
+# (docs/results/table<N>), SCORER (default weights/fmnist/small_vgg.pt, made by casdm-metric when
+# absent), FEATURE_SIZE (Table 3's resize side, 32), TRAIN_ARGS (more casdm-train options: paper
+# scale on a GPU is a matter of these, e.g. "--device cuda --batch 128 --model-channels 128 ...").
+# Rows already trained (a checkpoint at STEPS in RUNS/<preset>) are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TABLE=${1:?usage: scripts/tables.sh 1|3|4|5}
+STEPS=${STEPS:-1200} N=${N:-1000} OUT=${OUT:-docs/results/table$TABLE} RUNS=${RUNS:-out/tables}
+SCORER=${SCORER:-weights/fmnist/small_vgg.pt}
+B=build/examples
+case $TABLE in
+  1) rows=(DDPM_Eps DDPM_X0 Dual CasDM) cols=(100) ;;
+  3) rows=(CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin) cols=(100)
+     : "${WEIGHTS:?Table 3 needs WEIGHTS=<folder from tools/export_weights.py>}" ;;
+  4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(100) ;;
+  5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
+  *) echo "unknown table $TABLE (1, 3, 4 or 5)" >&2; exit 2 ;;
+esac
+export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+[ -x $B/casdm-ablation ] || { bash scripts/install-deps.sh && bash scripts/configure.sh &&
+  cmake --build build --target casdm-train casdm-metric casdm-ablation; }
+[ -s "$SCORER" ] || $B/casdm-metric --out "$(dirname "$SCORER")"
+args=()
+for p in "${rows[@]}"; do
+  run="$RUNS/$p"
+  extra=()
+  [ "$TABLE" = 3 ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE:-32}")
+  [ "$p" = CasDM_Inception ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE_INCEPTION:-75}")
+  if [ ! -s "$run/checkpoints/$(printf 'ckpt-%09d.pt' "$STEPS")" ]; then
+    rm -rf "$run"
+    $B/casdm-train --preset "$p" --steps "$STEPS" --checkpoint-every "$STEPS" --sample-every "$STEPS" \
+      --out "$run" "${extra[@]}" ${TRAIN_ARGS:-}
+  fi
+  args+=(--row "$p=$run")
+done
+$B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --scorer "$SCORER" -n "$N" --out "$OUT" \
+  --title "Table $TABLE at CPU scale ($STEPS training steps per row)"
