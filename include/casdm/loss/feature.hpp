@@ -18,6 +18,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 namespace casdm::loss {
 
@@ -36,6 +37,21 @@ inline at::Tensor feature_transform(const at::Tensor& x, int64_t size) {
   y = (y + 1) * 0.5;
   if (y.size(1) == 1) y = y.expand({y.size(0), 3, y.size(2), y.size(3)});
   return y;
+}
+
+/// ImageNet normalisation of [N, 3, H, W] images in [0, 1] (what torchvision's backbones expect).
+inline at::Tensor imagenet_normalise(const at::Tensor& x) {
+  const auto mean = at::tensor({0.485, 0.456, 0.406}, x.options()).view({1, 3, 1, 1});
+  const auto std = at::tensor({0.229, 0.224, 0.225}, x.options()).view({1, 3, 1, 1});
+  return (x - mean) / std;
+}
+
+/// Per image, the mean squared difference of each pair of feature maps (over all but the batch
+/// dimension), averaged over the pairs: the ResNet, Inception and Swin feature distances.
+inline at::Tensor mean_stage_mse(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  at::Tensor d = at::zeros({a.front().size(0)}, a.front().options());
+  for (size_t l = 0; l < a.size(); ++l) d = d + (a[l] - b[l]).pow(2).flatten(1).mean(1);
+  return d / static_cast<double>(a.size());
 }
 
 template <FeatureBackbone Backbone, class W = std::ratio<1, 10>, int64_t Size = 224>

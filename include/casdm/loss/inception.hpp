@@ -29,10 +29,7 @@ struct InceptionBackbone {
     return m;
   }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) {
-    auto fa = m->blocks(a * 2 - 1), fb = m->blocks(b * 2 - 1);
-    at::Tensor d = at::zeros({a.size(0)}, a.options());
-    for (size_t l = 0; l < fa.size(); ++l) d = d + (fa[l] - fb[l]).pow(2).mean({1, 2, 3});
-    return d / static_cast<double>(fa.size());
+    return mean_stage_mse(m->blocks(a * 2 - 1), m->blocks(b * 2 - 1));
   }
 };
 

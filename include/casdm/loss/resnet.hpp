@@ -22,12 +22,7 @@ struct ResNetBackbone {
     return m;
   }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) {
-    const auto mean = at::tensor({0.485, 0.456, 0.406}, a.options()).view({1, 3, 1, 1});
-    const auto std = at::tensor({0.229, 0.224, 0.225}, a.options()).view({1, 3, 1, 1});
-    auto sa = m->stages((a - mean) / std), sb = m->stages((b - mean) / std);
-    at::Tensor d = at::zeros({a.size(0)}, a.options());
-    for (size_t l = 0; l < sa.size(); ++l) d = d + (sa[l] - sb[l]).pow(2).mean({1, 2, 3});
-    return d / static_cast<double>(sa.size());
+    return mean_stage_mse(m->stages(imagenet_normalise(a)), m->stages(imagenet_normalise(b)));
   }
 };
 
