@@ -53,21 +53,13 @@ class FIDInception {
 
 class DomainScorer {
  public:
-  explicit DomainScorer(const std::filesystem::path& weights) : net_(metric::load_small_vgg(weights)) {
-    const auto f = train::read_tensor_file(weights);
-    auto it = f.meta.find("image_size");
-    image_size_ = it == f.meta.end() ? 32 : std::stoll(it->second);
-    accuracy_ = f.meta.count("test_accuracy") ? f.meta.at("test_accuracy") : "unknown";
-    // The key names these exact weights: architecture, side and a checksum of every parameter.
-    double sum = 0, abs = 0;
-    for (const auto& p : net_->parameters()) {
-      sum += p.sum().item<double>();
-      abs += p.abs().sum().item<double>();
-    }
-    std::ostringstream k;
-    k.precision(17);
-    k << "small_vgg:" << f.meta.at("small_vgg.widths") << ":" << image_size_ << ":" << sum << ":" << abs;
-    key_ = k.str();
+  explicit DomainScorer(const std::filesystem::path& weights) : net_(metric::load_small_vgg(weights, &meta_)) {
+    auto it = meta_.find("image_size");
+    image_size_ = it == meta_.end() ? 32 : std::stoll(it->second);
+    accuracy_ = meta_.count("test_accuracy") ? meta_.at("test_accuracy") : "unknown";
+    // The key names these exact weights: architecture, side and a checksum of every tensor.
+    key_ = "small_vgg:" + meta_.at("small_vgg.widths") + ":" + std::to_string(image_size_) + ":" +
+           train::checksum_of(*net_);
   }
   const std::string& key() const { return key_; }
   std::string name() const { return "SmallVGG domain classifier (test accuracy " + accuracy_ + ")"; }
@@ -80,6 +72,7 @@ class DomainScorer {
   }
 
  private:
+  std::map<std::string, std::string> meta_;  // before net_: filled while net_ is built
   metric::SmallVGG net_;
   int64_t image_size_ = 32;
   std::string accuracy_, key_;

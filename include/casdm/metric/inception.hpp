@@ -247,18 +247,7 @@ class InceptionV3Impl : public torch::nn::Cloneable<InceptionV3Impl> {
 
   /// The outputs of pytorch-fid's four blocks for images [N, 3, H, W] in [−1, 1]: after maxpool1
   /// (64 channels), after maxpool2 (192), Mixed_6e (768), Mixed_7c before pooling (2048).
-  std::vector<at::Tensor> blocks(const at::Tensor& x) {
-    check(x);
-    std::vector<at::Tensor> out;
-    auto h = at::max_pool2d(Conv2d_2b_3x3(Conv2d_2a_3x3(Conv2d_1a_3x3(x))), {3, 3}, {2, 2});
-    out.push_back(h);
-    h = at::max_pool2d(Conv2d_4a_3x3(Conv2d_3b_1x1(h)), {3, 3}, {2, 2});
-    out.push_back(h);
-    h = Mixed_6e(Mixed_6d(Mixed_6c(Mixed_6b(Mixed_6a(Mixed_5d(Mixed_5c(Mixed_5b(h))))))));
-    out.push_back(h);
-    out.push_back(Mixed_7c(Mixed_7b(Mixed_7a(h))));
-    return out;
-  }
+  std::vector<at::Tensor> blocks(const at::Tensor& x) { return walk(x, nullptr); }
 
   /// The 2048 pooled features (global average of the last block): FID's statistics.
   at::Tensor pool_features(const at::Tensor& x) { return blocks(x).back().mean({2, 3}); }
@@ -270,14 +259,8 @@ class InceptionV3Impl : public torch::nn::Cloneable<InceptionV3Impl> {
     at::Tensor pool, spatial, logits;
   };
   Outputs score_outputs(const at::Tensor& x) {
-    check(x);
-    auto h = at::max_pool2d(Conv2d_2b_3x3(Conv2d_2a_3x3(Conv2d_1a_3x3(x))), {3, 3}, {2, 2});
-    h = at::max_pool2d(Conv2d_4a_3x3(Conv2d_3b_1x1(h)), {3, 3}, {2, 2});
-    h = Mixed_6c(Mixed_6b(Mixed_6a(Mixed_5d(Mixed_5c(Mixed_5b(h))))));
     Outputs o;
-    o.spatial = Mixed_6d->b1(h).slice(1, 0, 7).flatten(1);
-    h = Mixed_7c(Mixed_7b(Mixed_7a(Mixed_6e(Mixed_6d(h)))));
-    o.pool = h.mean({2, 3});
+    o.pool = walk(x, &o.spatial).back().mean({2, 3});
     if (fc) o.logits = fc(o.pool);
     return o;
   }
@@ -299,6 +282,22 @@ class InceptionV3Impl : public torch::nn::Cloneable<InceptionV3Impl> {
   torch::nn::Linear fc{nullptr};
 
  private:
+  /// The four blocks; `spatial`, if given, receives the first 7 channels of Mixed_6d's 1×1 branch.
+  std::vector<at::Tensor> walk(const at::Tensor& x, at::Tensor* spatial) {
+    check(x);
+    std::vector<at::Tensor> out;
+    auto h = at::max_pool2d(Conv2d_2b_3x3(Conv2d_2a_3x3(Conv2d_1a_3x3(x))), {3, 3}, {2, 2});
+    out.push_back(h);
+    h = at::max_pool2d(Conv2d_4a_3x3(Conv2d_3b_1x1(h)), {3, 3}, {2, 2});
+    out.push_back(h);
+    h = Mixed_6c(Mixed_6b(Mixed_6a(Mixed_5d(Mixed_5c(Mixed_5b(h))))));
+    if (spatial) *spatial = Mixed_6d->b1(h).slice(1, 0, 7).flatten(1);
+    h = Mixed_6e(Mixed_6d(h));
+    out.push_back(h);
+    out.push_back(Mixed_7c(Mixed_7b(Mixed_7a(h))));
+    return out;
+  }
+
   static void check(const at::Tensor& x) {
     if (x.dim() != 4 || x.size(1) != 3)
       throw std::invalid_argument("InceptionV3: expected images [N, 3, H, W], got " + std::to_string(x.dim()) +

@@ -228,7 +228,9 @@ inline void save_small_vgg(SmallVGG& net, const std::filesystem::path& path,
   train::write_tensor_file(path, f);
 }
 
-inline SmallVGG load_small_vgg(const std::filesystem::path& path) {
+/// The network saved at `path` (architecture from its metadata), frozen; `meta`, if given,
+/// receives every metadata string of the file (image_size, test_accuracy, …).
+inline SmallVGG load_small_vgg(const std::filesystem::path& path, std::map<std::string, std::string>* meta = nullptr) {
   if (!std::filesystem::exists(path))
     throw std::runtime_error("SmallVGG weights file not found: " + path.string() +
                              "; make it with `casdm-metric --data DIR --out " +
@@ -247,6 +249,7 @@ inline SmallVGG load_small_vgg(const std::filesystem::path& path) {
   train::load_state_strict(*net, f.tensors, "SmallVGG weights file " + path.string());
   net->eval();
   for (auto& p : net->parameters()) p.requires_grad_(false);
+  if (meta) *meta = f.meta;
   return net;
 }
 

@@ -69,23 +69,7 @@ class WindowAttentionImpl : public torch::nn::Cloneable<WindowAttentionImpl> {
     attn = attn + bias;
     if (sh + sw > 0) {
       // Regions that the cyclic shift brought together may not attend to each other.
-      // torchvision labels 3×3 regions by Python slices (0, −ws), (−ws, −shift), (−shift, None),
-      // in that order; with a shift of 0 along one side, "−0" reads as 0 there, as in Python.
-      auto region = at::zeros({pH, pW}, x.options());
-      auto ranges = [ws](int64_t n, int64_t s) {
-        return std::array<std::array<int64_t, 2>, 3>{{{0, n - ws}, {n - ws, s == 0 ? 0 : n - s}, {s == 0 ? 0 : n - s, n}}};
-      };
-      const auto hr = ranges(pH, sh), wr = ranges(pW, sw);
-      int64_t count = 0;
-      for (const auto& h : hr)
-        for (const auto& w : wr) {
-          if (h[0] < h[1] && w[0] < w[1])
-            region.slice(0, h[0], h[1]).slice(1, w[0], w[1]).fill_(static_cast<double>(count));
-          ++count;
-        }
-      region = region.view({pH / ws, ws, pW / ws, ws}).permute({0, 2, 1, 3}).reshape({nW, N});
-      auto mask = region.unsqueeze(1) - region.unsqueeze(2);
-      mask = at::where(mask != 0, at::full({}, -100.0, mask.options()), at::zeros({}, mask.options()));
+      const auto& mask = shift_mask(pH, pW, sh, sw, x.options());
       attn = (attn.view({B, nW, heads_, N, N}) + mask.unsqueeze(1).unsqueeze(0)).view({B * nW, heads_, N, N});
     }
     x = at::matmul(at::softmax(attn, -1), v).transpose(1, 2).reshape({B * nW, N, C});
@@ -99,7 +83,37 @@ class WindowAttentionImpl : public torch::nn::Cloneable<WindowAttentionImpl> {
   at::Tensor relative_position_bias_table, relative_position_index;
 
  private:
+  /// The additive mask [nW, N, N] (0 or −100) that keeps regions the cyclic shift brought
+  /// together from attending to each other; made once per padded map size, shift and device.
+  const at::Tensor& shift_mask(int64_t pH, int64_t pW, int64_t sh, int64_t sw, const at::TensorOptions& opts) {
+    const std::array<int64_t, 4> key{pH, pW, sh, sw};
+    if (mask_.defined() && mask_key_ == key && mask_.device() == opts.device() &&
+        mask_.scalar_type() == opts.dtype().toScalarType())
+      return mask_;
+    const int64_t ws = window_, N = ws * ws, nW = (pH / ws) * (pW / ws);
+    // torchvision labels 3×3 regions by Python slices (0, −ws), (−ws, −shift), (−shift, None),
+    // in that order; with a shift of 0 along one side, "−0" reads as 0 there, as in Python.
+    auto region = at::zeros({pH, pW}, opts);
+    auto ranges = [ws](int64_t n, int64_t s) {
+      return std::array<std::array<int64_t, 2>, 3>{{{0, n - ws}, {n - ws, s == 0 ? 0 : n - s}, {s == 0 ? 0 : n - s, n}}};
+    };
+    const auto hr = ranges(pH, sh), wr = ranges(pW, sw);
+    int64_t count = 0;
+    for (const auto& h : hr)
+      for (const auto& w : wr) {
+        if (h[0] < h[1] && w[0] < w[1]) region.slice(0, h[0], h[1]).slice(1, w[0], w[1]).fill_(static_cast<double>(count));
+        ++count;
+      }
+    region = region.view({pH / ws, ws, pW / ws, ws}).permute({0, 2, 1, 3}).reshape({nW, N});
+    auto diff = region.unsqueeze(1) - region.unsqueeze(2);
+    mask_ = at::where(diff != 0, at::full({}, -100.0, diff.options()), at::zeros({}, diff.options()));
+    mask_key_ = key;
+    return mask_;
+  }
+
   int64_t dim_, heads_, window_, shift_;
+  at::Tensor mask_;  // shift_mask's cache: replaced, never written in place (a clone may share it)
+  std::array<int64_t, 4> mask_key_{};
 };
 TORCH_MODULE(WindowAttention);
 

@@ -157,27 +157,29 @@ inline std::map<std::string, at::Tensor> state_of(const torch::nn::Module& m) {
   return out;
 }
 
-/// "<count>:<Σx>:<Σ|x|>" over the external parameters and buffers of `m` in float64; empty when
-/// there are none.
-inline std::string external_checksum(const torch::nn::Module& m) {
+/// "<count>:<Σx>:<Σ|x|>" in float64 over the parameters and buffers of `m` whose names `which`
+/// accepts (all when empty); empty when there are none. Names the exact weights of a network.
+inline std::string checksum_of(const torch::nn::Module& m, const std::function<bool(const std::string&)>& which = {}) {
   int64_t count = 0;
   double sum = 0, abs = 0;
-  auto add = [&](const at::Tensor& t) {
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    if (which && !which(name)) return;
     const auto x = t.detach().to(at::kDouble);
     count += x.numel();
     sum += x.sum().item<double>();
     abs += x.abs().sum().item<double>();
   };
-  for (const auto& kv : m.named_parameters(true))
-    if (is_external(kv.key())) add(kv.value());
-  for (const auto& kv : m.named_buffers(true))
-    if (is_external(kv.key())) add(kv.value());
+  for (const auto& kv : m.named_parameters(true)) add(kv.key(), kv.value());
+  for (const auto& kv : m.named_buffers(true)) add(kv.key(), kv.value());
   if (count == 0) return {};
   std::ostringstream s;
   s.precision(17);
   s << count << ":" << sum << ":" << abs;
   return s.str();
 }
+
+/// The checksum of the external (frozen, file-backed) tensors of `m`.
+inline std::string external_checksum(const torch::nn::Module& m) { return checksum_of(m, is_external); }
 
 /// Saves `m` (with its type name as metadata) atomically.
 inline void save_module(const torch::nn::Module& m, const std::filesystem::path& path) {
