@@ -6,12 +6,20 @@
 //
 // Table 1 is its rows at 100 steps, Table 5 the same rows at 10 … 100, Tables 3 and 4 other rows;
 // scripts/tables.sh trains the rows with casdm-train and calls this program.
+//
+// Each cell's scores go to OUT/cells.json as soon as they are known, under a key naming the
+// checkpoint file (path, size, time), the sampling settings and the scorer's weights: a run that
+// is stopped and started again with the same arguments samples only the cells still missing. The
+// distance comes with its bootstrap spread (± one standard deviation over resamples of the
+// samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
 #include "image_io.hpp"
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <fstream>
 #include <iostream>
 
 namespace fs = std::filesystem;
@@ -20,14 +28,49 @@ struct Row {
   std::string label, checkpoint, preset, weights;
   int64_t step = 0;
   std::vector<casdm::eval::Scores> scores;  // one per --steps value
+  std::vector<double> seconds;              // sampling time per cell (0: from cells.json)
 };
+
+namespace {
+
+/// The cache key of one cell: what its numbers depend on.
+std::string cell_key(const Row& r, int64_t steps, int64_t n, int64_t seed, int64_t batch, int64_t bootstrap,
+                     const std::string& scorer_key) {
+  const fs::path f(r.checkpoint);
+  const auto time = fs::last_write_time(f).time_since_epoch().count();
+  return r.label + "|" + fs::absolute(f).lexically_normal().string() + "|" + std::to_string(fs::file_size(f)) + "|" +
+         std::to_string(time) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
+         std::to_string(seed) + "|batch=" + std::to_string(batch) + "|bootstrap=" + std::to_string(bootstrap) + "|" +
+         scorer_key;
+}
+
+nlohmann::json cell_json(const casdm::eval::Scores& s, int64_t steps, double seconds) {
+  nlohmann::json c{{"steps", steps}, {"fd", s.fd}, {"score", s.is.mean}, {"score_std", s.is.std}, {"n", s.n},
+                   {"sampling_seconds", seconds}};
+  if (!std::isnan(s.fd_std)) c["fd_std"] = s.fd_std;
+  if (!std::isnan(s.spatial_fd)) c["sfid"] = s.spatial_fd;
+  return c;
+}
+
+casdm::eval::Scores scores_from(const nlohmann::json& c) {
+  casdm::eval::Scores s;
+  s.fd = c.at("fd").get<double>();
+  s.is.mean = c.at("score").get<double>();
+  s.is.std = c.at("score_std").get<double>();
+  s.n = c.at("n").get<int64_t>();
+  if (c.contains("fd_std")) s.fd_std = c.at("fd_std").get<double>();
+  if (c.contains("sfid")) s.spatial_fd = c.at("sfid").get<double>();
+  return s;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> rows_arg;
   std::vector<int64_t> steps{10, 25, 50, 100};
   std::string scorer_path, out, title = "casdm ablation", device_name = "cpu";
   casdm::examples::ReferenceSpec ref_spec{"/usr/share/datasets/fashion-mnist"};
-  int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16;
+  int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16, bootstrap = 50;
   CLI::App app{"Sample and score checkpoints at several DDIM step counts; write the table, a chart and grids"};
   app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row")->required();
   app.add_option("--steps", steps, "DDIM steps, one column each")->capture_default_str()->delimiter(',');
@@ -41,6 +84,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "images per pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of the sampling noise (the same for every cell)")->capture_default_str();
   app.add_option("--grid", grid, "images in each row's grid")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--bootstrap", bootstrap, "resamples for the distance's spread (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   casdm::examples::add_machine_options(app, threads, device_name);
   CLI11_PARSE(app, argc, argv);
   try {
@@ -67,6 +113,16 @@ int main(int argc, char** argv) {
                                    std::to_string(infos.back().options.diffusion_steps()));
     }
     casdm::examples::require_writable_folder(out);
+    if (bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
+    // Cells already scored by an earlier run with the same arguments (see the top of this file).
+    const auto cells_path = fs::path(out) / "cells.json";
+    nlohmann::json cells = nlohmann::json::object();
+    if (fs::exists(cells_path)) {
+      std::ifstream f(cells_path);
+      cells = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+      if (!cells.is_object())
+        throw std::runtime_error(cells_path.string() + " is not a cells file of casdm-ablation (remove it to start afresh)");
+    }
     bool fid = false;
     std::string scorer_name;
     casdm::examples::with_scorer(scorer_path, device, [&](auto& scorer) {
@@ -80,11 +136,25 @@ int main(int argc, char** argv) {
           model->to(device);
           model->eval();
           for (auto s : steps) {
+            const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key());
+            const auto grid_path = fs::path(out) / (rows[i].label + ".png");
+            if (cells.contains(key) && (s != steps.back() || fs::exists(grid_path))) {
+              std::fprintf(stderr, "%s, %lld DDIM steps: scored before (%s)\n", rows[i].label.c_str(),
+                           static_cast<long long>(s), cells_path.c_str());
+              rows[i].scores.push_back(scores_from(cells.at(key)));
+              rows[i].seconds.push_back(cells.at(key).value("sampling_seconds", 0.0));
+              continue;
+            }
             std::fprintf(stderr, "%s, %lld DDIM steps\n", rows[i].label.c_str(), static_cast<long long>(s));
+            const auto t0 = std::chrono::steady_clock::now();
             const auto x = casdm::examples::draw(model, n, s, 0.0, batch, static_cast<uint64_t>(seed));
-            rows[i].scores.push_back(casdm::eval::scores_of(casdm::eval::image_stats(scorer, x, device, batch), ref.stats));
-            if (s == steps.back())
-              casdm::examples::write_grid(fs::path(out) / (rows[i].label + ".png"), x.slice(0, 0, std::min(grid, n)), 8);
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
+            rows[i].scores.push_back(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)));
+            rows[i].seconds.push_back(secs);
+            if (s == steps.back()) casdm::examples::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8);
+            cells[key] = cell_json(rows[i].scores.back(), s, secs);
+            casdm::examples::write_text(cells_path, cells.dump(2) + "\n");
           }
           return 0;
         });
@@ -94,7 +164,11 @@ int main(int argc, char** argv) {
     const std::string fd = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
     std::ostringstream md;
     md << "# " << title << "\n\n" << n << " samples per cell, DDIM (η = 0), EMA weights; scorer: " << scorer_name
-       << ". Lower " << fd << " is better, higher " << sc << " is better.\n\n| row | preset | step |";
+       << ". Lower " << fd << " is better, higher " << sc << " is better.";
+    if (bootstrap > 0)
+      md << " ± is one standard deviation of the distance over " << bootstrap
+         << " bootstrap resamples of the samples (the noise of the sample count; the reference held fixed).";
+    md << "\n\n| row | preset | step |";
     for (auto s : steps) md << " " << fd << " @" << s << " |";
     for (auto s : steps) md << " " << sc << " @" << s << " |";
     md << "\n|---|---|---|";
@@ -105,22 +179,27 @@ int main(int argc, char** argv) {
     j["n"] = n;
     j["steps"] = steps;
     j["scorer"] = scorer_name;
+    j["bootstrap"] = bootstrap;
     std::vector<std::vector<double>> chart;
     std::vector<std::string> labels, columns;
     for (auto s : steps) columns.push_back(std::to_string(s) + " steps");
     for (const auto& r : rows) {
       md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
       char buf[64];
-      for (const auto& s : r.scores) std::snprintf(buf, sizeof buf, " %.3f |", s.fd), md << buf;
+      for (const auto& s : r.scores) {
+        if (std::isnan(s.fd_std))
+          std::snprintf(buf, sizeof buf, " %.3f |", s.fd);
+        else
+          std::snprintf(buf, sizeof buf, " %.3f ± %.3f |", s.fd, s.fd_std);
+        md << buf;
+      }
       for (const auto& s : r.scores) std::snprintf(buf, sizeof buf, " %.3f |", s.is.mean), md << buf;
       md << "\n";
       nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
                         {"weights", r.weights}};
       std::vector<double> fds;
       for (size_t k = 0; k < steps.size(); ++k) {
-        jr["cells"].push_back({{"steps", steps[k]}, {"fd", r.scores[k].fd}, {"score", r.scores[k].is.mean},
-                               {"score_std", r.scores[k].is.std}});
-        if (!std::isnan(r.scores[k].spatial_fd)) jr["cells"].back()["sfid"] = r.scores[k].spatial_fd;
+        jr["cells"].push_back(cell_json(r.scores[k], steps[k], r.seconds[k]));
         fds.push_back(r.scores[k].fd);
       }
       j["rows"].push_back(jr);

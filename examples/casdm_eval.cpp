@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 struct Args {
   std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", fit, stats, out,
       weights = "ema", device = "cpu";
-  int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10;
+  int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
   double eta = 0, ema_rate = -1;
 };
 
@@ -37,7 +37,8 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   model->eval();
   const auto samples = casdm::examples::draw(model, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed));
   const auto t2 = std::chrono::steady_clock::now();
-  const auto scores = casdm::eval::scores_of(casdm::eval::image_stats(scorer, samples, device, a.batch), ref.stats, a.splits);
+  const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
+  const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
   const auto t3 = std::chrono::steady_clock::now();
   auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
   nlohmann::json j;
@@ -55,6 +56,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   j["data_fit"] = ref.fit;
   constexpr bool fid = casdm::examples::is_fid<Scorer>;
   j[fid ? "fid" : "fd_domain"] = scores.fd;
+  if (!std::isnan(scores.fd_std)) j[fid ? "fid_std" : "fd_domain_std"] = scores.fd_std, j["bootstrap"] = a.bootstrap;
   if (!std::isnan(scores.spatial_fd)) j["sfid"] = scores.spatial_fd;
   j[fid ? "inception_score" : "domain_score"] = {{"mean", scores.is.mean}, {"std", scores.is.std}, {"splits", a.splits}};
   j["seconds"] = {{"reference", secs(t0, t1)}, {"sampling", secs(t1, t2)}, {"scoring", secs(t2, t3)}};
@@ -81,6 +83,9 @@ int main(int argc, char** argv) {
   app.add_option("--stats", a.stats, "reference statistics cache (default: reference-stats.pt beside the scorer)");
   app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch", a.batch, "images per pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--bootstrap", a.bootstrap, "resamples for the distance's spread (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str();
   app.add_option("--out", a.out, "JSON file to write (default: print only)");
   casdm::examples::add_machine_options(app, a.threads, a.device);
@@ -90,6 +95,7 @@ int main(int argc, char** argv) {
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     if (a.splits > a.n) throw std::runtime_error("--splits " + std::to_string(a.splits) + " is more than -n " + std::to_string(a.n));
+    if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     const auto path = casdm::examples::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");

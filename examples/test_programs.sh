@@ -166,7 +166,7 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
     ev=("$BIN/casdm-eval" --checkpoint "$R/run" --scorer "$R/m/small_vgg.pt" -n 20 --steps 2 --batch 10 --ref-n 200
         --threads 1)
     "${ev[@]}" --out "$W/e1.json" > /dev/null || fail "first evaluation"
-    "${ev[@]}" --out "$W/e2.json" > /dev/null || fail "second evaluation"
+    "${ev[@]}" --out "$W/e2.json" --bootstrap 20 > /dev/null || fail "second evaluation"
     [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
     "$PY" -c "
 import json, sys
@@ -175,6 +175,7 @@ assert a['reference_cached'] is False and b['reference_cached'] is True, (a, b)
 assert a['fd_domain'] == b['fd_domain'] and a['fd_domain'] > 0, (a['fd_domain'], b['fd_domain'])
 assert a['n'] == 20 and a['reference_images'] == 200 and a['data_fit'] == 'resize' and a['step'] == 2, a
 assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), a
+assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] == 20, b
 " "$W/e1.json" "$W/e2.json" || fail "evaluation JSON"
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
@@ -199,8 +200,22 @@ assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), 
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert [r['label'] for r in j['rows']] == ['eps', 'cas'] and j['steps'] == [2, 3], j
-assert all(len(r['cells']) == 2 and all(c['fd'] > 0 for c in r['cells']) for r in j['rows']), j
+assert all(len(r['cells']) == 2 and all(c['fd'] > 0 and c['fd_std'] > 0 and c['sampling_seconds'] > 0
+           for c in r['cells']) for r in j['rows']), j
+assert j['bootstrap'] == 50, j
 " "$W/t/table.json" || fail "table.json"
+    grep -q "^| eps | DDPM_Eps | 2 | [0-9.]* ± [0-9.]* |" "$W/t/table.md" || fail "table spread"
+    # A second run with the same arguments reuses every cell (cells.json) and writes the same table.
+    cp "$W/t/table.md" "$W/first.md"
+    "${ab[@]}" --steps 2,3 --title "tiny" --out "$W/t" > /dev/null 2> "$W/again.err" || fail "casdm-ablation again"
+    [ "$(grep -c "scored before" "$W/again.err")" = 4 ] || fail "cells not reused: $(cat "$W/again.err")"
+    cmp -s "$W/first.md" "$W/t/table.md" || fail "the reused table differs"
+    # Other arguments (here the seed) are other cells: sampled anew.
+    "${ab[@]}" --steps 2 --seed 1 --title "tiny" --out "$W/t" > /dev/null 2> "$W/seed.err" || fail "casdm-ablation seed"
+    ! grep -q "scored before" "$W/seed.err" || fail "a cell of seed 0 reused for seed 1"
+    echo "not json" > "$W/t/cells.json"
+    refuse "is not a cells file of casdm-ablation" "${ab[@]}" --steps 2 --out "$W/t"
+    refuse "--bootstrap: 0 (none) or at least 2" "${ab[@]}" --steps 2 --bootstrap 1 --out "$W/o"
     refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
     refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
     refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;

@@ -5,6 +5,11 @@
 #   bash scripts/tables.sh 5     # Table 5: DDPM_Eps CasDM at 10, 25, 50, 100 DDIM steps
 #   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat
 #   WEIGHTS=weights bash scripts/tables.sh 3   # Table 3: CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin
+#   bash scripts/tables.sh 15    # Tables 1 and 5 in one run: DDPM_Eps DDPM_X0 Dual CasDM
+#                                # CasDM_SmallVGG at 10 and 100 DDIM steps (docs/results/)
+# The metric row at CPU scale is CasDM_SmallVGG: its loss network is a second Fashion-MNIST
+# classifier (LOSS_WEIGHTS, default weights/fmnist-loss: seed 1, narrower, made here when absent),
+# not the scorer, so the loss does not optimise the very features the table is scored with.
 # Environment: STEPS (training steps per row, 1200), N (samples per cell, 1000), OUT
 # (docs/results/table<N>), SCORER (default weights/fmnist/small_vgg.pt, made by casdm-metric when
 # absent), FEATURE_SIZE (Table 3's resize side, 32), TRAIN_ARGS (more casdm-train options: paper
@@ -14,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TABLE=${1:?usage: scripts/tables.sh 1|3|4|5}
 STEPS=${STEPS:-1200} N=${N:-1000} OUT=${OUT:-docs/results/table$TABLE} RUNS=${RUNS:-out/tables}
-SCORER=${SCORER:-weights/fmnist/small_vgg.pt}
+SCORER=${SCORER:-weights/fmnist/small_vgg.pt} LOSS_WEIGHTS=${LOSS_WEIGHTS:-weights/fmnist-loss}
 B=build/examples
 case $TABLE in
   1) rows=(DDPM_Eps DDPM_X0 Dual CasDM) cols=(100) ;;
@@ -22,17 +27,22 @@ case $TABLE in
      : "${WEIGHTS:?Table 3 needs WEIGHTS=<folder from tools/export_weights.py>}" ;;
   4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(100) ;;
   5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
-  *) echo "unknown table $TABLE (1, 3, 4 or 5)" >&2; exit 2 ;;
+  15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG) cols=(10 100) ;;
+  *) echo "unknown table $TABLE (1, 3, 4, 5 or 15)" >&2; exit 2 ;;
 esac
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 [ -x $B/casdm-ablation ] || { bash scripts/install-deps.sh && bash scripts/configure.sh &&
   cmake --build build --target casdm-train casdm-metric casdm-ablation; }
 [ -s "$SCORER" ] || $B/casdm-metric --out "$(dirname "$SCORER")"
+if [[ " ${rows[*]} " == *" CasDM_SmallVGG "* ]] && [ ! -s "$LOSS_WEIGHTS/small_vgg.pt" ]; then
+  $B/casdm-metric --out "$LOSS_WEIGHTS" --seed 1 --widths 16 32 64 --steps 1000
+fi
 args=()
 for p in "${rows[@]}"; do
   run="$RUNS/$p"
   extra=()
   [ "$TABLE" = 3 ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE:-32}")
+  [ "$p" = CasDM_SmallVGG ] && extra=(--feature-weights "$LOSS_WEIGHTS")
   [ "$p" = CasDM_Inception ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE_INCEPTION:-75}")
   if [ ! -s "$run/checkpoints/$(printf 'ckpt-%09d.pt' "$STEPS")" ]; then
     rm -rf "$run"
@@ -42,4 +52,4 @@ for p in "${rows[@]}"; do
   args+=(--row "$p=$run")
 done
 $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --scorer "$SCORER" -n "$N" --out "$OUT" \
-  --title "Table $TABLE at CPU scale ($STEPS training steps per row)"
+  --title "$( [ "$TABLE" = 15 ] && echo "Tables 1 and 5" || echo "Table $TABLE") at CPU scale ($STEPS training steps per row)"

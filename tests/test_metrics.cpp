@@ -404,6 +404,28 @@ TEST_CASE("feature statistics and the Fréchet distance equal numpy's and scipy'
   CHECK_THROWS_WITH(eval::statistics(at::rand({1, 3})), Catch::Contains("at least 2 vectors, got 1"));
 }
 
+TEST_CASE("the bootstrap spread of the Fréchet distance equals scipy's on the same resamples", "[eval]") {
+  const auto ref = test::load_tensors(test::generated("scores_ref.py") / "expected.pt");
+  const auto sy = eval::statistics(ref.at("y"));
+  const auto spread = eval::bootstrap_fd(ref.at("x"), sy, ref.at("boot_idx"));
+  const auto want = ref.at("boot_fd");
+  REQUIRE(spread.values.size() == 20);
+  for (int64_t b = 0; b < 20; ++b) CHECK(std::abs(spread.values[b] - want[b].item<double>()) < 1e-6 * want[b].item<double>());
+  CHECK(std::abs(spread.mean - ref.at("boot_mean").item<double>()) < 1e-6 * spread.mean);
+  CHECK(std::abs(spread.std - ref.at("boot_std").item<double>()) < 1e-5 * spread.std);
+  // Seeded: the same seed the same resamples; more samples a smaller spread (here 4× the vectors).
+  const auto a = eval::bootstrap_fd(ref.at("x"), sy, 30, 1), b = eval::bootstrap_fd(ref.at("x"), sy, 30, 1);
+  CHECK(a.values == b.values);
+  CHECK(a.std > 0);
+  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto few = at::randn({300, 8}, g, at::kDouble), many = at::randn({4800, 8}, g, at::kDouble);
+  const auto unit = eval::FeatureStats{at::zeros({8}, at::kDouble), at::eye(8, at::kDouble), 1 << 20};
+  CHECK(eval::bootstrap_fd(many, unit, 40, 2).std < 0.5 * eval::bootstrap_fd(few, unit, 40, 2).std);
+  CHECK_THROWS_WITH(eval::bootstrap_fd(ref.at("x"), sy, 1), Catch::Contains("at least 2 resamples"));
+  CHECK_THROWS_WITH(eval::bootstrap_fd(ref.at("x"), sy, at::full({3, 600}, 600, at::kLong)),
+                    Catch::Contains("outside the 600 feature vectors"));
+}
+
 TEST_CASE("the Fréchet distance has its closed forms where sqrtm struggles: singular and commuting covariances", "[eval]") {
   // Rank 5 in 40 dimensions (fewer vectors than features): tr S + tr S − 2 tr (S S)^½ = 0.
   auto g = at::make_generator<at::CPUGeneratorImpl>(9);

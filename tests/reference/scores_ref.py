@@ -2,7 +2,9 @@
 scores to match. usage: scores_ref.py DIR → DIR/expected.pt:
 x [600, 48] float32 features (mean ≈ 100), y [700, 48]; mu_x, sigma_x (numpy.mean, numpy.cov in
 float64); fid_xy (scipy.linalg.sqrtm, the TTUR/guided-diffusion formula, float64);
-probs [1000, 7] softmax rows; is_mean, is_std (improved-gan's formula, 10 splits)."""
+probs [1000, 7] softmax rows; is_mean, is_std (improved-gan's formula, 10 splits);
+boot_idx [20, 600] resample indices of x, boot_fd [20] (each resample's FD against y's statistics, by
+scipy), boot_mean, boot_std (ddof = 1)."""
 import os
 import sys
 
@@ -37,8 +39,13 @@ scores = []
 for part in np.array_split(probs, 10):  # 100 rows each
     py = part.mean(axis=0, keepdims=True)
     scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(py)), axis=1))))
+boot_idx = rng.integers(0, 600, size=(20, 600))
+boot_fd = np.array([fid(*stats(x[i]), my, sy) for i in boot_idx])
 t = torch.from_numpy
 torch.save({"x": t(x), "y": t(y), "mu_x": t(mx), "sigma_x": t(sx), "fid_xy": torch.tensor(fid(mx, sx, my, sy), dtype=torch.float64),
             "probs": t(probs), "is_mean": torch.tensor(np.mean(scores), dtype=torch.float64),
-            "is_std": torch.tensor(np.std(scores), dtype=torch.float64)},
+            "is_std": torch.tensor(np.std(scores), dtype=torch.float64),
+            "boot_idx": t(boot_idx.astype(np.int64)), "boot_fd": t(boot_fd),
+            "boot_mean": torch.tensor(boot_fd.mean(), dtype=torch.float64),
+            "boot_std": torch.tensor(boot_fd.std(ddof=1), dtype=torch.float64)},
            os.path.join(out_dir, "expected.pt"))

@@ -80,42 +80,53 @@ class DomainScorer {
 
 /// Statistics of the pool (and spatial) features of images, batch by batch. `images`: uint8
 /// [N, C, H, W] (a data set) or float in [−1, 1] (samples). `progress(done, total)` after each batch.
+/// `keep_features` keeps the pool features themselves (for bootstrap_fd; not for a whole data set).
 struct ImageStats {
   FeatureStats pool, spatial;  // spatial empty where the scorer has none
   at::Tensor probs;            // [N, K]
+  at::Tensor features;         // [N, D] pool features, CPU float64; only with keep_features
 };
 template <class Scorer>
 ImageStats image_stats(Scorer& scorer, const at::Tensor& images, const c10::Device& device, int64_t batch = 100,
-                       const std::function<void(int64_t, int64_t)>& progress = {}) {
+                       const std::function<void(int64_t, int64_t)>& progress = {}, bool keep_features = false) {
   StatsAccumulator pool, spatial;
-  std::vector<at::Tensor> probs;
+  std::vector<at::Tensor> probs, kept;
   const int64_t n = images.size(0);
   for (int64_t s = 0; s < n; s += batch) {
     auto x = images.slice(0, s, std::min(n, s + batch)).to(device);
     x = x.scalar_type() == at::kByte ? x.to(at::kFloat) / 127.5 - 1 : x.to(at::kFloat);
     auto f = scorer(x);
     pool.add(f.pool);
+    if (keep_features) kept.push_back(f.pool.detach().to(at::kCPU, at::kDouble));
     if (f.spatial.defined()) spatial.add(f.spatial);
     probs.push_back(f.probs.cpu());
     if (progress) progress(std::min(n, s + batch), n);
   }
-  ImageStats out{pool.finish(), spatial.count() ? spatial.finish() : FeatureStats{}, at::cat(probs)};
+  ImageStats out{pool.finish(), spatial.count() ? spatial.finish() : FeatureStats{}, at::cat(probs),
+                 keep_features ? at::cat(kept) : at::Tensor()};
   return out;
 }
 
 struct Scores {
   double fd = 0, spatial_fd = std::numeric_limits<double>::quiet_NaN();
+  double fd_std = std::numeric_limits<double>::quiet_NaN();  // bootstrap spread, where asked for
   InceptionScore is;
   int64_t n = 0;
 };
 
-/// The scores of samples against reference statistics (pool, and spatial where present).
-inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, int64_t is_splits = 10) {
+/// The scores of samples against reference statistics (pool, and spatial where present);
+/// `bootstrap` > 0 resamples (of features kept by image_stats) also give the distance's spread.
+inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, int64_t is_splits = 10,
+                        int64_t bootstrap = 0, uint64_t seed = 0) {
   Scores s;
   s.n = samples.pool.count;
   s.fd = frechet_distance(samples.pool, reference.pool);
   if (samples.spatial.count && reference.spatial.count) s.spatial_fd = frechet_distance(samples.spatial, reference.spatial);
   s.is = inception_score(samples.probs, std::min<int64_t>(is_splits, samples.probs.size(0)));
+  if (bootstrap > 0) {
+    if (!samples.features.defined()) throw std::invalid_argument("scores: a bootstrap needs image_stats(..., keep_features)");
+    s.fd_std = bootstrap_fd(samples.features, reference.pool, bootstrap, seed).std;
+  }
   return s;
 }
 

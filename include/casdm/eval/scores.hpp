@@ -9,9 +9,11 @@
 //   auto stats = acc.finish();
 //   double fid = casdm::eval::frechet_distance(stats, reference);
 //   auto is = casdm::eval::inception_score(probs, 10);          // probs [N, K], rows sum to 1
+//   auto spread = casdm::eval::bootstrap_fd(features, reference, 50);  // spread.std: the FD's noise
 #include "casdm/train/checkpoint.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <filesystem>
@@ -89,6 +91,39 @@ inline double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   const double tr_root = l.clamp_min(0).sqrt().sum().item<double>();
   const double d2 = (mu1 - mu2).pow(2).sum().item<double>();
   return d2 + s1.trace().item<double>() + s2.trace().item<double>() - 2 * tr_root;
+}
+
+/// How far the Fréchet distance moves with the samples drawn: the distance of bootstrap resamples
+/// of the sample features (the reference held fixed). Row b of `indices` [B, N] lists the vectors
+/// of resample b; the seeded overload draws B such rows uniformly with replacement. Two rows of a
+/// table whose distances differ by less than a few `std` are not told apart by these samples.
+struct Spread {
+  double mean = 0, std = 0;    // std with B − 1 in the denominator
+  std::vector<double> values;  // one per resample
+};
+inline Spread bootstrap_fd(const at::Tensor& features, const FeatureStats& reference, const at::Tensor& indices) {
+  if (features.dim() != 2) throw std::invalid_argument("bootstrap Fréchet distance: expected features [N, D]");
+  if (indices.dim() != 2 || indices.size(0) < 2 || indices.size(1) < 2)
+    throw std::invalid_argument("bootstrap Fréchet distance: expected indices [B, N] with B, N ≥ 2");
+  const auto x = features.detach().to(at::kCPU, at::kDouble);
+  const auto idx = indices.to(at::kCPU, at::kLong);
+  if (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= x.size(0))
+    throw std::invalid_argument("bootstrap Fréchet distance: an index outside the " + std::to_string(x.size(0)) +
+                                " feature vectors");
+  Spread s;
+  for (int64_t b = 0; b < idx.size(0); ++b) s.values.push_back(frechet_distance(statistics(x.index_select(0, idx[b])), reference));
+  const auto k = static_cast<double>(s.values.size());
+  for (double v : s.values) s.mean += v / k;
+  for (double v : s.values) s.std += (v - s.mean) * (v - s.mean) / (k - 1);
+  s.std = std::sqrt(s.std);
+  return s;
+}
+inline Spread bootstrap_fd(const at::Tensor& features, const FeatureStats& reference, int64_t resamples,
+                           uint64_t seed = 0) {
+  if (resamples < 2) throw std::invalid_argument("bootstrap Fréchet distance: at least 2 resamples");
+  auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t n = features.size(0);
+  return bootstrap_fd(features, reference, at::randint(n, {resamples, n}, g, at::kLong));
 }
 
 /// The Inception Score of class probabilities [N, K]: exp(E_x KL(p(y|x) ‖ p(y))) per split
