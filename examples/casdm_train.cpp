@@ -224,11 +224,12 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   j["steps"] = a.steps;
   j["resumed_at_step"] = first;
   j["checkpoint"] = ckpt.string();
-  j["parameters"] = [&] {
-    int64_t n = 0;
-    for (const auto& p : model->parameters()) n += p.numel();
-    return n;
-  }();
+  {  // trained parameters; a feature loss's frozen network counted apart
+    int64_t trained = 0, frozen = 0;
+    for (const auto& p : model->parameters()) (p.requires_grad() ? trained : frozen) += p.numel();
+    j["parameters"] = trained;
+    if (frozen > 0) j["frozen_parameters"] = frozen;
+  }
   j["train_seconds_this_invocation"] = train_secs;
   j["steps_per_second"] = static_cast<double>(a.steps - first) / (train_secs - sample_secs_during);
   j["data_wait_fraction"] = loader.wait_seconds() / train_secs;

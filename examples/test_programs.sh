@@ -149,6 +149,13 @@ assert abs(float(w['casdm.test_accuracy']) - j['test_accuracy']) < 1e-9
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_SmallVGG --feature-weights "$W/m" --feature-size 16 \
       --out "$W/run" || fail "train with the metric"
     head -1 "$W/run/losses.csv" | grep -qx "step,total,eps,x0,mu,small_vgg" || fail "losses.csv header"
+    # Trained parameters apart from the frozen metric network's (two 3×3 convolutions a stage, the fc).
+    "$PY" -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['frozen_parameters'] == (3*8*9 + 8) + (8*8*9 + 8) + (8*16*9 + 16) + (16*16*9 + 16) + (16*10 + 10), j['frozen_parameters']
+assert j['parameters'] > 0, j
+" "$W/run/run.json" || fail "parameter counts"
     rm -rf "$W/run"; touch "$W/.start"
     mkdir -p "$W/pngs" && "$PY" -c "
 import sys
