@@ -6,9 +6,11 @@
 #   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat
 #   WEIGHTS=weights bash scripts/tables.sh 3   # Table 3: CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin
 #   bash scripts/tables.sh 15    # Tables 1 and 5 in one run: DDPM_Eps DDPM_X0 Dual CasDM
-#                                # CasDM_SmallVGG DDPM_Eps_wide at 10 and 100 DDIM steps (docs/results/)
+#                                # CasDM_SmallVGG DDPM_Eps_wide Dual_seed1 at 10 and 100 DDIM steps
+#                                # (docs/results/)
 # A row named PRESET_wide is PRESET with --model-channels 24 (WIDE_CHANNELS): about as many
-# trained parameters as Cas-DM's two 16-channel networks, the control for "Cas-DM is bigger".
+# trained parameters as Cas-DM's two 16-channel networks, the control for "Cas-DM is bigger";
+# PRESET_seedK is PRESET trained with --seed K, the yardstick for training noise.
 # The metric row at CPU scale is CasDM_SmallVGG: its loss network is a second Fashion-MNIST
 # classifier (LOSS_WEIGHTS, default weights/fmnist-loss: seed 1, narrower, made here when absent),
 # not the scorer, so the loss does not optimise the very features the table is scored with.
@@ -29,7 +31,7 @@ case $TABLE in
      : "${WEIGHTS:?Table 3 needs WEIGHTS=<folder from tools/export_weights.py>}" ;;
   4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(100) ;;
   5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
-  15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG DDPM_Eps_wide) cols=(10 100) ;;
+  15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG DDPM_Eps_wide Dual_seed1) cols=(10 100) ;;
   *) echo "unknown table $TABLE (1, 3, 4, 5 or 15)" >&2; exit 2 ;;
 esac
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
@@ -42,15 +44,16 @@ fi
 args=()
 for p in "${rows[@]}"; do
   run="$RUNS/$p"
-  extra=() preset=${p%_wide}
+  extra=() preset=${p%_wide} seed=0
   [ "$preset" != "$p" ] && extra=(--model-channels "${WIDE_CHANNELS:-24}")
+  if [[ $preset =~ ^(.*)_seed([0-9]+)$ ]]; then preset=${BASH_REMATCH[1]} seed=${BASH_REMATCH[2]}; fi
   [ "$TABLE" = 3 ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE:-32}")
   [ "$p" = CasDM_SmallVGG ] && extra=(--feature-weights "$LOSS_WEIGHTS")
   [ "$p" = CasDM_Inception ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE_INCEPTION:-75}")
   if [ ! -s "$run/checkpoints/$(printf 'ckpt-%09d.pt' "$STEPS")" ]; then
     rm -rf "$run"
     $B/casdm-train --preset "$preset" --steps "$STEPS" --checkpoint-every "$STEPS" --sample-every "$STEPS" \
-      --out "$run" "${extra[@]}" ${TRAIN_ARGS:-}
+      --seed "$seed" --out "$run" "${extra[@]}" ${TRAIN_ARGS:-}
   fi
   args+=(--row "$p=$run")
 done
