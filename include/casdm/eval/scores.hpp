@@ -77,20 +77,32 @@ inline FeatureStats statistics(const at::Tensor& features) {
 /// as Σ √λᵢ of the symmetric matrix Σ₁^½ Σ₂ Σ₁^½ (same eigenvalues as Σ₁Σ₂), with Σ₁^½ from a
 /// symmetric eigendecomposition and round-off negatives clamped to 0: no complex parts, also where
 /// scipy's sqrtm of the unsymmetric product produces them.
-inline double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
+namespace detail {
+/// Σ^½ of a symmetric positive semi-definite matrix (float64), round-off negatives clamped.
+inline at::Tensor symmetric_sqrt(const at::Tensor& sigma) {
+  const auto s = sigma.to(at::kDouble);
+  auto [l, v] = at::linalg_eigh((s + s.t()) * 0.5);
+  return v.mm(at::diag(l.clamp_min(0).sqrt())).mm(v.t());
+}
+/// The distance with a's Σ^½ given (computed once where a is compared with many b).
+inline double frechet_distance(const FeatureStats& a, const at::Tensor& root1, const FeatureStats& b) {
   if (a.dim() == 0 || b.dim() == 0) throw std::invalid_argument("Fréchet distance: empty statistics");
   if (a.dim() != b.dim())
     throw std::invalid_argument("Fréchet distance: statistics of " + std::to_string(a.dim()) + " and " +
                                 std::to_string(b.dim()) + " features (another feature network?)");
   const auto mu1 = a.mu.to(at::kDouble), mu2 = b.mu.to(at::kDouble);
   const auto s1 = a.sigma.to(at::kDouble), s2 = b.sigma.to(at::kDouble);
-  auto [l1, v1] = at::linalg_eigh((s1 + s1.t()) * 0.5);
-  const auto root1 = v1.mm(at::diag(l1.clamp_min(0).sqrt())).mm(v1.t());
   auto m = root1.mm(s2).mm(root1);
   const auto l = at::linalg_eigvalsh((m + m.t()) * 0.5);
   const double tr_root = l.clamp_min(0).sqrt().sum().item<double>();
   const double d2 = (mu1 - mu2).pow(2).sum().item<double>();
   return d2 + s1.trace().item<double>() + s2.trace().item<double>() - 2 * tr_root;
+}
+}  // namespace detail
+
+inline double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
+  if (a.dim() == 0) throw std::invalid_argument("Fréchet distance: empty statistics");
+  return detail::frechet_distance(a, detail::symmetric_sqrt(a.sigma), b);
 }
 
 /// How far the Fréchet distance moves with the samples drawn: the distance of bootstrap resamples
@@ -103,6 +115,7 @@ struct Spread {
 };
 inline Spread bootstrap_fd(const at::Tensor& features, const FeatureStats& reference, const at::Tensor& indices) {
   if (features.dim() != 2) throw std::invalid_argument("bootstrap Fréchet distance: expected features [N, D]");
+  if (reference.dim() == 0) throw std::invalid_argument("bootstrap Fréchet distance: empty reference statistics");
   if (indices.dim() != 2 || indices.size(0) < 2 || indices.size(1) < 2)
     throw std::invalid_argument("bootstrap Fréchet distance: expected indices [B, N] with B, N ≥ 2");
   const auto x = features.detach().to(at::kCPU, at::kDouble);
@@ -111,7 +124,10 @@ inline Spread bootstrap_fd(const at::Tensor& features, const FeatureStats& refer
     throw std::invalid_argument("bootstrap Fréchet distance: an index outside the " + std::to_string(x.size(0)) +
                                 " feature vectors");
   Spread s;
-  for (int64_t b = 0; b < idx.size(0); ++b) s.values.push_back(frechet_distance(statistics(x.index_select(0, idx[b])), reference));
+  // The distance is symmetric: the reference's Σ^½ is taken once, not once per resample.
+  const auto root = detail::symmetric_sqrt(reference.sigma);
+  for (int64_t b = 0; b < idx.size(0); ++b)
+    s.values.push_back(detail::frechet_distance(reference, root, statistics(x.index_select(0, idx[b]))));
   const auto k = static_cast<double>(s.values.size());
   for (double v : s.values) s.mean += v / k;
   for (double v : s.values) s.std += (v - s.mean) * (v - s.mean) / (k - 1);
