@@ -1,6 +1,7 @@
 # casdm's public dependencies, shared by the project and by the installed package config.
 #   LibTorch: Torch_DIR, or CMAKE_PREFIX_PATH (PyTorch: python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 #   Boost.Hana: Boost's CMake package, or a folder holding boost/hana.hpp in CASDM_HANA_INCLUDE_DIR
+#   fmt (header-only): fmt's CMake package, or a folder holding fmt/format.h in CASDM_FMT_INCLUDE_DIR
 include(CMakeFindDependencyMacro)
 macro(_casdm_find name)
   if(CMAKE_FIND_PACKAGE_NAME)  # inside casdmConfig.cmake: report failure to the consumer's find_package
@@ -51,6 +52,20 @@ if(NOT TARGET casdm::hana)
   else()
     _casdm_find(Boost 1.71 CONFIG)
     set_target_properties(casdm::hana PROPERTIES INTERFACE_LINK_LIBRARIES Boost::headers)
+  endif()
+endif()
+
+# fmt, header-only (the library's messages and numbers). GPU machines without a package registry
+# carry its headers: CASDM_FMT_INCLUDE_DIR names the folder holding fmt/format.h.
+if(NOT TARGET casdm::fmt)
+  set(CASDM_FMT_INCLUDE_DIR "" CACHE PATH "Folder that holds fmt/format.h when fmt's CMake package is absent")
+  add_library(casdm::fmt INTERFACE IMPORTED)
+  if(CASDM_FMT_INCLUDE_DIR)
+    set_target_properties(casdm::fmt PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_FMT_INCLUDE_DIR}"
+                          INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)
+  else()
+    _casdm_find(fmt 9 CONFIG)
+    set_target_properties(casdm::fmt PROPERTIES INTERFACE_LINK_LIBRARIES fmt::fmt-header-only)
   endif()
 endif()
 

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
       const auto eq = r.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
         throw std::runtime_error("--row " + r + ": expected LABEL=CHECKPOINT");
-      rows.push_back({r.substr(0, eq), casdm::examples::resolve_checkpoint(r.substr(eq + 1)).string()});
+      rows.push_back({r.substr(0, eq), casdm::train::resolve_checkpoint(r.substr(eq + 1)).string()});
     }
     for (auto s : steps)
       if (s < 1) throw std::runtime_error("--steps: every entry must be at least 1");
@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
       if (r.preset.empty()) throw std::runtime_error(r.checkpoint + " names no preset (not written by casdm-train?)");
       for (auto s : steps)
         if (s > infos.back().options.diffusion_steps())
-          throw std::runtime_error("--steps " + std::to_string(s) + ": more than " + r.checkpoint + "'s T = " +
-                                   std::to_string(infos.back().options.diffusion_steps()));
+          throw std::runtime_error(fmt::format("--steps {}: more than {}'s T = {}", s, r.checkpoint,
+                                               infos.back().options.diffusion_steps()));
     }
     casdm::examples::require_writable_folder(out);
     if (bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
@@ -130,24 +130,22 @@ int main(int argc, char** argv) {
       scorer_name = scorer.name();
       for (size_t i = 0; i < rows.size(); ++i) {
         const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
-        casdm::examples::with_preset(rows[i].preset, [&](auto type) {
+        casdm::presets::visit(rows[i].preset, [&](auto type) {
           using P = typename decltype(type)::type;
-          auto model = casdm::examples::model_from_checkpoint<P>(infos[i], "ema", -1, rows[i].weights);
-          model->to(device);
-          model->eval();
+          auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
+          denoiser->to(device);
           for (auto s : steps) {
             const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key());
             const auto grid_path = fs::path(out) / (rows[i].label + ".png");
             if (cells.contains(key) && (s != steps.back() || fs::exists(grid_path))) {
-              std::fprintf(stderr, "%s, %lld DDIM steps: scored before (%s)\n", rows[i].label.c_str(),
-                           static_cast<long long>(s), cells_path.c_str());
+              fmt::print(stderr, "{}, {} DDIM steps: scored before ({})\n", rows[i].label, s, cells_path.string());
               rows[i].scores.push_back(scores_from(cells.at(key)));
               rows[i].seconds.push_back(cells.at(key).value("sampling_seconds", 0.0));
               continue;
             }
-            std::fprintf(stderr, "%s, %lld DDIM steps\n", rows[i].label.c_str(), static_cast<long long>(s));
+            fmt::print(stderr, "{}, {} DDIM steps\n", rows[i].label, s);
             const auto t0 = std::chrono::steady_clock::now();
-            const auto x = casdm::examples::draw(model, n, s, 0.0, batch, static_cast<uint64_t>(seed));
+            const auto x = casdm::examples::draw(denoiser, n, s, 0.0, batch, static_cast<uint64_t>(seed));
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
             rows[i].scores.push_back(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)));

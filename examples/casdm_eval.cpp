@@ -32,10 +32,10 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
                                               a.batch);
   const auto t1 = std::chrono::steady_clock::now();
   std::string which;
-  auto model = casdm::examples::model_from_checkpoint<Model>(c, a.weights, a.ema_rate, which);
-  model->to(device);
-  model->eval();
-  const auto samples = casdm::examples::draw(model, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed));
+  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
+      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
+  denoiser->to(device);
+  const auto samples = casdm::examples::draw(denoiser, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed));
   const auto t2 = std::chrono::steady_clock::now();
   const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
   const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
@@ -94,26 +94,25 @@ int main(int argc, char** argv) {
     const auto device = casdm::examples::use_machine(a.threads, a.device);
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
-    if (a.splits > a.n) throw std::runtime_error("--splits " + std::to_string(a.splits) + " is more than -n " + std::to_string(a.n));
+    if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
-    const auto path = casdm::examples::resolve_checkpoint(a.checkpoint);
+    const auto path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
-    if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
+    if (preset.empty()) throw std::runtime_error(fmt::format("{} names no preset (not written by casdm-train?)", path.string()));
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
     nlohmann::json j;
     casdm::examples::with_scorer(a.scorer, device, [&](auto& scorer) {
-      casdm::examples::with_preset(preset, [&](auto type) {
+      casdm::presets::visit(preset, [&](auto type) {
         using P = typename decltype(type)::type;
         j = evaluate<std::decay_t<decltype(scorer)>, P>(a, c, scorer, device);
-        return 0;
       });
     });
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");
-    std::cout << j.dump(2) << "\n";
+    fmt::print("{}\n", j.dump(2));
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "casdm-eval: " << e.what() << "\n";
+    fmt::print(stderr, "casdm-eval: {}\n", e.what());
     return 1;
   }
 }

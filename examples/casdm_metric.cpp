@@ -8,6 +8,7 @@
 // strings) and OUT/metric.json. The data set needs labels: Fashion-MNIST/MNIST IDX or CIFAR-10.
 #include "casdm/data/images.hpp"
 #include "casdm/metric/small_vgg.hpp"
+#include "casdm/train/small_vgg.hpp"
 #include "program.hpp"
 
 #include <nlohmann/json.hpp>
@@ -50,10 +51,10 @@ int main(int argc, char** argv) {
     const auto test = casdm::data::open_dataset(data, format, false);
     const int64_t classes = train.labels.max().item<int64_t>() + 1;
     casdm::examples::require_writable_folder(out);
-    std::cout << "training SmallVGG (" << casdm::examples::detail::fmt(widths) << ") on " << train.source << ": "
+    std::cout << "training SmallVGG (" << casdm::examples::detail::text(widths) << ") on " << train.source << ": "
               << train.size() << " images, " << classes << " classes, side " << image_size << ", " << steps << " steps\n";
     const auto t0 = std::chrono::steady_clock::now();
-    auto o = casdm::metric::SmallVGGTraining()
+    auto o = casdm::train::SmallVGGTraining()
                  .net(casdm::metric::SmallVGGOptions().widths(widths).num_classes(classes))
                  .image_size(image_size)
                  .steps(steps)
@@ -62,14 +63,14 @@ int main(int argc, char** argv) {
                  .hflip(!no_hflip)
                  .seed(static_cast<uint64_t>(seed))
                  .device(dev);
-    auto r = casdm::metric::train_small_vgg(train.images, train.labels, o, [&](int64_t s, double loss) {
+    auto r = casdm::train::train_small_vgg(train.images, train.labels, o, [&](int64_t s, double loss) {
       if (s % 250 == 0 || s == steps) std::cout << "step " << s << "/" << steps << "  cross-entropy " << loss << "\n";
     });
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double acc = casdm::metric::small_vgg_accuracy(r.net, test.images, test.labels, image_size);
     casdm::metric::save_small_vgg(r.net, fs::path(out) / "small_vgg.pt",
                                   {{"image_size", std::to_string(image_size)},
-                                   {"test_accuracy", casdm::examples::detail::fmt(acc)},
+                                   {"test_accuracy", casdm::io::number_str(acc)},
                                    {"data", train.source},
                                    {"steps", std::to_string(steps)}});
     nlohmann::json j;

@@ -26,39 +26,39 @@ struct Args {
   double eta = 0, ema_rate = -1;
 };
 
-template <class Model>
+// The denoiser alone is rebuilt and loaded: no loss, so no feature network's weights are needed.
+template <class Model, class Sampler>
 int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   const auto device = c10::Device(a.device);
   std::string weights;
-  auto model = casdm::examples::model_from_checkpoint<Model>(c, a.weights, a.ema_rate, weights);
-  model->to(device);
-  model->eval();
+  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
+      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &weights);
+  denoiser->to(device);
   torch::manual_seed(static_cast<uint64_t>(a.seed));
-  auto so = casdm::SampleOptions().steps(a.steps).eta(a.eta);
+  auto so = casdm::SampleOptions().steps(a.steps);
+  if (a.sampler == "ddim") so.eta(a.eta);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> parts;
   for (int64_t done = 0; done < a.n; done += a.batch) {
-    parts.push_back(model->sample(std::min(a.batch, a.n - done), so).cpu());
-    std::fprintf(stderr, "sampled %lld/%lld\n", static_cast<long long>(done + parts.back().size(0)),
-                 static_cast<long long>(a.n));
+    parts.push_back(casdm::sample<Sampler>(denoiser, std::min(a.batch, a.n - done), so).cpu());
+    fmt::print(stderr, "sampled {}/{}\n", done + parts.back().size(0), a.n);
   }
   auto x = at::cat(parts);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns);
-  casdm::train::TensorFile f;
+  casdm::io::TensorFile f;
   f.tensors["samples"] = x;
   f.meta = {{"checkpoint", c.path.string()},
-            {"step", std::to_string(c.step)},
+            {"step", fmt::format("{}", c.step)},
             {"preset", c.get("preset")},
             {"weights", weights},
             {"sampler", a.sampler},
-            {"steps", std::to_string(a.steps)},
-            {"eta", casdm::examples::detail::fmt(a.eta)},
-            {"seed", std::to_string(a.seed)}};
-  casdm::train::write_tensor_file(fs::path(a.out) / "samples.pt", f);
-  std::cout << "wrote " << a.out << "/{samples.png,samples.pt}: " << a.n << " images, " << weights << " weights, "
-            << a.sampler << " " << (a.steps ? std::to_string(a.steps) : std::string("default")) << " steps, "
-            << secs << " s\n";
+            {"steps", fmt::format("{}", a.steps)},
+            {"eta", casdm::io::number_str(a.eta)},
+            {"seed", fmt::format("{}", a.seed)}};
+  casdm::io::write_tensor_file(fs::path(a.out) / "samples.pt", f);
+  fmt::print("wrote {}/{{samples.png,samples.pt}}: {} images, {} weights, {} {} steps, {} s\n", a.out, a.n, weights,
+             a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), secs);
   return 0;
 }
 
@@ -87,18 +87,18 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--eta: the ancestral sampler has no eta (it is DDIM's)");
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
-    const fs::path path = casdm::examples::resolve_checkpoint(a.checkpoint);
+    const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
     casdm::examples::require_writable_folder(a.out);
-    return casdm::examples::with_preset(preset, [&](auto type) {
+    return casdm::presets::visit(preset, [&](auto type) {
       using P = typename decltype(type)::type;
-      if (a.sampler == "ancestral") return sample<casdm::with_sampler_t<P, casdm::sampler::Ancestral<>>>(a, c);
-      return sample<P>(a, c);
+      if (a.sampler == "ancestral") return sample<P, casdm::sampler::Ancestral<>>(a, c);
+      return sample<P, typename P::Impl::sampler_type>(a, c);
     });
   } catch (const std::exception& e) {
-    std::cerr << "casdm-sample: " << e.what() << "\n";
+    fmt::print(stderr, "casdm-sample: {}\n", e.what());
     return 1;
   }
 }

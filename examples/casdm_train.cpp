@@ -8,6 +8,7 @@
 // samples.png (EMA weights; samples-<step>.png with --sample-every), data.png and run.json (the
 // settings and the run's figures). Settings that define the run are stored in the checkpoint; a
 // resume takes them from there and refuses a command line that contradicts them.
+#include <fmt/format.h>
 #include "casdm/casdm.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
@@ -112,7 +113,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   }
   const int64_t first = trainer.step_count();
   if (first >= a.steps)
-    throw std::runtime_error("the run is at step " + std::to_string(first) + " already; --steps is the total to reach");
+    throw std::runtime_error(fmt::format("the run is at step {} already; --steps is the total to reach", first));
   casdm::data::Loader loader(set,
                              casdm::data::LoaderOptions()
                                  .batch_size(a.batch)
@@ -148,8 +149,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
       kept << line << "\n";
     }
     if (static_cast<int64_t>(curves[0].size()) != first)
-      throw std::runtime_error((out / "losses.csv").string() + " has " + std::to_string(curves[0].size()) +
-                               " rows up to step " + std::to_string(first) + ", expected one per step");
+      throw std::runtime_error(fmt::format("{} has {} rows up to step {}, expected one per step", (out / "losses.csv").string(), curves[0].size(), first));
   }
   casdm::examples::write_text(out / "losses.csv", kept.str());
   std::ofstream csv(out / "losses.csv", std::ios::app);
@@ -163,7 +163,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   auto sample_grid = [&](const fs::path& path) {
     casdm::train::GeneratorStateGuard keep_rng(device);
     const auto t0 = std::chrono::steady_clock::now();
-    auto x = trainer.ema(0)->sample(a.samples, casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise));
+    auto x = trainer.sample_ema(a.samples, casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise));
     casdm::examples::write_grid(path, x, 8);
     return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
@@ -224,9 +224,10 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   j["steps"] = a.steps;
   j["resumed_at_step"] = first;
   j["checkpoint"] = ckpt.string();
-  {  // trained parameters; a feature loss's frozen network counted apart
+  {  // the denoiser's trained parameters; a feature loss's frozen network (the objective's) apart
     int64_t trained = 0, frozen = 0;
-    for (const auto& p : model->parameters()) (p.requires_grad() ? trained : frozen) += p.numel();
+    for (const auto& p : model->parameters()) trained += p.numel();
+    for (const auto& p : model->objective()->parameters()) frozen += p.numel();
     j["parameters"] = trained;
     if (frozen > 0) j["frozen_parameters"] = frozen;
   }
@@ -329,22 +330,22 @@ int main(int argc, char** argv) {
       throw std::runtime_error(a.out + " holds checkpoints of an earlier run; continue it with --resume, or choose "
                                "another --out");
     }
-    const auto traits = casdm::examples::traits_of(a.preset);
+    const auto traits = casdm::presets::traits(a.preset);
     for (const char* o : {"--phi-model-channels", "--phi-channel-mult", "--phi-res-blocks", "--phi-attention"})
       if (app.count(o) && !traits.phi_net)
-        throw std::runtime_error(std::string(o) + ": preset " + a.preset +
-                                 " has no phi network (only the cascaded presets do)");
+        throw std::runtime_error(
+            fmt::format("{}: preset {} has no phi network (only the cascaded presets do)", o, a.preset));
     for (const char* o : {"--feature-size", "--feature-weights"})
       if (app.count(o) && !traits.features)
-        throw std::runtime_error(std::string(o) + ": preset " + a.preset + " has no feature loss");
+        throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
     casdm::data::parse_fit(a.fit);
     casdm::examples::require_writable_folder(a.out);
-    return casdm::examples::with_preset(a.preset, [&](auto type) {
+    return casdm::presets::visit(a.preset, [&](auto type) {
       return train<typename decltype(type)::type>(a, settings.values(), resume);
     });
   } catch (const std::exception& e) {
-    std::cerr << "casdm-train: " << e.what() << "\n";
+    fmt::print(stderr, "casdm-train: {}\n", e.what());
     return 1;
   }
 }

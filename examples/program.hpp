@@ -1,8 +1,12 @@
 #pragma once
-// What the example programs share: choosing a preset by name, the settings a run keeps across a
-// resume, output-folder checks and small formatting helpers.
+// What the example programs share: the settings a run keeps across a resume, --threads/--device,
+// output-folder checks and small helpers. Choosing a preset by name (casdm::presets::visit) and
+// loading a trained denoiser (casdm::train::load_denoiser) are library calls.
 #include "casdm/presets.hpp"
 #include "casdm/train/trainer.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -22,57 +26,20 @@
 
 namespace casdm::examples {
 
-/// "DDPM_Eps, DDPM_X0, ..." — every preset the programs know.
-inline std::string preset_names() {
-  std::string s;
-  presets::for_each([&](const char* name, auto) { s += (s.empty() ? "" : ", ") + std::string(name); });
-  return s;
-}
-
-/// Calls f(hana::type_c<Preset>) for the preset called `name`; unknown names are refused.
-template <class F>
-decltype(auto) with_preset(const std::string& name, F&& f) {
-  bool found = false;
-  int rc = 0;
-  presets::for_each([&](const char* n, auto type) {
-    if (name == n) {
-      found = true;
-      rc = f(type);
-    }
-  });
-  if (!found) throw std::runtime_error("unknown preset '" + name + "'; choose one of: " + preset_names());
-  return rc;
-}
-
-/// A preset's structure, for refusing options that mean nothing to it.
-struct PresetTraits {
-  bool phi_net = false;   // has a φ network of its own (cascaded)
-  bool features = false;  // has a feature loss (reads feature_size / feature_weights)
-};
-inline PresetTraits traits_of(const std::string& name) {
-  PresetTraits t;
-  with_preset(name, [&](auto type) {
-    using P = typename decltype(type)::type;
-    t.phi_net = topology::uses_phi_net<typename P::Impl::topology_type>;
-    t.features = P::Impl::losses_type::uses_features;
-    return 0;
-  });
-  return t;
-}
+/// "DDPM_Eps, DDPM_X0, ..." — every preset the programs know (for --help).
+inline std::string preset_names() { return fmt::format("{}", fmt::join(presets::names(), ", ")); }
 
 namespace detail {
-inline std::string fmt(int64_t v) { return std::to_string(v); }
-inline std::string fmt(const std::string& v) { return v; }
-inline std::string fmt(bool v) { return v ? "true" : "false"; }
-inline std::string fmt(double v) {
-  char b[32];
-  return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
-}
+// A setting's text as checkpoints keep it (numbers: io::number_str, which reads back exactly).
+inline std::string text(int64_t v) { return fmt::format("{}", v); }
+inline std::string text(const std::string& v) { return v; }
+inline std::string text(bool v) { return v ? "true" : "false"; }
+inline std::string text(double v) { return io::number_str(v); }
 template <class T>
-std::string fmt(const std::vector<T>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + fmt(v[i]);
-  return s;
+std::string text(const std::vector<T>& v) {
+  std::vector<std::string> parts;
+  for (const auto& x : v) parts.push_back(text(x));
+  return fmt::format("{}", fmt::join(parts, ","));
 }
 template <class T>
 T parse_one(const std::string& s) {
@@ -113,7 +80,7 @@ class RunSettings {
 
   std::map<std::string, std::string> values() const {
     std::map<std::string, std::string> out;
-    for (const auto& [k, r] : refs_) out[k] = std::visit([](auto* p) { return detail::fmt(*p); }, r);
+    for (const auto& [k, r] : refs_) out[k] = std::visit([](auto* p) { return detail::text(*p); }, r);
     return out;
   }
 
@@ -123,9 +90,10 @@ class RunSettings {
     std::string conflicts;
     for (const auto& [k, v] : mine) {
       auto it = stored.find(k);
-      if (it == stored.end()) throw std::runtime_error(source + " does not record --" + k + " (not written by casdm-train?)");
+      if (it == stored.end())
+        throw std::runtime_error(fmt::format("{} does not record --{} (not written by casdm-train?)", source, k));
       if (app.count("--" + k) && it->second != v)
-        conflicts += "\n  --" + k + " " + v + " (the run has " + (it->second.empty() ? "\"\"" : it->second) + ")";
+        conflicts += fmt::format("\n  --{} {} (the run has {})", k, v, it->second.empty() ? "\"\"" : it->second);
     }
     if (!conflicts.empty())
       throw std::runtime_error("a resumed run keeps its settings; these differ from " + source + ":" + conflicts);
@@ -133,7 +101,7 @@ class RunSettings {
       try {
         std::visit([&](auto* p) { detail::parse(stored.at(k), *p); }, r);
       } catch (const std::exception& e) {
-        throw std::runtime_error(source + " has a damaged --" + k + ": " + e.what());
+        throw std::runtime_error(fmt::format("{} has a damaged --{}: {}", source, k, e.what()));
       }
     }
   }
@@ -157,48 +125,20 @@ inline c10::Device use_machine(int64_t threads, const std::string& device) {
   try {
     d = c10::Device(device);
   } catch (const c10::Error&) {
-    throw std::runtime_error("--device " + device + ": not a device name (cpu, cuda, cuda:1, ...)");
+    throw std::runtime_error(fmt::format("--device {}: not a device name (cpu, cuda, cuda:1, ...)", device));
   }
   if (d->is_cuda() && (!torch::cuda::is_available() || d->index() >= static_cast<int>(torch::cuda::device_count())))
-    throw std::runtime_error("--device " + device + ": this LibTorch sees " + std::to_string(torch::cuda::device_count()) +
-                             " CUDA device(s)");
-  if (!d->is_cpu() && !d->is_cuda()) throw std::runtime_error("--device " + device + ": only cpu and cuda are supported");
+    throw std::runtime_error(
+        fmt::format("--device {}: this LibTorch sees {} CUDA device(s)", device, torch::cuda::device_count()));
+  if (!d->is_cpu() && !d->is_cuda())
+    throw std::runtime_error(fmt::format("--device {}: only cpu and cuda are supported", device));
   return *d;
 }
 
-/// A checkpoint file, or the newest checkpoint of a casdm-train output folder.
-inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
-  if (!std::filesystem::is_directory(path)) return path;
-  const auto dir = std::filesystem::exists(path / "checkpoints") ? path / "checkpoints" : path;
-  auto latest = train::CheckpointDir(dir).latest();
-  if (!latest) throw std::runtime_error("no checkpoint (ckpt-*.pt) in " + path.string());
-  return *latest;
-}
-
-/// The model of checkpoint `c` with its raw weights ("raw") or an EMA copy ("ema": the one with
-/// rate `ema_rate`, or the first when it is negative); `which` says which was loaded.
-template <class Model>
-Model model_from_checkpoint(const train::CheckpointInfo& c, const std::string& weights, double ema_rate, std::string& which) {
-  Model model(c.options);
-  std::string prefix = "model.";
-  which = "raw";
-  if (weights == "ema") {
-    std::string rates;
-    for (size_t i = 0; c.meta.count("ema." + std::to_string(i) + ".rate"); ++i) {
-      const auto r = c.get("ema." + std::to_string(i) + ".rate");
-      rates += (rates.empty() ? "" : ",") + r;
-      if (prefix == "model." && (ema_rate < 0 || std::stod(r) == ema_rate)) {
-        prefix = "ema." + std::to_string(i) + ".";
-        which = "ema " + r;
-      }
-    }
-    if (prefix == "model.")
-      throw std::runtime_error(c.path.string() + " has EMA rates {" + rates + "}" +
-                               (ema_rate < 0 ? "" : ", not " + detail::fmt(ema_rate)) +
-                               "; choose one with --ema-rate or use --weights raw");
-  }
-  train::load_state_strict(*model, train::section(c.file, prefix), c.path.string());
-  return model;
+/// The weights choice of --weights ema|raw and --ema-rate (negative: the first EMA copy).
+inline train::Weights weights_choice(const std::string& weights, double ema_rate) {
+  if (weights == "raw") return train::Weights::raw();
+  return train::Weights::ema_copy(ema_rate < 0 ? std::nullopt : std::optional<double>(ema_rate));
 }
 
 /// Creates `dir` and proves it writable, or throws naming it.
@@ -208,7 +148,7 @@ inline void require_writable_folder(const std::filesystem::path& dir) {
   const auto probe = dir / ".casdm-write-test";
   {
     std::ofstream f(probe);
-    if (ec || !f) throw std::runtime_error("output folder " + dir.string() + " is not writable");
+    if (ec || !f) throw std::runtime_error(fmt::format("output folder {} is not writable", dir.string()));
   }
   std::filesystem::remove(probe);
 }
@@ -219,7 +159,7 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
   {
     std::ofstream f(tmp, std::ios::binary);
     f << text;
-    if (!f) throw std::runtime_error("cannot write " + tmp);
+    if (!f) throw std::runtime_error(fmt::format("cannot write {}", tmp));
   }
   std::filesystem::rename(tmp, path);
 }
@@ -227,14 +167,9 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
 /// 75 → "1m15s".
 inline std::string duration(double seconds) {
   const auto s = static_cast<long long>(seconds + 0.5);
-  char b[32];
-  if (s >= 3600)
-    std::snprintf(b, sizeof b, "%lldh%02lldm", s / 3600, (s / 60) % 60);
-  else if (s >= 60)
-    std::snprintf(b, sizeof b, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(b, sizeof b, "%llds", s);
-  return b;
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
 }
 
 }  // namespace casdm::examples

@@ -30,9 +30,8 @@ Reference reference(Scorer& scorer, const std::string& scorer_path, const train:
                     const c10::Device& device, int64_t batch) {
   auto set = data::open_dataset(spec.data, spec.format, true);
   if (set.images.size(1) != c.options.channels())
-    throw std::runtime_error(set.source + " has " + std::to_string(set.images.size(1)) +
-                             "-channel images, the checkpoint's model makes " + std::to_string(c.options.channels()) +
-                             "-channel ones");
+    throw std::runtime_error(fmt::format("{} has {}-channel images, the checkpoint's model makes {}-channel ones",
+                                         set.source, set.images.size(1), c.options.channels()));
   Reference r;
   if (set.images.size(2) != c.options.image_size() || set.images.size(3) != c.options.image_size()) {
     r.fit = spec.fit.empty() ? c.get("args.fit", "resize") : spec.fit;
@@ -40,8 +39,7 @@ Reference reference(Scorer& scorer, const std::string& scorer_path, const train:
   }
   r.source = set.source;
   r.n = spec.n > 0 ? std::min(spec.n, set.size()) : set.size();
-  const std::string key = scorer.key() + "|" + set.source + "|" + std::to_string(r.n) + "|" +
-                          std::to_string(c.options.image_size()) + "|" + r.fit;
+  const std::string key = fmt::format("{}|{}|{}|{}|{}", scorer.key(), set.source, r.n, c.options.image_size(), r.fit);
   const auto path = spec.stats.empty() ? std::filesystem::path(scorer_path).parent_path() / "reference-stats.pt"
                                        : std::filesystem::path(spec.stats);
   if (auto cached = eval::load_reference(path, key)) {
@@ -51,26 +49,25 @@ Reference reference(Scorer& scorer, const std::string& scorer_path, const train:
   }
   r.stats = eval::image_stats(scorer, set.images.slice(0, 0, r.n), device, batch, [](int64_t d, int64_t t) {
     if (d == t || d % (10 * std::max<int64_t>(1, t / 100)) == 0)
-      std::fprintf(stderr, "reference features %lld/%lld\n", static_cast<long long>(d), static_cast<long long>(t));
+      fmt::print(stderr, "reference features {}/{}\n", d, t);
   });
   eval::save_reference(r.stats, path, key);
   return r;
 }
 
-/// n samples from `model` (DDIM with `steps`, eta), in batches, with a progress line on stderr.
-template <class Model>
-at::Tensor draw(Model& model, int64_t n, int64_t steps, double eta, int64_t batch, uint64_t seed) {
+/// n samples from `denoiser` (DDIM with `steps`, eta), in batches, with a progress line on stderr.
+template <class Denoiser>
+at::Tensor draw(Denoiser& denoiser, int64_t n, int64_t steps, double eta, int64_t batch, uint64_t seed) {
   torch::manual_seed(seed);
   const auto so = SampleOptions().steps(steps).eta(eta);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> parts;
   for (int64_t done = 0; done < n; done += batch) {
-    parts.push_back(model->sample(std::min(batch, n - done), so).cpu());
+    parts.push_back(casdm::sample<sampler::DDIM<>>(denoiser, std::min(batch, n - done), so).cpu());
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const int64_t now = done + parts.back().size(0);
-    std::fprintf(stderr, "sampled %lld/%lld  %.1f images/s  ETA %s\n", static_cast<long long>(now),
-                 static_cast<long long>(n), static_cast<double>(now) / s,
-                 duration(s / static_cast<double>(now) * static_cast<double>(n - now)).c_str());
+    fmt::print(stderr, "sampled {}/{}  {:.1f} images/s  ETA {}\n", now, n, static_cast<double>(now) / s,
+               duration(s / static_cast<double>(now) * static_cast<double>(n - now)));
   }
   return at::cat(parts);
 }

@@ -2,13 +2,15 @@
 // Shared helpers of the test suite: Python references run at test time, tensor files written by
 // Python's torch.save, and the list of devices to run on.
 #include "casdm/core/compat.hpp"
-#include "casdm/train/checkpoint.hpp"
+#include "casdm/io/tensor_file.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,14 +30,22 @@ inline std::string source_dir() { return CASDM_TEST_SOURCE_DIR; }
 
 /// Devices the model tests run on: every available one, or those named in CASDM_TEST_DEVICES
 /// ("cuda", "cpu", "cpu,cuda") — a GPU machine sets "cuda" to skip what CPU machines already cover.
+/// A list that would be empty (a mistyped name, "cuda" on a machine without one) is an error, so a
+/// test over "every device" never passes by running nothing.
 inline std::vector<c10::Device> devices() {
   auto all = compat::available_devices();
   const char* env = std::getenv("CASDM_TEST_DEVICES");
   if (!env || !*env) return all;
   const std::string want = std::string(",") + env + ",";
   std::vector<c10::Device> out;
-  for (const auto& d : all)
+  std::vector<std::string> names;
+  for (const auto& d : all) {
+    names.push_back(d.str());
     if (want.find(std::string(",") + c10::DeviceTypeName(d.type(), true) + ",") != std::string::npos) out.push_back(d);
+  }
+  if (out.empty())
+    throw std::runtime_error(fmt::format("CASDM_TEST_DEVICES={} names none of the available devices ({})", env,
+                                         fmt::join(names, ", ")));
   return out;
 }
 
@@ -88,7 +98,7 @@ inline std::map<std::string, at::Tensor> load_tensors(const std::filesystem::pat
 inline void save_tensors(const std::map<std::string, at::Tensor>& tensors, const std::filesystem::path& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [k, v] : tensors) dict.insert(k, v.detach().cpu().contiguous());
-  auto bytes = train::detail::torch_save_bytes(dict);
+  auto bytes = io::detail::torch_save_bytes(dict);
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path.string());

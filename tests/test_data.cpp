@@ -6,6 +6,7 @@
 
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
+#include "casdm/train/small_vgg.hpp"
 #include "support.hpp"
 
 using namespace casdm;
@@ -191,7 +192,7 @@ TEST_CASE("the README's training loop runs and resumes from its checkpoint folde
       CHECK(std::isfinite(report["eps"].item<double>()));
       if (trainer.step_count() % 2 == 0) ckpts.save(trainer, {{"preset", "CasDM"}});
     }
-    auto images = trainer.ema()->sample(2, casdm::SampleOptions().steps(2));
+    auto images = trainer.sample_ema(2, casdm::SampleOptions().steps(2));
     CHECK(images.sizes() == at::IntArrayRef({2, 1, 32, 32}));
     return trainer.step_count();
   };
@@ -206,14 +207,14 @@ TEST_CASE("the README's training loop runs and resumes from its checkpoint folde
 TEST_CASE("a SmallVGG trained on Fashion-MNIST classifies its test images, the same for the same seed", "[data][metric]") {
   const auto train = casdm::data::open_dataset("/usr/share/datasets/fashion-mnist", "auto", true);
   const auto test = casdm::data::open_dataset("/usr/share/datasets/fashion-mnist", "auto", false);
-  auto o = casdm::metric::SmallVGGTraining()
+  auto o = casdm::train::SmallVGGTraining()
                .net(casdm::metric::SmallVGGOptions().widths({16, 32, 64}))
                .image_size(28)
                .steps(600)
                .batch_size(64)
                .seed(3);
   std::vector<double> losses;
-  auto r = casdm::metric::train_small_vgg(train.images, train.labels, o, [&](int64_t, double l) { losses.push_back(l); });
+  auto r = casdm::train::train_small_vgg(train.images, train.labels, o, [&](int64_t, double l) { losses.push_back(l); });
   REQUIRE(losses.size() == 12);
   const auto first = test.images.slice(0, 0, 2000), first_labels = test.labels.slice(0, 0, 2000);
   const double acc = casdm::metric::small_vgg_accuracy(r.net, first, first_labels, 28);
@@ -221,9 +222,9 @@ TEST_CASE("a SmallVGG trained on Fashion-MNIST classifies its test images, the s
   // 600 steps of 64 images (two thirds of an epoch): chance is 0.1; a working classifier passes 0.8.
   CHECK(acc > 0.8);
   CHECK(losses.back() < 0.5 * std::log(10.0));
-  auto again = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3));
-  auto other = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3).seed(4));
-  auto third = casdm::metric::train_small_vgg(train.images, train.labels, o.steps(3).seed(3));
+  auto again = casdm::train::train_small_vgg(train.images, train.labels, o.steps(3));
+  auto other = casdm::train::train_small_vgg(train.images, train.labels, o.steps(3).seed(4));
+  auto third = casdm::train::train_small_vgg(train.images, train.labels, o.steps(3).seed(3));
   CHECK(at::equal(again.net->classifier->weight, third.net->classifier->weight));
   CHECK(!at::equal(again.net->classifier->weight, other.net->classifier->weight));
 }

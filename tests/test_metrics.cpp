@@ -113,7 +113,7 @@ TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "
   CHECK(report["lpips"].item<double>() > 0);
   CHECK(test::count(test::reaches(report["lpips"], theta)) == 0);
   CHECK(test::count(test::reaches(report["lpips"], phi)) == phi.size());
-  auto backbone = m->named_children()["feature_lpips"];
+  auto backbone = m->objective()->named_children()["feature_lpips"];
   std::map<std::string, at::Tensor> before;
   for (const auto& kv : backbone->named_parameters()) before.emplace(kv.key(), kv.value().clone());
   train::Trainer<presets::CasDM_LPIPS> trainer(m, train::TrainerOptions().ema_rates({0.9}));
@@ -264,7 +264,7 @@ TEST_CASE("CasDM_Inception and CasDM_Swin: the feature loss trains phi only", "[
     CHECK(loss.item<double>() > 0);
     CHECK(test::count(test::reaches(loss, theta)) == 0);
     CHECK(test::count(test::reaches(loss, phi)) == phi.size());
-    CHECK(m->named_children()[std::string("feature_") + term]->parameters().front().requires_grad() == false);
+    CHECK(m->objective()->named_children()[std::string("feature_") + term]->parameters().front().requires_grad() == false);
   };
   torch::manual_seed(6);
   check_phi_only(presets::CasDM_Inception(test::tiny_options(8, 1, 100).feature_size(75).feature_weights(inception_dir().string())),
@@ -275,7 +275,32 @@ TEST_CASE("CasDM_Inception and CasDM_Swin: the feature loss trains phi only", "[
   CHECK(presets::CasDM_Inception::Impl::losses_type::describe().back().second == 0.1);
 }
 
-TEST_CASE("metric networks compute the same on every device", "[metric][device]") {
+// 𝒯 by value against PyTorch's F.interpolate (bilinear, align_corners=False), (x+1)/2 and the
+// grey → three-channel repeat, at sides below, equal to and above the input's 12.
+TEST_CASE("the feature transform equals PyTorch's resize, rescale and channel repeat", "[metric][loss]") {
+  const auto dir = test::scratch("transform");
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(21);
+  const auto grey = at::rand({2, 1, 12, 12}, gen, at::kDouble) * 2.4 - 1.2;  // a little outside [−1, 1] too
+  const auto rgb = at::rand({2, 3, 12, 12}, gen, at::kDouble) * 2 - 1;
+  const std::vector<int64_t> sizes{5, 12, 32, 75};
+  test::save_tensors({{"grey", grey}, {"rgb", rgb}, {"sizes", at::tensor(sizes)}}, dir / "in.pt");
+  test::run_python("transform_ref.py", (dir / "in.pt").string() + " " + (dir / "out.pt").string());
+  const auto want = test::load_tensors(dir / "out.pt");
+  for (const auto s : sizes) {
+    INFO("side " << s);
+    CHECK(test::max_abs_diff(loss::feature_transform(grey, s), want.at(fmt::format("grey@{}", s))) < 1e-12);
+    CHECK(test::max_abs_diff(loss::feature_transform(rgb, s), want.at(fmt::format("rgb@{}", s))) < 1e-12);
+  }
+}
+
+// Hidden ([.cuda]): it compares each accelerator with the CPU, so it has nothing to check on a
+// CPU-only machine; tools/gpu-check.sh runs it on the GPU machine, and run there it fails when no
+// accelerator is in the device list.
+TEST_CASE("metric networks compute the same on every accelerator as on the CPU", "[metric][device][.cuda]") {
+  std::vector<c10::Device> accelerators;
+  for (const auto& d : test::devices())
+    if (!d.is_cpu()) accelerators.push_back(d);
+  REQUIRE(!accelerators.empty());
   const auto lref = test::load_tensors(lpips_dir() / "expected.pt");
   metric::LPIPS lpips(metric::LPIPSOptions()
                           .vgg_weights((lpips_dir() / "vgg16_features.pt").string())
@@ -289,7 +314,7 @@ TEST_CASE("metric networks compute the same on every device", "[metric][device]"
   const auto want_lpips = lpips(a, b), want_resnet = loss::ResNetBackbone::distance(resnet, a, b);
   const auto want_inception = loss::InceptionBackbone::distance(inception, a80, b80);
   const auto want_swin = loss::SwinBackbone::distance(swin, a, b);
-  for (const auto& device : test::devices()) {
+  for (const auto& device : accelerators) {
     INFO(device.str());
     lpips->to(device);
     resnet->to(device);
@@ -306,6 +331,7 @@ TEST_CASE("metric networks compute the same on every device", "[metric][device]"
 
 // SmallVGG: the metric network trained on the data itself (CPU scale, no ImageNet weights).
 #include "casdm/loss/small_vgg.hpp"
+#include "casdm/train/small_vgg.hpp"
 
 TEST_CASE("SmallVGG's distance is LPIPS's formula with unit weights, as PyTorch computes it from the saved file", "[metric]") {
   const auto dir = test::scratch("small-vgg");
@@ -331,17 +357,17 @@ TEST_CASE("SmallVGG's distance is LPIPS's formula with unit weights, as PyTorch 
                     Catch::Contains("SmallVGG weights file not found") && Catch::Contains("casdm-metric --data DIR"));
   CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ModelOptions()), Catch::Contains("casdm-metric --data DIR --out FOLDER"));
   CHECK_THROWS_WITH(metric::load_small_vgg(lpips_dir() / "lpips_linear.pt"), Catch::Contains("is not a SmallVGG file"));
-  auto t = train::read_tensor_file(dir / "small_vgg.pt").tensors;
+  auto t = io::read_tensor_file(dir / "small_vgg.pt").tensors;
   t.erase("classifier.bias");
-  train::TensorFile edited;
+  io::TensorFile edited;
   edited.tensors = t;
   edited.meta = {{"small_vgg.widths", "8,16,24"}, {"small_vgg.num_classes", "5"}};
-  train::write_tensor_file(dir / "edited.pt", edited);
+  io::write_tensor_file(dir / "edited.pt", edited);
   CHECK_THROWS_WITH(metric::load_small_vgg(dir / "edited.pt"), Catch::Contains("1 missing: classifier.bias"));
-  CHECK_THROWS_WITH(metric::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::Tensor(), metric::SmallVGGTraining()),
+  CHECK_THROWS_WITH(train::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::Tensor(), train::SmallVGGTraining()),
                     Catch::Contains("has no labels"));
-  CHECK_THROWS_WITH(metric::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::full({4}, 12, at::kLong),
-                                            metric::SmallVGGTraining()),
+  CHECK_THROWS_WITH(train::train_small_vgg(at::zeros({4, 1, 8, 8}, at::kByte), at::full({4}, 12, at::kLong),
+                                            train::SmallVGGTraining()),
                     Catch::Contains("labels must lie in [0, 10), found 12"));
 }
 
@@ -496,6 +522,15 @@ TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuse
   train::Trainer<presets::CasDM_LPIPS> resumed(same, train::TrainerOptions().ema_rates({0.9}));
   CHECK_NOTHROW(resumed.load(dir / "ckpt.pt"));
   CHECK(resumed.step_count() == 1);
+  // Sampling needs the denoiser alone: it loads without the weights folder, and a denoiser of
+  // another topology is refused naming both types.
+  std::string which;
+  auto d = train::load_denoiser<presets::CasDM_LPIPS::Denoiser>(dir / "ckpt.pt", {}, &which);
+  CHECK(which == "ema 0.9");
+  CHECK(at::equal(d->parameters()[0], t.ema(0)->parameters()[0]));
+  CHECK(casdm::sample<sampler::DDIM<2>>(d, 1).sizes() == at::IntArrayRef({1, 1, 8, 8}));
+  CHECK_THROWS_WITH(train::load_denoiser<presets::Dual::Denoiser>(dir / "ckpt.pt"),
+                    Catch::Contains("holds another denoiser") && Catch::Contains("DualHead"));
 
   auto lin = test::load_tensors(weights / "lpips_linear.pt");
   lin.at("lin0") = lin.at("lin0") * 2;

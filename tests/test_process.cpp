@@ -1,6 +1,7 @@
 // The process math of DESIGN §1 against an independent float64 numpy implementation of
 // improved-diffusion's formulas (tests/reference/process_ref.py), run at test time.
 #include "casdm/core/process.hpp"
+#include "casdm/core/estimate.hpp"
 #include "casdm/sampler/ancestral.hpp"
 #include "casdm/sampler/ddim.hpp"
 #include "casdm/schedule/cosine.hpp"
@@ -59,19 +60,47 @@ void check_process(const Process& p, const std::string& prefix, const c10::Devic
   CHECK(max_abs_diff(p.predict_eps_from_x0(x_t, t, x0), want(prefix + "/eps_from_x0")) < tol);
   CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.0, z), want(prefix + "/ddim_eta0")) < tol);
   CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.5, z), want(prefix + "/ddim_eta05")) < tol);
-  // The samplers' own step pieces give the same numbers.
+  // The samplers' runs, one image at a time (a run steps every image at one index), with the
+  // estimate (x0, ε) handed to them: their noise is drawn by the run, so it is drawn again from
+  // the same seed and swapped for the reference's z in the expected value.
   using casdm::sampler::Ancestral;
   using casdm::sampler::DDIM;
   using casdm::sampler::FixedLarge;
   using casdm::sampler::FixedSmall;
-  auto ddim = DDIM<>::mean(p, x_t, t, x0, eps, 0.5) + DDIM<>::noise_scale(p, t, x_t, 0.5) * z;
-  CHECK(max_abs_diff(ddim, want(prefix + "/ddim_eta05")) < tol);
-  auto small = Ancestral<1, FixedSmall>::mean(p, x_t, t, x0, eps, 1.0) +
-               Ancestral<1, FixedSmall>::noise_scale(p, t, x_t, 1.0) * z;
-  CHECK(max_abs_diff(small, want(prefix + "/ancestral_small")) < tol);
-  auto large = Ancestral<1, FixedLarge>::mean(p, x_t, t, x0, eps, 1.0) +
-               Ancestral<1, FixedLarge>::noise_scale(p, t, x_t, 1.0) * z;
-  CHECK(max_abs_diff(large, want(prefix + "/ancestral_large")) < tol);
+  auto pick = [&](const at::Tensor& tab) { return tab.index_select(0, t.cpu()).to(device).view({-1, 1, 1, 1}); };
+  const auto abar = pick(want(prefix + "/alphas_cumprod")), abar_prev = pick(want(prefix + "/alphas_cumprod_prev"));
+  const auto mask = t.ne(0).to(at::kDouble).view({-1, 1, 1, 1});
+  auto run_each = [&](auto sampler, const casdm::SampleOptions& so, at::Tensor& z_run) {
+    using S = decltype(sampler);
+    std::vector<at::Tensor> out, zs;
+    for (int64_t b = 0; b < t.size(0); ++b) {
+      const auto xb = x_t.slice(0, b, b + 1), x0b = x0.slice(0, b, b + 1), eb = eps.slice(0, b, b + 1);
+      const int64_t i = t[b].item<int64_t>();
+      at::manual_seed(100 + b);
+      typename S::Run run(p, so);
+      out.push_back(run.step([&](const at::Tensor&, const at::Tensor& tb) {
+        CHECK(tb.item<int64_t>() == i);
+        return casdm::Estimate{x0b, eb};
+      }, xb, i));
+      at::manual_seed(100 + b);
+      zs.push_back(at::randn_like(xb));
+    }
+    z_run = at::cat(zs);
+    return at::cat(out);
+  };
+  at::Tensor zr;
+  auto ddim0 = run_each(DDIM<>{}, casdm::SampleOptions().eta(0.0), zr);
+  CHECK(max_abs_diff(ddim0, want(prefix + "/ddim_eta0")) < tol);
+  auto ddim05 = run_each(DDIM<>{}, casdm::SampleOptions().eta(0.5), zr);
+  const auto sigma = 0.5 * ((1 - abar_prev) / (1 - abar)).sqrt() * (1 - abar / abar_prev).sqrt();
+  CHECK(max_abs_diff(ddim05, want(prefix + "/ddim_eta05") + mask * sigma * (zr - z)) < tol);
+  auto small = run_each(Ancestral<1, FixedSmall>{}, {}, zr);
+  const auto small_sd = pick(want(prefix + "/posterior_log_variance_clipped")).mul(0.5).exp();
+  CHECK(max_abs_diff(small, want(prefix + "/ancestral_small") + mask * small_sd * (zr - z)) < tol);
+  auto large = run_each(Ancestral<1, FixedLarge>{}, {}, zr);
+  auto large_var = want(prefix + "/betas").clone();
+  if (large_var.size(0) > 1) large_var[0] = want(prefix + "/posterior_variance")[1];
+  CHECK(max_abs_diff(large, want(prefix + "/ancestral_large") + mask * pick(large_var).sqrt() * (zr - z)) < tol);
 }
 
 }  // namespace

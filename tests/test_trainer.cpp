@@ -20,9 +20,9 @@ std::map<std::string, at::Tensor> snapshot(const std::map<std::string, at::Tenso
 template <class M>
 std::map<std::string, at::Tensor> everything(train::Trainer<M>& t) {
   std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : train::state_of(*t.model())) out.emplace("model." + k, v.detach().clone());
+  for (const auto& [k, v] : io::state_of(*t.model())) out.emplace("model." + k, v.detach().clone());
   for (size_t i = 0; i < t.options().ema_rates().size(); ++i)
-    for (const auto& [k, v] : train::state_of(*t.ema(i))) out.emplace("ema" + std::to_string(i) + "." + k, v.detach().clone());
+    for (const auto& [k, v] : io::state_of(*t.ema(i))) out.emplace("ema" + std::to_string(i) + "." + k, v.detach().clone());
   for (const auto& [k, v] : t.optimizer().state()) out.emplace("optim." + k, v.detach().clone());
   return out;
 }
@@ -136,7 +136,7 @@ ResumeRun resume_run(const c10::Device& device, const std::filesystem::path& dir
   torch::manual_seed(11);
   presets::CasDM m1(resume_options());
   test::perturb(*m1);
-  auto init = snapshot(train::state_of(*m1));
+  auto init = snapshot(io::state_of(*m1));
   m1->to(device);
   train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
   torch::manual_seed(5);
@@ -144,7 +144,7 @@ ResumeRun resume_run(const c10::Device& device, const std::filesystem::path& dir
 
   torch::manual_seed(11);
   presets::CasDM m2(resume_options());
-  train::load_state_strict(*m2, init, "init");
+  io::load_state_strict(*m2, init, "init");
   m2->to(device);
   train::Trainer<presets::CasDM> first(m2, resume_trainer_options());
   torch::manual_seed(5);
@@ -235,23 +235,23 @@ TEST_CASE("a checkpoint of another model, size, T or EMA set is refused and chan
   unchanged();
 
   // A file whose names were edited: the mismatch is found before anything is copied.
-  auto f = train::read_tensor_file(dir / "two-ema.pt");
+  auto f = io::read_tensor_file(dir / "two-ema.pt");
   t.save(dir / "good.pt");
-  auto g = train::read_tensor_file(dir / "good.pt");
+  auto g = io::read_tensor_file(dir / "good.pt");
   g.tensors.erase("optim.exp_avg.theta.out_conv.weight");
   g.tensors.emplace("model.extra", at::zeros({1}));
-  train::write_tensor_file(dir / "edited.pt", g);
+  io::write_tensor_file(dir / "edited.pt", g);
   CHECK_THROWS_WITH(t.load(dir / "edited.pt"), Catch::Contains("(model) does not fit this model") &&
                                                    Catch::Contains("1 unexpected: extra"));
   g.tensors.erase("model.extra");
-  train::write_tensor_file(dir / "edited.pt", g);
+  io::write_tensor_file(dir / "edited.pt", g);
   const auto rng_before = at::detail::getDefaultCPUGenerator().get_state();
   CHECK_THROWS_WITH(t.load(dir / "edited.pt"), Catch::Contains("optimiser state does not fit") &&
                                                    Catch::Contains("missing exp_avg.theta.out_conv.weight"));
   unchanged();
   CHECK(at::equal(rng_before, at::detail::getDefaultCPUGenerator().get_state()));
 
-  train::save_module(*cas, dir / "model-file.pt");
+  io::save_module(*cas, dir / "model-file.pt");
   CHECK_THROWS_WITH(t.load(dir / "model-file.pt"), Catch::Contains("is not a casdm checkpoint"));
   {
     std::ifstream in(dir / "good.pt", std::ios::binary);

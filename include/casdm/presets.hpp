@@ -1,72 +1,34 @@
 #pragma once
-// The paper's rows as types (An et al. 2024, Tables 1, 4 and 5). Each takes ModelOptions whose
-// defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks, channel_mult
-// (1,2,2,2), attention at 16 and 8, DDIM with 100 steps.
-#include "casdm/loss/inception.hpp"
-#include "casdm/loss/lpips.hpp"
-#include "casdm/loss/mse.hpp"
-#include "casdm/loss/resnet.hpp"
-#include "casdm/loss/set.hpp"
-#include "casdm/loss/small_vgg.hpp"
-#include "casdm/loss/swin.hpp"
-#include "casdm/model.hpp"
-#include "casdm/net/unet.hpp"
-#include "casdm/sampler/ddim.hpp"
-#include "casdm/schedule/cosine.hpp"
-#include "casdm/topology/cascaded.hpp"
-#include "casdm/topology/plain.hpp"
+// Every preset of the paper (An et al. 2024) and the registry that chooses one by name at run time.
+//   casdm/presets/table1.hpp    DDPM_Eps, DDPM_X0, Dual, CasDM, CasDM_FixRes, CasDM_FixRes_Concat
+//   casdm/presets/lpips.hpp     DDPM_X0_LPIPS, Dual_LPIPS, CasDM_LPIPS, CasDM_FixRes_LPIPS
+//   casdm/presets/features.hpp  CasDM_ResNet, CasDM_Inception, CasDM_Swin, CasDM_SmallVGG
+// Include one of those alone to parse less (the metric networks and the weight-file reader are
+// dear to compile).
+//
+//   casdm::presets::visit("CasDM", [&](auto type) { using P = typename decltype(type)::type; ... });
+//   casdm::presets::names();            // {"DDPM_Eps", "DDPM_X0", ...}
+//   casdm::presets::traits("CasDM_LPIPS").features;   // true: needs ModelOptions::feature_weights
+#include "casdm/presets/features.hpp"
+#include "casdm/presets/lpips.hpp"
+#include "casdm/presets/table1.hpp"
 
 #include <boost/hana/pair.hpp>
 #include <boost/hana/string.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <stdexcept>
+#include <string>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace casdm::presets {
 
-using PaperSchedule = schedule::Cosine;
-using PaperSampler = sampler::DDIM<100>;
-using CasLosses = loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>>;
-
-/// Table 1: DDPM predicting ε.
-using DDPM_Eps = Model<PaperSchedule, topology::EpsOnly<>, loss::Set<loss::EpsMSE<>>, PaperSampler>;
-/// Table 1: DDPM predicting x0.
-using DDPM_X0 = Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>>, PaperSampler>;
-/// Table 1: dual diffusion (Benny & Wolf 2022): one network, x0′ + ε′ + r.
-using Dual = Model<PaperSchedule, topology::DualHead<>, loss::Set<loss::X0MSE<>, loss::EpsMSE<>, loss::MuMix<>>,
-                   PaperSampler>;
-/// Table 1: Cas-DM, θ → ε′, φ(x0⋆) → x0′, r.
-using CasDM = Model<PaperSchedule, topology::Cascaded<>, CasLosses, PaperSampler>;
-/// Table 4: φ a Fix-Res CNN.
-using CasDM_FixRes = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLosses, PaperSampler>;
-/// Table 4: φ a Fix-Res CNN on concat(x0⋆, ε′).
-using CasDM_FixRes_Concat =
-    Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN, topology::phi_input::Concat>, CasLosses,
-          PaperSampler>;
-
-/// Table 1 with the metric function: LPIPS (λ = 0.1) on the x0 prediction. Each needs
-/// ModelOptions::feature_weights, the folder of tools/export_weights.py's files.
-using DDPM_X0_LPIPS =
-    Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>, loss::LPIPSLoss<>>, PaperSampler>;
-using Dual_LPIPS = Model<PaperSchedule, topology::DualHead<>,
-                         loss::Set<loss::X0MSE<>, loss::EpsMSE<>, loss::MuMix<>, loss::LPIPSLoss<>>, PaperSampler>;
-using CasLPIPSLosses = loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::LPIPSLoss<>>;
-using CasDM_LPIPS = Model<PaperSchedule, topology::Cascaded<>, CasLPIPSLosses, PaperSampler>;
-/// Table 4: the Fix-Res φ with LPIPS.
-using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLPIPSLosses, PaperSampler>;
-
-/// Table 3: the ResNet-50 feature loss (λ = 0.1) in place of LPIPS.
-using CasDM_ResNet = Model<PaperSchedule, topology::Cascaded<>,
-                           loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::ResNetLoss<>>, PaperSampler>;
-/// Table 3: the Inception v3 feature loss (λ = 0.1).
-using CasDM_Inception = Model<PaperSchedule, topology::Cascaded<>,
-                              loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::InceptionLoss<>>, PaperSampler>;
-/// Table 3: the Swin-T feature loss (λ = 0.1).
-using CasDM_Swin = Model<PaperSchedule, topology::Cascaded<>,
-                         loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SwinLoss<>>, PaperSampler>;
-
-/// CPU scale: the metric a SmallVGG classifier trained on the data itself (casdm-metric), λ = 0.1.
-using CasDM_SmallVGG = Model<PaperSchedule, topology::Cascaded<>,
-                             loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SmallVGGLoss<>>, PaperSampler>;
-
-/// Every preset by name, for programs that choose one at run time:
+/// Every preset by name, in the paper's order:
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
 void for_each(F&& f) {
@@ -87,6 +49,59 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_SmallVGG"), hana::type_c<CasDM_SmallVGG>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
+}
+
+/// The names of every preset, in the paper's order.
+inline std::vector<std::string> names() {
+  std::vector<std::string> out;
+  for_each([&](const char* n, auto) { out.emplace_back(n); });
+  return out;
+}
+
+/// Calls f(hana::type_c<Preset>) for the preset called `name` and returns what f returns (f must
+/// return the same type for every preset). An unknown name is refused, listing the known ones.
+template <class F>
+auto visit(std::string_view name, F&& f) {
+  using R = decltype(f(boost::hana::type_c<DDPM_Eps>));
+  bool found = false;
+  if constexpr (std::is_void_v<R>) {
+    for_each([&](const char* n, auto type) {
+      if (!found && name == n) {
+        found = true;
+        f(type);
+      }
+    });
+    if (!found) throw std::invalid_argument(fmt::format("unknown preset '{}'; choose one of: {}", name, fmt::join(names(), ", ")));
+  } else {
+    std::optional<std::remove_cvref_t<R>> out;
+    for_each([&](const char* n, auto type) {
+      if (!out && name == n) out.emplace(f(type));
+    });
+    if (!out) throw std::invalid_argument(fmt::format("unknown preset '{}'; choose one of: {}", name, fmt::join(names(), ", ")));
+    return std::remove_cvref_t<R>(std::move(*out));  // by value: out dies here
+  }
+}
+
+/// What a preset is made of, for programs that refuse options meaning nothing to it.
+struct Traits {
+  std::string topology;  // "eps-only", "x0-only", "dual-head", "cascaded"
+  std::string sampler;   // "ddim", ...
+  bool phi_net = false;   // has a φ network of its own, sized by ModelOptions::phi_net (cascaded)
+  bool features = false;  // has a feature loss: reads ModelOptions::feature_size / feature_weights
+  std::vector<std::pair<std::string, double>> losses;  // term names and weights λ
+};
+
+/// The traits of a model type.
+template <class P>
+Traits traits_of() {
+  using I = typename P::Impl;
+  return {I::topology_type::name, I::sampler_type::name, topology::uses_phi_net<typename I::topology_type>,
+          I::losses_type::uses_features, I::losses_type::describe()};
+}
+
+/// The traits of the preset called `name` (unknown names refused as by visit).
+inline Traits traits(std::string_view name) {
+  return visit(name, [](auto type) { return traits_of<typename decltype(type)::type>(); });
 }
 
 }  // namespace casdm::presets

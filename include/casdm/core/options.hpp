@@ -31,17 +31,4 @@ struct ModelOptions {
   net::UNetOptions phi_net_options() const { return net::UNetOptions(phi_net_.value_or(net_)).image_size(image_size_); }
 };
 
-/// Runtime choices of one sampling run; unset fields take the sampler type's defaults.
-struct SampleOptions {
-  /// Number of (respaced) steps; 0 means the sampler's default.
-  TORCH_ARG(int64_t, steps) = 0;
-  /// DDIM η (0: deterministic DDIM, 1: DDPM-like); ignored by the ancestral sampler.
-  TORCH_ARG(std::optional<double>, eta) = std::nullopt;
-  /// Clip x0 predictions to [−1, 1] at every step and re-derive ε from the clipped x0
-  /// (improved-diffusion's clip_denoised). Off gives the raw predictions.
-  TORCH_ARG(bool, clip_denoised) = true;
-  /// Starting noise x_T; undefined means fresh N(0, I) from the default generator.
-  TORCH_ARG(at::Tensor, noise) = at::Tensor{};
-};
-
 }  // namespace casdm

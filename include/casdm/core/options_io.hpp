@@ -5,7 +5,11 @@
 //   auto meta = casdm::options_to_map(opts);        // {"image_size": "32", "net.channel_mult": "1,2,2,2", ...}
 //   auto back = casdm::options_from_map(meta);      // equal to opts
 //   auto diff = casdm::options_differences(a, b);   // {"net.model_channels: 64 vs 128"}
+#include <fmt/format.h>
 #include "casdm/core/options.hpp"
+#include "casdm/io/text.hpp"
+
+#include <fmt/ranges.h>
 
 #include <charconv>
 #include <map>
@@ -18,16 +22,10 @@ namespace casdm {
 namespace detail {
 
 inline std::string join_ints(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
+  return fmt::format("{}", fmt::join(v, ","));
 }
 
-inline std::string format_double(double d) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);  // shortest form that reads back exactly
-  return std::string(buf, r.ptr);
-}
+inline std::string format_double(double d) { return io::number_str(d); }
 
 struct MapReader {
   const std::map<std::string, std::string>& m;
@@ -80,14 +78,14 @@ struct MapReader {
 };
 
 inline void put_net(std::map<std::string, std::string>& m, const std::string& p, const net::UNetOptions& o) {
-  m[p + "model_channels"] = std::to_string(o.model_channels());
+  m[p + "model_channels"] = fmt::format("{}", o.model_channels());
   m[p + "channel_mult"] = join_ints(o.channel_mult());
-  m[p + "num_res_blocks"] = std::to_string(o.num_res_blocks());
+  m[p + "num_res_blocks"] = fmt::format("{}", o.num_res_blocks());
   m[p + "attention_resolutions"] = join_ints(o.attention_resolutions());
-  m[p + "num_heads"] = std::to_string(o.num_heads());
+  m[p + "num_heads"] = fmt::format("{}", o.num_heads());
   m[p + "dropout"] = format_double(o.dropout());
   m[p + "use_scale_shift_norm"] = o.use_scale_shift_norm() ? "true" : "false";
-  m[p + "norm_groups"] = std::to_string(o.norm_groups());
+  m[p + "norm_groups"] = fmt::format("{}", o.norm_groups());
   m[p + "resample"] = o.resample() ? "true" : "false";
   m[p + "middle_attention"] = o.middle_attention() ? "true" : "false";
 }
@@ -112,10 +110,10 @@ inline net::UNetOptions get_net(const std::map<std::string, std::string>& m, con
 /// Every field of `o` as a string; nested networks under "net." and "phi_net.".
 inline std::map<std::string, std::string> options_to_map(const ModelOptions& o) {
   std::map<std::string, std::string> m;
-  m["image_size"] = std::to_string(o.image_size());
-  m["channels"] = std::to_string(o.channels());
-  m["diffusion_steps"] = std::to_string(o.diffusion_steps());
-  m["feature_size"] = std::to_string(o.feature_size());
+  m["image_size"] = fmt::format("{}", o.image_size());
+  m["channels"] = fmt::format("{}", o.channels());
+  m["diffusion_steps"] = fmt::format("{}", o.diffusion_steps());
+  m["feature_size"] = fmt::format("{}", o.feature_size());
   m["feature_weights"] = o.feature_weights();
   detail::put_net(m, "net.", o.net());
   if (o.phi_net()) detail::put_net(m, "phi_net.", *o.phi_net());

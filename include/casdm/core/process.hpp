@@ -3,6 +3,8 @@
 // 2021, the code Cas-DM builds on). Tables live in float64 on the CPU; a per-device float64 copy is
 // cached so gathering on CUDA never syncs with the host. Coefficients are gathered in float64 and
 // only then cast to the working dtype.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -23,7 +25,7 @@ namespace casdm {
 /// list of section counts, each section strided with frac_stride = (size-1)/(count-1) and
 /// rounded half to even (Python's round). Returns the steps sorted ascending.
 inline std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) {
-  if (T < 1) throw std::invalid_argument("space_timesteps: T must be >= 1, got " + std::to_string(T));
+  if (T < 1) throw std::invalid_argument(fmt::format("space_timesteps: T must be >= 1, got {}", T));
   auto parse_int = [&](const std::string& s) -> int64_t {
     size_t pos = 0;
     int64_t v = 0;
@@ -45,8 +47,8 @@ inline std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) 
         return out;
       }
     }
-    throw std::invalid_argument("space_timesteps: cannot create exactly " + std::to_string(want) +
-                                " steps with an integer stride from T=" + std::to_string(T));
+    throw std::invalid_argument(
+        fmt::format("space_timesteps: cannot create exactly {} steps with an integer stride from T={}", want, T));
   }
   std::vector<int64_t> counts;
   size_t start = 0;
@@ -63,8 +65,7 @@ inline std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) 
     const int64_t size = size_per + (i < extra ? 1 : 0);
     const int64_t count = counts[static_cast<size_t>(i)];
     if (count < 0 || size < count)
-      throw std::invalid_argument("space_timesteps: cannot divide a section of " + std::to_string(size) +
-                                  " steps into " + std::to_string(count));
+      throw std::invalid_argument(fmt::format("space_timesteps: cannot divide a section of {} steps into {}", size, count));
     const double frac_stride = count <= 1 ? 1.0 : static_cast<double>(size - 1) / static_cast<double>(count - 1);
     double cur = 0.0;
     for (int64_t k = 0; k < count; ++k) {
@@ -115,8 +116,8 @@ class Process {
     int64_t prev = -1;
     for (int64_t i : use_timesteps) {
       if (i <= prev || i >= size())
-        throw std::invalid_argument("Process::respaced: timesteps must be increasing and in [0, " +
-                                    std::to_string(size()) + "), got " + std::to_string(i));
+        throw std::invalid_argument(
+            fmt::format("Process::respaced: timesteps must be increasing and in [0, {}), got {}", size(), i));
       prev = i;
       betas.push_back(1.0 - ac[i] / last);
       last = ac[i];
@@ -231,16 +232,8 @@ class Process {
 
   static void check_same_shape(const at::Tensor& a, const at::Tensor& b, const char* what) {
     if (a.sizes() != b.sizes())
-      throw std::invalid_argument(std::string("Process::") + what + ": shapes differ, " + shape_str(a) + " vs " +
-                                  shape_str(b));
-  }
-  static std::string shape_str(const at::Tensor& a) {
-    std::string s = "[";
-    for (int64_t i = 0; i < a.dim(); ++i) {
-      if (i) s += ',';
-      s += std::to_string(a.size(i));
-    }
-    return s + "]";
+      throw std::invalid_argument(fmt::format("Process::{}: shapes differ, [{}] vs [{}]", what,
+                                              fmt::join(a.sizes(), ","), fmt::join(b.sizes(), ",")));
   }
 
   // Tables copied once per device (float64 stays float64: the cast happens after gathering).

@@ -2,6 +2,7 @@
 // IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed.
 //   magic: 0x0000 08 0D (unsigned byte data, D dimensions), then D big-endian uint32 sizes, then data.
 // Errors name the file and what is wrong with it; nothing is returned from a bad file.
+#include <fmt/format.h>
 #include <ATen/ATen.h>
 #include <zlib.h>
 
@@ -43,14 +44,12 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
     throw std::runtime_error("IDX: " + path.string() + " does not start with an IDX magic number");
   if (bytes[2] != 0x08) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(bytes[2]));
-    throw std::runtime_error("IDX: " + path.string() + " holds element type " + hex +
-                             ", only unsigned bytes (0x08) are supported");
+    throw std::runtime_error(fmt::format("IDX: {} holds element type 0x{:02X}, only unsigned bytes (0x08) are supported",
+                                         path.string(), static_cast<unsigned>(bytes[2])));
   }
   const size_t dims = bytes[3];
   if (dims < 1 || dims > 4)
-    throw std::runtime_error("IDX: " + path.string() + " declares " + std::to_string(dims) + " dimensions");
+    throw std::runtime_error(fmt::format("IDX: {} declares {} dimensions", path.string(), dims));
   if (bytes.size() < 4 + 4 * dims) throw std::runtime_error("IDX: " + path.string() + " is truncated in its header");
   std::vector<int64_t> shape;
   size_t count = 1;
@@ -60,9 +59,7 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   }
   const size_t offset = 4 + 4 * dims;
   if (bytes.size() != offset + count)
-    throw std::runtime_error("IDX: " + path.string() + " should hold " + std::to_string(count) +
-                             " bytes of data, holds " + std::to_string(bytes.size() - offset) +
-                             (bytes.size() < offset + count ? " (truncated)" : ""));
+    throw std::runtime_error(fmt::format("IDX: {} should hold {} bytes of data, holds {}{}", path.string(), count, bytes.size() - offset, (bytes.size() < offset + count ? " (truncated)" : "")));
   auto t = at::empty(shape, at::kByte);
   std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);
   return t;
@@ -94,8 +91,7 @@ inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train) {
   auto images = read_idx(find(split + "-images-idx3-ubyte"));
   auto labels = read_idx(find(split + "-labels-idx1-ubyte"));
   if (images.dim() != 3 || labels.dim() != 1 || images.size(0) != labels.size(0))
-    throw std::runtime_error("data folder " + dir.string() + ": images " + std::to_string(images.size(0)) +
-                             " and labels " + std::to_string(labels.size(0)) + " do not pair up");
+    throw std::runtime_error(fmt::format("data folder {}: images {} and labels {} do not pair up", dir.string(), images.size(0), labels.size(0)));
   return {images.unsqueeze(1), labels.to(at::kLong), "IDX " + dir.string() + " (" + split + ")"};
 }
 

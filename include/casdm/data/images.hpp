@@ -7,6 +7,7 @@
 //
 // Needs zlib (IDX .gz) and stb_image (libstb): link casdm::data instead of casdm::casdm.
 // Every error names the file and what is wrong with it; nothing half-read is returned.
+#include <fmt/format.h>
 #include "casdm/data/idx.hpp"
 
 #include <stb/stb_image.h>
@@ -42,8 +43,7 @@ inline ImageSet load_cifar10(const std::filesystem::path& dir, bool train) {
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const auto n = static_cast<int64_t>(bytes.size());
     if (n == 0 || n % record != 0)
-      throw std::runtime_error("CIFAR-10: " + f.string() + " holds " + std::to_string(n) +
-                               " bytes, not a whole number of 3073-byte records (truncated, or not a binary batch)");
+      throw std::runtime_error(fmt::format("CIFAR-10: {} holds {} bytes, not a whole number of 3073-byte records (truncated, or not a binary batch)", f.string(), n));
     auto t = at::from_blob(bytes.data(), {n / record, record}, at::kByte).clone();
     auto l = t.select(1, 0).to(at::kLong);
     if (l.max().item<int64_t>() > 9)
@@ -90,9 +90,7 @@ inline ImageSet fit(ImageSet set, int64_t size, Fit how) {
   if (h == size && w == size) return set;
   if (how == Fit::Pad) {
     if (h > size || w > size || (size - h) % 2 || (size - w) % 2)
-      throw std::invalid_argument("cannot pad " + std::to_string(h) + "x" + std::to_string(w) + " images of " +
-                                  set.source + " to " + std::to_string(size) +
-                                  " (padding must be even and not negative); use resize");
+      throw std::invalid_argument(fmt::format("cannot pad {}x{} images of {} to {} (padding must be even and not negative); use resize", h, w, set.source, size));
     const int64_t ph = (size - h) / 2, pw = (size - w) / 2;
     set.images = at::constant_pad_nd(set.images, {pw, pw, ph, ph}, 0);
   } else {
@@ -123,19 +121,14 @@ inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t chan
     if (!stbi_info(f.c_str(), &w, &h, &c))
       throw std::runtime_error("cannot read image " + f.string() + ": " + stbi_failure_reason());
     if (c == 2 || c == 4)
-      throw std::runtime_error("image " + f.string() + " has an alpha channel (" + std::to_string(c) +
-                               " channels); casdm reads 1- or 3-channel images");
+      throw std::runtime_error(fmt::format("image {} has an alpha channel ({} channels); casdm reads 1- or 3-channel images", f.string(), c));
     if (channels == 0) channels = c;
     if (channels != 1 && channels != 3) throw std::invalid_argument("image channels must be 1 or 3");
     if (c != channels)
-      throw std::runtime_error("image " + f.string() + " has " + std::to_string(c) + " channel" + (c == 1 ? "" : "s") +
-                               ", the data set has " + std::to_string(channels) +
-                               (first.empty() ? "" : " (like " + first.string() + ")"));
+      throw std::runtime_error(fmt::format("image {} has {} channel{}, the data set has {}{}", f.string(), c, (c == 1 ? "" : "s"), channels, (first.empty() ? "" : " (like " + first.string() + ")")));
     if (first.empty()) first = f, first_h = h, first_w = w;
     if (size == 0 && (h != first_h || w != first_w))
-      throw std::runtime_error("image " + f.string() + " is " + std::to_string(w) + "x" + std::to_string(h) + ", " +
-                               first.string() + " is " + std::to_string(first_w) + "x" + std::to_string(first_h) +
-                               "; give an image size to resize them all");
+      throw std::runtime_error(fmt::format("image {} is {}x{}, {} is {}x{}; give an image size to resize them all", f.string(), w, h, first.string(), first_w, first_h));
     unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, static_cast<int>(channels));
     if (!px) throw std::runtime_error("cannot decode image " + f.string() + ": " + stbi_failure_reason());
     auto t = at::from_blob(px, {1, h, w, channels}, at::kByte).permute({0, 3, 1, 2}).clone(at::MemoryFormat::Contiguous);  // a copy: px is freed next

@@ -11,6 +11,9 @@
 //
 // score(scorer, samples, reference) computes every score the scorer supports.
 #include "casdm/eval/scores.hpp"
+
+#include <fmt/format.h>
+
 #include "casdm/loss/feature.hpp"
 #include "casdm/metric/inception.hpp"
 #include "casdm/metric/small_vgg.hpp"
@@ -58,8 +61,7 @@ class DomainScorer {
     image_size_ = it == meta_.end() ? 32 : std::stoll(it->second);
     accuracy_ = meta_.count("test_accuracy") ? meta_.at("test_accuracy") : "unknown";
     // The key names these exact weights: architecture, side and a checksum of every tensor.
-    key_ = "small_vgg:" + meta_.at("small_vgg.widths") + ":" + std::to_string(image_size_) + ":" +
-           train::checksum_of(*net_);
+    key_ = fmt::format("small_vgg:{}:{}:{}", meta_.at("small_vgg.widths"), image_size_, io::checksum_of(*net_));
   }
   const std::string& key() const { return key_; }
   std::string name() const { return "SmallVGG domain classifier (test accuracy " + accuracy_ + ")"; }
@@ -137,19 +139,19 @@ namespace casdm::eval {
 /// Reference statistics of a data set, cached: written with a key naming the scorer (and its exact
 /// weights), the data and the count, read back only for the same key.
 inline void save_reference(const ImageStats& r, const std::filesystem::path& path, const std::string& key) {
-  train::TensorFile f;
+  io::TensorFile f;
   f.tensors = {{"mu", r.pool.mu}, {"sigma", r.pool.sigma}};
   if (r.spatial.count) {
     f.tensors["mu_s"] = r.spatial.mu;
     f.tensors["sigma_s"] = r.spatial.sigma;
   }
-  f.meta = {{"stats.key", key}, {"stats.count", std::to_string(r.pool.count)}};
-  train::write_tensor_file(path, f);
+  f.meta = {{"stats.key", key}, {"stats.count", fmt::format("{}", r.pool.count)}};
+  io::write_tensor_file(path, f);
 }
 
 inline std::optional<ImageStats> load_reference(const std::filesystem::path& path, const std::string& key) {
   if (!std::filesystem::exists(path)) return std::nullopt;
-  auto f = train::read_tensor_file(path);
+  auto f = io::read_tensor_file(path);
   auto k = f.meta.find("stats.key");
   if (k == f.meta.end() || !f.tensors.count("mu") || !f.tensors.count("sigma") || !f.meta.count("stats.count"))
     throw std::runtime_error(path.string() + " is not a casdm statistics file");

@@ -10,7 +10,8 @@
 //   double fid = casdm::eval::frechet_distance(stats, reference);
 //   auto is = casdm::eval::inception_score(probs, 10);          // probs [N, K], rows sum to 1
 //   auto spread = casdm::eval::bootstrap_fd(features, reference, 50);  // spread.std: the FD's noise
-#include "casdm/train/checkpoint.hpp"
+#include <fmt/format.h>
+#include "casdm/io/tensor_file.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -45,8 +46,7 @@ class StatsAccumulator {
       sum_ = at::zeros_like(shift_);
       outer_ = at::zeros({x.size(1), x.size(1)}, x.options());
     } else if (x.size(1) != sum_.size(0)) {
-      throw std::invalid_argument("feature statistics: " + std::to_string(x.size(1)) + " features per vector after " +
-                                  std::to_string(sum_.size(0)));
+      throw std::invalid_argument(fmt::format("feature statistics: {} features per vector after {}", x.size(1), sum_.size(0)));
     }
     auto c = x - shift_;
     sum_ += c.sum(0);
@@ -55,7 +55,7 @@ class StatsAccumulator {
   }
   int64_t count() const { return count_; }
   FeatureStats finish() const {
-    if (count_ < 2) throw std::invalid_argument("feature statistics need at least 2 vectors, got " + std::to_string(count_));
+    if (count_ < 2) throw std::invalid_argument(fmt::format("feature statistics need at least 2 vectors, got {}", count_));
     const double n = static_cast<double>(count_);
     auto mean_c = sum_ / n;
     auto sigma = (outer_ - n * mean_c.outer(mean_c)) / (n - 1);
@@ -88,8 +88,7 @@ inline at::Tensor symmetric_sqrt(const at::Tensor& sigma) {
 inline double frechet_distance(const FeatureStats& a, const at::Tensor& root1, const FeatureStats& b) {
   if (a.dim() == 0 || b.dim() == 0) throw std::invalid_argument("Fréchet distance: empty statistics");
   if (a.dim() != b.dim())
-    throw std::invalid_argument("Fréchet distance: statistics of " + std::to_string(a.dim()) + " and " +
-                                std::to_string(b.dim()) + " features (another feature network?)");
+    throw std::invalid_argument(fmt::format("Fréchet distance: statistics of {} and {} features (another feature network?)", a.dim(), b.dim()));
   const auto mu1 = a.mu.to(at::kDouble), mu2 = b.mu.to(at::kDouble);
   const auto s1 = a.sigma.to(at::kDouble), s2 = b.sigma.to(at::kDouble);
   auto m = root1.mm(s2).mm(root1);
@@ -121,8 +120,7 @@ inline Spread bootstrap_fd(const at::Tensor& features, const FeatureStats& refer
   const auto x = features.detach().to(at::kCPU, at::kDouble);
   const auto idx = indices.to(at::kCPU, at::kLong);
   if (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= x.size(0))
-    throw std::invalid_argument("bootstrap Fréchet distance: an index outside the " + std::to_string(x.size(0)) +
-                                " feature vectors");
+    throw std::invalid_argument(fmt::format("bootstrap Fréchet distance: an index outside the {} feature vectors", x.size(0)));
   Spread s;
   // The distance is symmetric: the reference's Σ^½ is taken once, not once per resample.
   const auto root = detail::symmetric_sqrt(reference.sigma);
@@ -150,8 +148,7 @@ struct InceptionScore {
 inline InceptionScore inception_score(const at::Tensor& probs, int64_t splits = 10) {
   if (probs.dim() != 2) throw std::invalid_argument("Inception Score: expected probabilities [N, K]");
   if (splits < 1 || probs.size(0) < splits)
-    throw std::invalid_argument("Inception Score: " + std::to_string(probs.size(0)) + " samples for " +
-                                std::to_string(splits) + " splits");
+    throw std::invalid_argument(fmt::format("Inception Score: {} samples for {} splits", probs.size(0), splits));
   const auto p = probs.detach().to(at::kCPU, at::kDouble);
   const int64_t n = p.size(0), part = n / splits;
   std::vector<double> scores;
@@ -172,17 +169,17 @@ inline InceptionScore inception_score(const at::Tensor& probs, int64_t splits = 
 /// Writes statistics with a key naming what they are of (network, data, side), so a cache made for
 /// another network or data set is never used by mistake.
 inline void save_stats(const FeatureStats& s, const std::filesystem::path& path, const std::string& key) {
-  train::TensorFile f;
+  io::TensorFile f;
   f.tensors = {{"mu", s.mu}, {"sigma", s.sigma}};
   f.meta = {{"stats.key", key}, {"stats.count", std::to_string(s.count)}};
-  train::write_tensor_file(path, f);
+  io::write_tensor_file(path, f);
 }
 
 /// The cached statistics at `path` if present and made for `key`; otherwise nothing (a stale or
 /// foreign cache is ignored, a corrupt one is refused by name).
 inline std::optional<FeatureStats> load_stats(const std::filesystem::path& path, const std::string& key) {
   if (!std::filesystem::exists(path)) return std::nullopt;
-  auto f = train::read_tensor_file(path);
+  auto f = io::read_tensor_file(path);
   auto k = f.meta.find("stats.key");
   if (k == f.meta.end() || !f.tensors.count("mu") || !f.tensors.count("sigma"))
     throw std::runtime_error(path.string() + " is not a casdm statistics file");

@@ -5,6 +5,7 @@
 // difference per block (over channels and space), averaged over the four. ModelOptions::
 // feature_weights names the folder holding inception_v3.pt (tools/export_weights.py). Inception
 // needs sides ≥ 75, so feature_size must be 0 (the default 224) or ≥ 75.
+#include <fmt/format.h>
 #include "casdm/loss/feature.hpp"
 #include "casdm/metric/inception.hpp"
 #include "casdm/metric/weights.hpp"
@@ -20,8 +21,7 @@ struct InceptionBackbone {
   using Module = metric::InceptionV3;
   static Module make(const ModelOptions& o) {
     if (o.feature_size() > 0 && o.feature_size() < metric::InceptionV3Impl::min_size)
-      throw std::invalid_argument("the Inception feature loss needs feature_size ≥ 75 (Inception v3's smallest input), got " +
-                                  std::to_string(o.feature_size()));
+      throw std::invalid_argument(fmt::format("the Inception feature loss needs feature_size ≥ 75 (Inception v3's smallest input), got {}", o.feature_size()));
     const auto dir = metric::weights_folder(o.feature_weights(), "Inception feature loss", "inception_v3.pt");
     metric::InceptionV3 m;
     metric::load_weights(*m, dir / "inception_v3.pt", "Inception v3 weights");

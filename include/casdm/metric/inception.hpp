@@ -14,6 +14,7 @@
 //
 //   casdm::metric::InceptionV3 net;
 //   auto blocks = net->blocks(2 * x - 1);   // 64, 192, 768, 2048 channels (pytorch-fid's blocks)
+#include <fmt/format.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -300,11 +301,9 @@ class InceptionV3Impl : public torch::nn::Cloneable<InceptionV3Impl> {
 
   static void check(const at::Tensor& x) {
     if (x.dim() != 4 || x.size(1) != 3)
-      throw std::invalid_argument("InceptionV3: expected images [N, 3, H, W], got " + std::to_string(x.dim()) +
-                                  " dimensions" + (x.dim() >= 2 ? " with " + std::to_string(x.size(1)) + " channels" : ""));
+      throw std::invalid_argument(fmt::format("InceptionV3: expected images [N, 3, H, W], got {} dimensions{}", x.dim(), (x.dim() >= 2 ? " with " + std::to_string(x.size(1)) + " channels" : "")));
     if (x.size(2) < min_size || x.size(3) < min_size)
-      throw std::invalid_argument("InceptionV3: images must be at least 75×75 (got " + std::to_string(x.size(2)) + "×" +
-                                  std::to_string(x.size(3)) + "); for the Inception feature loss set feature_size ≥ 75");
+      throw std::invalid_argument(fmt::format("InceptionV3: images must be at least 75×75 (got {}×{}); for the Inception feature loss set feature_size ≥ 75", x.size(2), x.size(3)));
   }
 };
 TORCH_MODULE(InceptionV3);

@@ -10,12 +10,12 @@
 // 2018's "baseline" variant): per stage, features unit-normalised over channels, squared
 // differences summed over channels and averaged over space; summed over stages.
 //
-//   auto r = casdm::metric::train_small_vgg(train_images, train_labels, casdm::metric::SmallVGGTraining());
+//   auto r = casdm::train::train_small_vgg(train_images, train_labels, casdm::train::SmallVGGTraining());
 //   casdm::metric::save_small_vgg(r.net, "weights/small_vgg.pt", {{"accuracy", "0.91"}});
 //   auto net = casdm::metric::load_small_vgg("weights/small_vgg.pt");     // architecture from the file
+#include <fmt/format.h>
 #include "casdm/loss/feature.hpp"
-#include "casdm/train/checkpoint.hpp"
-#include "casdm/train/optim.hpp"
+#include "casdm/io/tensor_file.hpp"
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/activation.h>
@@ -111,19 +111,6 @@ inline at::Tensor small_vgg_distance(SmallVGG& net, const at::Tensor& a, const a
   return d;
 }
 
-struct SmallVGGTraining {
-  TORCH_ARG(SmallVGGOptions, net) = {};
-  /// Side the images are resized to (𝒯's; the feature loss's feature_size should match).
-  TORCH_ARG(int64_t, image_size) = 32;
-  TORCH_ARG(int64_t, steps) = 2000;
-  TORCH_ARG(int64_t, batch_size) = 128;
-  TORCH_ARG(double, lr) = 2e-3;
-  TORCH_ARG(double, weight_decay) = 1e-4;
-  /// Random horizontal flips of training images.
-  TORCH_ARG(bool, hflip) = true;
-  TORCH_ARG(uint64_t, seed) = 0;
-  TORCH_ARG(c10::Device, device) = c10::Device(c10::kCPU);
-};
 
 namespace detail {
 /// uint8 [N, C, H, W] → 𝒯: [N, 3, S, S] in [0, 1] on `device`.
@@ -135,68 +122,14 @@ inline void check_labelled(const at::Tensor& images, const at::Tensor& labels, c
   if (!images.defined() || images.dim() != 4 || images.scalar_type() != at::kByte)
     throw std::invalid_argument(what + ": expected uint8 images [N, C, H, W]");
   if (images.size(1) != 1 && images.size(1) != 3)
-    throw std::invalid_argument(what + ": images must have 1 or 3 channels, not " + std::to_string(images.size(1)));
+    throw std::invalid_argument(fmt::format("{}: images must have 1 or 3 channels, not {}", what, images.size(1)));
   if (!labels.defined() || labels.numel() == 0)
     throw std::invalid_argument(what + ": the data set has no labels (image folders have none; use IDX or CIFAR-10 data)");
   if (labels.dim() != 1 || labels.size(0) != images.size(0))
-    throw std::invalid_argument(what + ": " + std::to_string(labels.numel()) + " labels for " +
-                                std::to_string(images.size(0)) + " images");
+    throw std::invalid_argument(fmt::format("{}: {} labels for {} images", what, labels.numel(), images.size(0)));
 }
 }  // namespace detail
 
-struct SmallVGGResult {
-  SmallVGG net{nullptr};
-  double final_loss = 0;  // mean cross-entropy over the last 50 steps
-};
-
-/// Trains a SmallVGG classifier with AdamW on (images, labels); `progress(step, loss)` is called
-/// every 50 steps. Labels must lie in [0, num_classes).
-inline SmallVGGResult train_small_vgg(const at::Tensor& images, const at::Tensor& labels, const SmallVGGTraining& o,
-                                      const std::function<void(int64_t, double)>& progress = {}) {
-  detail::check_labelled(images, labels, "SmallVGG training");
-  const int64_t classes = o.net().num_classes();
-  if (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= classes)
-    throw std::invalid_argument("SmallVGG training: labels must lie in [0, " + std::to_string(classes) + "), found " +
-                                std::to_string(labels.min().item<int64_t>()) + " … " +
-                                std::to_string(labels.max().item<int64_t>()));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed());
-  SmallVGG net(o.net());
-  {
-    // Parameters drawn from the run's own generator: the same seed gives the same network.
-    at::NoGradGuard g;
-    for (auto& p : net->parameters()) {
-      const double bound = p.dim() > 1 ? std::sqrt(6.0 / static_cast<double>(p[0].numel())) : 0.0;
-      p.copy_(bound > 0 ? at::rand(p.sizes(), gen) * (2 * bound) - bound : at::zeros(p.sizes()));
-    }
-  }
-  net->to(o.device());
-  net->train();
-  train::AdamW opt(train::trainable_parameters(*net), train::AdamWOptions().lr(o.lr()).weight_decay(o.weight_decay()));
-  const auto all_labels = labels.to(at::kLong);
-  double recent = 0;
-  int64_t recent_n = 0;
-  for (int64_t step = 0; step < o.steps(); ++step) {
-    auto idx = at::randint(images.size(0), {o.batch_size()}, gen, at::TensorOptions().dtype(at::kLong));
-    auto x = detail::classifier_input(images.index_select(0, idx), o.image_size(), o.device());
-    if (o.hflip()) {
-      auto flip = (at::rand({x.size(0)}, gen) < 0.5).to(o.device()).view({-1, 1, 1, 1});
-      x = at::where(flip, x.flip({3}), x);
-    }
-    auto y = all_labels.index_select(0, idx).to(o.device());
-    opt.zero_grad();
-    auto loss = at::cross_entropy_loss(net->logits(x), y);
-    loss.backward();
-    opt.step();
-    if (step >= o.steps() - 50) {
-      recent += loss.item<double>();
-      ++recent_n;
-    }
-    if (progress && ((step + 1) % 50 == 0 || step + 1 == o.steps())) progress(step + 1, loss.item<double>());
-  }
-  net->eval();
-  for (auto& p : net->parameters()) p.requires_grad_(false);
-  return {net, recent_n ? recent / static_cast<double>(recent_n) : 0.0};
-}
 
 /// The share of (images, labels) that `net` classifies correctly at side `image_size`.
 inline double small_vgg_accuracy(SmallVGG& net, const at::Tensor& images, const at::Tensor& labels, int64_t image_size,
@@ -218,14 +151,14 @@ inline double small_vgg_accuracy(SmallVGG& net, const at::Tensor& images, const 
 /// `extra` metadata; load_small_vgg rebuilds the network from them.
 inline void save_small_vgg(SmallVGG& net, const std::filesystem::path& path,
                            const std::map<std::string, std::string>& extra = {}) {
-  train::TensorFile f;
+  io::TensorFile f;
   f.meta = extra;
   std::string widths;
   for (auto w : net->options.widths()) widths += (widths.empty() ? "" : ",") + std::to_string(w);
   f.meta["small_vgg.widths"] = widths;
   f.meta["small_vgg.num_classes"] = std::to_string(net->options.num_classes());
   for (const auto& kv : net->named_parameters()) f.tensors.emplace(kv.key(), kv.value());
-  train::write_tensor_file(path, f);
+  io::write_tensor_file(path, f);
 }
 
 /// The network saved at `path` (architecture from its metadata), frozen; `meta`, if given,
@@ -236,7 +169,7 @@ inline SmallVGG load_small_vgg(const std::filesystem::path& path, std::map<std::
                              "; make it with `casdm-metric --data DIR --out " +
                              (path.has_parent_path() ? path.parent_path().string() : std::string(".")) +
                              "` (trains the classifier on the training data; see docs/metrics.md)");
-  auto f = train::read_tensor_file(path);
+  auto f = io::read_tensor_file(path);
   auto widths = f.meta.find("small_vgg.widths"), classes = f.meta.find("small_vgg.num_classes");
   if (widths == f.meta.end() || classes == f.meta.end())
     throw std::runtime_error(path.string() + " is not a SmallVGG file (no casdm.small_vgg.widths / num_classes)");
@@ -246,7 +179,7 @@ inline SmallVGG load_small_vgg(const std::filesystem::path& path, std::map<std::
   for (std::string part; std::getline(ss, part, ',');) w.push_back(std::stoll(part));
   o.widths(w).num_classes(std::stoll(classes->second));
   SmallVGG net(o);
-  train::load_state_strict(*net, f.tensors, "SmallVGG weights file " + path.string());
+  io::load_state_strict(*net, f.tensors, "SmallVGG weights file " + path.string());
   net->eval();
   for (auto& p : net->parameters()) p.requires_grad_(false);
   if (meta) *meta = f.meta;

@@ -1,7 +1,7 @@
 #pragma once
 // Pretrained weights of the metric networks: files written by Python's torch.save of a plain dict
 // {name: tensor} (tools/export_weights.py makes them), loaded strictly by name and shape.
-#include "casdm/train/checkpoint.hpp"
+#include "casdm/io/tensor_file.hpp"
 
 #include <filesystem>
 #include <stdexcept>
@@ -29,8 +29,8 @@ inline void load_weights(torch::nn::Module& m, const std::filesystem::path& path
   if (path.empty()) throw std::invalid_argument(what + ": no file given; " + how_to_make_weights);
   if (!std::filesystem::exists(path))
     throw std::runtime_error(what + " file not found: " + path.string() + "; " + how_to_make_weights);
-  auto f = train::read_tensor_file(path);
-  train::load_state_strict(m, f.tensors, what + " file " + path.string());
+  auto f = io::read_tensor_file(path);
+  io::load_state_strict(m, f.tensors, what + " file " + path.string());
 }
 
 }  // namespace casdm::metric

@@ -2,6 +2,7 @@
 // Building blocks of improved-diffusion's U-Net (Nichol & Dhariwal 2021, `unet.py`): residual
 // blocks conditioned on a timestep embedding (optionally by scale-shift norm), multi-head
 // self-attention over pixels, strided-conv down- and nearest+conv up-sampling.
+#include <fmt/format.h>
 #include "casdm/core/compat.hpp"
 
 #include <torch/nn/cloneable.h>
@@ -35,8 +36,8 @@ struct GroupNorm32Impl : torch::nn::Cloneable<GroupNorm32Impl> {
   GroupNorm32Impl(int64_t groups, int64_t channels) : groups_(groups), channels_(channels) { reset(); }
   void reset() override {
     if (channels_ % groups_ != 0)
-      throw std::invalid_argument("GroupNorm: " + std::to_string(channels_) + " channels are not divisible into " +
-                                  std::to_string(groups_) + " groups (set norm_groups)");
+      throw std::invalid_argument(
+          fmt::format("GroupNorm: {} channels are not divisible into {} groups (set norm_groups)", channels_, groups_));
     norm = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups_, channels_)));
   }
   at::Tensor forward(const at::Tensor& x) { return norm->forward(x.to(at::kFloat)).to(x.scalar_type()); }
@@ -112,8 +113,8 @@ struct AttentionBlockImpl : torch::nn::Cloneable<AttentionBlockImpl> {
   }
   void reset() override {
     if (heads_ < 1 || channels_ % heads_ != 0)
-      throw std::invalid_argument("AttentionBlock: " + std::to_string(channels_) + " channels do not split into " +
-                                  std::to_string(heads_) + " heads");
+      throw std::invalid_argument(
+          fmt::format("AttentionBlock: {} channels do not split into {} heads", channels_, heads_));
     norm = register_module("norm", GroupNorm32(norm_groups_, channels_));
     qkv = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(channels_, 3 * channels_, 1)));
     proj = register_module("proj", zeroed(torch::nn::Conv1d(torch::nn::Conv1dOptions(channels_, channels_, 1))));

@@ -4,6 +4,7 @@
 //
 //   casdm::net::UNet net(casdm::net::UNetOptions(3, 3).model_channels(64).channel_mult({1, 2}));
 //   auto out = net(x, t);   // x: [N,3,H,W], t: [N] (already rescaled to the 0..1000 range)
+#include <fmt/format.h>
 #include "casdm/net/blocks.hpp"
 
 #include <torch/nn/modules/activation.h>
@@ -166,20 +167,21 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
     if (o.resample()) {
       const int64_t factor = int64_t{1} << (o.channel_mult().size() - 1);
       if (o.image_size() % factor != 0)
-        fail("image_size " + std::to_string(o.image_size()) + " is not divisible by 2^(levels-1) = " +
-             std::to_string(factor) + "; use fewer channel_mult levels or pad the images");
+        fail(fmt::format("image_size {} is not divisible by 2^(levels-1) = {}; use fewer channel_mult levels or pad "
+                         "the images",
+                         o.image_size(), factor));
     }
   }
   void check_input(const at::Tensor& x, const at::Tensor& t) const {
     const auto& o = options;
     if (x.dim() != 4 || x.size(1) != o.in_channels())
-      throw std::invalid_argument("UNet: expected input [N, " + std::to_string(o.in_channels()) +
-                                  ", H, W], got a tensor with " + std::to_string(x.dim()) + " dims" +
-                                  (x.dim() >= 2 ? " and " + std::to_string(x.size(1)) + " channels" : ""));
+      throw std::invalid_argument(fmt::format("UNet: expected input [N, {}, H, W], got a tensor with {} dims{}",
+                                              o.in_channels(), x.dim(),
+                                              x.dim() >= 2 ? fmt::format(" and {} channels", x.size(1)) : ""));
     if (o.resample()) {
       const int64_t factor = int64_t{1} << (o.channel_mult().size() - 1);
       if (x.size(2) % factor || x.size(3) % factor)
-        throw std::invalid_argument("UNet: height and width must be divisible by " + std::to_string(factor));
+        throw std::invalid_argument(fmt::format("UNet: height and width must be divisible by {}", factor));
     }
     if (t.dim() != 1 || t.size(0) != x.size(0))
       throw std::invalid_argument("UNet: expected one timestep per image");

@@ -1,10 +1,12 @@
 #pragma once
-// DDPM ancestral sampling (Ho et al. 2020): x_{t−1} = μ̃(x_t, x0) + exp(½·log v)·z, with the
+// DDPM ancestral sampling (Ho et al. 2020): x_{t−1} = μ̃(x_t, x̂0) + exp(½·log v)·z, with the
 // posterior mean μ̃ and a fixed variance: `FixedLarge` v = [σ̃²_1, β_1, β_2, …] or `FixedSmall`
 // v = σ̃²_t (clipped at t = 0), as improved-diffusion. Respaced by section count ("250").
 #include "casdm/sampler/concepts.hpp"
 
-#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
 
 namespace casdm::sampler {
 
@@ -20,15 +22,23 @@ struct Ancestral {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "ancestral";
   static constexpr int64_t default_steps = Steps;
-  static constexpr double default_eta = 1.0;
-  static std::string spacing(int64_t steps) { return std::to_string(steps); }
-  static at::Tensor mean(const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& x0,
-                         const at::Tensor&, double) {
-    return p.q_posterior_mean(x0, x_t, t);
-  }
-  static at::Tensor noise_scale(const Process& p, const at::Tensor& t, const at::Tensor& like, double) {
-    return p.nonzero_mask(t, like) * p.gather(Variance::log_variance(p), t, like).mul(0.5).exp();
-  }
+  static std::string spacing(int64_t steps) { return fmt::format("{}", steps); }
+
+  class Run {
+   public:
+    Run(const Process& p, const SampleOptions& so) : p_(p) {
+      if (so.eta()) throw std::invalid_argument("the ancestral sampler has no eta (it is DDIM's)");
+    }
+    at::Tensor step(const Denoise& denoise, const at::Tensor& x, int64_t i) {
+      const auto t = timesteps_like(x, i);
+      auto mean = p_.q_posterior_mean(denoise(x, t).x0, x, t);
+      if (i == 0) return mean;
+      return mean + p_.gather(Variance::log_variance(p_), t, x).mul(0.5).exp() * at::randn_like(x);
+    }
+
+   private:
+    const Process& p_;
+  };
 };
 static_assert(Sampler<Ancestral<>>);
 

@@ -1,6 +1,7 @@
 #pragma once
 // Cosine schedule (Nichol & Dhariwal 2021, eq. 17), the paper's default:
 //   ᾱ(s) = cos²((s + 0.008)/1.008 · π/2),  β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T), 0.999)
+#include <fmt/format.h>
 #include "casdm/schedule/concepts.hpp"
 
 #include <ATen/ATen.h>
@@ -17,7 +18,7 @@ namespace casdm::schedule {
 struct Cosine {
   static constexpr const char* name = "cosine";
   static at::Tensor betas(int64_t T) {
-    if (T < 1) throw std::invalid_argument("schedule::Cosine: T must be >= 1, got " + std::to_string(T));
+    if (T < 1) throw std::invalid_argument(fmt::format("schedule::Cosine: T must be >= 1, got {}", T));
     auto alpha_bar = [](double s) {
       const double c = std::cos((s + 0.008) / 1.008 * std::numbers::pi / 2);
       return c * c;

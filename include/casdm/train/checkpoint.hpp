@@ -1,243 +1,214 @@
 #pragma once
-// Model files: every parameter and buffer by name, in the format of Python's torch.save (a dict
-// {name: tensor} plus "casdm.*" metadata strings), so `torch.load(path)` reads them too — also
-// with weights_only=True (PyTorch ≥ 2.6's default): the dict is written without TorchScript's
-// type tag (torch.jit._pickle.restore_type_tag), which that safe unpickler refuses.
+// Checkpoints and model files of trained denoisers, and loading a denoiser from either.
 //
-// Writing is atomic: a temporary file in the same folder, fsync, rename, fsync of the folder — a
-// crash leaves either the old file or the new one, never a half-written one.
-// Loading is strict: a file of another model or another size is refused with the names that are
-// missing, unexpected or mis-shaped, and the module is left untouched.
-#include <ATen/ATen.h>
-#include <fcntl.h>
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/export.h>
-#include <torch/csrc/jit/serialization/pickle.h>
-#include <torch/csrc/jit/serialization/pickler.h>
-#include <torch/nn/module.h>
-#include <unistd.h>
+//   auto info = casdm::train::read_checkpoint("out/casdm/checkpoints/ckpt-000001200.pt");
+//   auto d = casdm::train::load_denoiser<casdm::presets::CasDM::Denoiser>(info);          // first EMA
+//   auto r = casdm::train::load_denoiser<casdm::presets::CasDM::Denoiser>(info, casdm::train::Weights::raw());
+//   casdm::train::save_denoiser(*d, "casdm.pt");                 // a model file: weights + options
+//   auto back = casdm::train::load_denoiser<casdm::presets::CasDM::Denoiser>("casdm.pt");
+//
+// A checkpoint (train/trainer.hpp writes it) is a tensor file (io/tensor_file.hpp) holding
+// "model.*" (the denoiser), "ema.<i>.*", "optim.*", "rng.*" and metadata "casdm.format",
+// "casdm.model", "casdm.denoiser", "casdm.step", "casdm.options.*", "casdm.ema.<i>.rate", ….
+// A model file holds one denoiser's tensors with "casdm.format" = casdm-denoiser-1,
+// "casdm.denoiser" and "casdm.options.*". Neither holds a frozen metric network.
+#include "casdm/core/options_io.hpp"
+#include "casdm/io/tensor_file.hpp"
 
-#include <cerrno>
-#include <cstring>
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <map>
-#include <sstream>
+#include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace casdm::train {
 
-namespace detail {
+inline constexpr const char* checkpoint_format = "casdm-checkpoint-1";
+inline constexpr const char* denoiser_format = "casdm-denoiser-1";
 
-inline void fail_errno(const std::string& what, const std::filesystem::path& p) {
-  throw std::runtime_error(what + " " + p.string() + ": " + std::strerror(errno));
-}
+/// What a checkpoint or model file says about itself, read without building a model.
+struct CheckpointInfo {
+  std::filesystem::path path;
+  io::TensorFile file;
+  int64_t step = 0;
+  std::string model_type;  // the Model's C++ type (checkpoints), empty in model files
+  ModelOptions options;
+  std::map<std::string, std::string> meta;  // every metadata string, "casdm." stripped
 
-/// Writes `bytes` to `path` atomically. `before_rename` (tests) runs after the data is synced
-/// and before it replaces `path`; if it throws, the temporary file is removed and `path` is
-/// unchanged.
-/// What torch::jit::pickle_save writes (torch.save's zip format), with untagged aggregates.
-inline std::vector<char> torch_save_bytes(const c10::IValue& value) {
-  std::vector<char> pickled;
-  torch::jit::Pickler pickler([&](const char* p, size_t n) { pickled.insert(pickled.end(), p, p + n); },
-                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
-                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
-  pickler.protocol();
-  pickler.pushIValue(value);
-  pickler.stop();
-  std::vector<char> out;
-  caffe2::serialize::PyTorchStreamWriter writer([&](const void* p, size_t n) {
-    out.insert(out.end(), static_cast<const char*>(p), static_cast<const char*>(p) + n);
-    return n;
-  });
-  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), writer);
-  writer.writeEndOfFile();
-  return out;
-}
-
-inline void write_atomic(const std::filesystem::path& path, const std::vector<char>& bytes,
-                         const std::function<void()>& before_rename = {}) {
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(dir)) throw std::runtime_error("folder does not exist: " + dir.string());
-  auto tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno("cannot create", tmp);
-  try {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail_errno("cannot write", tmp);
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) fail_errno("cannot sync", tmp);
-    if (::close(fd) != 0) fail_errno("cannot close", tmp);
-  } catch (...) {
-    ::close(fd);
-    std::filesystem::remove(tmp);
-    throw;
+  std::string get(const std::string& key, const std::string& fallback = "") const {
+    auto it = meta.find(key);
+    return it == meta.end() ? fallback : it->second;
   }
-  try {
-    if (before_rename) before_rename();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail_errno("cannot rename onto", path);
-  } catch (...) {
-    std::filesystem::remove(tmp);
-    throw;
+  bool is_model_file() const { return get("format") == denoiser_format; }
+  /// The EMA rates the checkpoint holds, in order (as written: "0.9999").
+  std::vector<std::string> ema_rates() const {
+    std::vector<std::string> out;
+    for (size_t i = 0; meta.count(fmt::format("ema.{}.rate", i)); ++i) out.push_back(get(fmt::format("ema.{}.rate", i)));
+    return out;
   }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-}  // namespace detail
-
-/// A model file's contents: tensors by name and metadata strings.
-struct TensorFile {
-  std::map<std::string, at::Tensor> tensors;
-  std::map<std::string, std::string> meta;
 };
 
-inline void write_tensor_file(const std::filesystem::path& path, const TensorFile& f,
-                              const std::function<void()>& before_rename = {}) {
-  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
-  for (const auto& [k, v] : f.tensors) dict.insert(k, v.detach().cpu().contiguous());
-  for (const auto& [k, v] : f.meta) dict.insert("casdm." + k, v);
-  detail::write_atomic(path, detail::torch_save_bytes(c10::IValue(dict)), before_rename);
-}
-
-inline TensorFile read_tensor_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw std::runtime_error("cannot open " + path.string() + (std::filesystem::exists(path) ? "" : " (no such file)"));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  c10::IValue v;
+/// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is.
+inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
+  CheckpointInfo c;
+  c.path = path;
+  c.file = io::read_tensor_file(path);
+  c.meta = c.file.meta;
+  const auto format = c.get("format");
+  if (format.empty())
+    throw std::runtime_error(fmt::format("{} is not a casdm checkpoint or model file (no casdm.format entry; "
+                                         "another program's torch.save?)",
+                                         path.string()));
+  if (format != checkpoint_format && format != denoiser_format)
+    throw std::runtime_error(fmt::format("{} has format '{}'; this build reads '{}' and '{}'", path.string(), format,
+                                         checkpoint_format, denoiser_format));
+  c.model_type = c.get("model");
   try {
-    v = torch::jit::pickle_load(bytes);
-  } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
-    throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?): " +
-                             e.what_without_backtrace());
+    c.step = std::stoll(c.get("step", "0"));
+    std::map<std::string, std::string> opts;
+    for (const auto& [k, v] : c.meta)
+      if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
+    c.options = options_from_map(opts);
   } catch (const std::exception& e) {
-    throw std::runtime_error(path.string() + " is not a readable tensor file (corrupt or truncated?): " + e.what());
+    throw std::runtime_error(fmt::format("{} has damaged metadata: {}", path.string(), e.what()));
   }
-  if (!v.isGenericDict()) throw std::runtime_error(path.string() + " does not hold a dict of named tensors");
-  TensorFile f;
-  for (const auto& kv : v.toGenericDict()) {
-    if (!kv.key().isString()) throw std::runtime_error(path.string() + " has a key that is not a string");
-    const auto& k = kv.key().toStringRef();
-    if (kv.value().isTensor())
-      f.tensors.emplace(k, kv.value().toTensor());
-    else if (kv.value().isString() && k.rfind("casdm.", 0) == 0)
-      f.meta.emplace(k.substr(6), kv.value().toStringRef());
-    else
-      throw std::runtime_error(path.string() + ": entry '" + k + "' is neither a tensor nor casdm metadata");
-  }
-  return f;
+  return c;
 }
 
-/// Every parameter and buffer of `m` by its dotted name.
-/// Submodules registered under a name starting with "feature_" hold frozen weights that come from
-/// their own files (the feature losses' backbones, loss/feature.hpp). Model files and checkpoints
-/// leave them out — building the model loads them again, and they can be 50–110 MB per copy — and
-/// record external_checksum() instead, so a resume notices replaced weight files.
-inline bool is_external(const std::string& name) { return name.rfind("feature_", 0) == 0; }
-
-/// Every parameter and buffer of `m` by name, without the external (frozen, file-backed) ones.
-inline std::map<std::string, at::Tensor> state_of(const torch::nn::Module& m) {
+/// The tensors of `f` under `prefix`, with the prefix removed. Files written before 2026-11-27 also
+/// held the feature losses' frozen networks ("feature_*"): those are left out, so such files load.
+inline std::map<std::string, at::Tensor> section(const io::TensorFile& f, const std::string& prefix) {
   std::map<std::string, at::Tensor> out;
-  for (const auto& kv : m.named_parameters(true))
-    if (!is_external(kv.key())) out.emplace(kv.key(), kv.value());
-  for (const auto& kv : m.named_buffers(true))
-    if (!is_external(kv.key())) out.emplace(kv.key(), kv.value());
+  for (const auto& [k, v] : f.tensors)
+    if (k.rfind(prefix, 0) == 0 && k.compare(prefix.size(), 8, "feature_") != 0) out.emplace(k.substr(prefix.size()), v);
   return out;
 }
 
-/// "<count>:<Σx>:<Σ|x|>" in float64 over the parameters and buffers of `m` whose names `which`
-/// accepts (all when empty); empty when there are none. Names the exact weights of a network.
-inline std::string checksum_of(const torch::nn::Module& m, const std::function<bool(const std::string&)>& which = {}) {
-  int64_t count = 0;
-  double sum = 0, abs = 0;
-  auto add = [&](const std::string& name, const at::Tensor& t) {
-    if (which && !which(name)) return;
-    const auto x = t.detach().to(at::kDouble);
-    count += x.numel();
-    sum += x.sum().item<double>();
-    abs += x.abs().sum().item<double>();
+/// Which weights of a checkpoint to load: an EMA copy (the one of rate `ema_rate`, or the first
+/// when unset) or the raw trained weights.
+struct Weights {
+  bool ema = true;
+  std::optional<double> ema_rate;
+  static Weights raw() { return {false, std::nullopt}; }
+  static Weights ema_copy(std::optional<double> rate = std::nullopt) { return {true, rate}; }
+};
+
+/// The tensors of `c` that `w` chooses, with a description ("raw", "ema 0.9999"); a missing
+/// EMA rate is refused naming the rates the file has. A model file has one set: any choice takes it.
+inline std::map<std::string, at::Tensor> chosen_weights(const CheckpointInfo& c, const Weights& w,
+                                                        std::string* which = nullptr) {
+  auto say = [&](std::string s) {
+    if (which) *which = std::move(s);
   };
-  for (const auto& kv : m.named_parameters(true)) add(kv.key(), kv.value());
-  for (const auto& kv : m.named_buffers(true)) add(kv.key(), kv.value());
-  if (count == 0) return {};
-  std::ostringstream s;
-  s.precision(17);
-  s << count << ":" << sum << ":" << abs;
-  return s.str();
-}
-
-/// The checksum of the external (frozen, file-backed) tensors of `m`.
-inline std::string external_checksum(const torch::nn::Module& m) { return checksum_of(m, is_external); }
-
-/// Saves `m` (with its type name as metadata) atomically.
-inline void save_module(const torch::nn::Module& m, const std::filesystem::path& path) {
-  TensorFile f;
-  f.tensors = state_of(m);
-  f.meta["module"] = m.name();
-  write_tensor_file(path, f);
-}
-
-/// What keeps `tensors` from loading into `m`: the names missing, unexpected or mis-shaped (at
-/// most 8 of each), as lines under a header naming `source`; empty when they fit exactly.
-inline std::string state_mismatch(const torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,
-                                  const std::string& source) {
-  auto mine = state_of(m);
-  std::vector<std::string> missing, unexpected, misshaped;
-  for (const auto& [k, v] : mine) {
-    auto it = tensors.find(k);
-    if (it == tensors.end())
-      missing.push_back(k);
-    else if (it->second.sizes() != v.sizes()) {
-      std::ostringstream s;
-      s << k << " (file " << it->second.sizes() << ", model " << v.sizes() << ")";
-      misshaped.push_back(s.str());
+  if (c.is_model_file()) {
+    say("model file");
+    return section(c.file, "");
+  }
+  if (!w.ema) {
+    say("raw");
+    return section(c.file, "model.");
+  }
+  const auto rates = c.ema_rates();
+  for (size_t i = 0; i < rates.size(); ++i) {
+    if (!w.ema_rate || std::stod(rates[i]) == *w.ema_rate) {
+      say("ema " + rates[i]);
+      return section(c.file, fmt::format("ema.{}.", i));
     }
   }
-  for (const auto& [k, v] : tensors)
-    if (!mine.count(k) && !is_external(k)) unexpected.push_back(k);  // (files of before 2026-11-27 held them)
-  if (missing.empty() && unexpected.empty() && misshaped.empty()) return {};
-  std::ostringstream s;
-  s << source << " does not fit this model:";
-  auto list = [&](const char* what, const std::vector<std::string>& v) {
-    if (v.empty()) return;
-    s << "\n  " << v.size() << " " << what << ":";
-    for (size_t i = 0; i < v.size() && i < 8; ++i) s << " " << v[i] << (i + 1 < v.size() ? "," : "");
-    if (v.size() > 8) s << " ...";
-  };
-  list("missing", missing);
-  list("unexpected", unexpected);
-  list("mis-shaped", misshaped);
-  return s.str();
+  throw std::runtime_error(fmt::format("{} has EMA rates {{{}}}{}; choose one of them or the raw weights",
+                                       c.path.string(), fmt::join(rates, ","),
+                                       w.ema_rate ? fmt::format(", not {}", io::number_str(*w.ema_rate)) : ""));
 }
 
-/// Copies `tensors` into `m` only if names and shapes match exactly; otherwise throws
-/// state_mismatch's message and leaves `m` as it was.
-inline void load_state_strict(torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,
-                              const std::string& source) {
-  if (auto why = state_mismatch(m, tensors, source); !why.empty()) throw std::runtime_error(why);
-  at::NoGradGuard g;
-  for (auto& [k, v] : state_of(m)) v.copy_(tensors.at(k));  // external tensors in the file are left alone
+/// A denoiser of type D rebuilt from a checkpoint or model file (its options) with the weights `w`
+/// chooses, loaded strictly. A file of another denoiser type is refused naming both.
+template <class D>
+D load_denoiser(const CheckpointInfo& c, const Weights& w = {}, std::string* which = nullptr) {
+  D d(c.options);
+  if (auto t = c.get("denoiser"); !t.empty() && t != d->name())
+    throw std::runtime_error(fmt::format("{} holds another denoiser{}: {}, not {}", c.path.string(),
+                                         c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")", t,
+                                         d->name()));
+  io::load_state_strict(*d, chosen_weights(c, w, which), c.path.string());
+  return d;
+}
+template <class D>
+D load_denoiser(const std::filesystem::path& path, const Weights& w = {}, std::string* which = nullptr) {
+  return load_denoiser<D>(read_checkpoint(path), w, which);
 }
 
-/// Loads a file written by save_module into `m`, strictly (see load_state_strict).
-inline void load_module(torch::nn::Module& m, const std::filesystem::path& path) {
-  auto f = read_tensor_file(path);
-  std::string source = path.string();
-  if (auto it = f.meta.find("module"); it != f.meta.end() && it->second != m.name())
-    source += " (written by " + it->second + ", loading into " + m.name() + ")";
-  load_state_strict(m, f.tensors, source);
+/// Writes a model file: the denoiser's tensors, its type and options, and `extra` metadata.
+template <class DImpl>
+void save_denoiser(const DImpl& d, const std::filesystem::path& path, const std::map<std::string, std::string>& extra = {}) {
+  io::TensorFile f;
+  f.meta = extra;
+  f.meta["format"] = denoiser_format;
+  f.meta["denoiser"] = d.name();
+  for (const auto& [k, v] : options_to_map(d.options)) f.meta["options." + k] = v;
+  f.tensors = io::state_of(d);
+  io::write_tensor_file(path, f);
+}
+
+/// A run's checkpoint folder: files ckpt-<step>.pt, of which the newest `keep` are kept.
+class CheckpointDir {
+ public:
+  explicit CheckpointDir(std::filesystem::path dir, int64_t keep = 3) : dir_(std::move(dir)), keep_(keep) {
+    if (keep_ < 1) throw std::invalid_argument(fmt::format("checkpoints to keep must be >= 1, got {}", keep_));
+  }
+  const std::filesystem::path& path() const { return dir_; }
+
+  std::filesystem::path file_for(int64_t step) const { return dir_ / fmt::format("ckpt-{:09d}.pt", step); }
+
+  /// The checkpoint files, oldest first.
+  std::vector<std::filesystem::path> list() const {
+    std::vector<std::pair<int64_t, std::filesystem::path>> found;
+    static const std::regex re(R"(ckpt-(\d+)\.pt)");
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      std::smatch m;
+      const auto name = e.path().filename().string();
+      if (std::regex_match(name, m, re)) found.emplace_back(std::stoll(m[1]), e.path());
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<std::filesystem::path> out;
+    for (auto& [s, p] : found) out.push_back(p);
+    return out;
+  }
+
+  std::optional<std::filesystem::path> latest() const {
+    auto l = list();
+    if (l.empty()) return std::nullopt;
+    return l.back();
+  }
+
+  /// Saves trainer `t` as ckpt-<step>.pt, then removes all but the newest `keep` checkpoints.
+  template <class Trainer>
+  std::filesystem::path save(const Trainer& t, const std::map<std::string, std::string>& extra = {}) const {
+    std::filesystem::create_directories(dir_);
+    auto file = file_for(t.step_count());
+    t.save(file, extra);
+    auto l = list();
+    for (size_t i = 0; i + static_cast<size_t>(keep_) < l.size(); ++i) std::filesystem::remove(l[i]);
+    return file;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int64_t keep_;
+};
+
+/// A checkpoint file, or the newest checkpoint of a casdm-train output folder (or its checkpoints/).
+inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+  if (!std::filesystem::is_directory(path)) return path;
+  const auto dir = std::filesystem::exists(path / "checkpoints") ? path / "checkpoints" : path;
+  auto latest = CheckpointDir(dir).latest();
+  if (!latest) throw std::runtime_error(fmt::format("no checkpoint (ckpt-*.pt) in {}", path.string()));
+  return *latest;
 }
 
 }  // namespace casdm::train

@@ -6,6 +6,7 @@
 // name and a load can check every name and shape. The updates use ATen's multi-tensor
 // (`_foreach_*`) kernels: a handful of launches per step instead of ~10 per parameter, which is
 // what bounds a small model's step on a GPU.
+#include <fmt/format.h>
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/arg.h>
@@ -121,7 +122,7 @@ class AdamW {
     if (!bad.empty()) {
       std::string msg = source + ": optimiser state does not fit this model:";
       for (size_t i = 0; i < bad.size() && i < 8; ++i) msg += "\n  " + bad[i];
-      if (bad.size() > 8) msg += "\n  ... (" + std::to_string(bad.size()) + " in all)";
+      if (bad.size() > 8) msg += fmt::format("\n  ... ({} in all)", bad.size());
       throw std::runtime_error(msg);
     }
     c10::NoGradGuard no_grad;
@@ -161,7 +162,7 @@ inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
 class Ema {
  public:
   Ema(torch::nn::Module& live, torch::nn::Module& shadow, double rate) : rate_(rate) {
-    if (!(rate >= 0 && rate < 1)) throw std::invalid_argument("EMA rate must be in [0, 1), got " + std::to_string(rate));
+    if (!(rate >= 0 && rate < 1)) throw std::invalid_argument(fmt::format("EMA rate must be in [0, 1), got {}", rate));
     auto lp = live.named_parameters(true), sp = shadow.named_parameters(true);
     if (lp.size() != sp.size()) throw std::invalid_argument("EMA: the shadow module has other parameters");
     for (size_t i = 0; i < lp.size(); ++i) {

@@ -10,7 +10,7 @@
 //
 // A checkpoint is a torch.save-format dict (Python's torch.load reads it): tensors "model.*",
 // "ema.<i>.*", "optim.*", "rng.cpu" (and "rng.cuda"), and metadata strings "casdm.format",
-// "casdm.model" (the C++ type), "casdm.step", "casdm.options.*" (ModelOptions),
+// "casdm.model" (the Model's C++ type), "casdm.denoiser" (the Denoiser's), "casdm.step", "casdm.options.*" (ModelOptions),
 // "casdm.ema.<i>.rate", "casdm.trainer.*" and whatever the caller adds.
 //
 // Exactness: with the same data per step, 2N steps straight and N steps + save + load + N steps
@@ -18,27 +18,27 @@
 // the step consumes: weights, EMA, optimiser moments and counts, and the default generators'
 // states (t, ε and dropout are drawn from them).
 #include "casdm/core/options_io.hpp"
+#include "casdm/denoiser.hpp"
+#include "casdm/io/tensor_file.hpp"
 #include "casdm/loss/set.hpp"
 #include "casdm/train/checkpoint.hpp"
 #include "casdm/train/optim.hpp"
 
 #include <ATen/Context.h>
 #include <ATen/core/Generator.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace casdm::train {
-
-inline constexpr const char* checkpoint_format = "casdm-checkpoint-1";
 
 struct TrainerOptions {
   TORCH_ARG(AdamWOptions, optimizer) = AdamWOptions{};
@@ -50,55 +50,6 @@ struct TrainerOptions {
   /// update, less memory); 0 means the whole batch at once.
   TORCH_ARG(int64_t, micro_batch) = 0;
 };
-
-/// What a checkpoint says about itself, read without building a model.
-struct CheckpointInfo {
-  std::filesystem::path path;
-  TensorFile file;
-  int64_t step = 0;
-  std::string model_type;
-  ModelOptions options;
-  std::map<std::string, std::string> meta;  // every metadata string, "casdm." stripped
-
-  std::string get(const std::string& key, const std::string& fallback = "") const {
-    auto it = meta.find(key);
-    return it == meta.end() ? fallback : it->second;
-  }
-};
-
-/// Reads a checkpoint's file and metadata; a file that is not a casdm checkpoint is refused.
-inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
-  CheckpointInfo c;
-  c.path = path;
-  c.file = read_tensor_file(path);
-  c.meta = c.file.meta;
-  const auto fmt = c.get("format");
-  if (fmt.empty())
-    throw std::runtime_error(path.string() + " is not a casdm checkpoint (no casdm.format entry; a model file or "
-                                             "another program's torch.save?)");
-  if (fmt != checkpoint_format)
-    throw std::runtime_error(path.string() + " has checkpoint format '" + fmt + "'; this build reads '" +
-                             checkpoint_format + "'");
-  c.model_type = c.get("model");
-  try {
-    c.step = std::stoll(c.get("step"));
-    std::map<std::string, std::string> opts;
-    for (const auto& [k, v] : c.meta)
-      if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
-    c.options = options_from_map(opts);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path.string() + " has damaged metadata: " + e.what());
-  }
-  return c;
-}
-
-/// The tensors of `f` under `prefix`, with the prefix removed.
-inline std::map<std::string, at::Tensor> section(const TensorFile& f, const std::string& prefix) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : f.tensors)
-    if (k.rfind(prefix, 0) == 0) out.emplace(k.substr(prefix.size()), v);
-  return out;
-}
 
 namespace detail {
 inline std::optional<at::Generator> cuda_generator(const c10::Device& d) {
@@ -137,28 +88,39 @@ class GeneratorStateGuard {
   at::Tensor cpu_state_, cuda_state_;
 };
 
+/// Trains model M (a casdm::Model): the optimiser and the EMA copies work on its denoiser, the
+/// objective is the model's own, held once.
 template <class M>
 class Trainer {
  public:
   using Impl = typename M::Impl;
+  using Denoiser = typename M::Denoiser;
 
   Trainer(M model, TrainerOptions o = {})
       : model_(std::move(model)), options_(std::move(o)),
-        optimizer_(trainable_parameters(*model_), options_.optimizer()) {
-    if (options_.micro_batch() < 0) throw std::invalid_argument("micro_batch must be >= 0");
-    if (options_.grad_clip() < 0) throw std::invalid_argument("grad_clip must be >= 0 (0: off)");
+        optimizer_(trainable_parameters(*model_->denoiser()), options_.optimizer()) {
+    if (options_.micro_batch() < 0)
+      throw std::invalid_argument(fmt::format("micro_batch must be >= 0, got {}", options_.micro_batch()));
+    if (options_.grad_clip() < 0)
+      throw std::invalid_argument(fmt::format("grad_clip must be >= 0 (0: off), got {}", options_.grad_clip()));
+    auto& live = *model_->denoiser();
     for (double r : options_.ema_rates()) {
-      auto copy = std::dynamic_pointer_cast<Impl>(model_->clone());
+      Denoiser copy(std::dynamic_pointer_cast<typename Denoiser::Impl>(live.clone()));
       copy->eval();
       for (auto& p : copy->parameters()) p.requires_grad_(false);
-      emas_.emplace_back(copy);
-      ema_updates_.emplace_back(*model_, *copy, r);
+      ema_updates_.emplace_back(live, *copy, r);
+      emas_.push_back(std::move(copy));
     }
   }
 
   M& model() { return model_; }
-  /// The EMA copy with rate options().ema_rates()[i] (eval mode; sample from it).
-  M& ema(size_t i = 0) { return emas_.at(i); }
+  /// The EMA copy of the denoiser with rate options().ema_rates()[i] (eval mode): sample from it
+  /// with casdm::sample<Sampler>(trainer.ema(i), n) or sample_ema().
+  Denoiser& ema(size_t i = 0) { return emas_.at(i); }
+  /// n images from EMA copy i with the model's sampler.
+  at::Tensor sample_ema(int64_t n, const SampleOptions& so = {}, size_t i = 0) {
+    return casdm::sample<typename Impl::sampler_type>(ema(i), n, so);
+  }
   AdamW& optimizer() { return optimizer_; }
   const TrainerOptions& options() const { return options_; }
   /// Optimiser steps taken (restored by load()).
@@ -198,23 +160,24 @@ class Trainer {
   /// is for tests of an interrupted write.
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra = {},
             const std::function<void()>& before_rename = {}) const {
-    TensorFile f;
+    io::TensorFile f;
     f.meta = extra;
     f.meta["format"] = checkpoint_format;
     f.meta["model"] = model_->name();
-    f.meta["step"] = std::to_string(step_);
+    f.meta["denoiser"] = model_->denoiser()->name();
+    f.meta["step"] = fmt::format("{}", step_);
     for (const auto& [k, v] : options_to_map(model_->options)) f.meta["options." + k] = v;
     const auto& o = options_.optimizer();
-    f.meta["trainer.lr"] = casdm::detail::format_double(o.lr());
-    f.meta["trainer.weight_decay"] = casdm::detail::format_double(o.weight_decay());
-    f.meta["trainer.grad_clip"] = casdm::detail::format_double(options_.grad_clip());
-    f.meta["trainer.micro_batch"] = std::to_string(options_.micro_batch());
-    for (const auto& [k, v] : state_of(*model_)) f.tensors.emplace("model." + k, v);
-    if (auto sum = external_checksum(*model_); !sum.empty()) f.meta["external.checksum"] = sum;
+    f.meta["trainer.lr"] = io::number_str(o.lr());
+    f.meta["trainer.weight_decay"] = io::number_str(o.weight_decay());
+    f.meta["trainer.grad_clip"] = io::number_str(options_.grad_clip());
+    f.meta["trainer.micro_batch"] = fmt::format("{}", options_.micro_batch());
+    for (const auto& [k, v] : io::state_of(*model_->denoiser())) f.tensors.emplace("model." + k, v);
+    if (auto sum = model_->objective()->checksum(); !sum.empty()) f.meta["external.checksum"] = sum;
     for (size_t i = 0; i < emas_.size(); ++i) {
-      const auto p = "ema." + std::to_string(i) + ".";
-      f.meta[p + "rate"] = casdm::detail::format_double(options_.ema_rates()[i]);
-      for (const auto& [k, v] : state_of(*emas_[i])) f.tensors.emplace(p + k, v);
+      const auto p = fmt::format("ema.{}.", i);
+      f.meta[p + "rate"] = io::number_str(options_.ema_rates()[i]);
+      for (const auto& [k, v] : io::state_of(*emas_[i])) f.tensors.emplace(p + k, v);
     }
     for (const auto& [k, v] : optimizer_.state()) f.tensors.emplace("optim." + k, v);
     {
@@ -226,7 +189,7 @@ class Trainer {
       std::lock_guard<std::mutex> lock(g->mutex());
       f.tensors.emplace("rng.cuda", g->get_state());
     }
-    write_tensor_file(path, f, before_rename);
+    io::write_tensor_file(path, f, before_rename);
   }
 
   /// Restores a checkpoint written by save() for the same model type, options and EMA rates.
@@ -235,42 +198,43 @@ class Trainer {
 
   void load(const CheckpointInfo& c) {
     const auto src = c.path.string();
+    auto& live = *model_->denoiser();
+    if (c.is_model_file())
+      throw std::runtime_error(src + " is a model file (one denoiser's weights), not a checkpoint: it has no "
+                                     "optimiser state or step to resume from");
     if (c.model_type != model_->name())
-      throw std::runtime_error(src + " holds another model" +
-                               (c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")") + ": " +
-                               c.model_type + ", not " + model_->name());
-    if (auto diff = options_differences(c.options, model_->options); !diff.empty()) {
-      std::string msg = src + " was trained with other model options (checkpoint vs this run):";
-      for (const auto& d : diff) msg += "\n  " + d;
-      throw std::runtime_error(msg);
-    }
+      throw std::runtime_error(fmt::format("{} holds another model{}: {}, not {}", src,
+                                           c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")",
+                                           c.model_type, model_->name()));
+    if (auto diff = options_differences(c.options, model_->options); !diff.empty())
+      throw std::runtime_error(fmt::format("{} was trained with other model options (checkpoint vs this run):\n  {}",
+                                           src, fmt::join(diff, "\n  ")));
     std::vector<double> rates;
-    for (size_t i = 0; c.meta.count("ema." + std::to_string(i) + ".rate"); ++i)
-      rates.push_back(std::stod(c.get("ema." + std::to_string(i) + ".rate")));
+    for (const auto& r : c.ema_rates()) rates.push_back(std::stod(r));
     if (rates != options_.ema_rates()) {
-      std::string have, want;
-      for (double r : rates) have += (have.empty() ? "" : ",") + casdm::detail::format_double(r);
-      for (double r : options_.ema_rates()) want += (want.empty() ? "" : ",") + casdm::detail::format_double(r);
-      throw std::runtime_error(src + " has EMA rates {" + have + "}, this run asks for {" + want + "}");
+      std::vector<std::string> want;
+      for (double r : options_.ema_rates()) want.push_back(io::number_str(r));
+      throw std::runtime_error(fmt::format("{} has EMA rates {{{}}}, this run asks for {{{}}}", src,
+                                           fmt::join(c.ema_rates(), ","), fmt::join(want, ",")));
     }
-    if (auto want = c.get("external.checksum"), have = external_checksum(*model_); !want.empty() && want != have)
-      throw std::runtime_error(src + ": the feature network's weights differ from those the run was trained with "
-                               "(checksum " + want + " in the checkpoint, " +
-                               (have.empty() ? "none" : have) + " now; were the files in " +
-                               model_->options.feature_weights() + " replaced?)");
-    if (auto why = state_mismatch(*model_, section(c.file, "model."), src + " (model)"); !why.empty())
+    if (auto want = c.get("external.checksum"), have = model_->objective()->checksum(); !want.empty() && want != have)
+      throw std::runtime_error(fmt::format(
+          "{}: the feature network's weights differ from those the run was trained with (checksum {} in the "
+          "checkpoint, {} now; were the files in {} replaced?)",
+          src, want, have.empty() ? "none" : have, model_->options.feature_weights()));
+    if (auto why = io::state_mismatch(live, section(c.file, "model."), src + " (model)"); !why.empty())
       throw std::runtime_error(why);
     for (size_t i = 0; i < emas_.size(); ++i) {
-      const auto p = "ema." + std::to_string(i) + ".";
-      if (auto why = state_mismatch(*emas_[i], section(c.file, p), src + " (EMA " + std::to_string(i) + ")");
+      const auto p = fmt::format("ema.{}.", i);
+      if (auto why = io::state_mismatch(*emas_[i], section(c.file, p), fmt::format("{} (EMA {})", src, i));
           !why.empty())
         throw std::runtime_error(why);
     }
     if (!c.file.tensors.count("rng.cpu")) throw std::runtime_error(src + " lacks the generator state rng.cpu");
     optimizer_.load_state(section(c.file, "optim."), src);  // checks, then copies
-    load_state_strict(*model_, section(c.file, "model."), src);
+    io::load_state_strict(live, section(c.file, "model."), src);
     for (size_t i = 0; i < emas_.size(); ++i)
-      load_state_strict(*emas_[i], section(c.file, "ema." + std::to_string(i) + "."), src);
+      io::load_state_strict(*emas_[i], section(c.file, fmt::format("ema.{}.", i)), src);
     {
       at::Generator cpu = at::detail::getDefaultCPUGenerator();
       std::lock_guard<std::mutex> lock(cpu.mutex());
@@ -289,62 +253,10 @@ class Trainer {
   M model_;
   TrainerOptions options_;
   AdamW optimizer_;
-  std::vector<M> emas_;
+  std::vector<Denoiser> emas_;
   std::vector<Ema> ema_updates_;
   int64_t step_ = 0;
   at::Tensor grad_norm_;
-};
-
-/// A run's checkpoint folder: files ckpt-<step>.pt, of which the newest `keep` are kept.
-class CheckpointDir {
- public:
-  explicit CheckpointDir(std::filesystem::path dir, int64_t keep = 3) : dir_(std::move(dir)), keep_(keep) {
-    if (keep_ < 1) throw std::invalid_argument("checkpoints to keep must be >= 1");
-  }
-  const std::filesystem::path& path() const { return dir_; }
-
-  std::filesystem::path file_for(int64_t step) const {
-    char name[32];
-    std::snprintf(name, sizeof name, "ckpt-%09lld.pt", static_cast<long long>(step));
-    return dir_ / name;
-  }
-
-  /// The checkpoint files, oldest first.
-  std::vector<std::filesystem::path> list() const {
-    std::vector<std::pair<int64_t, std::filesystem::path>> found;
-    static const std::regex re(R"(ckpt-(\d+)\.pt)");
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-      std::smatch m;
-      const auto name = e.path().filename().string();
-      if (std::regex_match(name, m, re)) found.emplace_back(std::stoll(m[1]), e.path());
-    }
-    std::sort(found.begin(), found.end());
-    std::vector<std::filesystem::path> out;
-    for (auto& [s, p] : found) out.push_back(p);
-    return out;
-  }
-
-  std::optional<std::filesystem::path> latest() const {
-    auto l = list();
-    if (l.empty()) return std::nullopt;
-    return l.back();
-  }
-
-  /// Saves `t` as ckpt-<step>.pt, then removes all but the newest `keep` checkpoints.
-  template <class M>
-  std::filesystem::path save(const Trainer<M>& t, const std::map<std::string, std::string>& extra = {}) const {
-    std::filesystem::create_directories(dir_);
-    auto file = file_for(t.step_count());
-    t.save(file, extra);
-    auto l = list();
-    for (size_t i = 0; i + static_cast<size_t>(keep_) < l.size(); ++i) std::filesystem::remove(l[i]);
-    return file;
-  }
-
- private:
-  std::filesystem::path dir_;
-  int64_t keep_;
 };
 
 }  // namespace casdm::train

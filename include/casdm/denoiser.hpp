@@ -1,0 +1,144 @@
+#pragma once
+// casdm::Denoiser: the trained part of a diffusion model — a topology's networks on a schedule's
+// process. It is what EMA copies, checkpoints and model files hold, what a data-parallel wrapper
+// wraps and what samplers call. It holds no loss and no frozen metric network.
+//
+//   casdm::Denoiser<casdm::schedule::Cosine, casdm::topology::Cascaded<>> d(options);
+//   auto pred = d->predict(x_t, t);                                    // ε′, x0′, r, x0⋆
+//   auto images = casdm::sample<casdm::sampler::DDIM<50>>(d, 16);     // [16, C, H, W] in [−1, 1]
+#include "casdm/core/estimate.hpp"
+#include "casdm/core/options.hpp"
+#include "casdm/core/process.hpp"
+#include "casdm/io/text.hpp"
+#include "casdm/sampler/concepts.hpp"
+#include "casdm/schedule/concepts.hpp"
+#include "casdm/topology/concepts.hpp"
+
+#include <c10/core/GradMode.h>
+#include <fmt/format.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace casdm {
+
+template <schedule::Schedule S, topology::Topology Topo>
+class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
+ public:
+  using schedule_type = S;
+  using topology_type = Topo;
+
+  explicit DenoiserImpl(ModelOptions o = {}) : options(std::move(o)) { reset(); }
+
+  void reset() override {
+    validate();
+    process_ = Process(S::betas(options.diffusion_steps()));
+    respaced_.clear();
+    nets_ = Topo::build(*this, options);
+  }
+
+  /// The training process (T = options.diffusion_steps()).
+  const Process& process() const { return process_; }
+  typename Topo::Nets& nets() { return nets_; }
+
+  /// The topology's prediction at (x_t, t) of the training process.
+  Prediction predict(const at::Tensor& x_t, const at::Tensor& t) { return predict(process_, x_t, t); }
+  /// The same on `p`, a respacing of the training process (t indexes p; the networks see the
+  /// original steps).
+  Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    return Topo::predict(nets_, p, x_t, t);
+  }
+  /// What a sampler steps with at (x_t, t) of `p`: the (mixed, optionally clipped) estimate.
+  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip) {
+    return estimate(predict(p, x_t, t), p, x_t, t, clip);
+  }
+
+  /// The process respaced by an improved-diffusion spec; built once per spec.
+  const Process& respaced(const std::string& spec) {
+    auto it = respaced_.find(spec);
+    if (it == respaced_.end()) it = respaced_.emplace(spec, process_.respaced(spec)).first;
+    return it->second;
+  }
+
+  /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
+  void check_images(const at::Tensor& x, const char* what) const {
+    const auto& o = options;
+    if (x.dim() == 4 && x.size(1) == o.channels() && x.size(2) == o.image_size() && x.size(3) == o.image_size()) return;
+    throw std::invalid_argument(fmt::format("{}: expected images [N, {}, {}, {}], got {}", what, o.channels(),
+                                            o.image_size(), o.image_size(), io::shape_str(x.sizes())));
+  }
+
+  ModelOptions options;
+
+ private:
+  void validate() const {
+    auto fail = [](const char* m) { throw std::invalid_argument(fmt::format("ModelOptions: {}", m)); };
+    if (options.image_size() < 1) fail("image_size must be >= 1");
+    if (options.channels() < 1) fail("channels must be >= 1");
+    if (options.diffusion_steps() < 2) fail("diffusion_steps must be >= 2");
+  }
+
+  typename Topo::Nets nets_;
+  Process process_;
+  std::map<std::string, Process> respaced_;
+};
+
+/// The module holder (`TORCH_MODULE` cannot wrap a class template).
+template <schedule::Schedule S, topology::Topology Topo>
+class Denoiser : public torch::nn::ModuleHolder<DenoiserImpl<S, Topo>> {
+ public:
+  using Impl = DenoiserImpl<S, Topo>;
+  using torch::nn::ModuleHolder<Impl>::ModuleHolder;
+  Denoiser() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
+  explicit Denoiser(ModelOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
+};
+
+namespace detail {
+/// Puts a module in eval mode for a scope and restores its mode after.
+struct EvalModeGuard {
+  explicit EvalModeGuard(torch::nn::Module& m) : m_(m), was_(m.is_training()) { m_.eval(); }
+  ~EvalModeGuard() { m_.train(was_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+  torch::nn::Module& m_;
+  bool was_;
+};
+}  // namespace detail
+
+/// n images in [−1, 1] from denoiser `d` with sampler Smp, on the device of d's parameters.
+template <sampler::Sampler Smp, class S, class Topo>
+at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so = {}) {
+  if (n < 1) throw std::invalid_argument(fmt::format("sample: n must be >= 1, got {}", n));
+  const int64_t T = d.process().size();
+  if (so.steps() < 0) throw std::invalid_argument(fmt::format("sample: steps must be >= 0 (0: the sampler's default), got {}", so.steps()));
+  const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(Smp::default_steps, T);
+  if (steps > T)
+    throw std::invalid_argument(fmt::format("sample: {} steps requested but the process has T = {}", steps, T));
+  const auto& p = d.respaced(Smp::spacing(steps));
+  const auto param = d.parameters().front();
+  const std::vector<int64_t> shape{n, d.options.channels(), d.options.image_size(), d.options.image_size()};
+  at::Tensor x;
+  if (so.noise().defined()) {
+    if (so.noise().sizes() != at::IntArrayRef(shape))
+      throw std::invalid_argument(fmt::format("sample: the starting noise must be [n, C, H, W] = {}, got {}",
+                                              io::shape_str(shape), io::shape_str(so.noise().sizes())));
+    x = so.noise().to(param.device(), param.scalar_type());
+  } else {
+    x = at::randn(shape, param.options().requires_grad(false));
+  }
+  c10::NoGradGuard no_grad;
+  detail::EvalModeGuard mode(d);
+  const bool clip = so.clip_denoised();
+  x = sampler::run<Smp>(
+      p, [&](const at::Tensor& x_t, const at::Tensor& t) { return d.denoise(p, x_t, t, clip); }, x, so);
+  return x.clamp(-1, 1);
+}
+template <sampler::Sampler Smp, class S, class Topo>
+at::Tensor sample(Denoiser<S, Topo>& d, int64_t n, const SampleOptions& so = {}) {
+  return sample<Smp>(*d, n, so);
+}
+
+}  // namespace casdm

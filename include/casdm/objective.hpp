@@ -1,0 +1,91 @@
+#pragma once
+// casdm::Objective: a loss set as an object of its own. It owns the loss terms' frozen metric
+// networks (LPIPS's VGG16, ResNet-50, …), is held once by whoever trains, and is never copied per
+// EMA rate or saved with the denoiser; a checkpoint records its checksum() instead.
+//
+//   casdm::Objective<casdm::loss::Set<casdm::loss::EpsMSE<>>> objective(options);
+//   auto report = objective(*denoiser, x0);      // t ~ U{0..T−1}, ε ~ N(0, I); also ->forward(...)
+//   report.total.backward();
+#include "casdm/core/options.hpp"
+#include "casdm/core/prediction.hpp"
+#include "casdm/io/state.hpp"
+#include "casdm/io/text.hpp"
+#include "casdm/loss/set.hpp"
+#include "casdm/topology/concepts.hpp"
+
+#include <fmt/format.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace casdm {
+
+/// The paper's rules between a topology and a loss set; instantiated (once per pair) by Model and
+/// by an Objective applied to a denoiser, so a forbidden combination does not compile.
+template <topology::Topology Topo, loss::LossSet Losses>
+struct CheckCombination {
+  static_assert(!Losses::needs_x0_head || Topo::has_x0_head,
+                "casdm rule: L_x0 and feature losses need a topology with an x0 head (X0Only, DualHead or "
+                "Cascaded); EpsOnly predicts only eps. See docs/policies.md#rules");
+  static_assert(!Losses::needs_eps_head || Topo::has_eps_head,
+                "casdm rule: L_eps and L_mu need a topology with an eps head (EpsOnly, DualHead or Cascaded); "
+                "X0Only predicts only x0. See docs/policies.md#rules");
+  static_assert(!Losses::needs_mix || Topo::has_mix,
+                "casdm rule: L_mu needs a topology with a mixing weight r (DualHead or Cascaded). See "
+                "docs/policies.md#rules");
+  static constexpr bool value = true;
+};
+
+template <loss::LossSet Losses>
+class ObjectiveImpl : public torch::nn::Module {
+ public:
+  using losses_type = Losses;
+
+  explicit ObjectiveImpl(const ModelOptions& o = {}) : losses_(o) { losses_.attach(*this); }
+
+  /// The objective on a batch x0 ∈ [−1, 1]^{N×C×H×W} of denoiser `d`, with t ~ U{0..T−1} and
+  /// ε ~ N(0, I) drawn from the default generator.
+  template <class D>
+  loss::LossReport forward(D& d, const at::Tensor& x0) {
+    d.check_images(x0, "training_losses");
+    auto t = at::randint(0, d.process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+    return forward(d, x0, t, at::randn_like(x0));
+  }
+  /// The same with given t and noise (tests, variance reduction, importance sampling).
+  template <class D>
+  loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
+    static_assert(CheckCombination<typename D::topology_type, Losses>::value);
+    d.check_images(x0, "training_losses");
+    if (t.dim() != 1 || t.size(0) != x0.size(0))
+      throw std::invalid_argument(fmt::format("training_losses: t must hold one timestep per image ({}), got {}",
+                                              x0.size(0), io::shape_str(t.sizes())));
+    if (noise.sizes() != x0.sizes())
+      throw std::invalid_argument(fmt::format("training_losses: noise {} differs from the images {}",
+                                              io::shape_str(noise.sizes()), io::shape_str(x0.sizes())));
+    const auto& p = d.process();
+    auto x_t = p.q_sample(x0, t, noise);
+    auto pred = d.predict(x_t, t);
+    return losses_(LossInputs{p, x0, x_t, t, noise, pred});
+  }
+
+  /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
+  /// keeps it, so a resume notices replaced weight files.
+  std::string checksum() const { return io::checksum_of(*this); }
+
+ private:
+  Losses losses_;
+};
+
+/// The module holder (`TORCH_MODULE` cannot wrap a class template).
+template <loss::LossSet Losses>
+class Objective : public torch::nn::ModuleHolder<ObjectiveImpl<Losses>> {
+ public:
+  using Impl = ObjectiveImpl<Losses>;
+  using torch::nn::ModuleHolder<Impl>::ModuleHolder;
+  Objective() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
+  explicit Objective(const ModelOptions& o) : torch::nn::ModuleHolder<Impl>(o) {}
+};
+
+}  // namespace casdm

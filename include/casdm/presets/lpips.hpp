@@ -1,0 +1,19 @@
+#pragma once
+// The paper's rows with LPIPS (VGG16) as the metric function (Tables 1, 3 and 4).
+#include "casdm/loss/lpips.hpp"
+#include "casdm/presets/table1.hpp"
+
+namespace casdm::presets {
+
+/// Table 1 with the metric function: LPIPS (λ = 0.1) on the x0 prediction. Each needs
+/// ModelOptions::feature_weights, the folder of tools/export_weights.py's files.
+using DDPM_X0_LPIPS =
+    Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>, loss::LPIPSLoss<>>, PaperSampler>;
+using Dual_LPIPS = Model<PaperSchedule, topology::DualHead<>,
+                         loss::Set<loss::X0MSE<>, loss::EpsMSE<>, loss::MuMix<>, loss::LPIPSLoss<>>, PaperSampler>;
+using CasLPIPSLosses = loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::LPIPSLoss<>>;
+using CasDM_LPIPS = Model<PaperSchedule, topology::Cascaded<>, CasLPIPSLosses, PaperSampler>;
+/// Table 4: the Fix-Res φ with LPIPS.
+using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLPIPSLosses, PaperSampler>;
+
+}  // namespace casdm::presets

@@ -1,0 +1,37 @@
+#pragma once
+// The paper's rows without a metric network (An et al. 2024, Tables 1, 4 and 5). Each takes
+// ModelOptions whose defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks,
+// channel_mult (1,2,2,2), attention at 16 and 8, DDIM with 100 steps. Including this header alone
+// parses no metric network and no serialization code.
+#include "casdm/loss/mse.hpp"
+#include "casdm/loss/set.hpp"
+#include "casdm/model.hpp"
+#include "casdm/net/unet.hpp"
+#include "casdm/sampler/ddim.hpp"
+#include "casdm/schedule/cosine.hpp"
+#include "casdm/topology/cascaded.hpp"
+#include "casdm/topology/plain.hpp"
+
+namespace casdm::presets {
+
+using PaperSchedule = schedule::Cosine;
+using PaperSampler = sampler::DDIM<100>;
+using CasLosses = loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>>;
+
+/// Table 1: DDPM predicting ε.
+using DDPM_Eps = Model<PaperSchedule, topology::EpsOnly<>, loss::Set<loss::EpsMSE<>>, PaperSampler>;
+/// Table 1: DDPM predicting x0.
+using DDPM_X0 = Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>>, PaperSampler>;
+/// Table 1: dual diffusion (Benny & Wolf 2022): one network, x0′ + ε′ + r.
+using Dual = Model<PaperSchedule, topology::DualHead<>, loss::Set<loss::X0MSE<>, loss::EpsMSE<>, loss::MuMix<>>,
+                   PaperSampler>;
+/// Table 1: Cas-DM, θ → ε′, φ(x0⋆) → x0′, r.
+using CasDM = Model<PaperSchedule, topology::Cascaded<>, CasLosses, PaperSampler>;
+/// Table 4: φ a Fix-Res CNN.
+using CasDM_FixRes = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLosses, PaperSampler>;
+/// Table 4: φ a Fix-Res CNN on concat(x0⋆, ε′).
+using CasDM_FixRes_Concat =
+    Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN, topology::phi_input::Concat>, CasLosses,
+          PaperSampler>;
+
+}  // namespace casdm::presets

@@ -1,0 +1,22 @@
+#pragma once
+// Runtime choices of one sampling run; unset fields take the sampler type's defaults.
+#include <ATen/core/Tensor.h>
+#include <torch/arg.h>
+
+#include <optional>
+
+namespace casdm {
+
+struct SampleOptions {
+  /// Number of (respaced) steps; 0 means the sampler's default.
+  TORCH_ARG(int64_t, steps) = 0;
+  /// DDIM η (0: deterministic DDIM, 1: DDPM-like); the ancestral sampler has none and refuses one.
+  TORCH_ARG(std::optional<double>, eta) = std::nullopt;
+  /// Clip x0 predictions to [−1, 1] at every step and re-derive ε from the clipped x0
+  /// (improved-diffusion's clip_denoised). Off gives the raw predictions.
+  TORCH_ARG(bool, clip_denoised) = true;
+  /// Starting noise x_T; undefined means fresh N(0, I) from the default generator.
+  TORCH_ARG(at::Tensor, noise) = at::Tensor{};
+};
+
+}  // namespace casdm
