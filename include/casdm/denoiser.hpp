@@ -33,12 +33,7 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
 
   explicit DenoiserImpl(ModelOptions o = {}) : options(std::move(o)) { reset(); }
 
-  void reset() override {
-    validate();
-    process_ = Process(S::betas(options.diffusion_steps()));
-    respaced_.clear();
-    nets_ = Topo::build(*this, options);
-  }
+  void reset() override;
 
   /// The training process (T = options.diffusion_steps()).
   const Process& process() const { return process_; }
@@ -48,43 +43,68 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   Prediction predict(const at::Tensor& x_t, const at::Tensor& t) { return predict(process_, x_t, t); }
   /// The same on `p`, a respacing of the training process (t indexes p; the networks see the
   /// original steps).
-  Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
-    return Topo::predict(nets_, p, x_t, t);
-  }
+  Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t);
   /// What a sampler steps with at (x_t, t) of `p`: the (mixed, optionally clipped) estimate.
-  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip) {
-    return estimate(predict(p, x_t, t), p, x_t, t, clip);
-  }
+  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip);
 
   /// The process respaced by an improved-diffusion spec; built once per spec.
-  const Process& respaced(const std::string& spec) {
-    auto it = respaced_.find(spec);
-    if (it == respaced_.end()) it = respaced_.emplace(spec, process_.respaced(spec)).first;
-    return it->second;
-  }
+  const Process& respaced(const std::string& spec);
 
   /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
-  void check_images(const at::Tensor& x, const char* what) const {
-    const auto& o = options;
-    if (x.dim() == 4 && x.size(1) == o.channels() && x.size(2) == o.image_size() && x.size(3) == o.image_size()) return;
-    throw std::invalid_argument(fmt::format("{}: expected images [N, {}, {}, {}], got {}", what, o.channels(),
-                                            o.image_size(), o.image_size(), io::shape_str(x.sizes())));
-  }
+  void check_images(const at::Tensor& x, const char* what) const;
 
   ModelOptions options;
 
  private:
-  void validate() const {
-    auto fail = [](const char* m) { throw std::invalid_argument(fmt::format("ModelOptions: {}", m)); };
-    if (options.image_size() < 1) fail("image_size must be >= 1");
-    if (options.channels() < 1) fail("channels must be >= 1");
-    if (options.diffusion_steps() < 2) fail("diffusion_steps must be >= 2");
-  }
+  void validate() const;
 
   typename Topo::Nets nets_;
   Process process_;
   std::map<std::string, Process> respaced_;
 };
+
+// Members defined out of the class (not inline), so that a compiled library of presets can hold
+// their one instantiation (presets/instantiation.hpp).
+template <schedule::Schedule S, topology::Topology Topo>
+void DenoiserImpl<S, Topo>::reset() {
+  validate();
+  process_ = Process(S::betas(options.diffusion_steps()));
+  respaced_.clear();
+  nets_ = Topo::build(*this, options);
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  return Topo::predict(nets_, p, x_t, t);
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+Estimate DenoiserImpl<S, Topo>::denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip) {
+  return estimate(predict(p, x_t, t), p, x_t, t, clip);
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+const Process& DenoiserImpl<S, Topo>::respaced(const std::string& spec) {
+  auto it = respaced_.find(spec);
+  if (it == respaced_.end()) it = respaced_.emplace(spec, process_.respaced(spec)).first;
+  return it->second;
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+void DenoiserImpl<S, Topo>::check_images(const at::Tensor& x, const char* what) const {
+  const auto& o = options;
+  if (x.dim() == 4 && x.size(1) == o.channels() && x.size(2) == o.image_size() && x.size(3) == o.image_size()) return;
+  throw std::invalid_argument(fmt::format("{}: expected images [N, {}, {}, {}], got {}", what, o.channels(),
+                                          o.image_size(), o.image_size(), io::shape_str(x.sizes())));
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+void DenoiserImpl<S, Topo>::validate() const {
+  auto fail = [](const char* m) { throw std::invalid_argument(fmt::format("ModelOptions: {}", m)); };
+  if (options.image_size() < 1) fail("image_size must be >= 1");
+  if (options.channels() < 1) fail("channels must be >= 1");
+  if (options.diffusion_steps() < 2) fail("diffusion_steps must be >= 2");
+}
 
 /// The module holder (`TORCH_MODULE` cannot wrap a class template).
 template <schedule::Schedule S, topology::Topology Topo>

@@ -41,10 +41,7 @@ class ModelImpl : public torch::nn::Module {
   using Denoiser = casdm::Denoiser<S, Topo>;
   using Objective = casdm::Objective<Losses>;
 
-  explicit ModelImpl(ModelOptions o = {}) : options(o), denoiser_(o), objective_(o) {
-    // The denoiser's networks are the model's own children, under the same names.
-    for (const auto& kv : denoiser_->named_children()) register_module(kv.key(), kv.value());
-  }
+  explicit ModelImpl(ModelOptions o = {});
 
   Denoiser& denoiser() { return denoiser_; }
   const Denoiser& denoiser() const { return denoiser_; }
@@ -57,32 +54,18 @@ class ModelImpl : public torch::nn::Module {
   const Process& respaced(const std::string& spec) { return denoiser_->respaced(spec); }
 
   /// The training objective on a batch x0 ∈ [−1, 1]^{N×C×H×W}, with t ~ U{0..T−1} and ε ~ N(0, I).
-  loss::LossReport training_losses(const at::Tensor& x0) { return objective_->forward(*denoiser_, x0); }
+  loss::LossReport training_losses(const at::Tensor& x0);
   /// The same with given t and noise (tests, variance reduction, importance sampling).
-  loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
-    return objective_->forward(*denoiser_, x0, t, noise);
-  }
+  loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise);
 
   /// n images in [−1, 1] from the reverse process (the model's sampler), on the device of the
   /// model's parameters.
-  at::Tensor sample(int64_t n, const SampleOptions& so = {}) { return casdm::sample<Smp>(denoiser_, n, so); }
+  at::Tensor sample(int64_t n, const SampleOptions& so = {});
 
-  void train(bool on = true) override {
-    torch::nn::Module::train(on);
-    denoiser_->train(on);  // the denoiser's own flag (its networks are ours already)
-  }
-  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
-    torch::nn::Module::to(device, dtype, non_blocking);
-    objective_->to(device, dtype, non_blocking);
-  }
-  void to(torch::Dtype dtype, bool non_blocking = false) override {
-    torch::nn::Module::to(dtype, non_blocking);
-    objective_->to(dtype, non_blocking);
-  }
-  void to(torch::Device device, bool non_blocking = false) override {
-    torch::nn::Module::to(device, non_blocking);
-    objective_->to(device, non_blocking);
-  }
+  void train(bool on = true) override;
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Device device, bool non_blocking = false) override;
 
   ModelOptions options;
 
@@ -90,6 +73,45 @@ class ModelImpl : public torch::nn::Module {
   Denoiser denoiser_;
   Objective objective_;
 };
+
+// Members defined out of the class (not inline): see presets/instantiation.hpp.
+#define CASDM_MODEL_MEMBER template <schedule::Schedule S, topology::Topology Topo, loss::LossSet Losses, sampler::Sampler Smp>
+#define CASDM_MODEL ModelImpl<S, Topo, Losses, Smp>
+CASDM_MODEL_MEMBER
+CASDM_MODEL::ModelImpl(ModelOptions o) : options(o), denoiser_(o), objective_(o) {
+  // The denoiser's networks are the model's own children, under the same names.
+  for (const auto& kv : denoiser_->named_children()) this->register_module(kv.key(), kv.value());
+}
+CASDM_MODEL_MEMBER
+loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0) { return objective_->forward(*denoiser_, x0); }
+CASDM_MODEL_MEMBER
+loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
+  return objective_->forward(*denoiser_, x0, t, noise);
+}
+CASDM_MODEL_MEMBER
+at::Tensor CASDM_MODEL::sample(int64_t n, const SampleOptions& so) { return casdm::sample<Smp>(denoiser_, n, so); }
+CASDM_MODEL_MEMBER
+void CASDM_MODEL::train(bool on) {
+  torch::nn::Module::train(on);
+  denoiser_->train(on);  // the denoiser's own flag (its networks are ours already)
+}
+CASDM_MODEL_MEMBER
+void CASDM_MODEL::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+  torch::nn::Module::to(device, dtype, non_blocking);
+  objective_->to(device, dtype, non_blocking);
+}
+CASDM_MODEL_MEMBER
+void CASDM_MODEL::to(torch::Dtype dtype, bool non_blocking) {
+  torch::nn::Module::to(dtype, non_blocking);
+  objective_->to(dtype, non_blocking);
+}
+CASDM_MODEL_MEMBER
+void CASDM_MODEL::to(torch::Device device, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+  objective_->to(device, non_blocking);
+}
+#undef CASDM_MODEL
+#undef CASDM_MODEL_MEMBER
 
 /// The module holder (`TORCH_MODULE` cannot wrap a class template).
 template <schedule::Schedule S, topology::Topology Topo, loss::LossSet Losses, sampler::Sampler Smp>

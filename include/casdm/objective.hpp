@@ -43,32 +43,15 @@ class ObjectiveImpl : public torch::nn::Module {
  public:
   using losses_type = Losses;
 
-  explicit ObjectiveImpl(const ModelOptions& o = {}) : losses_(o) { losses_.attach(*this); }
+  explicit ObjectiveImpl(const ModelOptions& o = {});
 
   /// The objective on a batch x0 ∈ [−1, 1]^{N×C×H×W} of denoiser `d`, with t ~ U{0..T−1} and
   /// ε ~ N(0, I) drawn from the default generator.
   template <class D>
-  loss::LossReport forward(D& d, const at::Tensor& x0) {
-    d.check_images(x0, "training_losses");
-    auto t = at::randint(0, d.process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
-    return forward(d, x0, t, at::randn_like(x0));
-  }
+  loss::LossReport forward(D& d, const at::Tensor& x0);
   /// The same with given t and noise (tests, variance reduction, importance sampling).
   template <class D>
-  loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
-    static_assert(CheckCombination<typename D::topology_type, Losses>::value);
-    d.check_images(x0, "training_losses");
-    if (t.dim() != 1 || t.size(0) != x0.size(0))
-      throw std::invalid_argument(fmt::format("training_losses: t must hold one timestep per image ({}), got {}",
-                                              x0.size(0), io::shape_str(t.sizes())));
-    if (noise.sizes() != x0.sizes())
-      throw std::invalid_argument(fmt::format("training_losses: noise {} differs from the images {}",
-                                              io::shape_str(noise.sizes()), io::shape_str(x0.sizes())));
-    const auto& p = d.process();
-    auto x_t = p.q_sample(x0, t, noise);
-    auto pred = d.predict(x_t, t);
-    return losses_(LossInputs{p, x0, x_t, t, noise, pred});
-  }
+  loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise);
 
   /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
   /// keeps it, so a resume notices replaced weight files.
@@ -77,6 +60,38 @@ class ObjectiveImpl : public torch::nn::Module {
  private:
   Losses losses_;
 };
+
+// Members defined out of the class (not inline): see presets/instantiation.hpp.
+template <loss::LossSet Losses>
+ObjectiveImpl<Losses>::ObjectiveImpl(const ModelOptions& o) : losses_(o) {
+  losses_.attach(*this);
+}
+
+template <loss::LossSet Losses>
+template <class D>
+loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0) {
+  d.check_images(x0, "training_losses");
+  auto t = at::randint(0, d.process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+  return forward(d, x0, t, at::randn_like(x0));
+}
+
+template <loss::LossSet Losses>
+template <class D>
+loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0, const at::Tensor& t,
+                                                const at::Tensor& noise) {
+  static_assert(CheckCombination<typename D::topology_type, Losses>::value);
+  d.check_images(x0, "training_losses");
+  if (t.dim() != 1 || t.size(0) != x0.size(0))
+    throw std::invalid_argument(fmt::format("training_losses: t must hold one timestep per image ({}), got {}",
+                                            x0.size(0), io::shape_str(t.sizes())));
+  if (noise.sizes() != x0.sizes())
+    throw std::invalid_argument(fmt::format("training_losses: noise {} differs from the images {}",
+                                            io::shape_str(noise.sizes()), io::shape_str(x0.sizes())));
+  const auto& p = d.process();
+  auto x_t = p.q_sample(x0, t, noise);
+  auto pred = d.predict(x_t, t);
+  return losses_(LossInputs{p, x0, x_t, t, noise, pred});
+}
 
 /// The module holder (`TORCH_MODULE` cannot wrap a class template).
 template <loss::LossSet Losses>

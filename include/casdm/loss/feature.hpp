@@ -14,6 +14,7 @@
 //         // a, b: [N, 3, S, S] in [0, 1]; returns [N]
 //   };
 #include "casdm/loss/concepts.hpp"
+#include "casdm/metric/transform.hpp"
 
 #include <ATen/ATen.h>
 
@@ -29,22 +30,9 @@ concept FeatureBackbone = requires(const ModelOptions& o, typename B::Module& m,
   { B::distance(m, a, a) } -> std::same_as<at::Tensor>;
 };
 
-/// 𝒯: resize to size×size (bilinear, align_corners false), [−1, 1] → [0, 1], 1 → 3 channels.
-inline at::Tensor feature_transform(const at::Tensor& x, int64_t size) {
-  auto y = x;
-  if (x.size(2) != size || x.size(3) != size)
-    y = at::upsample_bilinear2d(x, {size, size}, /*align_corners=*/false);
-  y = (y + 1) * 0.5;
-  if (y.size(1) == 1) y = y.expand({y.size(0), 3, y.size(2), y.size(3)});
-  return y;
-}
-
-/// ImageNet normalisation of [N, 3, H, W] images in [0, 1] (what torchvision's backbones expect).
-inline at::Tensor imagenet_normalise(const at::Tensor& x) {
-  const auto mean = at::tensor({0.485, 0.456, 0.406}, x.options()).view({1, 3, 1, 1});
-  const auto std = at::tensor({0.229, 0.224, 0.225}, x.options()).view({1, 3, 1, 1});
-  return (x - mean) / std;
-}
+// 𝒯 and ImageNet normalisation live with the metric networks (metric/transform.hpp).
+using metric::feature_transform;
+using metric::imagenet_normalise;
 
 /// Per image, the mean squared difference of each pair of feature maps (over all but the batch
 /// dimension), averaged over the pairs: the ResNet, Inception and Swin feature distances.

@@ -14,7 +14,7 @@
 //   casdm::metric::save_small_vgg(r.net, "weights/small_vgg.pt", {{"accuracy", "0.91"}});
 //   auto net = casdm::metric::load_small_vgg("weights/small_vgg.pt");     // architecture from the file
 #include <fmt/format.h>
-#include "casdm/loss/feature.hpp"
+#include "casdm/metric/transform.hpp"
 #include "casdm/io/tensor_file.hpp"
 
 #include <torch/nn/cloneable.h>
@@ -116,7 +116,7 @@ namespace detail {
 /// uint8 [N, C, H, W] → 𝒯: [N, 3, S, S] in [0, 1] on `device`.
 inline at::Tensor classifier_input(const at::Tensor& images, int64_t size, const c10::Device& device) {
   auto x = images.to(device).to(at::kFloat) / 127.5 - 1;
-  return loss::feature_transform(x, size);
+  return metric::feature_transform(x, size);
 }
 inline void check_labelled(const at::Tensor& images, const at::Tensor& labels, const std::string& what) {
   if (!images.defined() || images.dim() != 4 || images.scalar_type() != at::kByte)

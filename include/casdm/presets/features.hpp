@@ -23,3 +23,22 @@ using CasDM_SmallVGG = Model<PaperSchedule, topology::Cascaded<>,
                              loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>, loss::SmallVGGLoss<>>, PaperSampler>;
 
 }  // namespace casdm::presets
+
+// Compiled once in the library casdm::presets (src/presets_features.cpp); see instantiation.hpp.
+#if defined(CASDM_INSTANTIATE_FEATURES) || defined(CASDM_PRESETS_LIBRARY)
+#include "casdm/presets/instantiation.hpp"
+#ifdef CASDM_INSTANTIATE_FEATURES
+#define CASDM_PRESETS_EXTERN
+#else
+#define CASDM_PRESETS_EXTERN extern
+#endif
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_ResNet::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_Inception::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_Swin::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_SmallVGG::Impl::losses_type)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_ResNet)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_Inception)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_Swin)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_SmallVGG)
+#undef CASDM_PRESETS_EXTERN
+#endif

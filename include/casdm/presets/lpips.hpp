@@ -17,3 +17,21 @@ using CasDM_LPIPS = Model<PaperSchedule, topology::Cascaded<>, CasLPIPSLosses, P
 using CasDM_FixRes_LPIPS = Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN>, CasLPIPSLosses, PaperSampler>;
 
 }  // namespace casdm::presets
+
+// Compiled once in the library casdm::presets (src/presets_lpips.cpp); see instantiation.hpp.
+#if defined(CASDM_INSTANTIATE_LPIPS) || defined(CASDM_PRESETS_LIBRARY)
+#include "casdm/presets/instantiation.hpp"
+#ifdef CASDM_INSTANTIATE_LPIPS
+#define CASDM_PRESETS_EXTERN
+#else
+#define CASDM_PRESETS_EXTERN extern
+#endif
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0_LPIPS::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::Dual_LPIPS::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_LPIPS::Impl::losses_type)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0_LPIPS)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::Dual_LPIPS)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_LPIPS)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes_LPIPS)
+#undef CASDM_PRESETS_EXTERN
+#endif

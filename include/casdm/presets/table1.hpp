@@ -35,3 +35,30 @@ using CasDM_FixRes_Concat =
           PaperSampler>;
 
 }  // namespace casdm::presets
+
+// Compiled once in the library casdm::presets (src/presets_table1.cpp); see instantiation.hpp.
+#if defined(CASDM_INSTANTIATE_TABLE1) || defined(CASDM_PRESETS_LIBRARY)
+#include "casdm/presets/instantiation.hpp"
+#ifdef CASDM_INSTANTIATE_TABLE1
+#define CASDM_PRESETS_EXTERN
+#else
+#define CASDM_PRESETS_EXTERN extern
+#endif
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_Eps::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::Dual::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes_Concat::Denoiser)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_Eps::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::Dual::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM::Impl::losses_type)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_Eps)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::Dual)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes_Concat)
+#undef CASDM_PRESETS_EXTERN
+#endif
