@@ -180,18 +180,12 @@ int main(int argc, char** argv) {
     j["bootstrap"] = bootstrap;
     std::vector<std::vector<double>> chart;
     std::vector<std::string> labels, columns;
-    for (auto s : steps) columns.push_back(std::to_string(s) + " steps");
+    for (auto s : steps) columns.push_back(fmt::format("{} steps", s));
     for (const auto& r : rows) {
       md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
-      char buf[64];
-      for (const auto& s : r.scores) {
-        if (std::isnan(s.fd_std))
-          std::snprintf(buf, sizeof buf, " %.3f |", s.fd);
-        else
-          std::snprintf(buf, sizeof buf, " %.3f ± %.3f |", s.fd, s.fd_std);
-        md << buf;
-      }
-      for (const auto& s : r.scores) std::snprintf(buf, sizeof buf, " %.3f |", s.is.mean), md << buf;
+      for (const auto& s : r.scores)
+        md << (std::isnan(s.fd_std) ? fmt::format(" {:.3f} |", s.fd) : fmt::format(" {:.3f} ± {:.3f} |", s.fd, s.fd_std));
+      for (const auto& s : r.scores) md << fmt::format(" {:.3f} |", s.is.mean);
       md << "\n";
       nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
                         {"weights", r.weights}};
@@ -210,10 +204,10 @@ int main(int argc, char** argv) {
     casdm::examples::write_text(fs::path(out) / "table.md", md.str());
     casdm::examples::write_text(fs::path(out) / "table.json", j.dump(2) + "\n");
     casdm::examples::write_bars(fs::path(out) / "chart.png", labels, columns, chart, title + ": " + fd);
-    std::cout << md.str();
+    fmt::print("{}", md.str());
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "casdm-ablation: " << e.what() << "\n";
+    fmt::print(stderr, "casdm-ablation: {}\n", e.what());
     return 1;
   }
 }

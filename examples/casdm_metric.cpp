@@ -51,8 +51,8 @@ int main(int argc, char** argv) {
     const auto test = casdm::data::open_dataset(data, format, false);
     const int64_t classes = train.labels.max().item<int64_t>() + 1;
     casdm::examples::require_writable_folder(out);
-    std::cout << "training SmallVGG (" << casdm::examples::detail::text(widths) << ") on " << train.source << ": "
-              << train.size() << " images, " << classes << " classes, side " << image_size << ", " << steps << " steps\n";
+    fmt::print("training SmallVGG ({}) on {}: {} images, {} classes, side {}, {} steps\n",
+               casdm::examples::detail::text(widths), train.source, train.size(), classes, image_size, steps);
     const auto t0 = std::chrono::steady_clock::now();
     auto o = casdm::train::SmallVGGTraining()
                  .net(casdm::metric::SmallVGGOptions().widths(widths).num_classes(classes))
@@ -64,15 +64,15 @@ int main(int argc, char** argv) {
                  .seed(static_cast<uint64_t>(seed))
                  .device(dev);
     auto r = casdm::train::train_small_vgg(train.images, train.labels, o, [&](int64_t s, double loss) {
-      if (s % 250 == 0 || s == steps) std::cout << "step " << s << "/" << steps << "  cross-entropy " << loss << "\n";
+      if (s % 250 == 0 || s == steps) fmt::print("step {}/{}  cross-entropy {:g}\n", s, steps, loss);
     });
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double acc = casdm::metric::small_vgg_accuracy(r.net, test.images, test.labels, image_size);
     casdm::metric::save_small_vgg(r.net, fs::path(out) / "small_vgg.pt",
-                                  {{"image_size", std::to_string(image_size)},
+                                  {{"image_size", fmt::format("{}", image_size)},
                                    {"test_accuracy", casdm::io::number_str(acc)},
                                    {"data", train.source},
-                                   {"steps", std::to_string(steps)}});
+                                   {"steps", fmt::format("{}", steps)}});
     nlohmann::json j;
     j["data"] = train.source;
     j["test_data"] = test.source;
@@ -85,11 +85,11 @@ int main(int argc, char** argv) {
     j["test_accuracy"] = acc;
     j["seconds"] = secs;
     casdm::examples::write_text(fs::path(out) / "metric.json", j.dump(2) + "\n");
-    std::cout << "test accuracy " << acc << " on " << test.size() << " images (" << casdm::examples::duration(secs)
-              << "); wrote " << out << "/{small_vgg.pt,metric.json}\n";
+    fmt::print("test accuracy {:g} on {} images ({}); wrote {}/{{small_vgg.pt,metric.json}}\n", acc, test.size(),
+               casdm::examples::duration(secs), out);
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "casdm-metric: " << e.what() << "\n";
+    fmt::print(stderr, "casdm-metric: {}\n", e.what());
     return 1;
   }
 }

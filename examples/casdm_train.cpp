@@ -12,6 +12,7 @@
 #include "casdm/casdm.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
+#include "casdm/train/loss_log.hpp"
 #include "casdm/train/trainer.hpp"
 #include "image_io.hpp"
 #include "program.hpp"
@@ -93,9 +94,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   const int64_t size = a.image_size > 0 ? a.image_size : set.images.size(2);
   set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
   const int64_t channels = set.images.size(1);
-  std::fprintf(stderr, "data: %s, %lld images %lldx%lldx%lld\n", set.source.c_str(),
-               static_cast<long long>(set.size()), static_cast<long long>(channels), static_cast<long long>(size),
-               static_cast<long long>(size));
+  fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
 
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
   Model model(model_options(a, channels, size));
@@ -108,8 +107,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   casdm::train::Trainer<Model> trainer(model, topts);
   if (resume) {
     trainer.load(*resume);
-    std::fprintf(stderr, "resumed from %s at step %lld\n", resume->path.c_str(),
-                 static_cast<long long>(trainer.step_count()));
+    fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
   }
   const int64_t first = trainer.step_count();
   if (first >= a.steps)
@@ -125,35 +123,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
   const auto names = Model::Impl::losses_type::describe();
-  std::vector<std::string> series{"total"};
-  for (const auto& [n, w] : names) series.push_back(n);
-  std::vector<std::vector<double>> curves(series.size());
-  std::string header = "step";
-  for (const auto& s : series) header += "," + s;
-  std::ostringstream kept;
-  kept << header << "\n";
-  if (resume) {
-    std::ifstream in(out / "losses.csv");
-    std::string line;
-    std::getline(in, line);
-    if (line != header) throw std::runtime_error((out / "losses.csv").string() + " is not this run's loss log");
-    while (std::getline(in, line)) {
-      std::istringstream row(line);
-      std::string cell;
-      std::getline(row, cell, ',');
-      if (std::stoll(cell) > first) break;
-      for (auto& c : curves) {
-        std::getline(row, cell, ',');
-        c.push_back(std::stod(cell));
-      }
-      kept << line << "\n";
-    }
-    if (static_cast<int64_t>(curves[0].size()) != first)
-      throw std::runtime_error(fmt::format("{} has {} rows up to step {}, expected one per step", (out / "losses.csv").string(), curves[0].size(), first));
-  }
-  casdm::examples::write_text(out / "losses.csv", kept.str());
-  std::ofstream csv(out / "losses.csv", std::ios::app);
-  csv.precision(9);
+  casdm::train::LossLog log(out / "losses.csv", names, resume ? std::optional<int64_t>(first) : std::nullopt);
 
   std::map<std::string, std::string> meta{{"preset", a.preset}, {"program", "casdm-train"}};
   for (const auto& [k, v] : settings) meta["args." + k] = v;
@@ -173,43 +143,30 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   for (int64_t step = first + 1; step <= a.steps; ++step) {
     auto x0 = loader.next();
     auto report = trainer.step(x0);
-    csv << step;
-    curves[0].push_back(report.total.template item<double>());
-    csv << "," << curves[0].back();
-    for (size_t i = 0; i < report.terms.size(); ++i) {
-      curves[i + 1].push_back(report.terms[i].second.template item<double>());
-      csv << "," << curves[i + 1].back();
-    }
-    csv << "\n";
+    log.append(step, report);
     if (a.checkpoint_every > 0 && step % a.checkpoint_every == 0 && step != a.steps) {
-      csv.flush();
+      log.flush();
       ckpts.save(trainer, meta);
     }
     if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps) {
-      char name[40];
-      std::snprintf(name, sizeof name, "samples-%09lld.png", static_cast<long long>(step));
-      sample_secs_during += sample_grid(out / name).second;
+      sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step)).second;
     }
     if (step % a.log_every == 0 || step == a.steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double done = static_cast<double>(step - first);
-      std::ostringstream line;
-      line.precision(4);
-      line << "step " << step << "/" << a.steps;
-      for (size_t i = 0; i < series.size(); ++i) line << (i ? " " : " | ") << series[i] << " " << curves[i].back();
-      line.precision(3);
-      line << " | " << done / secs << " steps/s | data wait " << 100 * loader.wait_seconds() / secs << "% | ETA "
-           << duration((a.steps - step) * secs / done);
-      std::fprintf(stderr, "%s\n", line.str().c_str());
+      fmt::print(stderr, "step {}/{} | {} | {:.3g} steps/s | data wait {:.3g}% | ETA {}\n", step, a.steps, log.last(),
+                 done / secs, 100 * loader.wait_seconds() / secs, duration((a.steps - step) * secs / done));
     }
   }
-  csv.close();
+  log.flush();
   const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto ckpt = ckpts.save(trainer, meta);
 
   auto [samples, sample_secs] = sample_grid(out / "samples.png");
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
   casdm::examples::write_grid(out / "data.png", data_images, 8);
+  const auto& curves = log.curves();
+  const auto& series = log.series();
   casdm::examples::write_curves(out / "loss.png", curves, series,
                                 a.preset + ": training losses (log scale, moving average)");
 
@@ -248,8 +205,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   j["data_mean"] = data_images.mean().template item<double>();
   j["data_std"] = data_images.std().template item<double>();
   casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
-  std::cout << "wrote " << ckpt.string() << " and " << a.out
-            << "/{samples.png,data.png,loss.png,losses.csv,run.json}\n";
+  fmt::print("wrote {} and {}/{{samples.png,data.png,loss.png,losses.csv,run.json}}\n", ckpt.string(), a.out);
   return 0;
 }
 

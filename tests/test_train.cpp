@@ -2,8 +2,13 @@
 // that names what does not fit, atomic writes, and clear errors for bad files.
 #include "casdm/presets.hpp"
 #include "casdm/train/checkpoint.hpp"
+#include "casdm/train/loss_log.hpp"
+#include "casdm/train/trainer.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
+
+#include <fstream>
+#include <iterator>
 
 using namespace casdm;
 namespace fs = std::filesystem;
@@ -94,4 +99,49 @@ TEST_CASE("missing, truncated and foreign files get one clear message", "[checkp
   CHECK_THROWS_WITH(io::load_module(*m, dir / "cut.pt"), Catch::Contains("not a readable tensor file"));
   std::ofstream(dir / "text.pt") << "hello";
   CHECK_THROWS_WITH(io::load_module(*m, dir / "text.pt"), Catch::Contains("not a readable tensor file"));
+}
+
+TEST_CASE("a model file holds one denoiser with its options and loads back without a model", "[checkpoint]") {
+  const auto dir = test::scratch("model-file");
+  torch::manual_seed(4);
+  presets::CasDM m(test::tiny_options());
+  test::perturb(*m);
+  train::save_denoiser(*m->denoiser(), dir / "casdm.pt", {{"note", "x"}});
+  std::string which;
+  auto back = train::load_denoiser<presets::CasDM::Denoiser>(dir / "casdm.pt", train::Weights::raw(), &which);
+  CHECK(which == "model file");
+  CHECK(same_state(*back, *m->denoiser()));
+  CHECK(options_differences(back->options, m->options).empty());
+  CHECK_THROWS_WITH(train::load_denoiser<presets::DDPM_Eps::Denoiser>(dir / "casdm.pt"),
+                    Catch::Contains("holds another denoiser") && Catch::Contains("EpsOnly"));
+  // A model file is not a checkpoint: nothing to resume from.
+  train::Trainer<presets::CasDM> t(m);
+  CHECK_THROWS_WITH(t.load(dir / "casdm.pt"), Catch::Contains("is a model file"));
+}
+
+TEST_CASE("the loss log keeps the rows up to the resumed step and refuses another run's log", "[train][log]") {
+  const auto dir = test::scratch("loss-log");
+  const std::vector<std::pair<std::string, double>> terms{{"eps", 1.0}, {"x0", 1.0}};
+  auto report = [](double e, double x) {
+    loss::LossReport r;
+    r.terms = {{"eps", at::scalar_tensor(e, at::kDouble)}, {"x0", at::scalar_tensor(x, at::kDouble)}};
+    r.total = r.terms[0].second + r.terms[1].second;
+    return r;
+  };
+  {
+    train::LossLog log(dir / "losses.csv", terms);
+    for (int s = 1; s <= 5; ++s) log.append(s, report(0.5 * s, 0.25));
+  }
+  {
+    train::LossLog log(dir / "losses.csv", terms, 3);  // resumed from the step-3 checkpoint
+    REQUIRE(log.curves()[0].size() == 3);
+    CHECK(log.curves()[1] == std::vector<double>{0.5, 1.0, 1.5});
+    CHECK(log.last() == "total 1.75 eps 1.5 x0 0.25");
+    log.append(4, report(9, 1));
+  }
+  std::ifstream in(dir / "losses.csv");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "step,total,eps,x0\n1,0.75,0.5,0.25\n2,1.25,1,0.25\n3,1.75,1.5,0.25\n4,10,9,1\n");
+  CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", {{"eps", 1.0}}, 2), Catch::Contains("is not this run's loss log"));
+  CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", terms, 7), Catch::Contains("has 4 rows up to step 7"));
 }

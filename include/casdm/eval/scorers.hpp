@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "casdm/loss/feature.hpp"
+#include "casdm/metric/transform.hpp"
 #include "casdm/metric/inception.hpp"
 #include "casdm/metric/small_vgg.hpp"
 #include "casdm/metric/weights.hpp"
@@ -68,7 +68,7 @@ class DomainScorer {
   void to(const c10::Device& d) { net_->to(d); }
   ScoreFeatures operator()(const at::Tensor& x) {
     at::NoGradGuard g;
-    auto stages = net_->stages(loss::feature_transform(x, image_size_));
+    auto stages = net_->stages(metric::feature_transform(x, image_size_));
     auto pool = stages.back().mean({2, 3});
     return {pool, at::Tensor(), at::softmax(net_->classifier(pool), 1)};
   }

@@ -1,0 +1,110 @@
+#pragma once
+// A training run's loss log: every loss term at every step, as CSV (`step,total,<terms>`) on disk
+// and as curves in memory (for charts and summaries).
+//
+//   casdm::train::LossLog log("out/losses.csv", casdm::presets::CasDM::Impl::losses_type::describe(),
+//                             resumed ? std::optional<int64_t>(trainer.step_count()) : std::nullopt);
+//   log.append(step, trainer.step(x0));     // one row; log.flush() before a checkpoint
+//
+// Resumed at step k it keeps the file's rows up to k (the checkpoint's step) and drops the rest, which
+// the resumed run redoes, so the log matches the run exactly; a log of another run (other terms) or
+// one missing a row is refused, naming the file.
+#include "casdm/io/tensor_file.hpp"
+#include "casdm/loss/set.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace casdm::train {
+
+class LossLog {
+ public:
+  LossLog(std::filesystem::path path, const std::vector<std::pair<std::string, double>>& terms,
+          std::optional<int64_t> resume_at = std::nullopt)
+      : path_(std::move(path)) {
+    series_.push_back("total");
+    for (const auto& [name, weight] : terms) series_.push_back(name);
+    curves_.resize(series_.size());
+    const std::string header = fmt::format("step,{}", fmt::join(series_, ","));
+    std::string kept = header + "\n";
+    if (resume_at) {
+      std::ifstream in(path_);
+      std::string line;
+      if (!std::getline(in, line) || line != header)
+        throw std::runtime_error(fmt::format("{} is not this run's loss log (expected the header {})", path_.string(),
+                                             header));
+      while (std::getline(in, line)) {
+        const auto cells = split(line);
+        if (cells.size() != series_.size() + 1 || number(cells[0]) > static_cast<double>(*resume_at)) break;
+        for (size_t i = 0; i < series_.size(); ++i) curves_[i].push_back(number(cells[i + 1]));
+        kept += line + "\n";
+      }
+      if (static_cast<int64_t>(curves_[0].size()) != *resume_at)
+        throw std::runtime_error(fmt::format("{} has {} rows up to step {}, expected one per step", path_.string(),
+                                             curves_[0].size(), *resume_at));
+    }
+    io::write_atomic(path_, std::vector<char>(kept.begin(), kept.end()));
+    out_.open(path_, std::ios::app);
+    if (!out_) throw std::runtime_error(fmt::format("cannot append to {}", path_.string()));
+  }
+
+  /// One row: the report's total and terms (in the order of the loss set).
+  void append(int64_t step, const loss::LossReport& r) {
+    if (r.terms.size() + 1 != series_.size())
+      throw std::invalid_argument(fmt::format("LossLog: {} terms reported, the log has {}", r.terms.size(),
+                                              series_.size() - 1));
+    curves_[0].push_back(r.total.item<double>());
+    for (size_t i = 0; i < r.terms.size(); ++i) curves_[i + 1].push_back(r.terms[i].second.item<double>());
+    std::string row = fmt::format("{}", step);
+    for (const auto& c : curves_) row += fmt::format(",{:.9g}", c.back());
+    out_ << row << '\n';
+  }
+  void flush() { out_.flush(); }
+
+  /// "total", then the loss set's term names.
+  const std::vector<std::string>& series() const { return series_; }
+  /// One curve per series, one value per logged step (the resumed rows included).
+  const std::vector<std::vector<double>>& curves() const { return curves_; }
+  /// "total 0.1234 eps 0.5678 …" of the last row (4 significant digits).
+  std::string last() const {
+    std::string s;
+    for (size_t i = 0; i < series_.size(); ++i)
+      s += fmt::format("{}{} {:.4g}", i ? " " : "", series_[i], curves_[i].empty() ? 0.0 : curves_[i].back());
+    return s;
+  }
+
+ private:
+  static std::vector<std::string> split(const std::string& line) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (true) {
+      const auto comma = line.find(',', start);
+      out.push_back(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) return out;
+      start = comma + 1;
+    }
+  }
+  double number(const std::string& s) const {
+    double v = 0;
+    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+      throw std::runtime_error(fmt::format("{}: '{}' is not a number", path_.string(), s));
+    return v;
+  }
+
+  std::filesystem::path path_;
+  std::vector<std::string> series_;
+  std::vector<std::vector<double>> curves_;
+  std::ofstream out_;
+};
+
+}  // namespace casdm::train
