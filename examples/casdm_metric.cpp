@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     j["seconds"] = secs;
     casdm::examples::write_text(fs::path(out) / "metric.json", j.dump(2) + "\n");
     fmt::print("test accuracy {:g} on {} images ({}); wrote {}/{{small_vgg.pt,metric.json}}\n", acc, test.size(),
-               casdm::examples::duration(secs), out);
+               casdm::io::duration_str(secs), out);
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-metric: {}\n", e.what());

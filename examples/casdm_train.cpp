@@ -21,15 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <numeric>
-#include <sstream>
-#include <thread>
 
 namespace fs = std::filesystem;
-using casdm::examples::duration;
 
 struct Args {
   // The run's settings (kept across --resume).
@@ -112,14 +105,8 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   const int64_t first = trainer.step_count();
   if (first >= a.steps)
     throw std::runtime_error(fmt::format("the run is at step {} already; --steps is the total to reach", first));
-  casdm::data::Loader loader(set,
-                             casdm::data::LoaderOptions()
-                                 .batch_size(a.batch)
-                                 .hflip(a.hflip)
-                                 .seed(static_cast<uint64_t>(a.seed))
-                                 .prefetch(a.prefetch)
-                                 .device(device),
-                             first);
+  casdm::data::Loader loader(set, casdm::data::LoaderOptions().batch_size(a.batch).hflip(a.hflip)
+                                       .seed(static_cast<uint64_t>(a.seed)).prefetch(a.prefetch).device(device), first);
 
   // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
   const auto names = Model::Impl::losses_type::describe();
@@ -138,7 +125,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
 
-  const auto start = std::chrono::steady_clock::now();
+  casdm::train::StepClock clock(first, a.steps);
   double sample_secs_during = 0;
   for (int64_t step = first + 1; step <= a.steps; ++step) {
     auto x0 = loader.next();
@@ -148,62 +135,37 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
       log.flush();
       ckpts.save(trainer, meta);
     }
-    if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps) {
+    if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps)
       sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step)).second;
-    }
-    if (step % a.log_every == 0 || step == a.steps) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double done = static_cast<double>(step - first);
-      fmt::print(stderr, "step {}/{} | {} | {:.3g} steps/s | data wait {:.3g}% | ETA {}\n", step, a.steps, log.last(),
-                 done / secs, 100 * loader.wait_seconds() / secs, duration((a.steps - step) * secs / done));
-    }
+    if (step % a.log_every == 0 || step == a.steps)
+      fmt::print(stderr, "step {}/{} | {} | {} | data wait {:.3g}%\n", step, a.steps, log.last(), clock.rate(step),
+                 100 * loader.wait_seconds() / clock.seconds());
   }
   log.flush();
-  const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double train_secs = clock.seconds();
   const auto ckpt = ckpts.save(trainer, meta);
 
   auto [samples, sample_secs] = sample_grid(out / "samples.png");
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
   casdm::examples::write_grid(out / "data.png", data_images, 8);
-  const auto& curves = log.curves();
-  const auto& series = log.series();
-  casdm::examples::write_curves(out / "loss.png", curves, series,
+  casdm::examples::write_curves(out / "loss.png", log.curves(), log.series(),
                                 a.preset + ": training losses (log scale, moving average)");
 
-  nlohmann::json j;
-  j["preset"] = a.preset;
-  j["settings"] = settings;
-  j["data"] = set.source;
-  j["images"] = set.size();
-  j["image_shape"] = {channels, size, size};
-  j["device"] = a.device;
-  j["threads"] = at::get_num_threads();
-  j["steps"] = a.steps;
-  j["resumed_at_step"] = first;
-  j["checkpoint"] = ckpt.string();
-  {  // the denoiser's trained parameters; a feature loss's frozen network (the objective's) apart
-    int64_t trained = 0, frozen = 0;
-    for (const auto& p : model->parameters()) trained += p.numel();
-    for (const auto& p : model->objective()->parameters()) frozen += p.numel();
-    j["parameters"] = trained;
-    if (frozen > 0) j["frozen_parameters"] = frozen;
-  }
-  j["train_seconds_this_invocation"] = train_secs;
-  j["steps_per_second"] = static_cast<double>(a.steps - first) / (train_secs - sample_secs_during);
-  j["data_wait_fraction"] = loader.wait_seconds() / train_secs;
-  j["sample_seconds"] = sample_secs;
-  j["sample_steps"] = a.sample_steps;
-  j["loss_series"] = series;
+  const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
+  nlohmann::json j = {{"preset", a.preset}, {"settings", settings}, {"data", set.source}, {"images", set.size()},
+                      {"image_shape", {channels, size, size}}, {"device", a.device}, {"threads", at::get_num_threads()},
+                      {"steps", a.steps}, {"resumed_at_step", first}, {"checkpoint", ckpt.string()},
+                      {"parameters", trained}, {"train_seconds_this_invocation", train_secs},
+                      {"steps_per_second", static_cast<double>(a.steps - first) / (train_secs - sample_secs_during)},
+                      {"data_wait_fraction", loader.wait_seconds() / train_secs}, {"sample_seconds", sample_secs},
+                      {"sample_steps", a.sample_steps}, {"loss_series", log.series()},
+                      {"loss_mean_last_10pct", log.tail_means(0.1)},
+                      {"sample_mean", samples.mean().template item<double>()},
+                      {"sample_std", samples.std().template item<double>()},
+                      {"data_mean", data_images.mean().template item<double>()},
+                      {"data_std", data_images.std().template item<double>()}};
+  if (frozen > 0) j["frozen_parameters"] = frozen;
   for (const auto& [n, w] : names) j["loss_weights"][n] = w;
-  const auto tail = std::max<size_t>(1, curves[0].size() / 10);
-  for (size_t i = 0; i < series.size(); ++i)
-    j["loss_mean_last_10pct"][series[i]] =
-        std::accumulate(curves[i].end() - static_cast<std::ptrdiff_t>(tail), curves[i].end(), 0.0) /
-        static_cast<double>(tail);
-  j["sample_mean"] = samples.mean().template item<double>();
-  j["sample_std"] = samples.std().template item<double>();
-  j["data_mean"] = data_images.mean().template item<double>();
-  j["data_std"] = data_images.std().template item<double>();
   casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
   fmt::print("wrote {} and {}/{{samples.png,data.png,loss.png,losses.csv,run.json}}\n", ckpt.string(), a.out);
   return 0;
@@ -268,24 +230,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     casdm::examples::use_machine(a.threads, a.device);
-    std::optional<casdm::train::CheckpointInfo> resume;
-    const casdm::train::CheckpointDir ckpts(fs::path(a.out) / "checkpoints", a.keep);
-    if (a.resume || !a.resume_from.empty()) {
-      fs::path from = a.resume_from;
-      if (from.empty()) {
-        auto latest = ckpts.latest();
-        if (!latest) throw std::runtime_error("--resume: no checkpoint in " + ckpts.path().string());
-        from = *latest;
-      }
-      resume = casdm::train::read_checkpoint(from);
-      std::map<std::string, std::string> stored;
-      for (const auto& [k, v] : resume->meta)
-        if (k.rfind("args.", 0) == 0) stored.emplace(k.substr(5), v);
-      settings.resume_from(stored, app, from.string());
-    } else if (ckpts.latest()) {
-      throw std::runtime_error(a.out + " holds checkpoints of an earlier run; continue it with --resume, or choose "
-                               "another --out");
-    }
+    const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
+                            .resume_point(a.resume, a.resume_from);
+    if (resume) settings.resume_from(resume->meta_under("args."), app, resume->path.string());
     const auto traits = casdm::presets::traits(a.preset);
     for (const char* o : {"--phi-model-channels", "--phi-channel-mult", "--phi-res-blocks", "--phi-attention"})
       if (app.count(o) && !traits.phi_net)

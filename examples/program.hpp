@@ -164,12 +164,4 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
   std::filesystem::rename(tmp, path);
 }
 
-/// 75 → "1m15s".
-inline std::string duration(double seconds) {
-  const auto s = static_cast<long long>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
-
 }  // namespace casdm::examples

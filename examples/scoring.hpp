@@ -67,7 +67,7 @@ at::Tensor draw(Denoiser& denoiser, int64_t n, int64_t steps, double eta, int64_
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const int64_t now = done + parts.back().size(0);
     fmt::print(stderr, "sampled {}/{}  {:.1f} images/s  ETA {}\n", now, n, static_cast<double>(now) / s,
-               duration(s / static_cast<double>(now) * static_cast<double>(n - now)));
+               io::duration_str(s / static_cast<double>(now) * static_cast<double>(n - now)));
   }
   return at::cat(parts);
 }

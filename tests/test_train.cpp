@@ -142,6 +142,34 @@ TEST_CASE("the loss log keeps the rows up to the resumed step and refuses anothe
   std::ifstream in(dir / "losses.csv");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(text == "step,total,eps,x0\n1,0.75,0.5,0.25\n2,1.25,1,0.25\n3,1.75,1.5,0.25\n4,10,9,1\n");
+  {
+    train::LossLog log(dir / "losses.csv", terms, 4);
+    const auto tail = log.tail_means(0.5);  // the last 2 of 4 rows
+    CHECK(tail.at("eps") == 0.5 * (1.5 + 9));
+    CHECK(tail.at("total") == 0.5 * (1.75 + 10));
+    CHECK(log.tail_means(0.1).at("x0") == 1);  // at least one row
+  }
   CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", {{"eps", 1.0}}, 2), Catch::Contains("is not this run's loss log"));
   CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", terms, 7), Catch::Contains("has 4 rows up to step 7"));
+}
+
+TEST_CASE("a run folder resumes from its newest checkpoint and refuses to be overwritten", "[train][checkpoint]") {
+  const auto dir = test::scratch("resume-point") / "run";
+  fs::remove_all(dir);
+  const train::CheckpointDir ckpts(dir / "checkpoints", 2);
+  CHECK(!ckpts.resume_point(false).has_value());  // a fresh run in an empty folder
+  CHECK_THROWS_WITH(ckpts.resume_point(true), Catch::Contains("--resume: no checkpoint in"));
+  torch::manual_seed(5);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  ckpts.save(t, {{"args.lr", "0.001"}});
+  t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  ckpts.save(t, {{"args.lr", "0.002"}});
+  const auto newest = ckpts.resume_point(true);
+  REQUIRE(newest);
+  CHECK(newest->step == 2);
+  CHECK(newest->meta_under("args.") == std::map<std::string, std::string>{{"lr", "0.002"}});
+  CHECK(ckpts.resume_point(false, ckpts.file_for(1))->step == 1);
+  CHECK_THROWS_WITH(ckpts.resume_point(false), Catch::Contains("holds checkpoints of an earlier run"));
 }

@@ -19,4 +19,12 @@ inline std::string number_str(double d) {
   return std::string(buf, std::to_chars(buf, buf + sizeof buf, d).ptr);
 }
 
+/// A duration for people: 75 → "1m15s", 4000 → "1h06m", 9 → "9s".
+inline std::string duration_str(double seconds) {
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
 }  // namespace casdm::io

@@ -45,6 +45,13 @@ struct CheckpointInfo {
     return it == meta.end() ? fallback : it->second;
   }
   bool is_model_file() const { return get("format") == denoiser_format; }
+  /// The metadata under `prefix` ("args." → a program's stored settings), the prefix removed.
+  std::map<std::string, std::string> meta_under(const std::string& prefix) const {
+    std::map<std::string, std::string> out;
+    for (const auto& [k, v] : meta)
+      if (k.rfind(prefix, 0) == 0) out.emplace(k.substr(prefix.size()), v);
+    return out;
+  }
   /// The EMA rates the checkpoint holds, in order (as written: "0.9999").
   std::vector<std::string> ema_rates() const {
     std::vector<std::string> out;
@@ -184,6 +191,23 @@ class CheckpointDir {
     auto l = list();
     if (l.empty()) return std::nullopt;
     return l.back();
+  }
+
+  /// The checkpoint a run in this folder continues from: `from` when given, else the newest here
+  /// when `resume`. A fresh run (neither) gets none, and is refused when the folder already holds
+  /// checkpoints: continuing would mix two runs, and starting over would overwrite one.
+  std::optional<CheckpointInfo> resume_point(bool resume, const std::filesystem::path& from = {}) const {
+    if (!from.empty()) return read_checkpoint(from);
+    auto newest = latest();
+    if (resume) {
+      if (!newest) throw std::runtime_error(fmt::format("--resume: no checkpoint in {}", dir_.string()));
+      return read_checkpoint(*newest);
+    }
+    if (newest)
+      throw std::runtime_error(fmt::format("{} holds checkpoints of an earlier run; continue it with --resume, or "
+                                           "choose another --out",
+                                           dir_.parent_path().string()));
+    return std::nullopt;
   }
 
   /// Saves trainer `t` as ckpt-<step>.pt, then removes all but the newest `keep` checkpoints.

@@ -10,12 +10,16 @@
 // the resumed run redoes, so the log matches the run exactly; a log of another run (other terms) or
 // one missing a row is refused, naming the file.
 #include "casdm/io/tensor_file.hpp"
+#include "casdm/io/text.hpp"
 #include "casdm/loss/set.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -74,6 +78,19 @@ class LossLog {
   const std::vector<std::string>& series() const { return series_; }
   /// One curve per series, one value per logged step (the resumed rows included).
   const std::vector<std::vector<double>>& curves() const { return curves_; }
+  /// The mean of each series over its last `fraction` of rows (at least one), by series name.
+  std::map<std::string, double> tail_means(double fraction = 0.1) const {
+    std::map<std::string, double> out;
+    for (size_t i = 0; i < series_.size(); ++i) {
+      const auto& c = curves_[i];
+      const size_t n = std::max<size_t>(1, static_cast<size_t>(static_cast<double>(c.size()) * fraction));
+      if (c.empty()) continue;
+      double sum = 0;
+      for (size_t k = c.size() - std::min(n, c.size()); k < c.size(); ++k) sum += c[k];
+      out[series_[i]] = sum / static_cast<double>(std::min(n, c.size()));
+    }
+    return out;
+  }
   /// "total 0.1234 eps 0.5678 …" of the last row (4 significant digits).
   std::string last() const {
     std::string s;
@@ -105,6 +122,22 @@ class LossLog {
   std::vector<std::string> series_;
   std::vector<std::vector<double>> curves_;
   std::ofstream out_;
+};
+
+/// Wall time and throughput of the steps `first`+1 … `last` of a run, for progress lines.
+class StepClock {
+ public:
+  StepClock(int64_t first, int64_t last) : first_(first), last_(last), start_(std::chrono::steady_clock::now()) {}
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  /// "12.3 steps/s | ETA 4m10s" after step `step`.
+  std::string rate(int64_t step) const {
+    const double secs = seconds(), done = static_cast<double>(step - first_);
+    return fmt::format("{:.3g} steps/s | ETA {}", done / secs, io::duration_str(static_cast<double>(last_ - step) * secs / done));
+  }
+
+ private:
+  int64_t first_, last_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace casdm::train

@@ -88,6 +88,16 @@ class GeneratorStateGuard {
   at::Tensor cpu_state_, cuda_state_;
 };
 
+/// The parameters of model `m` that train (its denoiser's) and those frozen in its objective (a
+/// feature loss's metric network), counted apart.
+template <class M>
+std::pair<int64_t, int64_t> parameter_counts(const M& m) {
+  std::pair<int64_t, int64_t> n{0, 0};
+  for (const auto& p : m->denoiser()->parameters()) n.first += p.numel();
+  for (const auto& p : m->objective()->parameters()) n.second += p.numel();
+  return n;
+}
+
 /// Trains model M (a casdm::Model): the optimiser and the EMA copies work on its denoiser, the
 /// objective is the model's own, held once.
 template <class M>
