@@ -1,7 +1,7 @@
 #pragma once
 // The main job's model size (scripts/main-job.sh): Fashion-MNIST 28×28, U-Net 16 ch, channel_mult
 // (1,2,2), one block per level, attention at 7, T = 1000; `feature_size` for feature losses.
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 
 inline casdm::ModelOptions main_job_options(int64_t feature_size = 0) {
   return casdm::ModelOptions()

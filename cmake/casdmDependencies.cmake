@@ -70,6 +70,21 @@ if(NOT TARGET casdm::fmt)
   endif()
 endif()
 
+# zlib: the CRC-32 of every tensor in a tensor file (io/tensor_file.hpp). GPU machines without its
+# headers carry zlib.h (CASDM_ZLIB_INCLUDE_DIR) and link the system's libz.so.1.
+if(NOT TARGET casdm::zlib)
+  set(CASDM_ZLIB_INCLUDE_DIR "" CACHE PATH "Folder that holds zlib.h when zlib's development files are absent")
+  add_library(casdm::zlib INTERFACE IMPORTED)
+  if(CASDM_ZLIB_INCLUDE_DIR)
+    find_library(CASDM_ZLIB_LIBRARY NAMES z libz.so.1 REQUIRED)
+    set_target_properties(casdm::zlib PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_ZLIB_INCLUDE_DIR}"
+                          INTERFACE_LINK_LIBRARIES "${CASDM_ZLIB_LIBRARY}")
+  else()
+    _casdm_find(ZLIB)
+    set_target_properties(casdm::zlib PROPERTIES INTERFACE_LINK_LIBRARIES ZLIB::ZLIB)
+  endif()
+endif()
+
 # Optional, for casdm/data/ (target casdm::data): zlib for gzip-compressed IDX files and stb_image
 # (Debian: libstb-dev) for image folders.
 if(NOT TARGET casdm::data_deps)

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   casdm::examples::add_machine_options(app, threads, device_name);
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-ablation"); rc >= 0) return rc;
   try {
     const auto device = casdm::examples::use_machine(threads, device_name);
     std::vector<Row> rows;
@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     fmt::print("{}", md.str());
     return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-ablation: {}\n", e.what());
+    fmt::print(stderr, "casdm-ablation: {}\n", casdm::examples::message(e));
     return 1;
   }
 }

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str();
   app.add_option("--out", a.out, "JSON file to write (default: print only)");
   casdm::examples::add_machine_options(app, a.threads, a.device);
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-eval"); rc >= 0) return rc;
   try {
     const auto device = casdm::examples::use_machine(a.threads, a.device);
     if (a.weights == "raw" && app.count("--ema-rate"))
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-eval: {}\n", e.what());
+    fmt::print(stderr, "casdm-eval: {}\n", casdm::examples::message(e));
     return 1;
   }
 }

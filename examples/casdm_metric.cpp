@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-hflip", no_hflip, "no random horizontal flips");
   app.add_option("--seed", seed, "seed of weights and batches")->capture_default_str();
   casdm::examples::add_machine_options(app, threads, device);
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-metric"); rc >= 0) return rc;
   try {
     const auto dev = casdm::examples::use_machine(threads, device);
     for (auto w : widths)
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
                casdm::io::duration_str(secs), out);
     return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-metric: {}\n", e.what());
+    fmt::print(stderr, "casdm-metric: {}\n", casdm::examples::message(e));
     return 1;
   }
 }

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str();
   casdm::examples::add_machine_options(app, a.threads, a.device);
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-sample"); rc >= 0) return rc;
   try {
     casdm::examples::use_machine(a.threads, a.device);
     if (a.sampler == "ancestral" && app.count("--eta"))
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       return sample<P, typename P::Impl::sampler_type>(a, c);
     });
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-sample: {}\n", e.what());
+    fmt::print(stderr, "casdm-sample: {}\n", casdm::examples::message(e));
     return 1;
   }
 }

@@ -12,7 +12,9 @@
 #include "casdm/casdm.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
+#include "casdm/io/files.hpp"
 #include "casdm/train/loss_log.hpp"
+#include "casdm/train/stop.hpp"
 #include "casdm/train/trainer.hpp"
 #include "image_io.hpp"
 #include "program.hpp"
@@ -43,7 +45,7 @@ struct Args {
   std::string feature_weights;
   // This invocation's choices.
   int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
-  int64_t log_every = 100, threads = 0, prefetch = 2;
+  int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3;
   std::string out = "out/casdm", resume_from, device = "cpu";
   bool resume = false;
 };
@@ -89,6 +91,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   const int64_t channels = set.images.size(1);
   fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
 
+  casdm::train::check_memory(model_options(a, channels, size), a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
   Model model(model_options(a, channels, size));
   model->to(device);
@@ -96,9 +99,11 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
                    .optimizer(casdm::train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
                    .ema_rates(a.ema)
                    .grad_clip(a.grad_clip)
-                   .micro_batch(a.micro_batch);
+                   .micro_batch(a.micro_batch)
+                   .max_nonfinite_steps(a.max_nonfinite);
   casdm::train::Trainer<Model> trainer(model, topts);
   if (resume) {
+    for (const auto& note : resume->notes) fmt::print(stderr, "{}\n", note);
     trainer.load(*resume);
     fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
   }
@@ -127,10 +132,20 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   casdm::train::StepClock clock(first, a.steps);
   double sample_secs_during = 0;
+  casdm::train::StopSignals stop;  // SIGINT/SIGTERM: finish the step, save, exit 128+signal
   for (int64_t step = first + 1; step <= a.steps; ++step) {
     auto x0 = loader.next();
-    auto report = trainer.step(x0);
+    auto report = trainer.step(x0);  // NonFiniteError: the log's destructor writes its rows
     log.append(step, report);
+    if (!trainer.last_skip().empty())
+      fmt::print(stderr, "step {} skipped: {} ({} skipped so far)\n", step, trainer.last_skip(), trainer.skipped_steps());
+    if (const int sig = stop.requested()) {
+      log.flush();
+      const auto ckpt = ckpts.save(trainer, meta);
+      fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
+                 casdm::train::StopSignals::name(sig), step, ckpt.string());
+      return 128 + sig;
+    }
     if (a.checkpoint_every > 0 && step % a.checkpoint_every == 0 && step != a.steps) {
       log.flush();
       ckpts.save(trainer, meta);
@@ -159,6 +174,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
                       {"steps_per_second", static_cast<double>(a.steps - first) / (train_secs - sample_secs_during)},
                       {"data_wait_fraction", loader.wait_seconds() / train_secs}, {"sample_seconds", sample_secs},
                       {"sample_steps", a.sample_steps}, {"loss_series", log.series()},
+                      {"skipped_steps", trainer.skipped_steps()},
                       {"loss_mean_last_10pct", log.tail_means(0.1)},
                       {"sample_mean", samples.mean().template item<double>()},
                       {"sample_std", samples.std().template item<double>()},
@@ -172,6 +188,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 }
 
 int main(int argc, char** argv) {
+  using casdm::examples::at_least, casdm::examples::in_range;
   Args a;
   const auto presets = casdm::examples::preset_names();
   CLI::App app{"Train a casdm preset on an image data set (Fashion-MNIST/MNIST IDX, CIFAR-10 binary, or a folder "
@@ -189,50 +206,60 @@ int main(int argc, char** argv) {
   setting("preset", &a.preset, "one of: " + presets)->group("Run");
   setting("data", &a.data, "data folder: IDX files, CIFAR-10 *.bin batches, or images")->group("Data");
   setting("data-format", &a.data_format, "auto, idx, cifar10 or images")->group("Data");
-  setting("image-size", &a.image_size, "side the images are brought to (0: the data's)")->group("Data");
+  setting("image-size", &a.image_size, "side the images are brought to (0: the data's)")->check(in_range<int64_t>(0, 1 << 16))->group("Data");
   setting("fit", &a.fit, "pad (centre on black) or resize (centre-crop, bilinear)")->group("Data");
   settings.add("hflip", &a.hflip);
   app.add_flag("--hflip", a.hflip, "flip images horizontally at random")->group("Data");
-  setting("batch", &a.batch, "images per step")->check(CLI::PositiveNumber)->group("Optimisation");
-  setting("micro-batch", &a.micro_batch, "accumulate gradients over chunks of this size (0: off)")->group("Optimisation");
-  setting("lr", &a.lr, "AdamW learning rate (paper: 1e-4)")->group("Optimisation");
-  setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->group("Optimisation");
-  setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->group("Optimisation");
-  setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->group("Optimisation");
-  setting("seed", &a.seed, "seed of weights, noise and data order")->group("Optimisation");
-  setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->group("Model");
-  setting("model-channels", &a.model_channels, "U-Net width (paper: 128)")->group("Model");
-  setting("channel-mult", &a.channel_mult, "width multipliers per level (paper: 1,2,2,2)")->group("Model");
-  setting("res-blocks", &a.res_blocks, "residual blocks per level (paper: 3)")->group("Model");
-  setting("attention", &a.attention, "resolutions with self-attention (paper: 16,8)")->group("Model");
-  setting("heads", &a.heads, "attention heads")->group("Model");
-  setting("norm-groups", &a.norm_groups, "GroupNorm groups (paper: 32)")->group("Model");
-  setting("dropout", &a.dropout, "U-Net dropout (paper: 0.3)")->group("Model");
-  setting("phi-model-channels", &a.phi_model_channels, "cascaded presets: phi's width (0: as theta)")->group("Model");
-  setting("phi-channel-mult", &a.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->group("Model");
-  setting("phi-res-blocks", &a.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->group("Model");
-  setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->group("Model");
-  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->group("Model");
+  setting("batch", &a.batch, "images per step")->check(at_least<int64_t>(1))->group("Optimisation");
+  setting("micro-batch", &a.micro_batch, "accumulate gradients over chunks of this size (0: off)")->check(at_least<int64_t>(0))->group("Optimisation");
+  setting("lr", &a.lr, "AdamW learning rate (paper: 1e-4)")->check(in_range<double>(0, std::numeric_limits<double>::max(), true))->group("Optimisation");
+  setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->check(at_least<double>(0))->group("Optimisation");
+  setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->check(at_least<double>(0))->group("Optimisation");
+  setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->check(in_range<double>(0, 1, false, true))->group("Optimisation");
+  setting("seed", &a.seed, "seed of weights, noise and data order")->check(at_least<int64_t>(0))->group("Optimisation");
+  setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->check(in_range<int64_t>(2, 1 << 20))->group("Model");
+  setting("model-channels", &a.model_channels, "U-Net width (paper: 128)")->check(in_range<int64_t>(1, 1 << 14))->group("Model");
+  setting("channel-mult", &a.channel_mult, "width multipliers per level (paper: 1,2,2,2)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("res-blocks", &a.res_blocks, "residual blocks per level (paper: 3)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("attention", &a.attention, "resolutions with self-attention (paper: 16,8)")->check(at_least<int64_t>(1))->group("Model");
+  setting("heads", &a.heads, "attention heads")->check(in_range<int64_t>(1, 1024))->group("Model");
+  setting("norm-groups", &a.norm_groups, "GroupNorm groups (paper: 32)")->check(in_range<int64_t>(1, 1024))->group("Model");
+  setting("dropout", &a.dropout, "U-Net dropout (paper: 0.3)")->check(in_range<double>(0, 1, false, true))->group("Model");
+  setting("phi-model-channels", &a.phi_model_channels, "cascaded presets: phi's width (0: as theta)")->check(in_range<int64_t>(0, 1 << 14))->group("Model");
+  setting("phi-channel-mult", &a.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("phi-res-blocks", &a.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->check(in_range<int64_t>(0, 64))->group("Model");
+  setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->check(at_least<int64_t>(1))->group("Model");
+  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->check(in_range<int64_t>(0, 4096))->group("Model");
   setting("feature-weights", &a.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
-  app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(at_least<int64_t>(1));
   app.add_option("--out", a.out, "output folder")->capture_default_str();
   app.add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");
   app.add_option("--resume-from", a.resume_from, "continue from this checkpoint file");
   app.add_option("--checkpoint-every", a.checkpoint_every, "steps between checkpoints (0: at the end only)")
-      ->capture_default_str();
-  app.add_option("--keep", a.keep, "checkpoints to keep (>= 2)")->capture_default_str()->check(CLI::Range(2, 1 << 30));
-  app.add_option("--sample-every", a.sample_every, "steps between sample grids (0: at the end only)")->capture_default_str();
-  app.add_option("--samples", a.samples, "images in a sample grid")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--sample-steps", a.sample_steps, "DDIM steps of the sample grids")->capture_default_str();
-  app.add_option("--log-every", a.log_every, "steps between progress lines")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--prefetch", a.prefetch, "batches prepared ahead (0: none)")->capture_default_str();
+      ->capture_default_str()->check(at_least<int64_t>(0));
+  app.add_option("--keep", a.keep, "checkpoints to keep (>= 2)")->capture_default_str()->check(in_range<int64_t>(2, 1 << 20));
+  app.add_option("--sample-every", a.sample_every, "steps between sample grids (0: at the end only)")->capture_default_str()->check(at_least<int64_t>(0));
+  app.add_option("--samples", a.samples, "images in a sample grid")->capture_default_str()->check(in_range<int64_t>(1, 4096));
+  app.add_option("--sample-steps", a.sample_steps, "DDIM steps of the sample grids (<= --diffusion-steps)")->capture_default_str()->check(at_least<int64_t>(1));
+  app.add_option("--log-every", a.log_every, "steps between progress lines")->capture_default_str()->check(at_least<int64_t>(1));
+  app.add_option("--max-nonfinite", a.max_nonfinite, "non-finite steps in a row (skipped) that stop the run")
+      ->capture_default_str()->check(at_least<int64_t>(1));
+  app.add_option("--prefetch", a.prefetch, "batches prepared ahead (0: none)")->capture_default_str()->check(in_range<int64_t>(0, 64));
   casdm::examples::add_machine_options(app, a.threads, a.device);
-  CLI11_PARSE(app, argc, argv);
+  if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-train"); rc >= 0) return rc;
   try {
     casdm::examples::use_machine(a.threads, a.device);
+    casdm::examples::require_writable_folder(a.out);
+    casdm::io::FolderLock lock(a.out);  // one run per output folder
+    for (const auto& dir : {fs::path(a.out), fs::path(a.out) / "checkpoints"})
+      for (const auto& f : casdm::io::remove_orphans(dir))
+        fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
     const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
                             .resume_point(a.resume, a.resume_from);
     if (resume) settings.resume_from(resume->meta_under("args."), app, resume->path.string());
+    if (a.sample_steps > a.T && app.count("--sample-steps"))
+      throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, a.T));
+    a.sample_steps = std::min(a.sample_steps, a.T);  // the default, 50, on a shorter process
     const auto traits = casdm::presets::traits(a.preset);
     for (const char* o : {"--phi-model-channels", "--phi-channel-mult", "--phi-res-blocks", "--phi-attention"})
       if (app.count(o) && !traits.phi_net)
@@ -243,12 +270,11 @@ int main(int argc, char** argv) {
         throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
     casdm::data::parse_fit(a.fit);
-    casdm::examples::require_writable_folder(a.out);
     return casdm::presets::visit(a.preset, [&](auto type) {
       return train<typename decltype(type)::type>(a, settings.values(), resume);
     });
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-train: {}\n", e.what());
+    fmt::print(stderr, "casdm-train: {}\n", casdm::examples::message(e));
     return 1;
   }
 }

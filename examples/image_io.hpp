@@ -1,6 +1,8 @@
 #pragma once
 // PNG output of the example programs: image grids and labelled loss curves (stb_image_write,
 // stb_easy_font for the text).
+#include "casdm/io/files.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -16,9 +18,16 @@
 
 namespace casdm::examples {
 
+/// Encodes in memory, then writes atomically (io::write_atomic): a failed write keeps the old picture.
 inline void write_png(const std::filesystem::path& path, int w, int h, int c, const std::vector<uint8_t>& px) {
-  if (!stbi_write_png(path.c_str(), w, h, c, px.data(), w * c))
-    throw std::runtime_error("cannot write " + path.string());
+  std::vector<char> png;
+  auto append = [](void* ctx, void* data, int n) {
+    auto* out = static_cast<std::vector<char>*>(ctx);
+    out->insert(out->end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+  };
+  if (!stbi_write_png_to_func(append, &png, w, h, c, px.data(), w * c))
+    throw std::runtime_error("cannot encode the picture " + path.string());
+  io::write_atomic(path, png);
 }
 
 /// Images [N, C, H, W] in [−1, 1] as a grid `cols` wide with a 2-pixel border.

@@ -3,6 +3,7 @@
 // output-folder checks and small helpers. Choosing a preset by name (casdm::presets::visit) and
 // loading a trained denoiser (casdm::train::load_denoiser) are library calls.
 #include "casdm/presets.hpp"
+#include "casdm/io/files.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <fmt/format.h>
@@ -11,8 +12,11 @@
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <torch/cuda.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <cmath>
+#include <limits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -110,9 +114,62 @@ class RunSettings {
   std::map<std::string, Ref> refs_;
 };
 
+/// Range checks for options, with messages in the program's words ("--steps: must be an integer
+/// >= 1, got 'abc'"): each element of a list option is checked alone.
+template <class T>
+CLI::Validator in_range(T lo, T hi, bool lo_open = false, bool hi_open = false) {
+  std::string want = std::is_integral_v<T> ? "an integer" : "a number";
+  if (hi == std::numeric_limits<T>::max())
+    want += fmt::format(" {} {}", lo_open ? ">" : ">=", lo);
+  else
+    want += fmt::format(" in {}{}, {}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        T v{};
+        auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+        bool ok = r.ec == std::errc() && r.ptr == s.data() + s.size() && (lo_open ? v > lo : v >= lo) &&
+                  (hi_open ? v < hi : v <= hi);
+        if constexpr (!std::is_integral_v<T>) ok = ok && std::isfinite(v);
+        return ok ? std::string() : fmt::format("must be {}, got '{}'", want, s);
+      },
+      "", "");
+}
+template <class T>
+CLI::Validator at_least(T lo) {
+  return in_range<T>(lo, std::numeric_limits<T>::max());
+}
+
+/// Parses the command line; a usage error is one line ("casdm-train: --steps: must be ...") and exit
+/// status 2. Returns the status to exit with, or -1 to go on.
+inline int parse_command_line(CLI::App& app, int argc, char** argv, const char* program) {
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::string what = e.what();
+    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    fmt::print(stderr, "{}: {} (see --help)\n", program, what);
+    return 2;
+  }
+}
+
+/// An error as a program prints it: LibTorch's errors without their C++ backtrace (first line).
+inline std::string message(const std::exception& e) {
+  const auto* c = dynamic_cast<const c10::Error*>(&e);
+  if (!c) return e.what();
+  std::string s = c->what_without_backtrace();
+  if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+  return s;
+}
+
 /// --threads and --device, shared by the programs.
 inline void add_machine_options(CLI::App& app, int64_t& threads, std::string& device) {
-  app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str()->check(in_range<int64_t>(0, 4096));
   app.add_option("--device", device, "cpu, cuda, cuda:1, ...")->capture_default_str();
 }
 
@@ -153,15 +210,7 @@ inline void require_writable_folder(const std::filesystem::path& dir) {
   std::filesystem::remove(probe);
 }
 
-/// Writes a text file atomically (temporary + rename): a crash leaves the old file or the new one.
-inline void write_text(const std::filesystem::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) throw std::runtime_error(fmt::format("cannot write {}", tmp));
-  }
-  std::filesystem::rename(tmp, path);
-}
+/// Writes a text file atomically (io::write_atomic): a crash or a full disk leaves the old file.
+inline void write_text(const std::filesystem::path& path, const std::string& text) { io::write_atomic(path, text); }
 
 }  // namespace casdm::examples

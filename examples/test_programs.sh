@@ -125,6 +125,114 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     refuse "foreign.pt is not a casdm checkpoint" "$BIN/casdm-train" --resume-from "$W/foreign.pt" --out "$W/o"
     refuse "cut.pt is not a readable tensor file" "$BIN/casdm-train" --resume-from "$W/cut.pt" --out "$W/o"
     refuse "absent.pt (no such file)" "$BIN/casdm-sample" --checkpoint "$W/absent.pt" --out "$W/s" ;;
+  signal)  # SIGTERM mid-run: the step finishes, a checkpoint is written, exit 143; the resume equals a straight run
+    args=("${TINY[@]}" --dropout 0.1)
+    "$BIN/casdm-train" "${args[@]}" --steps 100000 --out "$W/split" 2> "$W/split.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 3/" "$W/split.err" && break; sleep 0.1; done
+    kill -TERM $pid; wait $pid; rc=$?
+    cat "$W/split.err"
+    [ $rc -eq 143 ] || fail "exit status $rc after SIGTERM, expected 143"
+    n=$(sed -n 's/.*stopped by SIGTERM after step \([0-9]*\); wrote .*/\1/p' "$W/split.err")
+    [ -n "$n" ] && [ "$n" -ge 3 ] || fail "no stop message"
+    [ -s "$W/split/checkpoints/$(printf 'ckpt-%09d.pt' "$n")" ] || fail "no checkpoint at step $n"
+    "$BIN/casdm-train" --resume --steps $((n + 2)) --threads 1 --samples 4 --sample-steps 2 --out "$W/split" || fail "resume"
+    "$BIN/casdm-train" "${args[@]}" --steps $((n + 2)) --out "$W/straight" || fail "straight run"
+    "$PY" "$HERE/../tests/reference/same_checkpoint.py" "$W/straight/checkpoints/$(printf 'ckpt-%09d.pt' $((n + 2)))" \
+      "$W/split/checkpoints/$(printf 'ckpt-%09d.pt' $((n + 2)))" || fail "the resumed run differs"
+    cmp "$W/straight/losses.csv" "$W/split/losses.csv" || fail "loss logs differ"
+    # A second signal ends the process at once, saving nothing.
+    "$BIN/casdm-train" "${TINY[@]}" --model-channels 32 --batch 32 --steps 100000 --out "$W/twice" 2> "$W/twice.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 1/" "$W/twice.err" && break; sleep 0.1; done
+    kill -INT $pid; sleep 0.3; kill -INT $pid; wait $pid; rc=$?  # apart: two pending SIGINTs merge into one
+    cat "$W/twice.err"
+    [ $rc -eq 130 ] || fail "exit status $rc after two SIGINTs, expected 130"
+    grep -qF "second signal: exiting at once" "$W/twice.err" || fail "no second-signal message" ;;
+  nonfinite)  # a diverging run stops non-zero naming the step and term; no checkpoint holds non-finite values
+    out=$("$BIN/casdm-train" "${TINY[@]}" --lr 1e3 --steps 200 --checkpoint-every 1 --keep 3 --out "$W/run" 2>&1); rc=$?
+    echo "$out" | tail -8
+    [ $rc -eq 1 ] || fail "exit status $rc, expected 1"
+    grep -q "^step [0-9]* skipped: loss term '[a-z0-9]*' is nan" <<<"$out" || fail "no skip line"
+    grep -q "^casdm-train: step [0-9]*: .* 3 step(s) in a row were not finite, so training stops" <<<"$out" || fail "no stop message"
+    ls "$W/run/checkpoints/"ckpt-*.pt > /dev/null || fail "no checkpoint before the divergence"
+    "$PY" -c "
+import sys, torch
+for p in sys.argv[1:]:
+    d = torch.load(p, weights_only=True)
+    bad = [k for k, v in d.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    assert not bad, (p, bad[:3])
+" "$W/run/checkpoints/"ckpt-*.pt || fail "a checkpoint holds non-finite values"
+    "$BIN/casdm-train" --resume --steps 200 --threads 1 --out "$W/run" > "$W/again.log" 2>&1; rc=$?
+    [ $rc -eq 1 ] && grep -q "so training stops" "$W/again.log" || fail "the resumed diverging run did not stop ($rc)" ;;
+  corrupt-fallback)  # a flipped bit in the newest checkpoint: the resume says so and continues from the one before
+    "$BIN/casdm-train" "${TINY[@]}" --steps 4 --checkpoint-every 2 --out "$W/run" || fail "train"
+    "$PY" -c "
+import sys, torch
+p = sys.argv[1]
+t = torch.load(p, weights_only=True)['model.theta.out_conv.weight'].contiguous().numpy().tobytes()
+b = bytearray(open(p, 'rb').read()); i = b.find(t); assert i >= 0
+b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
+" "$W/run/checkpoints/ckpt-000000004.pt" || fail "flipping a bit"
+    out=$("$BIN/casdm-train" --resume --steps 6 --threads 1 --samples 4 --sample-steps 2 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 0 ] || fail "resume failed"
+    grep -qF "ckpt-000000004.pt is corrupt: tensor 'model.theta.out_conv.weight' fails its checksum" <<<"$out" || fail "no corruption message"
+    grep -qF "resuming from ckpt-000000002.pt, the newest valid checkpoint" <<<"$out" || fail "no fallback message"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 6 --out "$W/straight" || fail "straight run"
+    "$PY" "$HERE/../tests/reference/same_checkpoint.py" "$W/straight/checkpoints/ckpt-000000006.pt" \
+      "$W/run/checkpoints/ckpt-000000006.pt" || fail "the run continued from the fallback differs"
+    rm -rf "$W/run" "$W/straight"; mkdir -p "$W/dir.pt"; touch "$W/.start"
+    refuse "dir.pt is a folder, not a tensor file" "$BIN/casdm-train" --resume-from "$W/dir.pt" --out "$W/o" ;;
+  two-writers)  # a second run on a folder in use is refused naming the first one's pid
+    "$BIN/casdm-train" "${TINY[@]}" --steps 100000 --out "$W/run" 2> "$W/first.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 1/" "$W/first.err" && break; sleep 0.1; done
+    out=$("$BIN/casdm-train" --resume --steps 100001 --out "$W/run" 2>&1); rc=$?
+    kill -TERM $pid; wait $pid
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "$W/run is in use by process $pid (one run per output folder)" <<<"$out" || fail "second writer"
+    "$BIN/casdm-train" --resume --steps $(( $(ls "$W/run/checkpoints" | sed -n 's/ckpt-0*\([0-9]*\).pt/\1/p' | tail -1) + 1 )) \
+      --threads 1 --out "$W/run" > /dev/null 2>&1 || fail "the folder stayed locked after its run ended" ;;
+  disk-full)  # writes that fail (a file-size limit stands in for a full disk) name the reason and cost no good file
+    "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
+    before=$(md5sum "$W/run/checkpoints/"* "$W/run/run.json")
+    out=$( (trap '' XFSZ; ulimit -f 100; exec "$BIN/casdm-train" --resume --steps 6 --threads 1 --out "$W/run") 2>&1); rc=$?
+    echo "$out" | tail -3
+    [ $rc -eq 1 ] || fail "exit status $rc, expected 1"
+    grep -q "^casdm-train: cannot write $W/run/checkpoints/ckpt-000000006.pt: File too large$" <<<"$out" || fail "no reason given"
+    [ "$before" = "$(md5sum "$W/run/checkpoints/"* "$W/run/run.json")" ] || fail "a good file changed"
+    ! find "$W/run" -name '*.tmp*' | grep -q . || fail "temporary files left"
+    "$BIN/casdm-train" --resume --steps 6 --threads 1 --out "$W/run" > /dev/null 2>&1 || fail "resume after space came back"
+    [ "$(wc -l < "$W/run/losses.csv")" -eq 7 ] || fail "losses.csv after the failed resume"
+    # A temporary file of a process killed mid-write is removed by the next run.
+    touch "$W/run/checkpoints/.ckpt-000000008.pt.tmp.999999999"
+    "$BIN/casdm-train" --resume --steps 7 --threads 1 --out "$W/run" 2> "$W/orphan.err" > /dev/null || fail "run"
+    grep -qF "removed $W/run/checkpoints/.ckpt-000000008.pt.tmp.999999999" "$W/orphan.err" || fail "orphan not reported"
+    [ ! -e "$W/run/checkpoints/.ckpt-000000008.pt.tmp.999999999" ] || fail "orphan left" ;;
+  bad-options)  # every option range-checked before anything runs: one line, no backtrace, nothing written
+    check() {  # check STATUS "message" args...
+      local want=$1 expect=$2; shift 2
+      local out rc
+      out=$("$BIN/casdm-train" "$@" --out "$W/o" 2>&1); rc=$?
+      echo "$out"
+      [ "$rc" -eq "$want" ] || fail "$*: exit status $rc, expected $want"
+      grep -qF -- "$expect" <<<"$out" || fail "$*: message lacks: $expect"
+      [ "$(grep -c "^casdm-train:" <<<"$out")" -eq 1 ] || fail "$*: not one error line"
+      ! grep -qE "Exception raised from|frame #|terminate called|[0-9]{40}" <<<"$out" || fail "$*: backtrace or long number"
+      ! find "$W" -name 'ckpt-*' -o -name 'losses.csv' | grep -q . || fail "$*: files written"
+    }
+    check 2 "--norm-groups: must be an integer in [1, 1024], got '0'" --norm-groups 0
+    check 2 "--model-channels: must be an integer in [1, 16384], got '0'" --model-channels 0
+    check 2 "--dropout: must be a number in [0, 1), got '1.5'" --dropout 1.5
+    check 2 "--image-size: must be an integer in [0, 65536], got '-5'" --image-size -5
+    check 2 "--image-size: must be an integer in [0, 65536], got '100000'" --image-size 100000
+    check 2 "--sample-steps: must be an integer >= 1, got '0'" --sample-steps 0
+    check 2 "--lr: must be a number > 0, got '-1'" --lr -1
+    check 2 "--lr: must be a number > 0, got 'nan'" --lr nan
+    check 2 "--weight-decay: must be a number >= 0, got '-1'" --weight-decay -1
+    check 2 "--steps: must be an integer >= 1, got 'abc'" --steps abc
+    check 2 "--ema: must be a number in [0, 1), got '1'" --ema 0.9 1
+    check 2 "--channel-mult: must be an integer in [1, 64], got '0'" --channel-mult 1 0
+    check 1 "--sample-steps 5000 exceeds --diffusion-steps 20" "${TINY[@]}" --sample-steps 5000
+    check 1 "needs 2.51e+04 GB; this machine has" "${TINY[@]}" --batch 1000000000
+    check 1 "bringing the 60000 images of" "${TINY[@]}" --image-size 30000 --fit resize
+    check 1 "UNet: image_size 30 is not divisible by 2^(levels-1) = 4" "${TINY[@]}" --image-size 30 ;;
   lpips)  # an LPIPS preset end to end on random VGG16/LPIPS weights; without weights: refused
     "$PY" "$HERE/../tests/reference/lpips_ref.py" "$W" > /dev/null || fail "making weights"
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_LPIPS --feature-weights "$W" --feature-size 32 \

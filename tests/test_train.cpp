@@ -7,6 +7,12 @@
 #include "support.hpp"
 #include "tiny.hpp"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 
@@ -99,6 +105,8 @@ TEST_CASE("missing, truncated and foreign files get one clear message", "[checkp
   CHECK_THROWS_WITH(io::load_module(*m, dir / "cut.pt"), Catch::Contains("not a readable tensor file"));
   std::ofstream(dir / "text.pt") << "hello";
   CHECK_THROWS_WITH(io::load_module(*m, dir / "text.pt"), Catch::Contains("not a readable tensor file"));
+  fs::create_directories(dir / "folder.pt");
+  CHECK_THROWS_WITH(io::load_module(*m, dir / "folder.pt"), Catch::Contains("folder.pt is a folder, not a tensor file"));
 }
 
 TEST_CASE("a model file holds one denoiser with its options and loads back without a model", "[checkpoint]") {
@@ -172,4 +180,150 @@ TEST_CASE("a run folder resumes from its newest checkpoint and refuses to be ove
   CHECK(newest->meta_under("args.") == std::map<std::string, std::string>{{"lr", "0.002"}});
   CHECK(ckpts.resume_point(false, ckpts.file_for(1))->step == 1);
   CHECK_THROWS_WITH(ckpts.resume_point(false), Catch::Contains("holds checkpoints of an earlier run"));
+}
+
+namespace {
+std::vector<char> file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void put_bytes(const fs::path& p, const std::vector<char>& b) {
+  std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+/// Flips one bit inside the stored bytes of `t` (found by its contents) in file `p`.
+void flip_bit_in(const fs::path& p, const at::Tensor& t) {
+  auto bytes = file_bytes(p);
+  const auto c = t.contiguous();
+  const char* data = static_cast<const char*>(c.data_ptr());
+  auto at = std::search(bytes.begin(), bytes.end(), data, data + c.nbytes());
+  REQUIRE(at != bytes.end());
+  *(at + static_cast<std::ptrdiff_t>(c.nbytes() / 2)) ^= 0x10;
+  put_bytes(p, bytes);
+}
+}  // namespace
+
+TEST_CASE("a flipped bit in a tensor's data is refused, naming the file and the tensor", "[checkpoint][integrity]") {
+  const auto dir = test::scratch("integrity");
+  io::TensorFile f;
+  f.tensors["a"] = at::arange(1000, at::kFloat);
+  f.tensors["b"] = at::linspace(-1, 1, 300, at::kDouble);
+  f.meta["note"] = "kept";
+  io::write_tensor_file(dir / "f.pt", f);
+  auto back = io::read_tensor_file(dir / "f.pt");
+  CHECK(back.meta == std::map<std::string, std::string>{{"note", "kept"}});  // checksums are checked, not returned
+  CHECK(at::equal(back.tensors.at("b"), f.tensors["b"]));
+  flip_bit_in(dir / "f.pt", f.tensors["b"]);
+  CHECK_THROWS_WITH(io::read_tensor_file(dir / "f.pt"),
+                    Catch::Contains("f.pt is corrupt: tensor 'b' fails its checksum"));
+  // Without checksums LibTorch reads the damaged value as if nothing happened:
+  io::TensorFile plain;
+  plain.tensors["b"] = f.tensors["b"];
+  put_bytes(dir / "plain.pt", io::detail::torch_save_bytes(c10::IValue([&] {
+              c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+              d.insert("b", f.tensors["b"]);
+              return d;
+            }())));
+  flip_bit_in(dir / "plain.pt", f.tensors["b"]);
+  auto silent = io::read_tensor_file(dir / "plain.pt");
+  CHECK(!at::equal(silent.tensors.at("b"), f.tensors["b"]));
+}
+
+TEST_CASE("a resume passes over a corrupt newest checkpoint to the newest valid one, saying so", "[train][checkpoint][integrity]") {
+  const auto dir = test::scratch("resume-fallback") / "run";
+  fs::remove_all(dir);
+  const train::CheckpointDir ckpts(dir / "checkpoints", 3);
+  torch::manual_seed(6);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  for (int s = 0; s < 2; ++s) {
+    t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+    ckpts.save(t);
+  }
+  CHECK(ckpts.resume_point(true)->notes.empty());
+  flip_bit_in(ckpts.file_for(2), io::state_of(*m->denoiser()).at("theta.out_conv.weight"));
+  const auto c = ckpts.resume_point(true);
+  REQUIRE(c);
+  CHECK(c->step == 1);
+  REQUIRE(c->notes.size() == 2);
+  CHECK_THAT(c->notes[0], Catch::Contains("ckpt-000000002.pt is corrupt: tensor") && Catch::Contains("out_conv.weight"));
+  CHECK_THAT(c->notes[1], Catch::Contains("resuming from ckpt-000000001.pt"));
+  put_bytes(ckpts.file_for(1), {'x'});
+  CHECK_THROWS_WITH(ckpts.resume_point(true), Catch::Contains("no valid checkpoint in") &&
+                                                  Catch::Contains("ckpt-000000001.pt is not a readable tensor file"));
+}
+
+TEST_CASE("a failed write says why and keeps the previous file", "[io][files]") {
+  const auto dir = test::scratch("write-fails");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  io::write_atomic(dir / "run.json", std::string("{\"good\": 1}\n"));
+  // A full disk, simulated by a file-size limit (the write fails with EFBIG instead of ENOSPC).
+  struct Limit {
+    rlimit old{};
+    explicit Limit(rlim_t bytes) {
+      ::signal(SIGXFSZ, SIG_IGN);
+      ::getrlimit(RLIMIT_FSIZE, &old);
+      rlimit l = old;
+      l.rlim_cur = bytes;
+      ::setrlimit(RLIMIT_FSIZE, &l);
+    }
+    ~Limit() { ::setrlimit(RLIMIT_FSIZE, &old); }
+  };
+  {
+    Limit small(4096);
+    CHECK_THROWS_WITH(io::write_atomic(dir / "run.json", std::string(100000, 'x')),
+                      Catch::Contains("cannot write") && Catch::Contains("run.json: File too large"));
+    train::LossLog log(dir / "losses.csv", {{"mse", 1.0}});
+    loss::LossReport r{at::ones({}), {{"mse", at::ones({})}}};
+    CHECK_THROWS_WITH(([&] {
+                        for (int64_t s = 1; s <= 2000; ++s) log.append(s, r);
+                        log.flush();
+                      }()),
+                      Catch::Contains("cannot write") && Catch::Contains("losses.csv: File too large"));
+  }
+  CHECK(file_bytes(dir / "run.json").size() == 12);
+  for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+  CHECK_THROWS_WITH(io::write_atomic(dir, std::string("x")), Catch::Contains("it is a folder"));
+}
+
+TEST_CASE("temporary files of dead processes are removed, those of live ones kept", "[io][files]") {
+  const auto dir = test::scratch("orphans");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);  // now a pid of no process
+  std::ofstream(io::temporary_for(dir / "ckpt-000000004.pt", child)) << "half";
+  std::ofstream(io::temporary_for(dir / "ckpt-000000006.pt")) << "being written";  // this process
+  std::ofstream(dir / "ckpt-000000002.pt") << "whole";
+  const auto removed = io::remove_orphans(dir);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0].filename() == fmt::format(".ckpt-000000004.pt.tmp.{}", child));
+  CHECK(fs::exists(io::temporary_for(dir / "ckpt-000000006.pt")));
+  CHECK(fs::exists(dir / "ckpt-000000002.pt"));
+}
+
+TEST_CASE("an output folder has one writer; a stale lock file does not block", "[io][files]") {
+  const auto dir = test::scratch("lock");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / ".lock") << "999999999\n";  // left by a process that is gone: no lock held
+  {
+    io::FolderLock held(dir);
+    CHECK_THROWS_WITH(io::FolderLock(dir), Catch::Contains(fmt::format("is in use by process {} ", ::getpid())));
+    const pid_t child = ::fork();  // another process is refused too
+    if (child == 0) {
+      try {
+        io::FolderLock again(dir);
+        ::_exit(0);
+      } catch (const std::exception&) {
+        ::_exit(3);
+      }
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK(WEXITSTATUS(status) == 3);
+  }
+  io::FolderLock after(dir);  // released with its holder
 }

@@ -309,3 +309,70 @@ TEST_CASE("model options survive their string form, and bad strings are named", 
   m.erase("image_size");
   CHECK_THROWS_WITH(options_from_map(m), Catch::Contains("'image_size' is missing"));
 }
+
+TEST_CASE("a step with a non-finite loss changes nothing; K in a row stop the run, naming step and term", "[trainer][nonfinite]") {
+  torch::manual_seed(11);
+  presets::CasDM m(test::tiny_options());
+  train::Trainer<presets::CasDM> t(m, train::TrainerOptions().ema_rates({0.9}).max_nonfinite_steps(2));
+  t.step(batch_for(0));
+  CHECK(t.last_skip().empty());
+  const auto before = everything(t);
+  auto bad = batch_for(1);
+  bad[0][0][3][3] = std::numeric_limits<float>::quiet_NaN();
+  auto r = t.step(bad);
+  CHECK(t.step_count() == 2);
+  CHECK(t.skipped_steps() == 1);
+  CHECK_THAT(t.last_skip(), Catch::Contains("loss term 'eps' is nan"));
+  CHECK(count_different(before, everything(t)) == 0);  // weights, EMA and optimiser as they were
+  t.step(batch_for(2));  // a good step resets the count
+  CHECK(t.last_skip().empty());
+  CHECK(count_different(before, everything(t)) > 0);
+  t.step(bad);
+  CHECK_THROWS_MATCHES(t.step(bad), train::NonFiniteError,
+                       Catch::Message("step 5: loss term 'eps' is nan; 2 step(s) in a row were not finite, so training "
+                                      "stops (the weights are those of step 3, before them)"));
+  CHECK(t.skipped_steps() == 3);
+  CHECK_THROWS_WITH(train::Trainer<presets::CasDM>(m, train::TrainerOptions().max_nonfinite_steps(0)),
+                    Catch::Contains("max_nonfinite_steps must be >= 1"));
+}
+
+TEST_CASE("non-finite weights are never written to a checkpoint, and a checkpoint holding them is refused", "[trainer][nonfinite]") {
+  const auto dir = test::scratch("nonfinite-ckpt");
+  fs::remove_all(dir);
+  torch::manual_seed(12);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(batch_for(0));
+  train::CheckpointDir ckpts(dir, 2);
+  const auto good = ckpts.save(t);
+  {
+    at::NoGradGuard g;
+    m->denoiser()->named_parameters()["theta.out_conv.bias"].fill_(std::numeric_limits<float>::infinity());
+  }
+  CHECK_THROWS_WITH(ckpts.save(t), Catch::Contains("tensor 'model.theta.out_conv.bias' is not finite"));
+  CHECK(ckpts.list() == std::vector<fs::path>{good});  // the good one stays, nothing half-written
+  // A file with NaN weights but valid checksums (written by hand) is refused on resume.
+  auto f = io::read_tensor_file(good);
+  f.tensors.at("ema.0.theta.in_conv.weight").fill_(std::numeric_limits<float>::quiet_NaN());
+  io::write_tensor_file(dir / "nan.pt", f);
+  presets::DDPM_Eps fresh(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> tf(fresh, train::TrainerOptions().ema_rates({0.9}));
+  CHECK_THROWS_WITH(tf.load(dir / "nan.pt"),
+                    Catch::Contains("holds non-finite values in 'ema.0.theta.in_conv.weight'; it cannot be resumed"));
+  CHECK(tf.step_count() == 0);
+}
+
+TEST_CASE("absurd network sizes are refused by name before anything is built", "[options]") {
+  auto o = test::tiny_options();
+  auto with = [&](net::UNetOptions n) { return ModelOptions(o).net(n); };
+  auto net = [&] { return net::UNetOptions(o.net()); };  // a copy: o.net() is a reference
+  CHECK_THROWS_WITH(presets::CasDM(with(net().norm_groups(0))), Catch::Contains("norm_groups must be >= 1, got 0"));
+  CHECK_THROWS_WITH(presets::CasDM(with(net().model_channels(0))), Catch::Contains("model_channels must be >= 1, got 0"));
+  CHECK_THROWS_WITH(presets::CasDM(with(net().dropout(1.5))), Catch::Contains("dropout must be in [0, 1), got 1.5"));
+  CHECK_THROWS_WITH(presets::CasDM(with(net().num_heads(0))), Catch::Contains("num_heads must be >= 1"));
+  CHECK_THROWS_WITH(presets::CasDM(with(net().channel_mult({1, 0}))), Catch::Contains("channel_mult entries must be >= 1"));
+  CHECK_THROWS_WITH(presets::CasDM(with(net().norm_groups(3))), Catch::Contains("not divisible into 3 groups"));
+  // 1e12 images of 8x8 at 16 channels: 4.1e15 bytes, refused before any allocation.
+  CHECK_THROWS_WITH(train::check_memory(o, 1'000'000'000'000), Catch::Contains("needs 4.1e+06 GB; this machine has"));
+  CHECK_NOTHROW(train::check_memory(o, 64));
+}

@@ -1,7 +1,7 @@
 #pragma once
 // Small sizes shared by the model tests: every preset's structure at a size the CPU trains in
 // seconds.
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>

@@ -21,6 +21,7 @@ gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 common=("${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCASDM_BUILD_EXAMPLES=OFF -DCASDM_INSTALL=OFF
         -DCASDM_HANA_INCLUDE_DIR="$deps/include" -DCASDM_FMT_INCLUDE_DIR="$deps/include" -DCASDM_CATCH2_INCLUDE_DIR="$deps/include"
         -DCASDM_BENCHMARK_SOURCE_DIR="$deps/benchmark" -DCASDM_PYTHON="$PY")
+[ -f /usr/include/zlib.h ] || common+=(-DCASDM_ZLIB_INCLUDE_DIR="$deps/include")  # with the system's libz.so.1
 B=build-gpu
 t0=$(date +%s)
 if ! cmake -S . -B $B "${common[@]}" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" > "$OUT/configure.log" 2>&1; then

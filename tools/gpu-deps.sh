@@ -10,6 +10,7 @@ rm -rf "$d" && mkdir -p "$d/include/boost" "$d/include/catch2"
 cp -r /usr/include/boost/hana /usr/include/boost/hana.hpp "$d/include/boost/"
 cp /usr/include/catch2/catch.hpp "$d/include/catch2/"
 cp -r /usr/include/fmt "$d/include/"  # header-only (FMT_HEADER_ONLY)
+cp /usr/include/zlib.h /usr/include/zconf.h "$d/include/"  # linked against the machine's libz.so.1
 if ! ls /tmp/casdm-src/benchmark_*.orig.tar.gz >/dev/null 2>&1; then
   if ! grep -rqs "deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \

@@ -2,8 +2,8 @@
 // Umbrella header. The library's own headers include narrowly; include this for convenience.
 #include "casdm/core/compat.hpp"
 #include "casdm/core/estimate.hpp"
-#include "casdm/core/options.hpp"
-#include "casdm/core/options_io.hpp"
+#include "casdm/topology/options.hpp"
+#include "casdm/topology/options_io.hpp"
 #include "casdm/core/prediction.hpp"
 #include "casdm/core/process.hpp"
 #include "casdm/denoiser.hpp"

@@ -7,7 +7,7 @@
 //   auto pred = d->predict(x_t, t);                                    // ε′, x0′, r, x0⋆
 //   auto images = casdm::sample<casdm::sampler::DDIM<50>>(d, 16);     // [16, C, H, W] in [−1, 1]
 #include "casdm/core/estimate.hpp"
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 #include "casdm/core/process.hpp"
 #include "casdm/io/text.hpp"
 #include "casdm/sampler/concepts.hpp"

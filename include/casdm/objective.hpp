@@ -6,7 +6,7 @@
 //   casdm::Objective<casdm::loss::Set<casdm::loss::EpsMSE<>>> objective(options);
 //   auto report = objective(*denoiser, x0);      // t ~ U{0..T−1}, ε ~ N(0, I); also ->forward(...)
 //   report.total.backward();
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 #include "casdm/core/prediction.hpp"
 #include "casdm/io/state.hpp"
 #include "casdm/io/text.hpp"

@@ -3,6 +3,7 @@
 //   magic: 0x0000 08 0D (unsigned byte data, D dimensions), then D big-endian uint32 sizes, then data.
 // Errors name the file and what is wrong with it; nothing is returned from a bad file.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <ATen/ATen.h>
 #include <zlib.h>
 
@@ -55,7 +56,9 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   size_t count = 1;
   for (size_t i = 0; i < dims; ++i) {
     shape.push_back(detail::be32(&bytes[4 + 4 * i]));
-    count *= static_cast<size_t>(shape.back());
+    if (__builtin_mul_overflow(count, static_cast<size_t>(shape.back()), &count))
+      throw std::runtime_error(fmt::format("IDX: {} declares sizes {} whose product overflows 64 bits (a damaged header)",
+                                           path.string(), fmt::join(shape, "x")));
   }
   const size_t offset = 4 + 4 * dims;
   if (bytes.size() != offset + count)

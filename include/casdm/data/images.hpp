@@ -11,6 +11,7 @@
 #include "casdm/data/idx.hpp"
 
 #include <stb/stb_image.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -88,6 +89,13 @@ inline ImageSet fit(ImageSet set, int64_t size, Fit how) {
   if (size < 1) throw std::invalid_argument("image size must be >= 1");
   const int64_t h = set.images.size(2), w = set.images.size(3);
   if (h == size && w == size) return set;
+  // Refused from arithmetic before anything is allocated (doubles: no overflow).
+  const double bytes = static_cast<double>(set.images.size(0)) * static_cast<double>(set.images.size(1)) *
+                       static_cast<double>(size) * static_cast<double>(size);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (bytes > memory)
+    throw std::invalid_argument(fmt::format("bringing the {} images of {} to {}x{} needs {:.3g} GB; this machine has {:.3g} GB",
+                                            set.images.size(0), set.source, size, size, bytes / 1e9, memory / 1e9));
   if (how == Fit::Pad) {
     if (h > size || w > size || (size - h) % 2 || (size - w) % 2)
       throw std::invalid_argument(fmt::format("cannot pad {}x{} images of {} to {} (padding must be even and not negative); use resize", h, w, set.source, size));

@@ -44,6 +44,13 @@ inline std::string checksum_of(const torch::nn::Module& m, const std::function<b
   return fmt::format("{}:{:.17g}:{:.17g}", count, sum, abs);
 }
 
+/// The name of the first floating tensor of `tensors` holding a NaN or an infinity, or "" if none.
+inline std::string first_nonfinite(const std::map<std::string, at::Tensor>& tensors) {
+  for (const auto& [k, v] : tensors)
+    if (v.defined() && v.is_floating_point() && !at::isfinite(v).all().item<bool>()) return k;
+  return {};
+}
+
 /// What keeps `tensors` from loading into `m`: the names missing, unexpected or mis-shaped (at
 /// most 8 of each), as lines under a header naming `source`; empty when they fit exactly.
 inline std::string state_mismatch(const torch::nn::Module& m, const std::map<std::string, at::Tensor>& tensors,

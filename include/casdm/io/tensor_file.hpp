@@ -9,7 +9,11 @@
 //   auto back = casdm::io::read_tensor_file("w.pt");  // corrupt or foreign files: one-line error
 //   casdm::io::load_state_strict(module, back.tensors, "w.pt");  // names and shapes must fit
 //
+// Each tensor's CRC-32 is stored beside it ("casdm.crc32.<name>") and checked on reading: a flipped
+// bit is refused naming the file and the tensor. Python's torch.load reads the checksums as strings.
+//
 // This is the bottom layer: it knows tensors, modules and files, nothing of diffusion.
+#include "casdm/io/files.hpp"
 #include "casdm/io/state.hpp"
 #include "casdm/io/text.hpp"
 
@@ -23,6 +27,7 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -31,6 +36,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -39,8 +45,12 @@ namespace casdm::io {
 
 namespace detail {
 
-[[noreturn]] inline void fail_errno(const std::string& what, const std::filesystem::path& p) {
-  throw std::runtime_error(fmt::format("{} {}: {}", what, p.string(), std::strerror(errno)));
+/// CRC-32 (zlib's) of a tensor's bytes, as 8 hex digits.
+inline std::string crc32_of(const at::Tensor& t) {
+  const auto c = t.contiguous();
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  crc = crc32_z(crc, static_cast<const Bytef*>(c.data_ptr()), c.nbytes());
+  return fmt::format("{:08x}", crc);
 }
 
 /// What torch::jit::pickle_save writes (torch.save's zip format), with untagged aggregates.
@@ -64,46 +74,6 @@ inline std::vector<char> torch_save_bytes(const c10::IValue& value) {
 
 }  // namespace detail
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename, fsync
-/// of the folder — a crash leaves either the old file or the new one. `before_rename` (tests) runs
-/// after the data is synced and before it replaces `path`; if it throws, the temporary file is
-/// removed and `path` is unchanged.
-inline void write_atomic(const std::filesystem::path& path, const std::vector<char>& bytes,
-                         const std::function<void()>& before_rename = {}) {
-  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(dir)) throw std::runtime_error("folder does not exist: " + dir.string());
-  auto tmp = dir / fmt::format(".{}.tmp.{}", path.filename().string(), ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) detail::fail_errno("cannot create", tmp);
-  try {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) detail::fail_errno("cannot write", tmp);
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) detail::fail_errno("cannot sync", tmp);
-    if (::close(fd) != 0) detail::fail_errno("cannot close", tmp);
-  } catch (...) {
-    ::close(fd);
-    std::filesystem::remove(tmp);
-    throw;
-  }
-  try {
-    if (before_rename) before_rename();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) detail::fail_errno("cannot rename onto", path);
-  } catch (...) {
-    std::filesystem::remove(tmp);
-    throw;
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 /// A tensor file's contents: tensors by name and metadata strings (stored as "casdm.<key>").
 struct TensorFile {
   std::map<std::string, at::Tensor> tensors;
@@ -113,12 +83,19 @@ struct TensorFile {
 inline void write_tensor_file(const std::filesystem::path& path, const TensorFile& f,
                               const std::function<void()>& before_rename = {}) {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
-  for (const auto& [k, v] : f.tensors) dict.insert(k, v.detach().cpu().contiguous());
-  for (const auto& [k, v] : f.meta) dict.insert("casdm." + k, v);
+  for (const auto& [k, v] : f.meta)
+    if (k.rfind("crc32.", 0) != 0) dict.insert("casdm." + k, v);
+  for (const auto& [k, v] : f.tensors) {
+    auto t = v.detach().cpu().contiguous();
+    dict.insert("casdm.crc32." + k, detail::crc32_of(t));
+    dict.insert(k, std::move(t));
+  }
   write_atomic(path, detail::torch_save_bytes(c10::IValue(dict)), before_rename);
 }
 
 inline TensorFile read_tensor_file(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path))
+    throw std::runtime_error(fmt::format("{} is a folder, not a tensor file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw std::runtime_error(
@@ -147,6 +124,29 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
       throw std::runtime_error(
           fmt::format("{}: entry '{}' is neither a tensor nor casdm metadata", path.string(), k));
   }
+  // Checksums (files written since 2026-12-02; older ones have none): LibTorch does not check the
+  // zip's own CRCs, so a flipped bit in a tensor's data would otherwise load silently.
+  std::set<std::string> checked;
+  for (auto it = f.meta.begin(); it != f.meta.end();) {
+    if (it->first.rfind("crc32.", 0) != 0) {
+      ++it;
+      continue;
+    }
+    const auto name = it->first.substr(6);
+    auto t = f.tensors.find(name);
+    if (t == f.tensors.end())
+      throw std::runtime_error(fmt::format("{} is damaged: it records a checksum for tensor '{}' but holds no such tensor",
+                                           path.string(), name));
+    if (const auto have = detail::crc32_of(t->second); have != it->second)
+      throw std::runtime_error(fmt::format("{} is corrupt: tensor '{}' fails its checksum (CRC-32 {} recorded, {} read)",
+                                           path.string(), name, it->second, have));
+    checked.insert(name);
+    it = f.meta.erase(it);
+  }
+  if (!checked.empty())
+    for (const auto& [k, v] : f.tensors)
+      if (!checked.count(k))
+        throw std::runtime_error(fmt::format("{} is damaged: tensor '{}' has no checksum", path.string(), k));
   return f;
 }
 

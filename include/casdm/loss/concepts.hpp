@@ -10,7 +10,7 @@
 //     void attach(torch::nn::Module& owner);        // register any (frozen) modules it owns
 //     at::Tensor operator()(const LossInputs&);     // unweighted scalar
 //   };
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 #include "casdm/core/prediction.hpp"
 
 #include <torch/nn/module.h>

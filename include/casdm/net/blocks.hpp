@@ -35,7 +35,7 @@ inline at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double ma
 struct GroupNorm32Impl : torch::nn::Cloneable<GroupNorm32Impl> {
   GroupNorm32Impl(int64_t groups, int64_t channels) : groups_(groups), channels_(channels) { reset(); }
   void reset() override {
-    if (channels_ % groups_ != 0)
+    if (groups_ < 1 || channels_ % groups_ != 0)
       throw std::invalid_argument(
           fmt::format("GroupNorm: {} channels are not divisible into {} groups (set norm_groups)", channels_, groups_));
     norm = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups_, channels_)));

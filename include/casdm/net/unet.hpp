@@ -6,6 +6,7 @@
 //   auto out = net(x, t);   // x: [N,3,H,W], t: [N] (already rescaled to the 0..1000 range)
 #include <fmt/format.h>
 #include "casdm/net/blocks.hpp"
+#include "casdm/net/unet_options.hpp"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -15,29 +16,6 @@
 #include <vector>
 
 namespace casdm::net {
-
-struct UNetOptions {
-  UNetOptions(int64_t in_channels = 3, int64_t out_channels = 3) : in_channels_(in_channels), out_channels_(out_channels) {}
-  TORCH_ARG(int64_t, in_channels);
-  TORCH_ARG(int64_t, out_channels);
-  /// Side of the (square) input; attention placement is decided from it.
-  TORCH_ARG(int64_t, image_size) = 32;
-  TORCH_ARG(int64_t, model_channels) = 128;
-  TORCH_ARG(std::vector<int64_t>, channel_mult) = std::vector<int64_t>{1, 2, 2, 2};
-  TORCH_ARG(int64_t, num_res_blocks) = 3;
-  /// Resolutions (image_size / 2^level) whose blocks get self-attention.
-  TORCH_ARG(std::vector<int64_t>, attention_resolutions) = std::vector<int64_t>{16, 8};
-  TORCH_ARG(int64_t, num_heads) = 4;
-  /// improved-diffusion's CIFAR-10 recipe, which the paper's θ follows (128 ch, 3 blocks).
-  TORCH_ARG(double, dropout) = 0.3;
-  TORCH_ARG(bool, use_scale_shift_norm) = true;
-  TORCH_ARG(int64_t, norm_groups) = 32;
-  /// false gives the Fix-Res CNN: no down/up-sampling; levels keep their widths and their
-  /// nominal resolution (image_size / 2^level) still decides where attention goes.
-  TORCH_ARG(bool, resample) = true;
-  /// Attention in the middle block (always on in improved-diffusion).
-  TORCH_ARG(bool, middle_attention) = true;
-};
 
 /// One entry of the encoder or decoder path: any of a res block, an attention block and a
 /// resampling op, applied in that order.
@@ -164,6 +142,16 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
     if (o.in_channels() < 1 || o.out_channels() < 1) fail("in_channels and out_channels must be >= 1");
     if (o.channel_mult().empty()) fail("channel_mult is empty");
     if (o.num_res_blocks() < 1) fail("num_res_blocks must be >= 1");
+    if (o.model_channels() < 1) fail(fmt::format("model_channels must be >= 1, got {}", o.model_channels()));
+    for (auto m : o.channel_mult())
+      if (m < 1) fail(fmt::format("channel_mult entries must be >= 1, got {}", m));
+    for (auto r : o.attention_resolutions())
+      if (r < 1) fail(fmt::format("attention_resolutions entries must be >= 1, got {}", r));
+    if (o.num_heads() < 1) fail(fmt::format("num_heads must be >= 1, got {}", o.num_heads()));
+    if (o.norm_groups() < 1) fail(fmt::format("norm_groups must be >= 1, got {}", o.norm_groups()));
+    if (!(o.dropout() >= 0 && o.dropout() < 1)) fail(fmt::format("dropout must be in [0, 1), got {}", o.dropout()));
+    if (o.image_size() < 1) fail(fmt::format("image_size must be >= 1, got {}", o.image_size()));
+    if (o.channel_mult().size() > 16) fail("channel_mult has more than 16 levels");
     if (o.resample()) {
       const int64_t factor = int64_t{1} << (o.channel_mult().size() - 1);
       if (o.image_size() % factor != 0)

@@ -10,7 +10,7 @@
 //     static Nets build(torch::nn::Module& owner, const ModelOptions&);  // registers them
 //     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t);
 //   };
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 #include "casdm/core/prediction.hpp"
 
 #include <torch/nn/module.h>

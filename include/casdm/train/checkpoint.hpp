@@ -12,7 +12,7 @@
 // "casdm.model", "casdm.denoiser", "casdm.step", "casdm.options.*", "casdm.ema.<i>.rate", ….
 // A model file holds one denoiser's tensors with "casdm.format" = casdm-denoiser-1,
 // "casdm.denoiser" and "casdm.options.*". Neither holds a frozen metric network.
-#include "casdm/core/options_io.hpp"
+#include "casdm/topology/options_io.hpp"
 #include "casdm/io/tensor_file.hpp"
 
 #include <fmt/format.h>
@@ -39,6 +39,8 @@ struct CheckpointInfo {
   std::string model_type;  // the Model's C++ type (checkpoints), empty in model files
   ModelOptions options;
   std::map<std::string, std::string> meta;  // every metadata string, "casdm." stripped
+  /// What choosing this file passed over (CheckpointDir::resume_point: newer files that are corrupt).
+  std::vector<std::string> notes;
 
   std::string get(const std::string& key, const std::string& fallback = "") const {
     auto it = meta.find(key);
@@ -193,15 +195,31 @@ class CheckpointDir {
     return l.back();
   }
 
-  /// The checkpoint a run in this folder continues from: `from` when given, else the newest here
-  /// when `resume`. A fresh run (neither) gets none, and is refused when the folder already holds
-  /// checkpoints: continuing would mix two runs, and starting over would overwrite one.
+  /// The checkpoint a run in this folder continues from: `from` when given, else the newest
+  /// readable one here when `resume` (newer files that are corrupt or truncated are passed over and
+  /// named in its `notes`). A fresh run (neither) gets none, and is refused when the folder already
+  /// holds checkpoints: continuing would mix two runs, and starting over would overwrite one.
   std::optional<CheckpointInfo> resume_point(bool resume, const std::filesystem::path& from = {}) const {
     if (!from.empty()) return read_checkpoint(from);
     auto newest = latest();
     if (resume) {
       if (!newest) throw std::runtime_error(fmt::format("--resume: no checkpoint in {}", dir_.string()));
-      return read_checkpoint(*newest);
+      std::vector<std::string> passed;
+      const auto files = list();
+      for (auto it = files.rbegin(); it != files.rend(); ++it) {
+        try {
+          auto c = read_checkpoint(*it);
+          if (!passed.empty()) {
+            c.notes = passed;
+            c.notes.push_back(fmt::format("resuming from {}, the newest valid checkpoint", it->filename().string()));
+          }
+          return c;
+        } catch (const std::exception& e) {
+          passed.push_back(fmt::format("passing over {}", e.what()));
+        }
+      }
+      throw std::runtime_error(fmt::format("--resume: no valid checkpoint in {} ({})", dir_.string(),
+                                           fmt::join(passed, "; ")));
     }
     if (newest)
       throw std::runtime_error(fmt::format("{} holds checkpoints of an earlier run; continue it with --resume, or "

@@ -17,6 +17,11 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <charconv>
 #include <chrono>
 #include <map>
@@ -57,8 +62,18 @@ class LossLog {
                                              curves_[0].size(), *resume_at));
     }
     io::write_atomic(path_, std::vector<char>(kept.begin(), kept.end()));
-    out_.open(path_, std::ios::app);
-    if (!out_) throw std::runtime_error(fmt::format("cannot append to {}", path_.string()));
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error(fmt::format("cannot append to {}: {}", path_.string(), std::strerror(errno)));
+  }
+  LossLog(const LossLog&) = delete;
+  LossLog& operator=(const LossLog&) = delete;
+  /// Closes the file; rows not flushed are written if they can be (call flush() to see failures).
+  ~LossLog() {
+    try {
+      flush();
+    } catch (...) {
+    }
+    ::close(fd_);
   }
 
   /// One row: the report's total and terms (in the order of the loss set).
@@ -70,9 +85,26 @@ class LossLog {
     for (size_t i = 0; i < r.terms.size(); ++i) curves_[i + 1].push_back(r.terms[i].second.item<double>());
     std::string row = fmt::format("{}", step);
     for (const auto& c : curves_) row += fmt::format(",{:.9g}", c.back());
-    out_ << row << '\n';
+    pending_ += row;
+    pending_ += '\n';
+    if (pending_.size() > (1 << 16)) flush();
   }
-  void flush() { out_.flush(); }
+  /// Writes the buffered rows; a failed write (a full disk) throws with the system's reason, and
+  /// the rows stay buffered.
+  void flush() {
+    size_t done = 0;
+    while (done < pending_.size()) {
+      const ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        pending_.erase(0, done);
+        throw std::runtime_error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(err)));
+      }
+      done += static_cast<size_t>(n);
+    }
+    pending_.clear();
+  }
 
   /// "total", then the loss set's term names.
   const std::vector<std::string>& series() const { return series_; }
@@ -121,7 +153,8 @@ class LossLog {
   std::filesystem::path path_;
   std::vector<std::string> series_;
   std::vector<std::vector<double>> curves_;
-  std::ofstream out_;
+  int fd_ = -1;
+  std::string pending_;
 };
 
 /// Wall time and throughput of the steps `first`+1 … `last` of a run, for progress lines.

@@ -142,6 +142,16 @@ class AdamW {
 };
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, as
+/// The gradients' global L2 norm (a 0-d tensor on their device; no host sync).
+inline at::Tensor grad_norm(const NamedTensors& params) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const auto& [n, p] : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return at::zeros({});
+  return at::stack(at::_foreach_norm(grads)).norm();
+}
+
 /// torch.nn.utils.clip_grad_norm_ (coefficient max_norm / (norm + 1e-6), capped at 1); returns
 /// the norm before clipping (a 0-d tensor on the gradients' device; no host sync).
 inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
@@ -150,7 +160,7 @@ inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
   for (const auto& [n, p] : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return at::zeros({});
-  auto total = at::stack(at::_foreach_norm(grads)).norm();
+  auto total = grad_norm(params);
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
   for (auto& g : grads) g.mul_(coef);
   return total;

@@ -17,7 +17,7 @@
 // give bit-identical parameters (tests/test_trainer.cpp), because the checkpoint holds everything
 // the step consumes: weights, EMA, optimiser moments and counts, and the default generators'
 // states (t, ε and dropout are drawn from them).
-#include "casdm/core/options_io.hpp"
+#include "casdm/topology/options_io.hpp"
 #include "casdm/denoiser.hpp"
 #include "casdm/io/tensor_file.hpp"
 #include "casdm/loss/set.hpp"
@@ -25,11 +25,13 @@
 #include "casdm/train/optim.hpp"
 
 #include <ATen/Context.h>
+#include <unistd.h>
 #include <ATen/core/Generator.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -49,6 +51,14 @@ struct TrainerOptions {
   /// Split each batch into chunks of this many images whose gradients are accumulated (same
   /// update, less memory); 0 means the whole batch at once.
   TORCH_ARG(int64_t, micro_batch) = 0;
+  /// A step whose loss or gradients are not finite is skipped (no update, no EMA); this many in a
+  /// row stop training with NonFiniteError. 1 stops at the first.
+  TORCH_ARG(int64_t, max_nonfinite_steps) = 3;
+};
+
+/// Training stopped: `max_nonfinite_steps` steps in a row had a non-finite loss or gradient.
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 namespace detail {
@@ -98,6 +108,19 @@ std::pair<int64_t, int64_t> parameter_counts(const M& m) {
   return n;
 }
 
+/// Refuses, from arithmetic and before anything is allocated, a batch of `images` whose first
+/// activation alone (images × θ's width × side² floats) exceeds this machine's memory.
+inline void check_memory(const ModelOptions& o, int64_t images) {
+  const double side = static_cast<double>(o.image_size());
+  const double bytes = static_cast<double>(images) * static_cast<double>(o.net().model_channels()) * side * side * 4.0;
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (bytes > memory)
+    throw std::invalid_argument(fmt::format(
+        "one activation of the first layer ({} images of {}x{} at {} channels) needs {:.3g} GB; this machine has {:.3g} "
+        "GB (fewer images per step or micro-batch, or a smaller size or width)",
+        images, o.image_size(), o.image_size(), o.net().model_channels(), bytes / 1e9, memory / 1e9));
+}
+
 /// Trains model M (a casdm::Model): the optimiser and the EMA copies work on its denoiser, the
 /// objective is the model's own, held once.
 template <class M>
@@ -113,6 +136,8 @@ class Trainer {
       throw std::invalid_argument(fmt::format("micro_batch must be >= 0, got {}", options_.micro_batch()));
     if (options_.grad_clip() < 0)
       throw std::invalid_argument(fmt::format("grad_clip must be >= 0 (0: off), got {}", options_.grad_clip()));
+    if (options_.max_nonfinite_steps() < 1)
+      throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
     auto& live = *model_->denoiser();
     for (double r : options_.ema_rates()) {
       Denoiser copy(std::dynamic_pointer_cast<typename Denoiser::Impl>(live.clone()));
@@ -135,8 +160,13 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   /// Optimiser steps taken (restored by load()).
   int64_t step_count() const { return step_; }
-  /// The gradients' global norm before clipping at the last step (undefined when clipping is off).
+  /// The gradients' global norm before clipping at the last step.
   const at::Tensor& last_grad_norm() const { return grad_norm_; }
+  /// Whether the last step was skipped for a non-finite loss or gradient, and why ("loss term 'mu'
+  /// is nan", "gradients are not finite (norm inf)"); "" after a good step.
+  const std::string& last_skip() const { return last_skip_; }
+  /// Steps skipped so far in this run (kept by checkpoints).
+  int64_t skipped_steps() const { return skipped_; }
 
   /// One optimiser step on a batch x0 ∈ [−1, 1]; returns the batch's loss terms (detached; with
   /// micro-batches, their size-weighted mean).
@@ -159,10 +189,20 @@ class Trainer {
         for (size_t i = 0; i < r.terms.size(); ++i) out.terms[i].second = out.terms[i].second + r.terms[i].second.detach() * w;
       }
     }
-    grad_norm_ = options_.grad_clip() > 0 ? clip_grad_norm(optimizer_.parameters(), options_.grad_clip()) : at::Tensor{};
+    grad_norm_ = options_.grad_clip() > 0 ? clip_grad_norm(optimizer_.parameters(), options_.grad_clip())
+                                          : grad_norm(optimizer_.parameters());
+    ++step_;
+    // One host sync: the loss and the gradients' norm are finite, or the step changes nothing.
+    if (!at::isfinite(at::stack({out.total.to(at::kFloat), grad_norm_.to(out.total.device(), at::kFloat)}))
+             .all()
+             .item<bool>()) {
+      skip(out);
+      return out;
+    }
     optimizer_.step();
     for (auto& e : ema_updates_) e.update();
-    ++step_;
+    consecutive_skips_ = 0;
+    last_skip_.clear();
     return out;
   }
 
@@ -182,6 +222,7 @@ class Trainer {
     f.meta["trainer.weight_decay"] = io::number_str(o.weight_decay());
     f.meta["trainer.grad_clip"] = io::number_str(options_.grad_clip());
     f.meta["trainer.micro_batch"] = fmt::format("{}", options_.micro_batch());
+    f.meta["trainer.skipped_steps"] = fmt::format("{}", skipped_);
     for (const auto& [k, v] : io::state_of(*model_->denoiser())) f.tensors.emplace("model." + k, v);
     if (auto sum = model_->objective()->checksum(); !sum.empty()) f.meta["external.checksum"] = sum;
     for (size_t i = 0; i < emas_.size(); ++i) {
@@ -199,6 +240,9 @@ class Trainer {
       std::lock_guard<std::mutex> lock(g->mutex());
       f.tensors.emplace("rng.cuda", g->get_state());
     }
+    if (auto bad = io::first_nonfinite(f.tensors); !bad.empty())
+      throw std::runtime_error(fmt::format("not writing {}: tensor '{}' is not finite (the run diverged)",
+                                           path.string(), bad));
     io::write_tensor_file(path, f, before_rename);
   }
 
@@ -241,6 +285,8 @@ class Trainer {
         throw std::runtime_error(why);
     }
     if (!c.file.tensors.count("rng.cpu")) throw std::runtime_error(src + " lacks the generator state rng.cpu");
+    if (auto bad = io::first_nonfinite(c.file.tensors); !bad.empty())
+      throw std::runtime_error(fmt::format("{} holds non-finite values in '{}'; it cannot be resumed", src, bad));
     optimizer_.load_state(section(c.file, "optim."), src);  // checks, then copies
     io::load_state_strict(live, section(c.file, "model."), src);
     for (size_t i = 0; i < emas_.size(); ++i)
@@ -255,10 +301,34 @@ class Trainer {
       g->set_state(c.file.tensors.at("rng.cuda"));
     }
     step_ = c.step;
+    skipped_ = std::stoll(c.get("trainer.skipped_steps", "0"));
+    consecutive_skips_ = 0;
+    last_skip_.clear();
   }
 
  private:
   c10::Device device() const { return model_->parameters().front().device(); }
+
+  void skip(const loss::LossReport& r) {
+    ++skipped_;
+    ++consecutive_skips_;
+    last_skip_.clear();
+    for (const auto& [name, v] : r.terms) {
+      if (const double x = v.template item<double>(); !std::isfinite(x)) {
+        last_skip_ = fmt::format("loss term '{}' is {}", name, std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+        break;
+      }
+    }
+    if (last_skip_.empty()) {
+      const double x = r.total.template item<double>();
+      last_skip_ = std::isfinite(x) ? fmt::format("the gradients are not finite (norm {})", grad_norm_.template item<double>())
+                                    : fmt::format("the loss is {}", std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+    }
+    if (consecutive_skips_ >= options_.max_nonfinite_steps())
+      throw NonFiniteError(fmt::format("step {}: {}; {} step(s) in a row were not finite, so training stops (the "
+                                       "weights are those of step {}, before them)",
+                                       step_, last_skip_, consecutive_skips_, step_ - consecutive_skips_));
+  }
 
   M model_;
   TrainerOptions options_;
@@ -267,6 +337,8 @@ class Trainer {
   std::vector<Ema> ema_updates_;
   int64_t step_ = 0;
   at::Tensor grad_norm_;
+  int64_t skipped_ = 0, consecutive_skips_ = 0;
+  std::string last_skip_;
 };
 
 }  // namespace casdm::train

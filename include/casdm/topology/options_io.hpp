@@ -6,7 +6,7 @@
 //   auto back = casdm::options_from_map(meta);      // equal to opts
 //   auto diff = casdm::options_differences(a, b);   // {"net.model_channels: 64 vs 128"}
 #include <fmt/format.h>
-#include "casdm/core/options.hpp"
+#include "casdm/topology/options.hpp"
 #include "casdm/io/text.hpp"
 
 #include <fmt/ranges.h>

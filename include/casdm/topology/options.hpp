@@ -1,7 +1,10 @@
 #pragma once
 // Runtime sizes of a model. The type (schedule, topology, losses, sampler) fixes the structure;
 // these fix the sizes. Every default is the paper's (An et al. 2024, "Experiment Settings").
-#include "casdm/net/unet.hpp"
+// They live with the topology because it is the topology that builds the networks from them (θ's
+// `net`, and φ's `phi_net`, which only a cascaded topology reads); the process reads the sizes and
+// T, a feature loss its side and weights file. core/ stays free of any network type.
+#include "casdm/net/unet_options.hpp"
 
 #include <torch/arg.h>
 

@@ -1,0 +1,154 @@
+#pragma once
+// Files a run writes, written so that a failure never costs a good file, and output folders with
+// one writer at a time.
+//
+//   casdm::io::write_atomic("out/run.json", text);   // temporary + fsync + rename; errors say why
+//   casdm::io::remove_orphans("out");                // temporaries of processes that died mid-write
+//   casdm::io::FolderLock lock("out");               // a second process is refused, naming the holder
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace casdm::io {
+
+namespace detail {
+
+[[noreturn]] inline void fail_errno(const std::string& what, const std::filesystem::path& p, int err = errno) {
+  throw std::runtime_error(fmt::format("{} {}: {}", what, p.string(), std::strerror(err)));
+}
+
+/// Whether process `pid` exists (a process of another user counts).
+inline bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+}  // namespace detail
+
+/// The temporary file write_atomic uses for `path` in this process: ".<name>.tmp.<pid>" beside it.
+inline std::filesystem::path temporary_for(const std::filesystem::path& path, long pid = ::getpid()) {
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  return dir / fmt::format(".{}.tmp.{}", path.filename().string(), pid);
+}
+
+/// Writes `size` bytes at `data` to `path` atomically: a temporary file in the same folder, fsync,
+/// rename, fsync of the folder — a crash leaves either the old file or the new one, and a failed
+/// write (a full disk, a quota) throws with the system's reason and leaves the old file as it was.
+/// `before_rename` (tests) runs after the data is synced and before it replaces `path`; if it
+/// throws, the temporary file is removed and `path` is unchanged.
+inline void write_atomic(const std::filesystem::path& path, const void* data, size_t size,
+                         const std::function<void()>& before_rename = {}) {
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (!std::filesystem::is_directory(dir)) throw std::runtime_error("folder does not exist: " + dir.string());
+  if (std::filesystem::is_directory(path)) throw std::runtime_error(fmt::format("cannot write {}: it is a folder", path.string()));
+  const auto tmp = temporary_for(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) detail::fail_errno("cannot create", tmp);
+  const char* bytes = static_cast<const char*>(data);
+  try {
+    size_t done = 0;
+    while (done < size) {
+      const ssize_t n = ::write(fd, bytes + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) detail::fail_errno("cannot write", path);
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) detail::fail_errno("cannot write", path);
+    const int closed = ::close(fd);
+    if (closed != 0) detail::fail_errno("cannot write", path);
+  } catch (...) {
+    ::close(fd);
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+  try {
+    if (before_rename) before_rename();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) detail::fail_errno("cannot rename onto", path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+inline void write_atomic(const std::filesystem::path& path, const std::vector<char>& bytes,
+                         const std::function<void()>& before_rename = {}) {
+  write_atomic(path, bytes.data(), bytes.size(), before_rename);
+}
+inline void write_atomic(const std::filesystem::path& path, std::string_view text,
+                         const std::function<void()>& before_rename = {}) {
+  write_atomic(path, text.data(), text.size(), before_rename);
+}
+
+/// Removes the temporary files (".<name>.tmp.<pid>") that processes no longer running left in
+/// `dir` (killed while writing); those of live processes stay. Returns what was removed.
+inline std::vector<std::filesystem::path> remove_orphans(const std::filesystem::path& dir) {
+  static const std::regex re(R"(\..+\.tmp\.(\d+))");
+  std::vector<std::filesystem::path> removed;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const auto name = e.path().filename().string();
+    if (!std::regex_match(name, m, re)) continue;
+    long pid = 0;
+    const auto digits = m[1].str();
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), pid).ec != std::errc()) continue;
+    if (detail::process_alive(pid)) continue;
+    std::error_code rm;
+    if (std::filesystem::remove(e.path(), rm)) removed.push_back(e.path());
+  }
+  return removed;
+}
+
+/// An exclusive lock on a folder (flock on "<dir>/.lock", holding the owner's pid) for the lifetime
+/// of the object. A second holder — another process, or another FolderLock here — is refused
+/// naming the holder's pid; the kernel drops the lock when its process dies, so a stale lock file
+/// never blocks.
+class FolderLock {
+ public:
+  explicit FolderLock(const std::filesystem::path& dir) : path_(dir / ".lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) detail::fail_errno("cannot create the lock file", path_);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      if (err != EWOULDBLOCK) detail::fail_errno("cannot lock", path_, err);
+      const std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+      throw std::runtime_error(fmt::format("{} is in use by process {} (one run per output folder)",
+                                           dir.string(), holder.substr(0, holder.find('\n'))));
+    }
+    const auto pid = fmt::format("{}\n", ::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      const int err = errno;
+      ::close(fd_);
+      detail::fail_errno("cannot write", path_, err);
+    }
+  }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+  ~FolderLock() { ::close(fd_); }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+}  // namespace casdm::io
