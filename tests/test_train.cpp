@@ -105,6 +105,9 @@ TEST_CASE("missing, truncated and foreign files get one clear message", "[checkp
   CHECK_THROWS_WITH(io::load_module(*m, dir / "cut.pt"), Catch::Contains("not a readable tensor file"));
   std::ofstream(dir / "text.pt") << "hello";
   CHECK_THROWS_WITH(io::load_module(*m, dir / "text.pt"), Catch::Contains("not a readable tensor file"));
+  // Found by fuzzing: a changed length in the pickle made LibTorch's unpickler reserve a 4 GB string.
+  CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "pickle-4gb-string.pt"),
+                    Catch::Contains("its pickle is damaged: a value declares 4294965"));
   fs::create_directories(dir / "folder.pt");
   CHECK_THROWS_WITH(io::load_module(*m, dir / "folder.pt"), Catch::Contains("folder.pt is a folder, not a tensor file"));
 }
@@ -304,7 +307,7 @@ TEST_CASE("temporary files of dead processes are removed, those of live ones kep
   CHECK(fs::exists(dir / "ckpt-000000002.pt"));
 }
 
-TEST_CASE("an output folder has one writer; a stale lock file does not block", "[io][files]") {
+TEST_CASE("an output folder has one writer, and a stale lock file does not block", "[io][files]") {
   const auto dir = test::scratch("lock");
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -310,7 +310,7 @@ TEST_CASE("model options survive their string form, and bad strings are named", 
   CHECK_THROWS_WITH(options_from_map(m), Catch::Contains("'image_size' is missing"));
 }
 
-TEST_CASE("a step with a non-finite loss changes nothing; K in a row stop the run, naming step and term", "[trainer][nonfinite]") {
+TEST_CASE("a step with a non-finite loss changes nothing, and K in a row stop the run naming step and term", "[trainer][nonfinite]") {
   torch::manual_seed(11);
   presets::CasDM m(test::tiny_options());
   train::Trainer<presets::CasDM> t(m, train::TrainerOptions().ema_rates({0.9}).max_nonfinite_steps(2));

@@ -64,7 +64,7 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
   if (bytes.size() != offset + count)
     throw std::runtime_error(fmt::format("IDX: {} should hold {} bytes of data, holds {}{}", path.string(), count, bytes.size() - offset, (bytes.size() < offset + count ? " (truncated)" : "")));
   auto t = at::empty(shape, at::kByte);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);
+  if (count > 0) std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);  // an empty tensor has no data pointer
   return t;
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -51,6 +52,87 @@ inline std::string crc32_of(const at::Tensor& t) {
   uLong crc = crc32_z(0L, Z_NULL, 0);
   crc = crc32_z(crc, static_cast<const Bytef*>(c.data_ptr()), c.nbytes());
   return fmt::format("{:08x}", crc);
+}
+
+/// A read adapter over bytes in memory that never reads past them.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::vector<char>& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* = "") const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<uint64_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::vector<char>& bytes_;
+};
+
+/// Walks a pickle's opcodes and refuses one whose declared lengths run past its end, or whose memo
+/// indices run past what was stored: LibTorch's unpickler allocates whatever a length or an index
+/// says (a flipped bit can ask for 4 GB). Returns "" or what is wrong.
+inline std::string pickle_problem(const char* p, size_t n) {
+  size_t i = 0, puts = 0;
+  auto le = [&](size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int b = bytes - 1; b >= 0; --b) v = (v << 8) | static_cast<unsigned char>(p[at + static_cast<size_t>(b)]);
+    return v;
+  };
+  auto need = [&](uint64_t k) { return k <= n - i; };
+  while (i < n) {
+    const auto op = static_cast<unsigned char>(p[i++]);
+    uint64_t len = 0;
+    switch (op) {
+      case '.':  // STOP
+        return {};
+      case '(': case '}': case ']': case ')': case 't': case 0x85: case 0x86: case 0x87: case 'u': case 's':
+      case 'e': case 'a': case 'Q': case 'R': case 'b': case 0x88: case 0x89: case 'N': case 0x81: case 0x8f:
+      case 0x90: case 0x91: case 0x92: case 0x93: case '0': case '1': case '2': case 'l': case 'd':
+        break;
+      case 0x94:  // MEMOIZE
+        ++puts;
+        break;
+      case 0x80: case 'K': case 'h': case 0x82: len = 1; break;        // PROTO BININT1 BINGET EXT1
+      case 'M': case 0x83: len = 2; break;                              // BININT2 EXT2
+      case 'J': case 'j': case 0x84: len = 4; break;                    // BININT LONG_BINGET EXT4
+      case 'G': case 0x95: len = 8; break;                              // BINFLOAT FRAME
+      case 'q': case 'r': {                                             // BINPUT LONG_BINPUT
+        const int w = op == 'q' ? 1 : 4;
+        if (!need(static_cast<uint64_t>(w))) return "it ends inside an opcode";
+        if (le(i, w) > puts) return fmt::format("a memo index {} follows {} stored values", le(i, w), puts);
+        ++puts;
+        len = static_cast<uint64_t>(w);
+        break;
+      }
+      case 0x8c: case 'C': case 'U': case 0x8a:                         // 1-byte lengths
+      case 'X': case 'B': case 'T': case 0x8b:                          // 4-byte lengths
+      case 0x8d: case 0x8e: case 0x96: {                                // 8-byte lengths
+        const int w = (op == 0x8c || op == 'C' || op == 'U' || op == 0x8a) ? 1
+                      : (op == 0x8d || op == 0x8e || op == 0x96)          ? 8
+                                                                          : 4;
+        if (!need(static_cast<uint64_t>(w))) return "it ends inside an opcode";
+        len = le(i, w);
+        i += static_cast<size_t>(w);
+        if (!need(len)) return fmt::format("a value declares {} bytes where {} remain", len, n - i);
+        break;
+      }
+      case 'c': case 'i': case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'g': case 'p': {
+        for (int lines = (op == 'c' || op == 'i') ? 2 : 1; lines > 0; --lines) {
+          const void* nl = std::memchr(p + i, '\n', n - i);
+          if (!nl) return "a text argument has no end";
+          i = static_cast<size_t>(static_cast<const char*>(nl) - p) + 1;
+        }
+        break;
+      }
+      default:
+        return fmt::format("unknown opcode 0x{:02x}", op);
+    }
+    if (!need(len)) return "it ends inside an opcode";
+    i += static_cast<size_t>(len);
+  }
+  return "it has no STOP opcode (truncated)";
 }
 
 /// What torch::jit::pickle_save writes (torch.save's zip format), with untagged aggregates.
@@ -103,6 +185,12 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   c10::IValue v;
   try {
+    {  // the pickle is checked before LibTorch's unpickler trusts its lengths
+      caffe2::serialize::PyTorchStreamReader zip(std::make_shared<detail::BoundedReader>(bytes));
+      auto [data, size] = zip.getRecord("data.pkl");
+      if (auto why = detail::pickle_problem(static_cast<const char*>(data.get()), size); !why.empty())
+        throw std::runtime_error(fmt::format("its pickle is damaged: {}", why));
+    }
     v = torch::jit::pickle_load(bytes);
   } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
     throw std::runtime_error(fmt::format("{} is not a readable tensor file (corrupt or truncated?): {}", path.string(),
