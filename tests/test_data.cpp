@@ -51,6 +51,8 @@ TEST_CASE("bad IDX files are refused with the reason", "[data]") {
   // 65536^4 = 2^64 wraps to 0, which matched the 0 bytes of data before sizes were checked.
   CHECK_THROWS_WITH(data::read_idx(write("wrap", {0, 0, 8, 4, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0})),
                     Catch::Contains("declares sizes 65536x65536x65536x65536 whose product overflows 64 bits"));
+  // A zero size: an empty tensor (found by fuzzing: its memcpy got the empty tensor's null pointer).
+  CHECK(data::read_idx(write("empty", {0, 0, 8, 2, 0, 0, 0, 0, 0, 0, 0, 5})).sizes() == at::IntArrayRef({0, 5}));
   CHECK(at::equal(data::read_idx(write("ok", {0, 0, 8, 1, 0, 0, 0, 2, 5, 6})), at::tensor({5, 6}, at::kByte)));
   // A gzip stream cut in half.
   std::ifstream in("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", std::ios::binary);
