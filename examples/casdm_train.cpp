@@ -13,8 +13,8 @@
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
+#include "casdm/train/loop.hpp"
 #include "casdm/train/loss_log.hpp"
-#include "casdm/train/stop.hpp"
 #include "casdm/train/trainer.hpp"
 #include "image_io.hpp"
 #include "program.hpp"
@@ -132,29 +132,21 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   casdm::train::StepClock clock(first, a.steps);
   double sample_secs_during = 0;
-  casdm::train::StopSignals stop;  // SIGINT/SIGTERM: finish the step, save, exit 128+signal
-  for (int64_t step = first + 1; step <= a.steps; ++step) {
-    auto x0 = loader.next();
-    auto report = trainer.step(x0);  // NonFiniteError: the log's destructor writes its rows
-    log.append(step, report);
-    if (!trainer.last_skip().empty())
-      fmt::print(stderr, "step {} skipped: {} ({} skipped so far)\n", step, trainer.last_skip(), trainer.skipped_steps());
-    if (const int sig = stop.requested()) {
-      log.flush();
-      const auto ckpt = ckpts.save(trainer, meta);
-      fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
-                 casdm::train::StopSignals::name(sig), step, ckpt.string());
-      return 128 + sig;
-    }
-    if (a.checkpoint_every > 0 && step % a.checkpoint_every == 0 && step != a.steps) {
-      log.flush();
-      ckpts.save(trainer, meta);
-    }
-    if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps)
-      sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step)).second;
-    if (step % a.log_every == 0 || step == a.steps)
-      fmt::print(stderr, "step {}/{} | {} | {} | data wait {:.3g}%\n", step, a.steps, log.last(), clock.rate(step),
-                 100 * loader.wait_seconds() / clock.seconds());
+  const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
+      trainer, [&] { return loader.next(); }, log, ckpts,
+      casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
+        if (!trainer.last_skip().empty())
+          fmt::print(stderr, "step {} skipped: {} ({} so far)\n", step, trainer.last_skip(), trainer.skipped_steps());
+        if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps)
+          sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step)).second;
+        if (step % a.log_every == 0 || step == a.steps)
+          fmt::print(stderr, "step {}/{} | {} | {} | data wait {:.3g}%\n", step, a.steps, log.last(), clock.rate(step),
+                     100 * loader.wait_seconds() / clock.seconds());
+      });
+  if (end.signal) {
+    fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
+               casdm::train::StopSignals::name(end.signal), end.step, end.checkpoint.string());
+    return 128 + end.signal;
   }
   log.flush();
   const double train_secs = clock.seconds();
@@ -249,11 +241,9 @@ int main(int argc, char** argv) {
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-train"); rc >= 0) return rc;
   try {
     casdm::examples::use_machine(a.threads, a.device);
-    casdm::examples::require_writable_folder(a.out);
-    casdm::io::FolderLock lock(a.out);  // one run per output folder
-    for (const auto& dir : {fs::path(a.out), fs::path(a.out) / "checkpoints"})
-      for (const auto& f : casdm::io::remove_orphans(dir))
-        fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
+    casdm::io::OutputFolder folder(a.out, {"checkpoints"});  // writable, locked, cleared of orphans
+    for (const auto& f : folder.removed())
+      fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
     const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
                             .resume_point(a.resume, a.resume_from);
     if (resume) settings.resume_from(resume->meta_under("args."), app, resume->path.string());

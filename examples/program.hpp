@@ -198,17 +198,7 @@ inline train::Weights weights_choice(const std::string& weights, double ema_rate
   return train::Weights::ema_copy(ema_rate < 0 ? std::nullopt : std::optional<double>(ema_rate));
 }
 
-/// Creates `dir` and proves it writable, or throws naming it.
-inline void require_writable_folder(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const auto probe = dir / ".casdm-write-test";
-  {
-    std::ofstream f(probe);
-    if (ec || !f) throw std::runtime_error(fmt::format("output folder {} is not writable", dir.string()));
-  }
-  std::filesystem::remove(probe);
-}
+using io::require_writable_folder;  // creates the folder, or says it is not writable
 
 /// Writes a text file atomically (io::write_atomic): a crash or a full disk leaves the old file.
 inline void write_text(const std::filesystem::path& path, const std::string& text) { io::write_atomic(path, text); }

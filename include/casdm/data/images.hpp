@@ -9,9 +9,9 @@
 // Every error names the file and what is wrong with it; nothing half-read is returned.
 #include <fmt/format.h>
 #include "casdm/data/idx.hpp"
+#include "casdm/io/files.hpp"
 
 #include <stb/stb_image.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -92,7 +92,7 @@ inline ImageSet fit(ImageSet set, int64_t size, Fit how) {
   // Refused from arithmetic before anything is allocated (doubles: no overflow).
   const double bytes = static_cast<double>(set.images.size(0)) * static_cast<double>(set.images.size(1)) *
                        static_cast<double>(size) * static_cast<double>(size);
-  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  const double memory = io::physical_memory();
   if (bytes > memory)
     throw std::invalid_argument(fmt::format("bringing the {} images of {} to {}x{} needs {:.3g} GB; this machine has {:.3g} GB",
                                             set.images.size(0), set.source, size, size, bytes / 1e9, memory / 1e9));

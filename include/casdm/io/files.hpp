@@ -5,7 +5,9 @@
 //   casdm::io::write_atomic("out/run.json", text);   // temporary + fsync + rename; errors say why
 //   casdm::io::remove_orphans("out");                // temporaries of processes that died mid-write
 //   casdm::io::FolderLock lock("out");               // a second process is refused, naming the holder
+//   casdm::io::OutputFolder run("out", {"checkpoints"});  // all three, for a run's output folder
 #include <fcntl.h>
+#include <fstream>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -149,6 +151,41 @@ class FolderLock {
  private:
   std::filesystem::path path_;
   int fd_ = -1;
+};
+
+/// This machine's memory in bytes (what sizes are checked against before allocating).
+inline double physical_memory() {
+  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+}
+
+/// Creates `dir` and proves it writable, or throws naming it.
+inline void require_writable_folder(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const auto probe = dir / ".casdm-write-test";
+  {
+    std::ofstream f(probe);
+    if (ec || !f) throw std::runtime_error(fmt::format("output folder {} is not writable", dir.string()));
+  }
+  std::filesystem::remove(probe, ec);
+}
+
+/// A run's output folder for the lifetime of the object: created and proved writable, locked
+/// (FolderLock: one run at a time), and cleared of the temporaries that dead processes left in it
+/// and in its `subfolders` (removed() lists them, for the run to say so).
+class OutputFolder {
+ public:
+  explicit OutputFolder(const std::filesystem::path& dir, const std::vector<std::string>& subfolders = {})
+      : lock_((require_writable_folder(dir), dir)) {
+    removed_ = remove_orphans(dir);
+    for (const auto& sub : subfolders)
+      for (auto& f : remove_orphans(dir / sub)) removed_.push_back(std::move(f));
+  }
+  const std::vector<std::filesystem::path>& removed() const { return removed_; }
+
+ private:
+  FolderLock lock_;
+  std::vector<std::filesystem::path> removed_;
 };
 
 }  // namespace casdm::io

@@ -45,9 +45,17 @@ inline std::string checksum_of(const torch::nn::Module& m, const std::function<b
 }
 
 /// The name of the first floating tensor of `tensors` holding a NaN or an infinity, or "" if none.
+/// One host sync when all are finite (the common case); the name is looked up only otherwise.
 inline std::string first_nonfinite(const std::map<std::string, at::Tensor>& tensors) {
+  std::vector<std::pair<const std::string*, at::Tensor>> finite;
   for (const auto& [k, v] : tensors)
-    if (v.defined() && v.is_floating_point() && !at::isfinite(v).all().item<bool>()) return k;
+    if (v.defined() && v.is_floating_point()) finite.emplace_back(&k, at::isfinite(v).all().cpu());
+  if (finite.empty()) return {};
+  std::vector<at::Tensor> flags;
+  for (const auto& [k, f] : finite) flags.push_back(f);
+  if (at::stack(flags).all().item<bool>()) return {};
+  for (const auto& [k, f] : finite)
+    if (!f.item<bool>()) return *k;
   return {};
 }
 

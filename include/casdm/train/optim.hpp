@@ -143,24 +143,26 @@ class AdamW {
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, as
 /// The gradients' global L2 norm (a 0-d tensor on their device; no host sync).
-inline at::Tensor grad_norm(const NamedTensors& params) {
-  c10::NoGradGuard no_grad;
+inline std::vector<at::Tensor> grads_of(const NamedTensors& params) {
   std::vector<at::Tensor> grads;
   for (const auto& [n, p] : params)
     if (p.grad().defined()) grads.push_back(p.grad());
+  return grads;
+}
+inline at::Tensor grad_norm(const std::vector<at::Tensor>& grads) {
+  c10::NoGradGuard no_grad;
   if (grads.empty()) return at::zeros({});
   return at::stack(at::_foreach_norm(grads)).norm();
 }
+inline at::Tensor grad_norm(const NamedTensors& params) { return grad_norm(grads_of(params)); }
 
 /// torch.nn.utils.clip_grad_norm_ (coefficient max_norm / (norm + 1e-6), capped at 1); returns
 /// the norm before clipping (a 0-d tensor on the gradients' device; no host sync).
 inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
   c10::NoGradGuard no_grad;
-  std::vector<at::Tensor> grads;
-  for (const auto& [n, p] : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
+  auto grads = grads_of(params);
   if (grads.empty()) return at::zeros({});
-  auto total = grad_norm(params);
+  auto total = grad_norm(grads);
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
   for (auto& g : grads) g.mul_(coef);
   return total;

@@ -19,18 +19,19 @@
 // states (t, ε and dropout are drawn from them).
 #include "casdm/topology/options_io.hpp"
 #include "casdm/denoiser.hpp"
+#include "casdm/io/files.hpp"
 #include "casdm/io/tensor_file.hpp"
 #include "casdm/loss/set.hpp"
 #include "casdm/train/checkpoint.hpp"
 #include "casdm/train/optim.hpp"
 
 #include <ATen/Context.h>
-#include <unistd.h>
 #include <ATen/core/Generator.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -62,6 +63,7 @@ struct NonFiniteError : std::runtime_error {
 };
 
 namespace detail {
+inline const char* nonfinite_name(double x) { return std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"; }
 inline std::optional<at::Generator> cuda_generator(const c10::Device& d) {
   if (!d.is_cuda()) return std::nullopt;
   return at::globalContext().defaultGenerator(d);
@@ -113,7 +115,7 @@ std::pair<int64_t, int64_t> parameter_counts(const M& m) {
 inline void check_memory(const ModelOptions& o, int64_t images) {
   const double side = static_cast<double>(o.image_size());
   const double bytes = static_cast<double>(images) * static_cast<double>(o.net().model_channels()) * side * side * 4.0;
-  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  const double memory = io::physical_memory();
   if (bytes > memory)
     throw std::invalid_argument(fmt::format(
         "one activation of the first layer ({} images of {}x{} at {} channels) needs {:.3g} GB; this machine has {:.3g} "
@@ -287,6 +289,10 @@ class Trainer {
     if (!c.file.tensors.count("rng.cpu")) throw std::runtime_error(src + " lacks the generator state rng.cpu");
     if (auto bad = io::first_nonfinite(c.file.tensors); !bad.empty())
       throw std::runtime_error(fmt::format("{} holds non-finite values in '{}'; it cannot be resumed", src, bad));
+    int64_t skipped = 0;
+    if (const auto s = c.get("trainer.skipped_steps", "0");
+        std::from_chars(s.data(), s.data() + s.size(), skipped).ptr != s.data() + s.size() || skipped < 0)
+      throw std::runtime_error(fmt::format("{} has a damaged casdm.trainer.skipped_steps: '{}'", src, s));
     optimizer_.load_state(section(c.file, "optim."), src);  // checks, then copies
     io::load_state_strict(live, section(c.file, "model."), src);
     for (size_t i = 0; i < emas_.size(); ++i)
@@ -301,7 +307,7 @@ class Trainer {
       g->set_state(c.file.tensors.at("rng.cuda"));
     }
     step_ = c.step;
-    skipped_ = std::stoll(c.get("trainer.skipped_steps", "0"));
+    skipped_ = skipped;
     consecutive_skips_ = 0;
     last_skip_.clear();
   }
@@ -315,14 +321,14 @@ class Trainer {
     last_skip_.clear();
     for (const auto& [name, v] : r.terms) {
       if (const double x = v.template item<double>(); !std::isfinite(x)) {
-        last_skip_ = fmt::format("loss term '{}' is {}", name, std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+        last_skip_ = fmt::format("loss term '{}' is {}", name, detail::nonfinite_name(x));
         break;
       }
     }
     if (last_skip_.empty()) {
       const double x = r.total.template item<double>();
       last_skip_ = std::isfinite(x) ? fmt::format("the gradients are not finite (norm {})", grad_norm_.template item<double>())
-                                    : fmt::format("the loss is {}", std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+                                    : fmt::format("the loss is {}", detail::nonfinite_name(x));
     }
     if (consecutive_skips_ >= options_.max_nonfinite_steps())
       throw NonFiniteError(fmt::format("step {}: {}; {} step(s) in a row were not finite, so training stops (the "
