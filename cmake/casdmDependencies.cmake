@@ -97,3 +97,20 @@ if(NOT TARGET casdm::data_deps)
                           INTERFACE_LINK_LIBRARIES "ZLIB::ZLIB;${CASDM_STB_LIBRARY}")
   endif()
 endif()
+
+# Optional, for casdm/report/ (target casdm::report): PLplot's C++ library with its cairo driver
+# (Debian: libplplot-dev plplot-driver-cairo) for charts, stb_image_write (libstb-dev) for PNG.
+if(NOT TARGET casdm::report_deps)
+  find_path(CASDM_PLPLOT_INCLUDE_DIR plplot/plstream.h)
+  find_library(CASDM_PLPLOTCXX_LIBRARY plplotcxx)
+  find_library(CASDM_PLPLOT_LIBRARY plplot)
+  find_path(CASDM_STB_INCLUDE_DIR stb/stb_image.h)
+  find_library(CASDM_STB_LIBRARY stb)
+  if(CASDM_PLPLOT_INCLUDE_DIR AND CASDM_PLPLOTCXX_LIBRARY AND CASDM_PLPLOT_LIBRARY AND CASDM_STB_INCLUDE_DIR
+     AND CASDM_STB_LIBRARY)
+    add_library(casdm::report_deps INTERFACE IMPORTED)
+    set_target_properties(casdm::report_deps PROPERTIES
+      INTERFACE_INCLUDE_DIRECTORIES "${CASDM_PLPLOT_INCLUDE_DIR};${CASDM_STB_INCLUDE_DIR}"
+      INTERFACE_LINK_LIBRARIES "${CASDM_PLPLOTCXX_LIBRARY};${CASDM_PLPLOT_LIBRARY};${CASDM_STB_LIBRARY}")
+  endif()
+endif()

@@ -1,5 +1,7 @@
 // casdm-ablation: a paper table from checkpoints — each row a checkpoint, each column a number of
-// DDIM steps — sampled, scored and written as Markdown, JSON, a bar chart and a sample grid per row.
+// DDIM steps — sampled, scored and written as Markdown, JSON, an HTML page (table.html), charts (the
+// distance per row and column with its bootstrap spread, chart.png/.svg; the distance against the
+// number of steps, steps.png/.svg) and a sample grid per row.
 //
 //   casdm-ablation --row DDPM=out/ddpm --row Cas-DM=out/casdm --steps 10 25 50 100 \
 //                  --scorer weights/fmnist/small_vgg.pt -n 1000 --out docs/results/table5
@@ -13,6 +15,8 @@
 // distance comes with its bootstrap spread (± one standard deviation over resamples of the
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
+#include "casdm/report/chart.hpp"
+#include "casdm/report/html.hpp"
 #include "image_io.hpp"
 #include "scoring.hpp"
 
@@ -42,6 +46,12 @@ std::string cell_key(const Row& r, int64_t steps, int64_t n, int64_t seed, int64
          std::to_string(time) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
          std::to_string(seed) + "|batch=" + std::to_string(batch) + "|bootstrap=" + std::to_string(bootstrap) + "|" +
          scorer_key;
+}
+
+/// What a row's grid shows.
+std::string grid_caption(const Row& r, int64_t steps) {
+  return fmt::format("{}: preset {}, step {}, {} weights, {} DDIM steps", r.label, r.preset, r.step,
+                     r.weights.empty() ? "EMA" : r.weights, steps);
 }
 
 nlohmann::json cell_json(const casdm::eval::Scores& s, int64_t steps, double seconds) {
@@ -96,6 +106,8 @@ int main(int argc, char** argv) {
       const auto eq = r.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
         throw std::runtime_error("--row " + r + ": expected LABEL=CHECKPOINT");
+      if (r.find_first_of("/\\:") < eq || r.front() == '.')  // the label names the row's grid file
+        throw std::runtime_error("--row " + r + ": a label is a file name (no '/', '\\' or ':', not starting with '.')");
       rows.push_back({r.substr(0, eq), casdm::train::resolve_checkpoint(r.substr(eq + 1)).string()});
     }
     for (auto s : steps)
@@ -150,7 +162,8 @@ int main(int argc, char** argv) {
             const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
             rows[i].scores.push_back(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)));
             rows[i].seconds.push_back(secs);
-            if (s == steps.back()) casdm::examples::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8);
+            if (s == steps.back())
+              casdm::examples::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, grid_caption(rows[i], s));
             cells[key] = cell_json(rows[i].scores.back(), s, secs);
             casdm::examples::write_text(cells_path, cells.dump(2) + "\n");
           }
@@ -178,32 +191,62 @@ int main(int argc, char** argv) {
     j["steps"] = steps;
     j["scorer"] = scorer_name;
     j["bootstrap"] = bootstrap;
-    std::vector<std::vector<double>> chart;
-    std::vector<std::string> labels, columns;
+    auto bars = casdm::report::BarChart().title(title + ": " + fd + " (lower is better)").value_label(fd);
+    std::vector<std::string> columns;
     for (auto s : steps) columns.push_back(fmt::format("{} steps", s));
+    bars.columns(columns);
+    auto by_steps = casdm::report::LineChart().title(title + ": " + fd + " against DDIM steps").x_label("DDIM steps")
+                        .y_label(fd).log_x(true).markers(true).dodge(0.004);
+    by_steps.x_ticks(std::vector<double>(steps.begin(), steps.end()));
+    std::vector<std::vector<std::string>> html_rows;
     for (const auto& r : rows) {
       md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
+      std::vector<std::string> cells{r.label, r.preset, fmt::format("{}", r.step)};
       for (const auto& s : r.scores)
-        md << (std::isnan(s.fd_std) ? fmt::format(" {:.3f} |", s.fd) : fmt::format(" {:.3f} ± {:.3f} |", s.fd, s.fd_std));
-      for (const auto& s : r.scores) md << fmt::format(" {:.3f} |", s.is.mean);
+        cells.push_back(std::isnan(s.fd_std) ? fmt::format("{:.3f}", s.fd) : fmt::format("{:.3f} ± {:.3f}", s.fd, s.fd_std));
+      for (const auto& s : r.scores) cells.push_back(fmt::format("{:.3f}", s.is.mean));
+      for (size_t k = 3; k < cells.size(); ++k) md << " " << cells[k] << " |";
       md << "\n";
+      html_rows.push_back(cells);
       nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
                         {"weights", r.weights}};
-      std::vector<double> fds;
+      std::vector<double> fds, errs, xs;
       for (size_t k = 0; k < steps.size(); ++k) {
         jr["cells"].push_back(cell_json(r.scores[k], steps[k], r.seconds[k]));
         fds.push_back(r.scores[k].fd);
+        errs.push_back(r.scores[k].fd_std);
+        xs.push_back(static_cast<double>(steps[k]));
       }
       j["rows"].push_back(jr);
-      chart.push_back(fds);
-      labels.push_back(r.label);
+      bars.row(r.label, fds, errs);
+      by_steps.add(r.label, xs, fds, errs);
     }
     md << "\nSamples (" << std::min(grid, n) << " per row, " << steps.back() << " steps): ";
     for (const auto& r : rows) md << "[" << r.label << "](" << r.label << ".png) ";
     md << "\n\n![" << fd << "](chart.png)\n";
-    casdm::examples::write_text(fs::path(out) / "table.md", md.str());
-    casdm::examples::write_text(fs::path(out) / "table.json", j.dump(2) + "\n");
-    casdm::examples::write_bars(fs::path(out) / "chart.png", labels, columns, chart, title + ": " + fd);
+    if (steps.size() > 1) md << "\n![" << fd << " against DDIM steps](steps.png)\n";
+    const fs::path dir(out);
+    casdm::examples::write_text(dir / "table.md", md.str());
+    casdm::examples::write_text(dir / "table.json", j.dump(2) + "\n");
+    for (const char* ext : {".png", ".svg"}) {
+      bars.write(dir / (std::string("chart") + ext));
+      if (steps.size() > 1) by_steps.write(dir / (std::string("steps") + ext));
+    }
+    // The same on one self-contained page: the table, the charts, each row's grid.
+    casdm::report::Html page(title);
+    page.paragraph(fmt::format("{} samples per cell, DDIM (eta = 0); scorer: {}. Lower {} is better, higher {} is better.{}",
+                               n, scorer_name, fd, sc,
+                               bootstrap > 0 ? fmt::format(" ± is one standard deviation of the distance over {} "
+                                                           "bootstrap resamples of the samples.", bootstrap) : ""));
+    std::vector<std::string> header{"row", "preset", "step"};
+    for (auto s : steps) header.push_back(fmt::format("{} @{}", fd, s));
+    for (auto s : steps) header.push_back(fmt::format("{} @{}", sc, s));
+    page.table(header, html_rows).heading("Charts").figure({"chart.svg", fd + " per row and number of DDIM steps, "
+                                                                          "with its bootstrap spread as error bars"});
+    if (steps.size() > 1) page.figure({"steps.svg", fd + " against the number of DDIM steps, one line per row"});
+    std::vector<casdm::report::Figure> grids;
+    for (const auto& r : rows) grids.push_back({r.label + ".png", grid_caption(r, steps.back())});
+    page.heading("Samples").gallery(grids, 240).write(dir / "table.html");
     fmt::print("{}", md.str());
     return 0;
   } catch (const std::exception& e) {

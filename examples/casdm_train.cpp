@@ -4,15 +4,19 @@
 //   casdm-train --out out/casdm --steps 2400 --resume                  # continue that run exactly
 //
 // OUT/ gets: checkpoints/ckpt-<step>.pt (model, EMA, optimiser, step, RNG; the newest --keep),
-// losses.csv (every loss term at every step), loss.png (one labelled curve per term),
-// samples.png (EMA weights; samples-<step>.png with --sample-every), data.png and run.json (the
-// settings and the run's figures). Settings that define the run are stored in the checkpoint; a
-// resume takes them from there and refuses a command line that contradicts them.
+// losses.csv (every loss term at every step), loss.png and loss.svg (one labelled curve per term),
+// samples.png (EMA weights; samples-<step>.png with --sample-every), data.png, run.json (the
+// settings and the run's figures) and index.html (all of it on one page, rewritten at every
+// progress line, so that a browser follows the run). Settings that define the run are stored in
+// the checkpoint; a resume takes them from there and refuses a command line that contradicts them.
 #include <fmt/format.h>
 #include "casdm/casdm.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
+#include "casdm/report/chart.hpp"
+#include "casdm/report/progress.hpp"
+#include "casdm/report/run_page.hpp"
 #include "casdm/train/loop.hpp"
 #include "casdm/train/loss_log.hpp"
 #include "casdm/train/trainer.hpp"
@@ -122,43 +126,78 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   // Sample grids start from the same noise every time, drawn without touching the run's generator.
   auto grid_noise = at::randn({a.samples, channels, size, size},
                               at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed) + 1));
-  auto sample_grid = [&](const fs::path& path) {
+  auto caption = [&](int64_t step) {
+    return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
+  };
+  auto sample_grid = [&](const fs::path& path, int64_t step) {
     casdm::train::GeneratorStateGuard keep_rng(device);
     const auto t0 = std::chrono::steady_clock::now();
     auto x = trainer.sample_ema(a.samples, casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise));
-    casdm::examples::write_grid(path, x, 8);
+    casdm::examples::write_grid(path, x, 8, caption(step));
     return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
 
-  casdm::train::StepClock clock(first, a.steps);
+  const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
+  casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
   double sample_secs_during = 0;
+  // The run's page and loss charts: written at the start, at every progress line and at the end.
+  auto write_report = [&](int64_t step, const std::string& status, bool running) {
+    auto chart = casdm::report::loss_chart(log.curves(), log.series(), a.preset + ": training losses");
+    chart.write(out / "loss.png");
+    chart.write(out / "loss.svg");
+    casdm::report::RunPage page;
+    page.title = fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string());
+    page.running = running;
+    page.status = status;
+    const double secs = progress.seconds() - sample_secs_during;
+    page.figures = {{"step", fmt::format("{} of {}", step, a.steps)},
+                    {"steps/s (this invocation)", secs > 0 && step > first ? fmt::format("{:.3g}", (step - first) / secs) : "-"},
+                    {"data wait", fmt::format("{:.3g} %", 100 * loader.wait_seconds() / std::max(progress.seconds(), 1e-9))},
+                    {"parameters (trained)", fmt::format("{}", trained)},
+                    {"skipped steps (non-finite)", fmt::format("{}", trainer.skipped_steps())},
+                    {"device, threads", fmt::format("{}, {}", a.device, at::get_num_threads())}};
+    if (frozen > 0) page.figures.emplace_back("parameters (frozen metric network)", fmt::format("{}", frozen));
+    for (const auto& [k, v] : log.tail_means(0.1)) page.figures.emplace_back("loss " + k + " (mean of the last 10 %)", fmt::format("{:.4g}", v));
+    page.losses = {"loss.svg", "Every loss term at every step (log scale): the raw values faint, their moving average bold."};
+    page.grids = casdm::report::RunPage::grids_in(out, a.steps, caption);
+    if (fs::exists(out / "data.png")) page.data = {"data.png", "Training images (" + set.source + ")"};
+    for (const auto& c : ckpts.list()) page.checkpoints.emplace_back("checkpoints/" + c.filename().string(), "");
+    page.checkpoints.emplace_back("losses.csv", "every loss term at every step");
+    if (fs::exists(out / "run.json")) page.checkpoints.emplace_back("run.json", "the settings and figures");
+    for (const auto& [k, v] : settings) page.settings.emplace_back(k, v);
+    page.write(out / "index.html");
+  };
+  write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
+
   const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
       trainer, [&] { return loader.next(); }, log, ckpts,
       casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
         if (!trainer.last_skip().empty())
-          fmt::print(stderr, "step {} skipped: {} ({} so far)\n", step, trainer.last_skip(), trainer.skipped_steps());
+          progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
         if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps)
-          sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step)).second;
-        if (step % a.log_every == 0 || step == a.steps)
-          fmt::print(stderr, "step {}/{} | {} | {} | data wait {:.3g}%\n", step, a.steps, log.last(), clock.rate(step),
-                     100 * loader.wait_seconds() / clock.seconds());
+          sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step), step).second;
+        progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
+        if (step % a.log_every == 0 && step != a.steps) {
+          log.flush();
+          write_report(step, fmt::format("training: step {} of {}", step, a.steps), true);
+        }
       });
+  progress.done();
   if (end.signal) {
+    write_report(end.step, fmt::format("stopped by {} after step {} (continue with --resume)",
+                                       casdm::train::StopSignals::name(end.signal), end.step), false);
     fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
                casdm::train::StopSignals::name(end.signal), end.step, end.checkpoint.string());
     return 128 + end.signal;
   }
   log.flush();
-  const double train_secs = clock.seconds();
+  const double train_secs = progress.seconds();
   const auto ckpt = ckpts.save(trainer, meta);
 
-  auto [samples, sample_secs] = sample_grid(out / "samples.png");
+  auto [samples, sample_secs] = sample_grid(out / "samples.png", a.steps);
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
-  casdm::examples::write_grid(out / "data.png", data_images, 8);
-  casdm::examples::write_curves(out / "loss.png", log.curves(), log.series(),
-                                a.preset + ": training losses (log scale, moving average)");
+  casdm::examples::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
 
-  const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
   nlohmann::json j = {{"preset", a.preset}, {"settings", settings}, {"data", set.source}, {"images", set.size()},
                       {"image_shape", {channels, size, size}}, {"device", a.device}, {"threads", at::get_num_threads()},
                       {"steps", a.steps}, {"resumed_at_step", first}, {"checkpoint", ckpt.string()},
@@ -175,7 +214,8 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   if (frozen > 0) j["frozen_parameters"] = frozen;
   for (const auto& [n, w] : names) j["loss_weights"][n] = w;
   casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
-  fmt::print("wrote {} and {}/{{samples.png,data.png,loss.png,losses.csv,run.json}}\n", ckpt.string(), a.out);
+  write_report(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps, casdm::io::duration_str(train_secs)), false);
+  fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n", ckpt.string(), a.out);
   return 0;
 }
 

@@ -4,7 +4,9 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ ccache libtorch-dev libopenblas0-pthread libboost-dev catch2 libbenchmark-dev
       zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev libfmt-dev dataset-fashion-mnist
       python3-torch python3-torchvision python3-numpy python3-scipy python3-pil
-      clang libclang-rt-14-dev)  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
+      clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
+      libplplot-dev plplot-driver-cairo fonts-dejavu-core  # charts (casdm/report/)
+      chromium)  # the reports' test: headless Chromium renders the pages (tests/report_page.py)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

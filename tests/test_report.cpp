@@ -1,0 +1,289 @@
+// Reports: charts (PLplot) checked in the pictures they write — size, the series drawn in their
+// colours, legends outside the plotting box, bar labels that never overlap — HTML pages that stay
+// self-contained, and the progress line in both its modes.
+#include <stb/stb_image.h>
+
+#include <fstream>
+#include <iterator>
+#include <regex>
+
+#include "casdm/report/chart.hpp"
+#include "casdm/report/progress.hpp"
+#include "casdm/report/run_page.hpp"
+#include "support.hpp"
+
+using namespace casdm;
+
+namespace {
+
+struct Picture {
+  int w = 0, h = 0;
+  std::vector<unsigned char> rgb;
+  /// Pixels within `tolerance` of colour c (per channel).
+  int64_t count(const std::array<int, 3>& c, int tolerance = 12, int x0 = 0, int x1 = -1) const {
+    int64_t n = 0;
+    if (x1 < 0) x1 = w;
+    for (int y = 0; y < h; ++y)
+      for (int x = x0; x < x1; ++x) {
+        const auto* p = &rgb[static_cast<size_t>((y * w + x) * 3)];
+        if (std::abs(p[0] - c[0]) <= tolerance && std::abs(p[1] - c[1]) <= tolerance && std::abs(p[2] - c[2]) <= tolerance) ++n;
+      }
+    return n;
+  }
+};
+
+Picture load_png(const std::filesystem::path& p) {
+  Picture pic;
+  int c = 0;
+  unsigned char* data = stbi_load(p.c_str(), &pic.w, &pic.h, &c, 3);
+  REQUIRE(data != nullptr);
+  pic.rgb.assign(data, data + static_cast<size_t>(pic.w) * static_cast<size_t>(pic.h) * 3);
+  stbi_image_free(data);
+  return pic;
+}
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+/// The texts of an SVG written by PLplot's svg driver: (text, x, y of its anchor, font size, anchor).
+struct SvgText {
+  std::string text;
+  double x, y, size;
+  std::string anchor;
+};
+std::vector<SvgText> svg_texts(const std::string& svg) {
+  std::vector<SvgText> out;
+  const std::regex text_re(R"re(<text[^>]*font-size="([0-9.]+)"[^>]*matrix\(([-0-9. ]+)\)"[^>]*text-anchor="(\w+)"[^>]*>\s*<tspan[^>]*>([^<]*)</tspan>)re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), text_re); it != std::sregex_iterator(); ++it) {
+    SvgText t;
+    t.size = std::stod((*it)[1]);
+    std::istringstream m((*it)[2].str());
+    double a, b, c, d;
+    m >> a >> b >> c >> d >> t.x >> t.y;
+    t.anchor = (*it)[3];
+    const std::string enc = (*it)[4];
+    const std::regex ref_re("&#x([0-9a-fA-F]+);");
+    std::string text;
+    for (auto r = std::sregex_iterator(enc.begin(), enc.end(), ref_re); r != std::sregex_iterator(); ++r) {
+      const auto cp = std::stoul((*r)[1].str(), nullptr, 16);
+      text += cp < 128 ? static_cast<char>(cp) : '?';
+    }
+    t.text = text;
+    out.push_back(t);
+  }
+  return out;
+}
+
+/// The largest x of every polyline point in an SVG (lines, filled areas).
+double svg_max_line_x(const std::string& svg) {
+  double m = -1e300;
+  const std::regex pts_re(R"re(<polyline[^>]*points="([^"]*)")re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), pts_re); it != std::sregex_iterator(); ++it) {
+    std::istringstream s((*it)[1].str());
+    std::string pair;
+    while (s >> pair) m = std::max(m, std::stod(pair.substr(0, pair.find(','))));
+  }
+  return m;
+}
+
+const std::array<int, 3> blue{31, 119, 180}, orange{255, 127, 14}, green{44, 160, 44};
+
+}  // namespace
+
+TEST_CASE("moving_average is the trailing mean, shorter at the start", "[report]") {
+  const auto m = report::moving_average({1, 2, 3, 4, 5, 6}, 3);
+  REQUIRE(m.size() == 6);
+  CHECK(m[0] == 1);
+  CHECK(m[1] == 1.5);
+  CHECK(m[2] == 2);
+  CHECK(m[3] == 3);
+  CHECK(m[5] == 5);
+  CHECK(report::moving_average({4, 8}, 0) == std::vector<double>{4, 8});
+  CHECK(report::moving_average({}, 5).empty());
+}
+
+TEST_CASE("a line chart draws every series in its colour with the legend outside the box", "[report]") {
+  const auto dir = test::scratch("report-line");
+  std::vector<double> a, b, c;
+  for (int i = 0; i < 300; ++i) {
+    a.push_back(1.0 / (1 + i * 0.05));
+    b.push_back(0.3 / (1 + i * 0.02));
+    c.push_back(i == 40 ? std::nan("") : 0.01 * (1 + (i % 7)));  // a NaN: left out, not fatal
+  }
+  const auto chart = report::loss_chart({a, b, c}, {"total", "eps", "x0_phi # LPIPS"}, "CasDM: training losses");
+  chart.write(dir / "loss.png", 800, 450);
+  const auto pic = load_png(dir / "loss.png");
+  CHECK(pic.w == 800);
+  CHECK(pic.h == 450);
+  CHECK(pic.count(blue, 12) > 300);  // each curve (and its legend line) is there
+  CHECK(pic.count(orange, 12) > 300);
+  CHECK(pic.count(green, 12) > 300);
+  CHECK(pic.count({255, 255, 255}, 0) > 800 * 450 / 2);
+
+  chart.write(dir / "loss.svg", 800, 450);
+  const auto svg = read_text(dir / "loss.svg");
+  const auto texts = svg_texts(svg);
+  const double lines_right = svg_max_line_x(svg);  // data, frame and legend samples
+  int legend = 0;
+  for (const auto& t : texts)
+    if (t.text == "total" || t.text == "eps" || t.text == "x0_phi # LPIPS") {
+      ++legend;
+      CHECK(t.x > lines_right);  // right of the plotting box and of everything drawn in it
+    }
+  CHECK(legend == 3);
+  bool title = false;
+  for (const auto& t : texts) title = title || t.text.find("CasDM: training losses (moving average of 6 steps)") == 0;
+  CHECK(title);
+}
+
+TEST_CASE("a bar chart gives each row its own line, never overlapping, and draws the spread", "[report]") {
+  const auto dir = test::scratch("report-bars");
+  report::BarChart bars;
+  bars.title("ablation: FD").value_label("FD").columns({"10 steps", "25 steps", "50 steps", "100 steps"});
+  std::vector<std::string> labels;
+  for (int r = 0; r < 12; ++r) {
+    labels.push_back(r % 3 == 0 ? fmt::format("CasDM_SmallVGG_seed{}_with_a_long_label", r) : fmt::format("Dual_seed{}", r));
+    bars.row(labels.back(), {9.0 + r, 7, 6, 5.5}, {0.3, 0.2, std::nan(""), 0.1});
+  }
+  bars.write(dir / "bars.svg");
+  const auto svg = read_text(dir / "bars.svg");
+  std::vector<SvgText> found;
+  for (const auto& t : svg_texts(svg))
+    if (std::find(labels.begin(), labels.end(), t.text) != labels.end()) found.push_back(t);
+  REQUIRE(found.size() == labels.size());
+  std::sort(found.begin(), found.end(), [](const SvgText& p, const SvgText& q) { return p.y < q.y; });
+  for (size_t i = 1; i < found.size(); ++i) CHECK(found[i].y - found[i - 1].y >= found[i].size);  // no two overlap
+  for (const auto& t : found) CHECK(t.anchor == "end");  // right-aligned against the axis ...
+  // ... and left of every bar: the bars (filled polylines) start at the axis.
+  const std::regex bar_re(R"re(fill="#1F77B4"[^>]*points="([0-9.]+))re");
+  double axis = 1e300;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), bar_re); it != std::sregex_iterator(); ++it)
+    axis = std::min(axis, std::stod((*it)[1]));
+  REQUIRE(axis < 1e300);
+  for (const auto& t : found) CHECK(t.x <= axis + 1);
+  // The spread: "value ± error" after each bar with an error, the value alone without.
+  int spreads = 0, bare = 0;
+  for (const auto& t : svg_texts(svg)) spreads += t.text == "7 ? 0.2", bare += t.text == "6";
+  CHECK(spreads == 12);
+  CHECK(bare == 12);
+
+  bars.write(dir / "bars.png");
+  const auto pic = load_png(dir / "bars.png");
+  CHECK(pic.w == 900);
+  CHECK(pic.h == report::BarChart::height_for(12, 4));
+  CHECK(pic.h > 12 * 4 * 16);  // grows with the rows
+  CHECK(pic.count(blue, 6) > 12 * 200);
+}
+
+TEST_CASE("charts refuse what they cannot draw, in one line", "[report]") {
+  const auto dir = test::scratch("report-bad");
+  report::LineChart chart;
+  chart.add("a", {1, 2, 3});
+  CHECK_THROWS_WITH(chart.write(dir / "a.jpg"), Catch::Contains("the format follows the extension, .png or .svg"));
+  CHECK_THROWS_WITH(chart.write(dir / "a.png", 10, 10), Catch::Contains("10x10 pixels is not a chart size"));
+  CHECK_THROWS_WITH(chart.write(dir / "missing" / "a.png"), Catch::Contains("folder does not exist"));
+  CHECK_THROWS_WITH(chart.write(dir), Catch::Contains("the format follows the extension"));
+  CHECK_THROWS_WITH(report::LineChart().add("b", {1, 2}, {1}), Catch::Contains("chart series 'b': 2 x values, 1 y values"));
+  CHECK_THROWS_WITH(report::BarChart().columns({"x"}).row("r", {1, 2}),
+                    Catch::Contains("bar chart row 'r': 2 values and 0 errors for 1 columns"));
+  CHECK_THROWS_WITH(report::loss_chart({{1.0}}, {}, "t"), Catch::Contains("loss chart: 1 curves, 0 names"));
+  CHECK_FALSE(std::filesystem::exists(dir / "a.png"));
+  // Nothing drawable (empty, all NaN, non-positive on a log axis) still makes a chart that says so.
+  report::LineChart().log_y(true).add("z", {0, -1, std::nan("")}).add("e", {}).write(dir / "empty.png");
+  CHECK(load_png(dir / "empty.png").w == 900);
+  report::BarChart().columns({}).write(dir / "no-rows.png");
+  CHECK(std::filesystem::file_size(dir / "no-rows.png") > 0);
+}
+
+TEST_CASE("HTML pages escape their text and link only files beside them", "[report]") {
+  CHECK(report::escape("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
+  report::Html page("run <1>");
+  page.refresh(30).heading("Figures").pairs({{"steps/s", "12.3"}, {"name", "<script>"}});
+  page.table({"row", "FD"}, {{"CasDM", "6.1 ± 0.2"}}).figure({"loss.svg", "losses"}).gallery({{"samples-1.png", "step 1"}});
+  page.files({{"checkpoints/ckpt-1.pt", "note"}});
+  const auto html = page.str();
+  CHECK(html.find("<title>run &lt;1&gt;</title>") != std::string::npos);
+  CHECK(html.find("<meta http-equiv=\"refresh\" content=\"30\">") != std::string::npos);
+  CHECK(html.find("&lt;script&gt;") != std::string::npos);
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("://") == std::string::npos);  // no URL at all: nothing fetched from elsewhere
+  CHECK(html.find("<img src=\"loss.svg\" alt=\"losses\">") != std::string::npos);
+  CHECK(html.find("<td class=\"n\">6.1 ± 0.2</td>") != std::string::npos);
+  CHECK(report::Html("x").str().find("refresh") == std::string::npos);
+  for (const char* bad : {"http://example.com/a.png", "//host/a.png", "/etc/passwd", "../a.png", "a/../../b.png",
+                          "data:image/png;base64,AAAA", "file:///a.png", ""})
+    CHECK_THROWS_WITH(report::Html("x").figure({bad, "c"}), Catch::Contains("a report links only files in its own folder"));
+  CHECK_NOTHROW(report::Html("x").figure({"sub/a.png", "c"}).figure({"b/a:c.png", "a colon after a slash"}));
+
+  const auto dir = test::scratch("report-page");
+  for (const char* f : {"samples-000000020.png", "samples-000000100.png", "samples.png", "samples-x.png", "loss.png"})
+    std::ofstream(dir / f) << "x";
+  const auto grids = report::RunPage::grids_in(dir, 300, [](int64_t s) { return fmt::format("step {}", s); });
+  REQUIRE(grids.size() == 3);
+  CHECK(grids[0].src == "samples-000000020.png");
+  CHECK(grids[1].caption == "step 100");
+  CHECK(grids[2].src == "samples.png");
+  CHECK(grids[2].caption == "step 300");
+  report::RunPage run;
+  run.title = "t";
+  run.running = true;
+  run.grids = grids;
+  run.write(dir / "index.html");
+  const auto written = read_text(dir / "index.html");
+  CHECK(written == run.html().str());
+  CHECK(written.find("refresh") != std::string::npos);
+  run.running = false;
+  CHECK(run.html().str().find("refresh") == std::string::npos);
+}
+
+TEST_CASE("progress: one line redrawn in place on a terminal, plain lines elsewhere", "[report]") {
+  CHECK(report::Progress::bar(0.5, 10) == "[=====>    ]");
+  CHECK(report::Progress::bar(1.0, 4) == "[====]");
+  CHECK(report::Progress::bar(0.0, 3) == "[>  ]");
+  char* buf = nullptr;
+  size_t size = 0;
+  FILE* f = open_memstream(&buf, &size);
+  REQUIRE(f);
+  CHECK_FALSE(report::is_live_terminal(f));
+  {
+    report::Progress live(0, 10, report::ProgressOptions().live(true).redraw_seconds(0).width(200), f);
+    const auto cut = live.line(3, std::string(100, 'x'), 40);
+    CHECK(cut.size() == 39 + std::string("…").size());
+    CHECK(cut.rfind("3/10 [", 0) == 0);
+    CHECK(live.live());
+    live.update(1, "total 0.5");
+    live.print("step 1 skipped: loss term 'eps' is nan");
+    live.update(10, "total 0.25");
+  }
+  std::fflush(f);
+  std::string out(buf, size);
+  CHECK(out.rfind("\r\x1b[2K1/10 [==>", 0) == 0);
+  CHECK(out.find("\r\x1b[2Kstep 1 skipped: loss term 'eps' is nan\n1/10 [") != std::string::npos);  // cleared, redrawn
+  CHECK(out.find("\r\x1b[2K10/10 [====================] 100% |") != std::string::npos);
+  CHECK(out.find("| total 0.25") != std::string::npos);
+  CHECK(out.back() == '\n');  // the last line ended when the progress ends
+  std::fclose(f);
+  std::free(buf);
+
+  f = open_memstream(&buf, &size);
+  {
+    report::Progress plain(0, 10, report::ProgressOptions().every(4), f);
+    CHECK_FALSE(plain.live());
+    for (int s = 1; s <= 10; ++s) plain.update(s, "total 1");
+    plain.print("a message");
+  }
+  std::fflush(f);
+  out.assign(buf, size);
+  std::fclose(f);
+  std::free(buf);
+  CHECK(out.find('\r') == std::string::npos);
+  CHECK(out.find("step 4/10 | ") == 0);
+  CHECK(out.find("step 8/10 | ") != std::string::npos);
+  CHECK(out.find("step 10/10 | ") != std::string::npos);
+  CHECK(out.find("step 5/10") == std::string::npos);
+  CHECK(out.find("ETA") != std::string::npos);
+  CHECK(out.find("a message\n") != std::string::npos);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 4);
+}
