@@ -7,7 +7,8 @@
 //                  --scorer weights/fmnist/small_vgg.pt -n 1000 --out docs/results/table5
 //
 // Table 1 is its rows at 100 steps, Table 5 the same rows at 10 … 100, Tables 3 and 4 other rows;
-// scripts/tables.sh trains the rows with casdm-train and calls this program.
+// scripts/tables.sh trains the rows with casdm-train and calls this program. --redraw rewrites the
+// Markdown, the page and the charts of an existing OUT from its table.json, without sampling.
 //
 // Each cell's scores go to OUT/cells.json as soon as they are known, under a key naming the
 // checkpoint file (path, size, time), the sampling settings and the scorer's weights: a run that
@@ -73,6 +74,118 @@ casdm::eval::Scores scores_from(const nlohmann::json& c) {
   return s;
 }
 
+/// What the table's files are made from (also read back from table.json by --redraw).
+struct Table {
+  std::string title, scorer;
+  bool fid = false;
+  int64_t n = 0, bootstrap = 0, grid = 0;
+  std::vector<int64_t> steps;
+  std::vector<Row> rows;
+};
+
+Table table_from(const std::filesystem::path& json_path) {
+  std::ifstream f(json_path);
+  if (!f) throw std::runtime_error("cannot open " + json_path.string() + " (--redraw needs a table written before)");
+  const auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  try {
+    Table t{j.at("title"), j.at("scorer"), false, j.at("n"), j.at("bootstrap"), j.value("grid", int64_t{16}),
+            j.at("steps").get<std::vector<int64_t>>(), {}};
+    t.fid = j.value("fid", t.scorer.find("Inception") != std::string::npos);
+    for (const auto& r : j.at("rows")) {
+      Row row{r.at("label"), r.at("checkpoint"), r.at("preset"), r.at("weights"), r.at("step")};
+      for (const auto& c : r.at("cells")) row.scores.push_back(scores_from(c)), row.seconds.push_back(c.at("sampling_seconds"));
+      if (row.scores.size() != t.steps.size()) throw std::runtime_error("a row's cells do not match the steps");
+      t.rows.push_back(std::move(row));
+    }
+    return t;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{} is not a table of casdm-ablation ({})", json_path.string(), e.what()));
+  }
+}
+
+/// Writes table.md, table.json, table.html and the charts into `dir`; returns the Markdown.
+std::string write_table(const std::filesystem::path& dir, const Table& t) {
+  const auto& [title, scorer_name, fid, n, bootstrap, grid, steps, rows] = t;
+  // The table: one row per checkpoint, one distance and one score column per step count.
+  const std::string fd = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
+  std::ostringstream md;
+  md << "# " << title << "\n\n" << n << " samples per cell, DDIM (η = 0), EMA weights; scorer: " << scorer_name
+     << ". Lower " << fd << " is better, higher " << sc << " is better.";
+  if (bootstrap > 0)
+    md << " ± is one standard deviation of the distance over " << bootstrap
+       << " bootstrap resamples of the samples (the noise of the sample count; the reference held fixed).";
+  md << "\n\n| row | preset | step |";
+  for (auto s : steps) md << " " << fd << " @" << s << " |";
+  for (auto s : steps) md << " " << sc << " @" << s << " |";
+  md << "\n|---|---|---|";
+  for (size_t k = 0; k < 2 * steps.size(); ++k) md << "---|";
+  md << "\n";
+  nlohmann::json j;
+  j["title"] = title;
+  j["n"] = n;
+  j["steps"] = steps;
+  j["scorer"] = scorer_name;
+  j["bootstrap"] = bootstrap;
+  j["fid"] = fid;
+  j["grid"] = grid;
+  auto bars = casdm::report::BarChart().title(title + ": " + fd + " (lower is better)").value_label(fd);
+  std::vector<std::string> columns;
+  for (auto s : steps) columns.push_back(fmt::format("{} steps", s));
+  bars.columns(columns);
+  auto by_steps = casdm::report::LineChart().title(title + ": " + fd + " against DDIM steps").x_label("DDIM steps")
+                      .y_label(fd).log_x(true).markers(true).dodge(0.008);
+  by_steps.x_ticks(std::vector<double>(steps.begin(), steps.end()));
+  std::vector<std::vector<std::string>> html_rows;
+  for (const auto& r : rows) {
+    md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
+    std::vector<std::string> cells{r.label, r.preset, fmt::format("{}", r.step)};
+    for (const auto& s : r.scores)
+      cells.push_back(std::isnan(s.fd_std) ? fmt::format("{:.3f}", s.fd) : fmt::format("{:.3f} ± {:.3f}", s.fd, s.fd_std));
+    for (const auto& s : r.scores) cells.push_back(fmt::format("{:.3f}", s.is.mean));
+    for (size_t k = 3; k < cells.size(); ++k) md << " " << cells[k] << " |";
+    md << "\n";
+    html_rows.push_back(cells);
+    nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
+                      {"weights", r.weights}};
+    std::vector<double> fds, errs, xs;
+    for (size_t k = 0; k < steps.size(); ++k) {
+      jr["cells"].push_back(cell_json(r.scores[k], steps[k], r.seconds[k]));
+      fds.push_back(r.scores[k].fd);
+      errs.push_back(r.scores[k].fd_std);
+      xs.push_back(static_cast<double>(steps[k]));
+    }
+    j["rows"].push_back(jr);
+    bars.row(r.label, fds, errs);
+    by_steps.add(r.label, xs, fds, errs);
+  }
+  md << "\nSamples (" << grid << " per row, " << steps.back() << " steps): ";
+  for (const auto& r : rows) md << "[" << r.label << "](" << r.label << ".png) ";
+  md << "\n\n![" << fd << "](chart.png)\n";
+  if (steps.size() > 1) md << "\n![" << fd << " against DDIM steps](steps.png)\n";
+  casdm::examples::write_text(dir / "table.md", md.str());
+  casdm::examples::write_text(dir / "table.json", j.dump(2) + "\n");
+  for (const char* ext : {".png", ".svg"}) {
+    bars.write(dir / (std::string("chart") + ext));
+    if (steps.size() > 1) by_steps.write(dir / (std::string("steps") + ext));
+  }
+  // The same on one self-contained page: the table, the charts, each row's grid.
+  casdm::report::Html page(title);
+  page.paragraph(fmt::format("{} samples per cell, DDIM (eta = 0); scorer: {}. Lower {} is better, higher {} is better.{}",
+                             n, scorer_name, fd, sc,
+                             bootstrap > 0 ? fmt::format(" ± is one standard deviation of the distance over {} "
+                                                         "bootstrap resamples of the samples.", bootstrap) : ""));
+  std::vector<std::string> header{"row", "preset", "step"};
+  for (auto s : steps) header.push_back(fmt::format("{} @{}", fd, s));
+  for (auto s : steps) header.push_back(fmt::format("{} @{}", sc, s));
+  page.table(header, html_rows).heading("Charts").figure({"chart.svg", fd + " per row and number of DDIM steps, "
+                                                                        "with its bootstrap spread as error bars"});
+  if (steps.size() > 1) page.figure({"steps.svg", fd + " against the number of DDIM steps, one line per row"});
+  std::vector<casdm::report::Figure> grids;
+  for (const auto& r : rows) grids.push_back({r.label + ".png", grid_caption(r, steps.back())});
+  page.heading("Samples").gallery(grids, 240).write(dir / "table.html");
+  return md.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,9 +195,10 @@ int main(int argc, char** argv) {
   casdm::examples::ReferenceSpec ref_spec{"/usr/share/datasets/fashion-mnist"};
   int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16, bootstrap = 50;
   CLI::App app{"Sample and score checkpoints at several DDIM step counts; write the table, a chart and grids"};
-  app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row")->required();
+  bool redraw = false;
+  app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row");
   app.add_option("--steps", steps, "DDIM steps, one column each")->capture_default_str()->delimiter(',');
-  app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
+  app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
   app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{1} << 40));
   app.add_option("--out", out, "output folder")->required();
   app.add_option("--title", title, "the table's title")->capture_default_str();
@@ -97,9 +211,16 @@ int main(int argc, char** argv) {
   app.add_option("--bootstrap", bootstrap, "resamples for the distance's spread (0: none)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--redraw", redraw, "only rewrite OUT's table.md/.html and charts from its table.json (no sampling)");
   casdm::examples::add_machine_options(app, threads, device_name);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-ablation"); rc >= 0) return rc;
   try {
+    if (redraw) {
+      if (!rows_arg.empty() || !scorer_path.empty()) throw std::runtime_error("--redraw takes the table in --out, not --row or --scorer");
+      fmt::print("{}", write_table(out, table_from(fs::path(out) / "table.json")));
+      return 0;
+    }
+    if (rows_arg.empty() || scorer_path.empty()) throw std::runtime_error("--row and --scorer are required (or --redraw)");
     const auto device = casdm::examples::use_machine(threads, device_name);
     std::vector<Row> rows;
     for (const auto& r : rows_arg) {
@@ -171,83 +292,8 @@ int main(int argc, char** argv) {
         });
       }
     });
-    // The table: one row per checkpoint, one distance and one score column per step count.
-    const std::string fd = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
-    std::ostringstream md;
-    md << "# " << title << "\n\n" << n << " samples per cell, DDIM (η = 0), EMA weights; scorer: " << scorer_name
-       << ". Lower " << fd << " is better, higher " << sc << " is better.";
-    if (bootstrap > 0)
-      md << " ± is one standard deviation of the distance over " << bootstrap
-         << " bootstrap resamples of the samples (the noise of the sample count; the reference held fixed).";
-    md << "\n\n| row | preset | step |";
-    for (auto s : steps) md << " " << fd << " @" << s << " |";
-    for (auto s : steps) md << " " << sc << " @" << s << " |";
-    md << "\n|---|---|---|";
-    for (size_t k = 0; k < 2 * steps.size(); ++k) md << "---|";
-    md << "\n";
-    nlohmann::json j;
-    j["title"] = title;
-    j["n"] = n;
-    j["steps"] = steps;
-    j["scorer"] = scorer_name;
-    j["bootstrap"] = bootstrap;
-    auto bars = casdm::report::BarChart().title(title + ": " + fd + " (lower is better)").value_label(fd);
-    std::vector<std::string> columns;
-    for (auto s : steps) columns.push_back(fmt::format("{} steps", s));
-    bars.columns(columns);
-    auto by_steps = casdm::report::LineChart().title(title + ": " + fd + " against DDIM steps").x_label("DDIM steps")
-                        .y_label(fd).log_x(true).markers(true).dodge(0.004);
-    by_steps.x_ticks(std::vector<double>(steps.begin(), steps.end()));
-    std::vector<std::vector<std::string>> html_rows;
-    for (const auto& r : rows) {
-      md << "| " << r.label << " | " << r.preset << " | " << r.step << " |";
-      std::vector<std::string> cells{r.label, r.preset, fmt::format("{}", r.step)};
-      for (const auto& s : r.scores)
-        cells.push_back(std::isnan(s.fd_std) ? fmt::format("{:.3f}", s.fd) : fmt::format("{:.3f} ± {:.3f}", s.fd, s.fd_std));
-      for (const auto& s : r.scores) cells.push_back(fmt::format("{:.3f}", s.is.mean));
-      for (size_t k = 3; k < cells.size(); ++k) md << " " << cells[k] << " |";
-      md << "\n";
-      html_rows.push_back(cells);
-      nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
-                        {"weights", r.weights}};
-      std::vector<double> fds, errs, xs;
-      for (size_t k = 0; k < steps.size(); ++k) {
-        jr["cells"].push_back(cell_json(r.scores[k], steps[k], r.seconds[k]));
-        fds.push_back(r.scores[k].fd);
-        errs.push_back(r.scores[k].fd_std);
-        xs.push_back(static_cast<double>(steps[k]));
-      }
-      j["rows"].push_back(jr);
-      bars.row(r.label, fds, errs);
-      by_steps.add(r.label, xs, fds, errs);
-    }
-    md << "\nSamples (" << std::min(grid, n) << " per row, " << steps.back() << " steps): ";
-    for (const auto& r : rows) md << "[" << r.label << "](" << r.label << ".png) ";
-    md << "\n\n![" << fd << "](chart.png)\n";
-    if (steps.size() > 1) md << "\n![" << fd << " against DDIM steps](steps.png)\n";
-    const fs::path dir(out);
-    casdm::examples::write_text(dir / "table.md", md.str());
-    casdm::examples::write_text(dir / "table.json", j.dump(2) + "\n");
-    for (const char* ext : {".png", ".svg"}) {
-      bars.write(dir / (std::string("chart") + ext));
-      if (steps.size() > 1) by_steps.write(dir / (std::string("steps") + ext));
-    }
-    // The same on one self-contained page: the table, the charts, each row's grid.
-    casdm::report::Html page(title);
-    page.paragraph(fmt::format("{} samples per cell, DDIM (eta = 0); scorer: {}. Lower {} is better, higher {} is better.{}",
-                               n, scorer_name, fd, sc,
-                               bootstrap > 0 ? fmt::format(" ± is one standard deviation of the distance over {} "
-                                                           "bootstrap resamples of the samples.", bootstrap) : ""));
-    std::vector<std::string> header{"row", "preset", "step"};
-    for (auto s : steps) header.push_back(fmt::format("{} @{}", fd, s));
-    for (auto s : steps) header.push_back(fmt::format("{} @{}", sc, s));
-    page.table(header, html_rows).heading("Charts").figure({"chart.svg", fd + " per row and number of DDIM steps, "
-                                                                          "with its bootstrap spread as error bars"});
-    if (steps.size() > 1) page.figure({"steps.svg", fd + " against the number of DDIM steps, one line per row"});
-    std::vector<casdm::report::Figure> grids;
-    for (const auto& r : rows) grids.push_back({r.label + ".png", grid_caption(r, steps.back())});
-    page.heading("Samples").gallery(grids, 240).write(dir / "table.html");
-    fmt::print("{}", md.str());
+    const Table table{title, scorer_name, fid, n, bootstrap, std::min(grid, n), steps, rows};
+    fmt::print("{}", write_table(out, table));
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-ablation: {}\n", casdm::examples::message(e));

@@ -7,7 +7,7 @@
 // losses.csv (every loss term at every step), loss.png and loss.svg (one labelled curve per term),
 // samples.png (EMA weights; samples-<step>.png with --sample-every), data.png, run.json (the
 // settings and the run's figures) and index.html (all of it on one page, rewritten at every
-// progress line, so that a browser follows the run). Settings that define the run are stored in
+// sample grid and at progress lines every 15 s or more, so that a browser follows the run). Settings that define the run are stored in
 // the checkpoint; a resume takes them from there and refuses a command line that contradicts them.
 #include <fmt/format.h>
 #include "casdm/casdm.hpp"
@@ -139,8 +139,8 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
-  double sample_secs_during = 0;
-  // The run's page and loss charts: written at the start, at every progress line and at the end.
+  double sample_secs_during = 0, reported_at = 0;
+  // The run's page and loss charts: written at the start, as the run goes and at the end.
   auto write_report = [&](int64_t step, const std::string& status, bool running) {
     auto chart = casdm::report::loss_chart(log.curves(), log.series(), a.preset + ": training losses");
     chart.write(out / "loss.png");
@@ -166,6 +166,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     if (fs::exists(out / "run.json")) page.checkpoints.emplace_back("run.json", "the settings and figures");
     for (const auto& [k, v] : settings) page.settings.emplace_back(k, v);
     page.write(out / "index.html");
+    reported_at = progress.seconds();
   };
   write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
 
@@ -174,10 +175,11 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
       casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
         if (!trainer.last_skip().empty())
           progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
-        if (a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps)
-          sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step), step).second;
+        const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
+        if (sampled) sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step), step).second;
         progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
-        if (step % a.log_every == 0 && step != a.steps) {
+        // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
+        if (step != a.steps && (sampled || (step % a.log_every == 0 && progress.seconds() - reported_at >= 15))) {
           log.flush();
           write_report(step, fmt::format("training: step {} of {}", step, a.steps), true);
         }

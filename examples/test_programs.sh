@@ -31,7 +31,7 @@ case $CASE in
   train)  # checkpoints every 2 steps (keep 2), sample grids, the figures, --help listing presets
     "$BIN/casdm-train" "${TINY[@]}" --steps 6 --checkpoint-every 2 --keep 2 --sample-every 2 --out "$W/run" || fail "run"
     for f in checkpoints/ckpt-000000004.pt checkpoints/ckpt-000000006.pt samples-000000002.png samples-000000004.png \
-             samples.png data.png loss.png losses.csv run.json; do
+             samples.png data.png loss.png loss.svg losses.csv run.json index.html; do
       [ -s "$W/run/$f" ] || fail "missing $f"
     done
     [ ! -e "$W/run/checkpoints/ckpt-000000002.pt" ] || fail "kept more than 2 checkpoints"
@@ -307,7 +307,13 @@ assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] ==
     ab=("$BIN/casdm-ablation" --row "eps=$R/DDPM_Eps" --row "cas=$R/CasDM" --scorer "$R/m/small_vgg.pt" -n 10
         --batch 10 --ref-n 100 --grid 4 --threads 1)
     "${ab[@]}" --steps 2,3 --title "tiny" --out "$W/t" > /dev/null || fail "casdm-ablation"
-    for f in table.md table.json chart.png eps.png cas.png; do [ -s "$W/t/$f" ] || fail "missing $f"; done
+    for f in table.md table.json table.html chart.png chart.svg steps.png steps.svg eps.png cas.png; do
+      [ -s "$W/t/$f" ] || fail "missing $f"
+    done
+    "$PY" "$HERE/../tests/report_page.py" "$W/t/table.html" "$W/table.png" --grids 2 --charts 2 || fail "table.html in the browser"
+    grep -q "<td>eps</td><td>DDPM_Eps</td><td class=\"n\">2</td><td class=\"n\">[0-9.]* ± [0-9.]*</td>" "$W/t/table.html" ||
+      fail "table.html row"
+    refuse "--row a/b=$R/CasDM: a label is a file name" "${ab[@]}" --row "a/b=$R/CasDM" --steps 2 --out "$W/o"
     grep -q "^| eps | DDPM_Eps | 2 |" "$W/t/table.md" || fail "table row eps"
     grep -q "^| cas | CasDM | 2 |" "$W/t/table.md" || fail "table row cas"
     grep -q "FD (domain) @2 | FD (domain) @3 |" "$W/t/table.md" || fail "table header"
@@ -325,6 +331,13 @@ assert j['bootstrap'] == 50, j
     "${ab[@]}" --steps 2,3 --title "tiny" --out "$W/t" > /dev/null 2> "$W/again.err" || fail "casdm-ablation again"
     [ "$(grep -c "scored before" "$W/again.err")" = 4 ] || fail "cells not reused: $(cat "$W/again.err")"
     cmp -s "$W/first.md" "$W/t/table.md" || fail "the reused table differs"
+    # --redraw: the same files again from table.json alone, nothing sampled.
+    rm "$W/t/table.html" "$W/t/chart.png" "$W/t/steps.svg"
+    "$BIN/casdm-ablation" --redraw --out "$W/t" > /dev/null || fail "--redraw"
+    cmp -s "$W/first.md" "$W/t/table.md" || fail "the redrawn table differs"
+    for f in table.html chart.png steps.svg; do [ -s "$W/t/$f" ] || fail "--redraw did not write $f"; done
+    refuse "--redraw takes the table in --out, not --row or --scorer" "${ab[@]}" --redraw --out "$W/t"
+    refuse "cannot open $W/o2/table.json (--redraw needs a table written before)" "$BIN/casdm-ablation" --redraw --out "$W/o2"
     # Other arguments (here the seed) are other cells: sampled anew.
     "${ab[@]}" --steps 2 --seed 1 --title "tiny" --out "$W/t" > /dev/null 2> "$W/seed.err" || fail "casdm-ablation seed"
     ! grep -q "scored before" "$W/seed.err" || fail "a cell of seed 0 reused for seed 1"
@@ -334,6 +347,47 @@ assert j['bootstrap'] == 50, j
     refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
     refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
     refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;
+  report)  # the run's page: written at the start (reloading), rewritten as the run goes, final at the end; in a browser
+    "$BIN/casdm-train" "${TINY[@]}" --steps 400 --sample-every 2 --out "$W/live" 2> "$W/live.err" & pid=$!
+    for _ in $(seq 600); do [ -s "$W/live/samples-000000002.png" ] && [ -s "$W/live/index.html" ] && break; sleep 0.1; done
+    kill -TERM $pid; wait $pid
+    "$PY" - "$W/live/index.html" <<'PY' || fail "the page of a stopped run"
+import sys
+page = open(sys.argv[1]).read()
+assert 'http-equiv="refresh"' not in page, "a stopped run's page still reloads"
+assert "stopped by SIGTERM after step" in page and "continue with --resume" in page, page
+assert "samples-000000002.png" in page, "the grid drawn before the stop is not on the page"
+PY
+    "$BIN/casdm-train" "${TINY[@]}" --steps 40 --sample-every 2 --out "$W/run" & pid=$!
+    for _ in $(seq 600); do [ -s "$W/run/index.html" ] && break; sleep 0.05; done
+    grep -q 'http-equiv="refresh"' "$W/run/index.html" || fail "the page of a running run does not reload"
+    wait $pid || fail "run"
+    "$PY" - "$W/run" <<'PY' || fail "the finished page"
+import sys, PIL.Image
+d = sys.argv[1]
+page = open(d + "/index.html").read()
+assert 'http-equiv="refresh"' not in page and "finished: 40 steps" in page, page
+assert page.index("samples-000000002.png") < page.index("samples-000000038.png") < page.index("samples.png")
+for grid, step in (("samples-000000002.png", 2), ("samples-000000004.png", 4), ("samples.png", 40)):
+    caption = f"CasDM, step {step}, EMA 0.99 weights, 2 DDIM steps"
+    assert f'<img src="{grid}" alt="{caption}"' in page, (grid, caption)
+    assert PIL.Image.open(f"{d}/{grid}").text.get("Description") == caption, PIL.Image.open(f"{d}/{grid}").text
+for f in ("loss.svg", "data.png", "checkpoints/ckpt-000000040.pt", "losses.csv", "run.json"):
+    assert f'"{f}"' in page, f
+for k in ("steps/s (this invocation)", "data wait", "parameters (trained)", "loss eps (mean of the last 10 %)", "lr"):
+    assert f"<th>{k}</th>" in page, k
+PY
+    "$PY" "$HERE/../tests/report_page.py" "$W/run/index.html" "$W/index.png" --grids 4 --charts 1 || fail "in the browser" ;;
+  progress)  # on a terminal, one line redrawn in place; into a file, plain lines
+    TERM=xterm env -u CI script -qec "'$BIN/casdm-train' ${TINY[*]} --steps 4 --log-every 100 --out '$W/tty'" /dev/null \
+      > "$W/tty.out" || fail "run on a terminal"
+    grep -q $'\r\e\[2K4/4 \[====================\] 100% | ' "$W/tty.out" || fail "no live line: $(cat -v "$W/tty.out")"
+    [ "$(grep -c $'\r\e\[2K' "$W/tty.out")" -ge 1 ] || fail "the line is not redrawn"
+    ! grep -q "^step 4/4" "$W/tty.out" || fail "plain lines on a terminal"
+    CI=true "$BIN/casdm-train" "${TINY[@]}" --steps 4 --log-every 2 --out "$W/file" 2> "$W/file.err" || fail "run into a file"
+    ! grep -q $'\r' "$W/file.err" || fail "carriage returns in a file"
+    grep -q "^step 2/4 | .* steps/s | ETA .* | total " "$W/file.err" || fail "no plain line: $(cat "$W/file.err")"
+    grep -q "^step 4/4 | " "$W/file.err" || fail "no last line" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

@@ -138,6 +138,40 @@ TEST_CASE("a line chart draws every series in its colour with the legend outside
   CHECK(title);
 }
 
+TEST_CASE("a long curve is thinned for drawing, keeping its spikes", "[report]") {
+  const auto dir = test::scratch("report-thin");
+  std::vector<double> y(200000, 1.0);
+  for (size_t i = 0; i < y.size(); ++i) y[i] += 0.01 * static_cast<double>(i % 13);
+  y[123457] = 100;  // one spike, far from any bucket's first or last point
+  report::LineChart().add("long", y).write(dir / "long.svg");
+  const auto svg = read_text(dir / "long.svg");
+  CHECK(svg.size() < 400000);  // not 200000 points
+  // The blue polyline still reaches from the curve's floor up to the spike: its y extent spans
+  // most of the plotting box (the axis runs from ~1 to 100, padded by 5 %).
+  const std::regex blue_re(R"re(stroke="#1F77B4"[^>]*points="([^"]*)")re");
+  double lo = 1e300, hi = -1e300, frame_lo = 1e300, frame_hi = -1e300;
+  size_t points = 0;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), blue_re); it != std::sregex_iterator(); ++it) {
+    std::istringstream s((*it)[1].str());
+    std::string pair;
+    while (s >> pair) {
+      const double v = std::stod(pair.substr(pair.find(',') + 1));
+      lo = std::min(lo, v), hi = std::max(hi, v), ++points;
+    }
+  }
+  const std::regex frame_re(R"re(stroke="#000000"[^>]*points="([^"]*)")re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), frame_re); it != std::sregex_iterator(); ++it) {
+    std::istringstream s((*it)[1].str());
+    std::string pair;
+    while (s >> pair) {
+      const double v = std::stod(pair.substr(pair.find(',') + 1));
+      frame_lo = std::min(frame_lo, v), frame_hi = std::max(frame_hi, v);
+    }
+  }
+  CHECK(points < 5000);
+  CHECK(hi - lo > 0.85 * (frame_hi - frame_lo));
+}
+
 TEST_CASE("a bar chart gives each row its own line, never overlapping, and draws the spread", "[report]") {
   const auto dir = test::scratch("report-bars");
   report::BarChart bars;

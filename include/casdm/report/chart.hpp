@@ -209,6 +209,18 @@ inline void legend(plstream& pl, const std::vector<std::string>& names, bool mar
             widths.data(), colours.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
 }
 
+/// The title over the plotting box [left, right] (page fractions), centred on it, its text made
+/// smaller when it would not fit the page otherwise.
+inline void title(Page& page, const std::string& text, double left, double right) {
+  if (text.empty()) return;
+  const double centre = (left + right) / 2, room = 2 * std::min(centre - 0.01, 0.99 - centre);
+  const double width = 0.85 * page.char_height_x() * static_cast<double>(text.size());
+  const double scale = std::clamp(room / width, 0.4, 1.0);
+  page.pl().schr(0, scale);
+  page.pl().mtex("t", 2.0 / scale, 0.5, 0.5, plain(text).c_str());
+  page.pl().schr(0, 1.0);
+}
+
 /// The widest text among `names`, in characters (a rough measure of its width: ~0.85 of a height each).
 inline size_t widest(const std::vector<std::string>& names) {
   size_t m = 0;
@@ -314,7 +326,8 @@ class LineChart {
     for (double v : x_ticks_)
       if (ok_x(v) && tx(v) >= x0 && tx(v) <= x1)
         pl.mtex("b", 1.5, (tx(v) - x0) / (x1 - x0), 0.5, fmt::format("{:g}", v).c_str());
-    pl.lab(detail::plain(x_label_).c_str(), detail::plain(y_label_).c_str(), detail::plain(title_).c_str());
+    pl.lab(detail::plain(x_label_).c_str(), detail::plain(y_label_).c_str(), "");
+    detail::title(page, title_, left, right);
     for (size_t s = 0; s < drawn.size(); ++s) {
       auto& d = drawn[s];
       const double shift = dodge_ * (x1 - x0) * (static_cast<double>(s) - static_cast<double>(drawn.size() - 1) / 2);
@@ -351,14 +364,36 @@ class LineChart {
     std::string name;
     std::vector<double> x, y, err;
   };
-  /// A polyline broken where y is not finite.
-  static void draw_line(plstream& pl, const std::vector<double>& x, const std::vector<double>& y) {
+  /// A polyline broken where y is not finite; a long one is thinned to `buckets` runs of points
+  /// of which the first, lowest, highest and last are kept (a chart is a few hundred pixels wide:
+  /// every spike stays, the file and the drawing time stay small however long the run).
+  static void draw_line(plstream& pl, const std::vector<double>& x, const std::vector<double>& y,
+                        size_t buckets = 1000) {
+    std::vector<double> tx, ty;
+    const std::vector<double>*px = &x, *py = &y;
+    if (x.size() > 4 * buckets) {
+      const size_t per = (x.size() + buckets - 1) / buckets;
+      for (size_t b = 0; b < x.size(); b += per) {
+        const size_t e = std::min(b + per, x.size());
+        size_t lo = b, hi = b;
+        for (size_t k = b; k < e; ++k)
+          if (std::isfinite(y[k])) {
+            if (!std::isfinite(y[lo]) || y[k] < y[lo]) lo = k;
+            if (!std::isfinite(y[hi]) || y[k] > y[hi]) hi = k;
+          }
+        for (size_t k : {b, std::min(lo, hi), std::max(lo, hi), e - 1})
+          if (tx.empty() || x[k] != tx.back() || !(y[k] == ty.back())) tx.push_back(x[k]), ty.push_back(y[k]);
+      }
+      px = &tx, py = &ty;
+    }
     size_t i = 0;
-    while (i < x.size()) {
-      while (i < x.size() && !std::isfinite(y[i])) ++i;
+    const auto& X = *px;
+    const auto& Y = *py;
+    while (i < X.size()) {
+      while (i < X.size() && !std::isfinite(Y[i])) ++i;
       size_t j = i;
-      while (j < x.size() && std::isfinite(y[j])) ++j;
-      if (j - i > 1) pl.line(static_cast<PLINT>(j - i), x.data() + i, y.data() + i);
+      while (j < X.size() && std::isfinite(Y[j])) ++j;
+      if (j - i > 1) pl.line(static_cast<PLINT>(j - i), X.data() + i, Y.data() + i);
       i = j;
     }
   }
@@ -441,7 +476,8 @@ class BarChart {
     pl.col0(detail::ink);
     pl.box("bcnst", 0, 0, "bc", 0, 0);
     pl.schr(0, 1.0);
-    pl.lab(detail::plain(value_label_).c_str(), "", detail::plain(title_).c_str());
+    pl.lab(detail::plain(value_label_).c_str(), "", "");
+    detail::title(page, title_, left, right);
     const double bar = 0.8 / static_cast<double>(C);
     for (size_t r = 0; r < rows_.size(); ++r) {
       const double band_top = static_cast<double>(R - r);  // the first row at the top

@@ -23,7 +23,6 @@
 #include <cerrno>
 #include <cstring>
 #include <charconv>
-#include <chrono>
 #include <map>
 #include <filesystem>
 #include <fstream>
@@ -155,22 +154,6 @@ class LossLog {
   std::vector<std::vector<double>> curves_;
   int fd_ = -1;
   std::string pending_;
-};
-
-/// Wall time and throughput of the steps `first`+1 … `last` of a run, for progress lines.
-class StepClock {
- public:
-  StepClock(int64_t first, int64_t last) : first_(first), last_(last), start_(std::chrono::steady_clock::now()) {}
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
-  /// "12.3 steps/s | ETA 4m10s" after step `step`.
-  std::string rate(int64_t step) const {
-    const double secs = seconds(), done = static_cast<double>(step - first_);
-    return fmt::format("{:.3g} steps/s | ETA {}", done / secs, io::duration_str(static_cast<double>(last_ - step) * secs / done));
-  }
-
- private:
-  int64_t first_, last_;
-  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace casdm::train
