@@ -45,7 +45,9 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   }
   auto x = at::cat(parts);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns);
+  casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
+                              fmt::format("{}, step {}, {} weights, {} {} steps, seed {}", c.get("preset"), c.step, weights,
+                                          a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), a.seed));
   casdm::io::TensorFile f;
   f.tensors["samples"] = x;
   f.meta = {{"checkpoint", c.path.string()},

@@ -139,7 +139,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
-  double sample_secs_during = 0, reported_at = 0;
+  double sample_secs_during = 0, reported_at = 0, train_secs = 0;  // train_secs: set when training ends
   // The run's page and loss charts: written at the start, as the run goes and at the end.
   auto write_report = [&](int64_t step, const std::string& status, bool running) {
     auto chart = casdm::report::loss_chart(log.curves(), log.series(), a.preset + ": training losses");
@@ -149,7 +149,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     page.title = fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string());
     page.running = running;
     page.status = status;
-    const double secs = progress.seconds() - sample_secs_during;
+    const double secs = (train_secs > 0 ? train_secs : progress.seconds()) - sample_secs_during;
     page.figures = {{"step", fmt::format("{} of {}", step, a.steps)},
                     {"steps/s (this invocation)", secs > 0 && step > first ? fmt::format("{:.3g}", (step - first) / secs) : "-"},
                     {"data wait", fmt::format("{:.3g} %", 100 * loader.wait_seconds() / std::max(progress.seconds(), 1e-9))},
@@ -193,7 +193,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     return 128 + end.signal;
   }
   log.flush();
-  const double train_secs = progress.seconds();
+  train_secs = progress.seconds();
   const auto ckpt = ckpts.save(trainer, meta);
 
   auto [samples, sample_secs] = sample_grid(out / "samples.png", a.steps);

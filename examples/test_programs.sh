@@ -71,7 +71,11 @@ for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'ra
     assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
     assert d['casdm.weights'] == w and d['casdm.sampler'] == s and d['casdm.preset'] == 'Dual', d
 " "$W/ddim/samples.pt" "$W/anc/samples.pt" || fail "samples.pt"
-    [ -s "$W/ddim/samples.png" ] || fail "samples.png" ;;
+    "$PY" -c "
+import sys, PIL.Image
+d = PIL.Image.open(sys.argv[1]).text.get('Description')
+assert d == 'Dual, step 4, ema 0.99 weights, ddim 3 steps, seed 0', d
+" "$W/ddim/samples.png" || fail "samples.png does not say what it shows" ;;
   unknown-preset)
     refuse "unknown preset 'Nope'; choose one of: DDPM_Eps, DDPM_X0" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Nope --out "$W/o" ;;
   missing-data)
