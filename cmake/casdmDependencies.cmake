@@ -114,3 +114,15 @@ if(NOT TARGET casdm::report_deps)
       INTERFACE_LINK_LIBRARIES "${CASDM_PLPLOTCXX_LIBRARY};${CASDM_PLPLOT_LIBRARY};${CASDM_STB_LIBRARY}")
   endif()
 endif()
+
+# Optional, for casdm/train/distributed.hpp (target casdm::distributed): gloo's headers and library
+# (Debian: libgloo-dev), against which Debian's LibTorch builds ProcessGroupGloo.
+if(NOT TARGET casdm::distributed_deps)
+  find_path(CASDM_GLOO_INCLUDE_DIR gloo/algorithm.h)
+  find_library(CASDM_GLOO_LIBRARY gloo)
+  if(CASDM_GLOO_INCLUDE_DIR AND CASDM_GLOO_LIBRARY)
+    add_library(casdm::distributed_deps INTERFACE IMPORTED)
+    set_target_properties(casdm::distributed_deps PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_GLOO_INCLUDE_DIR}"
+                          INTERFACE_LINK_LIBRARIES "${CASDM_GLOO_LIBRARY}")
+  endif()
+endif()

@@ -17,6 +17,8 @@
 #include "casdm/report/chart.hpp"
 #include "casdm/report/progress.hpp"
 #include "casdm/report/run_page.hpp"
+#include "casdm/train/distributed.hpp"
+#include "casdm/train/launch.hpp"
 #include "casdm/train/loop.hpp"
 #include "casdm/train/loss_log.hpp"
 #include "casdm/train/trainer.hpp"
@@ -49,7 +51,7 @@ struct Args {
   std::string feature_weights;
   // This invocation's choices.
   int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
-  int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3;
+  int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3, nproc = 1, dist_timeout = 300;
   std::string out = "out/casdm", resume_from, device = "cpu";
   bool resume = false;
 };
@@ -83,8 +85,9 @@ casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image
 
 template <class Model>
 int train(const Args& a, const std::map<std::string, std::string>& settings,
-          const std::optional<casdm::train::CheckpointInfo>& resume) {
+          const std::optional<casdm::train::CheckpointInfo>& resume, std::shared_ptr<casdm::train::ProcessGroup> group) {
   const auto device = c10::Device(a.device);
+  const bool writer = !group || group->rank() == 0;  // data-parallel: rank 0 writes, prints and samples
   const fs::path out = a.out;
   casdm::train::CheckpointDir ckpts(out / "checkpoints", a.keep);
 
@@ -93,7 +96,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   const int64_t size = a.image_size > 0 ? a.image_size : set.images.size(2);
   set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
   const int64_t channels = set.images.size(1);
-  fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
+  if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
 
   casdm::train::check_memory(model_options(a, channels, size), a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
@@ -104,12 +107,14 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
                    .ema_rates(a.ema)
                    .grad_clip(a.grad_clip)
                    .micro_batch(a.micro_batch)
-                   .max_nonfinite_steps(a.max_nonfinite);
+                   .max_nonfinite_steps(a.max_nonfinite)
+                   .sync(group);
   casdm::train::Trainer<Model> trainer(model, topts);
   if (resume) {
-    for (const auto& note : resume->notes) fmt::print(stderr, "{}\n", note);
+    for (const auto& note : resume->notes)
+      if (writer) fmt::print(stderr, "{}\n", note);
     trainer.load(*resume);
-    fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
+    if (writer) fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
   }
   const int64_t first = trainer.step_count();
   if (first >= a.steps)
@@ -119,7 +124,8 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
   const auto names = Model::Impl::losses_type::describe();
-  casdm::train::LossLog log(out / "losses.csv", names, resume ? std::optional<int64_t>(first) : std::nullopt);
+  casdm::train::LossLog log(writer ? out / "losses.csv" : fs::path(), names,
+                            resume && writer ? std::optional<int64_t>(first) : std::nullopt);
 
   std::map<std::string, std::string> meta{{"preset", a.preset}, {"program", "casdm-train"}};
   for (const auto& [k, v] : settings) meta["args." + k] = v;
@@ -168,11 +174,12 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     page.write(out / "index.html");
     reported_at = progress.seconds();
   };
-  write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
+  if (writer) write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
 
   const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
       trainer, [&] { return loader.next(); }, log, ckpts,
       casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
+        if (!writer) return;
         if (!trainer.last_skip().empty())
           progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
         const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
@@ -185,6 +192,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
         }
       });
   progress.done();
+  if (!writer) return end.signal ? 128 + end.signal : 0;  // rank 0 writes the rest
   if (end.signal) {
     write_report(end.step, fmt::format("stopped by {} after step {} (continue with --resume)",
                                        casdm::train::StopSignals::name(end.signal), end.step), false);
@@ -279,13 +287,32 @@ int main(int argc, char** argv) {
   app.add_option("--max-nonfinite", a.max_nonfinite, "non-finite steps in a row (skipped) that stop the run")
       ->capture_default_str()->check(at_least<int64_t>(1));
   app.add_option("--prefetch", a.prefetch, "batches prepared ahead (0: none)")->capture_default_str()->check(in_range<int64_t>(0, 64));
+  app.add_option("--nproc-per-node", a.nproc, "data-parallel: start this many ranks here (c10d, Gloo); --batch stays "
+                 "the global batch")->capture_default_str()->check(in_range<int64_t>(1, 1024))->group("Data-parallel");
+  app.add_option("--dist-timeout", a.dist_timeout, "data-parallel: seconds a rank waits for the others before it stops")
+      ->capture_default_str()->check(in_range<int64_t>(1, 86400))->group("Data-parallel");
   casdm::examples::add_machine_options(app, a.threads, a.device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-train"); rc >= 0) return rc;
   try {
+    if (a.nproc > 1 && std::getenv("WORLD_SIZE"))
+      throw std::runtime_error("--nproc-per-node: WORLD_SIZE is set already (torchrun or the like starts the ranks)");
+    if (a.batch % a.nproc != 0)
+      throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", a.batch, a.nproc));
+    if (a.nproc > 1) {  // the launcher: this program again, once per rank, without --nproc-per-node
+      std::string failure;
+      const int rc = casdm::train::launch_local(static_cast<int>(a.nproc),
+                                                casdm::train::own_command(argc, argv, "--nproc-per-node"), &failure);
+      if (rc != 0) fmt::print(stderr, "casdm-train: {}; the other ranks were stopped\n", failure);
+      return rc;
+    }
+    const auto env = casdm::train::DistributedEnv::from_environment();
+    const bool writer = !env || env->rank == 0;
     casdm::examples::use_machine(a.threads, a.device);
-    casdm::io::OutputFolder folder(a.out, {"checkpoints"});  // writable, locked, cleared of orphans
-    for (const auto& f : folder.removed())
-      fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
+    std::optional<casdm::io::OutputFolder> folder;
+    if (writer) folder.emplace(a.out, std::vector<std::string>{"checkpoints"});  // writable, locked, cleared of orphans
+    if (folder)
+      for (const auto& f : folder->removed())
+        fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
     const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
                             .resume_point(a.resume, a.resume_from);
     if (resume) settings.resume_from(resume->meta_under("args."), app, resume->path.string());
@@ -302,8 +329,14 @@ int main(int argc, char** argv) {
         throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
     casdm::data::parse_fit(a.fit);
+    std::shared_ptr<casdm::train::ProcessGroup> group;
+    if (env && env->world_size > 1) {
+      if (a.batch % env->world_size != 0)
+        throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", a.batch, env->world_size));
+      group = std::make_shared<casdm::train::ProcessGroup>(*env, c10::Device(a.device), std::chrono::seconds(a.dist_timeout));
+    }
     return casdm::presets::visit(a.preset, [&](auto type) {
-      return train<typename decltype(type)::type>(a, settings.values(), resume);
+      return train<typename decltype(type)::type>(a, settings.values(), resume, group);
     });
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-train: {}\n", casdm::examples::message(e));

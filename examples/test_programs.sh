@@ -392,6 +392,51 @@ PY
     ! grep -q $'\r' "$W/file.err" || fail "carriage returns in a file"
     grep -q "^step 2/4 | .* steps/s | ETA .* | total " "$W/file.err" || fail "no plain line: $(cat "$W/file.err")"
     grep -q "^step 4/4 | " "$W/file.err" || fail "no last line" ;;
+  distributed)  # 2 ranks (c10d Gloo on 127.0.0.1): the launcher and the variables set by hand equal one process; resume; a killed rank
+    refuse "--batch 5 does not divide among 2 ranks" "$BIN/casdm-train" "${TINY[@]}" --batch 5 --steps 2 --nproc-per-node 2 --out "$W/o"
+    refuse "--nproc-per-node: WORLD_SIZE is set already" env WORLD_SIZE=2 "$BIN/casdm-train" "${TINY[@]}" --nproc-per-node 2 --out "$W/o"
+    args=("${TINY[@]}" --micro-batch 2 --grad-clip 0.5 --steps 4 --checkpoint-every 2)
+    "$BIN/casdm-train" "${args[@]}" --out "$W/one" > /dev/null 2>&1 || fail "one process"
+    "$BIN/casdm-train" "${args[@]}" --nproc-per-node 2 --out "$W/two" > "$W/two.out" 2>&1 || fail "two ranks: $(cat "$W/two.out")"
+    port=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    for r in 1 0; do  # as torchrun or a scheduler sets them
+      RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$BIN/casdm-train" "${args[@]}" --out "$W/hand" \
+        > "$W/hand$r.out" 2>&1 & pids[$r]=$!
+    done
+    wait "${pids[0]}" || fail "rank 0 by hand: $(cat "$W/hand0.out")"
+    wait "${pids[1]}" || fail "rank 1 by hand: $(cat "$W/hand1.out")"
+    [ ! -s "$W/hand1.out" ] || fail "rank 1 printed: $(cat "$W/hand1.out")"
+    "$BIN/casdm-train" "${TINY[@]}" --micro-batch 2 --grad-clip 0.5 --steps 2 --nproc-per-node 2 --out "$W/split" \
+      > /dev/null 2>&1 || fail "two ranks, first half"
+    "$BIN/casdm-train" --resume --steps 4 --threads 1 --samples 4 --sample-steps 2 --nproc-per-node 2 --out "$W/split" \
+      > /dev/null 2>&1 || fail "two ranks, resumed"
+    "$PY" - "$W" <<'PY' || fail "two ranks differ from one process"
+import sys, torch
+d = sys.argv[1]
+load = lambda run: torch.load(f"{d}/{run}/checkpoints/ckpt-000000004.pt", weights_only=True)
+one, two, hand, split = load("one"), load("two"), load("hand"), load("split")
+keys = [k for k in one if k.startswith("model.")]
+assert len(keys) > 50 and all(k in two for k in keys)
+# float32 sums in another order (two shard means, an all-reduce): ~1e-7, carried by AdamW as lr·1e-3 at most
+worst = max((one[k].double() - two[k].double()).abs().max().item() for k in keys)
+assert worst < 2e-6, worst
+for k, v in two.items():  # the launcher, the variables by hand, and a resume: the same bits
+    if isinstance(v, torch.Tensor) and not k.startswith("rng"):
+        assert torch.equal(v, hand[k]), k
+        assert torch.equal(v, split[k]), k
+PY
+    cmp "$W/two/losses.csv" "$W/hand/losses.csv" || fail "loss logs of the two 2-rank runs differ"
+    [ "$(wc -l < "$W/two/losses.csv")" -eq 5 ] || fail "losses.csv of two ranks"
+    # A killed rank: the launcher names it and stops the other, well before the timeout.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 100000 --nproc-per-node 2 --dist-timeout 60 --out "$W/killed" \
+      2> "$W/killed.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 3/" "$W/killed.err" && break; sleep 0.1; done
+    for c in $(pgrep -P $pid); do tr '\0' '\n' < /proc/$c/environ | grep -qx RANK=1 && kill -KILL "$c"; done
+    start=$SECONDS; wait $pid; rc=$?
+    cat "$W/killed.err" | tail -3
+    [ $rc -eq 137 ] || fail "exit status $rc after a rank was killed, expected 137"
+    grep -q "casdm-train: rank 1 was killed by signal 9; the other ranks were stopped" "$W/killed.err" || fail "no message"
+    [ $((SECONDS - start)) -lt 30 ] || fail "the run took $((SECONDS - start)) s to end" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

@@ -6,6 +6,7 @@ pkgs=(cmake ninja-build g++ ccache libtorch-dev libopenblas0-pthread libboost-de
       python3-torch python3-torchvision python3-numpy python3-scipy python3-pil
       clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
       libplplot-dev plplot-driver-cairo fonts-dejavu-core  # charts (casdm/report/)
+      libgloo-dev  # data-parallel training (train/distributed.hpp: c10d's ProcessGroupGloo)
       chromium)  # the reports' test: headless Chromium renders the pages (tests/report_page.py)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -41,18 +41,26 @@ struct LoopEnd {
 
 /// Trains `trainer` on `next_batch()` up to `o.last()`; see the file's comment. A NonFiniteError
 /// from the trainer propagates (the log's rows are written as it unwinds).
+///
+/// Data-parallel (the trainer's options().sync()): a signal on any rank stops every rank after the
+/// same step (the ranks agree on it after each step); only rank 0 writes checkpoints, and every
+/// rank waits at a barrier until the checkpoint is written.
 template <class T, class Next, class After>
 LoopEnd run_steps(T& trainer, Next&& next_batch, LossLog& log, const CheckpointDir& ckpts, const LoopOptions& o,
                   After&& after) {
   StopSignals stop;
   LoopEnd end;
+  const auto& sync = trainer.options().sync();
+  const bool writer = !sync || sync->rank() == 0;
   for (int64_t step = trainer.step_count() + 1; step <= o.last(); ++step) {
     log.append(step, trainer.step(next_batch()));
     end.step = step;
     const bool periodic = o.checkpoint_every() > 0 && step % o.checkpoint_every() == 0 && step != o.last();
-    if ((end.signal = stop.requested()) || periodic) {
+    end.signal = sync ? static_cast<int>(sync->max_of(stop.requested())) : stop.requested();
+    if (end.signal || periodic) {
       log.flush();
-      end.checkpoint = ckpts.save(trainer, o.meta());
+      if (writer) end.checkpoint = ckpts.save(trainer, o.meta());
+      if (sync) sync->barrier();
       if (end.signal) return end;
     }
     after(step);

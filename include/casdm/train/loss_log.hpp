@@ -34,6 +34,7 @@
 
 namespace casdm::train {
 
+/// An empty path keeps the log in memory only (no file; a resume starts it empty).
 class LossLog {
  public:
   LossLog(std::filesystem::path path, const std::vector<std::pair<std::string, double>>& terms,
@@ -42,6 +43,7 @@ class LossLog {
     series_.push_back("total");
     for (const auto& [name, weight] : terms) series_.push_back(name);
     curves_.resize(series_.size());
+    if (path_.empty()) return;  // in memory only (the ranks of a data-parallel run but rank 0)
     const std::string header = fmt::format("step,{}", fmt::join(series_, ","));
     std::string kept = header + "\n";
     if (resume_at) {
@@ -72,7 +74,7 @@ class LossLog {
       flush();
     } catch (...) {
     }
-    ::close(fd_);
+    if (fd_ >= 0) ::close(fd_);
   }
 
   /// One row: the report's total and terms (in the order of the loss set).
@@ -91,6 +93,7 @@ class LossLog {
   /// Writes the buffered rows; a failed write (a full disk) throws with the system's reason, and
   /// the rows stay buffered.
   void flush() {
+    if (fd_ < 0) return pending_.clear();  // in memory only
     size_t done = 0;
     while (done < pending_.size()) {
       const ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);

@@ -35,6 +35,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +43,30 @@
 #include <vector>
 
 namespace casdm::train {
+
+/// What data-parallel training needs from its process group: train/distributed.hpp implements it
+/// over PyTorch's c10d (ProcessGroupGloo); the trainer itself includes no c10d header.
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  virtual int64_t rank() const = 0;
+  virtual int64_t world_size() const = 0;
+  /// Replaces each tensor by its mean over the ranks (in place; the same list on every rank).
+  virtual void average(std::vector<at::Tensor>& tensors) = 0;
+  /// Copies rank 0's tensors into every rank's (in place).
+  virtual void broadcast(std::vector<at::Tensor>& tensors) = 0;
+  /// The largest of each value over the ranks (one small collective).
+  virtual std::vector<double> max(std::vector<double> values) = 0;
+  virtual void barrier() = 0;
+
+  /// The largest `value` of any rank (a stop signal every rank agrees on).
+  double max_of(double value) { return max({value}).at(0); }
+  /// Whether `value` is the same on every rank (a checksum).
+  bool same_everywhere(double value) {
+    const auto m = max({value, -value});
+    return m[0] == -m[1];  // the largest equals the smallest
+  }
+};
 
 struct TrainerOptions {
   TORCH_ARG(AdamWOptions, optimizer) = AdamWOptions{};
@@ -55,6 +80,15 @@ struct TrainerOptions {
   /// A step whose loss or gradients are not finite is skipped (no update, no EMA); this many in a
   /// row stop training with NonFiniteError. 1 stops at the first.
   TORCH_ARG(int64_t, max_nonfinite_steps) = 3;
+  /// Data-parallel training: every rank passes the same global batch to step(), takes its shard
+  /// (rank r: images r·n/W … (r+1)·n/W − 1) with the timesteps and noise drawn for the whole batch,
+  /// and the gradients and loss terms are averaged over the ranks before clipping — the same step
+  /// as one process on the whole batch, up to the order of float sums. Parameters are broadcast
+  /// from rank 0 when the trainer is made. nullptr: one process.
+  TORCH_ARG(std::shared_ptr<GradientSync>, sync) = nullptr;
+  /// Data-parallel: every this many steps the ranks compare a checksum of the weights and the EMA
+  /// copies, and stop with an error if they drifted apart (0: never).
+  TORCH_ARG(int64_t, sync_check_every) = 100;
 };
 
 /// Training stopped: `max_nonfinite_steps` steps in a row had a non-finite loss or gradient.
@@ -141,6 +175,12 @@ class Trainer {
     if (options_.max_nonfinite_steps() < 1)
       throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
     auto& live = *model_->denoiser();
+    if (const auto& sync = options_.sync()) {  // every rank starts from rank 0's weights
+      auto tensors = live.parameters();
+      for (auto& b : live.buffers()) tensors.push_back(b);
+      at::NoGradGuard no_grad;
+      sync->broadcast(tensors);
+    }
     for (double r : options_.ema_rates()) {
       Denoiser copy(std::dynamic_pointer_cast<typename Denoiser::Impl>(live.clone()));
       copy->eval();
@@ -172,15 +212,26 @@ class Trainer {
 
   /// One optimiser step on a batch x0 ∈ [−1, 1]; returns the batch's loss terms (detached; with
   /// micro-batches, their size-weighted mean).
+  /// Data-parallel (options().sync()): x0 is the global batch, the same on every rank.
   loss::LossReport step(const at::Tensor& x0) {
     model_->train();
     optimizer_.zero_grad();
-    const int64_t n = x0.size(0);
+    const auto& sync = options_.sync();
+    const int64_t world = sync ? sync->world_size() : 1, rank = sync ? sync->rank() : 0;
+    model_->denoiser()->check_images(x0, "Trainer::step");
+    if (x0.size(0) % world != 0)
+      throw std::invalid_argument(fmt::format("Trainer::step: a batch of {} images does not divide among {} ranks",
+                                              x0.size(0), world));
+    // t and ε for the whole batch, then this rank's shard of everything.
+    const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
+    const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+    const auto noise_all = at::randn_like(x0);
+    const auto x = x0.slice(0, lo, lo + n), t = t_all.slice(0, lo, lo + n), noise = noise_all.slice(0, lo, lo + n);
     const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
     loss::LossReport out;
     for (int64_t s = 0; s < n; s += chunk) {
       const int64_t e = std::min(n, s + chunk);
-      auto r = model_->training_losses(x0.slice(0, s, e));
+      auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e));
       const double w = static_cast<double>(e - s) / static_cast<double>(n);
       (chunk == n ? r.total : r.total * w).backward();
       if (!out.total.defined()) {
@@ -191,6 +242,7 @@ class Trainer {
         for (size_t i = 0; i < r.terms.size(); ++i) out.terms[i].second = out.terms[i].second + r.terms[i].second.detach() * w;
       }
     }
+    if (sync) average_over_ranks(*sync, out);
     grad_norm_ = options_.grad_clip() > 0 ? clip_grad_norm(optimizer_.parameters(), options_.grad_clip())
                                           : grad_norm(optimizer_.parameters());
     ++step_;
@@ -205,7 +257,21 @@ class Trainer {
     for (auto& e : ema_updates_) e.update();
     consecutive_skips_ = 0;
     last_skip_.clear();
+    if (sync && options_.sync_check_every() > 0 && step_ % options_.sync_check_every() == 0) check_in_sync(*sync);
     return out;
+  }
+
+  /// Data-parallel: stops with an error naming the step if the ranks' weights or EMA copies differ
+  /// (a float64 sum of every element, compared across ranks).
+  void check_in_sync(GradientSync& sync) const {
+    at::NoGradGuard no_grad;
+    double sum = 0;
+    for (const auto& p : model_->denoiser()->parameters()) sum += p.sum(at::kDouble).template item<double>();
+    for (const auto& e : emas_)
+      for (const auto& p : e->parameters()) sum += p.sum(at::kDouble).template item<double>();
+    if (!sync.same_everywhere(sum))
+      throw std::runtime_error(fmt::format("step {}: the weights of rank {} differ from the other ranks' (checksum {}); "
+                                           "data-parallel training cannot go on", step_, sync.rank(), sum));
   }
 
   /// Writes a checkpoint atomically; `extra` goes into the metadata ("casdm.<key>"). `before_rename`
@@ -314,6 +380,22 @@ class Trainer {
 
  private:
   c10::Device device() const { return model_->parameters().front().device(); }
+
+  /// The gradients (zeros where a parameter got none) and the loss terms, averaged over the ranks.
+  void average_over_ranks(GradientSync& sync, loss::LossReport& r) {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, p] : optimizer_.parameters()) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      tensors.push_back(p.grad());
+    }
+    std::vector<at::Tensor> terms{r.total.reshape({1})};
+    for (auto& [name, v] : r.terms) terms.push_back(v.reshape({1}).to(r.total.scalar_type()));
+    tensors.push_back(at::cat(terms));
+    sync.average(tensors);
+    r.total = tensors.back()[0];
+    for (size_t i = 0; i < r.terms.size(); ++i) r.terms[i].second = tensors.back()[static_cast<int64_t>(i + 1)];
+  }
 
   void skip(const loss::LossReport& r) {
     ++skipped_;

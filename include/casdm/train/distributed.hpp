@@ -1,0 +1,179 @@
+#pragma once
+// Data-parallel training on PyTorch's c10d: the rendezvous torchrun sets up (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a TCPStore, and ProcessGroupGloo on CPU tensors.
+//
+//   auto env = casdm::train::DistributedEnv::from_environment();   // nullopt: one process
+//   auto group = std::make_shared<casdm::train::ProcessGroup>(*env, device);
+//   casdm::train::Trainer<Model> trainer(model, casdm::train::TrainerOptions().sync(group));
+//   trainer.step(global_batch);   // the same batch on every rank; each trains on its shard
+//
+// Needs LibTorch's distributed build (Debian's libtorch-dev has it) and gloo's headers (Debian:
+// libgloo-dev). CUDA tensors (NCCL) are refused for now.
+#include "casdm/train/trainer.hpp"
+
+#include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace casdm::train {
+
+/// torchrun's environment contract.
+struct DistributedEnv {
+  int64_t rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 29500;
+
+  /// From RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; nullopt when WORLD_SIZE is
+  /// unset (one process). A variable that is malformed or out of range, or missing while
+  /// WORLD_SIZE is set, is refused in one line naming it. LOCAL_RANK defaults to RANK.
+  static std::optional<DistributedEnv> from_environment() {
+    const char* world = std::getenv("WORLD_SIZE");
+    if (!world) return std::nullopt;
+    auto number = [](const char* name, int64_t lo, int64_t hi, std::optional<int64_t> fallback = {}) -> int64_t {
+      const char* v = std::getenv(name);
+      if (!v) {
+        if (fallback) return *fallback;
+        throw std::runtime_error(fmt::format("{} is not set (WORLD_SIZE is: data-parallel needs RANK, WORLD_SIZE, "
+                                             "MASTER_ADDR and MASTER_PORT, as torchrun sets them)", name));
+      }
+      int64_t x = 0;
+      const std::string s(v);
+      const auto r = std::from_chars(s.data(), s.data() + s.size(), x);
+      if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size() || x < lo || x > hi)
+        throw std::runtime_error(fmt::format("{}={}: must be an integer in [{}, {}]", name, s, lo, hi));
+      return x;
+    };
+    DistributedEnv e;
+    e.world_size = number("WORLD_SIZE", 1, 1 << 20);
+    e.rank = number("RANK", 0, e.world_size - 1);
+    e.local_rank = number("LOCAL_RANK", 0, 1 << 20, e.rank);
+    e.master_port = number("MASTER_PORT", 1, 65535);
+    const char* addr = std::getenv("MASTER_ADDR");
+    if (!addr || !*addr) throw std::runtime_error("MASTER_ADDR is not set (WORLD_SIZE is)");
+    e.master_addr = addr;
+    return e;
+  }
+};
+
+/// A c10d process group for data-parallel training (GradientSync): a TCPStore at the master (rank
+/// 0 serves it) and ProcessGroupGloo. Every collective waits at most `timeout`; a rank that died
+/// or hangs makes the others' collectives throw within it.
+class ProcessGroup final : public GradientSync {
+ public:
+  ProcessGroup(const DistributedEnv& env, c10::Device device, std::chrono::milliseconds timeout = std::chrono::minutes(5),
+               size_t bucket_bytes = size_t{25} << 20)
+      : env_(env), bucket_bytes_(bucket_bytes) {
+    if (!device.is_cpu())
+      throw std::runtime_error(fmt::format("data-parallel training on {} (NCCL) is not built yet; use the CPU (Gloo)",
+                                           device.str()));
+    ::c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = static_cast<size_t>(env.world_size);
+    so.waitWorkers = true;
+    so.timeout = timeout;
+    try {
+      store_ = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("rank {}: cannot {} the rendezvous at {}:{} ({})", env.rank,
+                                           env.rank == 0 ? "open" : "reach", env.master_addr, env.master_port,
+                                           first_line(e)));
+    }
+    auto opts = ::c10d::ProcessGroupGloo::Options::create();
+    opts->timeout = timeout;
+    const bool local = env.master_addr == "127.0.0.1" || env.master_addr == "localhost" || env.master_addr == "::1";
+    try {
+      opts->devices.push_back(local ? ::c10d::ProcessGroupGloo::createDeviceForHostname(
+                                          env.master_addr == "localhost" ? std::string("127.0.0.1") : env.master_addr)
+                                    : ::c10d::ProcessGroupGloo::createDefaultDevice());  // this host's name
+      group_ = c10::make_intrusive<::c10d::ProcessGroupGloo>(store_, static_cast<int>(env.rank),
+                                                             static_cast<int>(env.world_size), opts);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("rank {}: the {} ranks did not all join the rendezvous at {}:{} within {} s ({})",
+                                           env.rank, env.world_size, env.master_addr, env.master_port,
+                                           std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
+                                           first_line(e)));
+    }
+  }
+
+  int64_t rank() const override { return env_.rank; }
+  int64_t world_size() const override { return env_.world_size; }
+  const DistributedEnv& env() const { return env_; }
+
+  /// Bucketed: tensors of one dtype are packed into flat buffers of up to `bucket_bytes`, each
+  /// summed across the ranks in one all-reduce, divided by the world size and copied back.
+  void average(std::vector<at::Tensor>& tensors) override {
+    at::NoGradGuard no_grad;
+    size_t i = 0;
+    while (i < tensors.size()) {
+      size_t j = i, bytes = 0;
+      while (j < tensors.size() && tensors[j].scalar_type() == tensors[i].scalar_type() &&
+             (j == i || bytes + tensors[j].nbytes() <= bucket_bytes_))
+        bytes += tensors[j].nbytes(), ++j;
+      std::vector<at::Tensor> flat_parts;
+      for (size_t k = i; k < j; ++k) flat_parts.push_back(tensors[k].reshape({-1}));
+      std::vector<at::Tensor> flat{at::cat(flat_parts)};
+      run("all-reduce", [&] { return group_->allreduce(flat); });
+      flat[0].div_(static_cast<double>(env_.world_size));
+      int64_t off = 0;
+      for (size_t k = i; k < j; ++k) {
+        const int64_t n = tensors[k].numel();
+        tensors[k].copy_(flat[0].slice(0, off, off + n).view(tensors[k].sizes()));
+        off += n;
+      }
+      i = j;
+    }
+  }
+
+  void broadcast(std::vector<at::Tensor>& tensors) override {
+    at::NoGradGuard no_grad;
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
+      run("broadcast", [&] { return group_->broadcast(one); });
+      if (!one[0].is_same(t)) t.copy_(one[0]);
+    }
+  }
+
+  std::vector<double> max(std::vector<double> values) override {
+    std::vector<at::Tensor> v{at::tensor(values, at::kDouble)};
+    run("all-reduce", [&] { return group_->allreduce(v, ::c10d::AllreduceOptions{::c10d::ReduceOp::MAX}); });
+    const auto* p = v[0].data_ptr<double>();
+    return std::vector<double>(p, p + values.size());
+  }
+
+  void barrier() override {
+    run("barrier", [&] { return group_->barrier(); });
+  }
+
+ private:
+  static std::string first_line(const std::exception& e) {
+    const auto* c = dynamic_cast<const c10::Error*>(&e);
+    std::string s = c ? c->what_without_backtrace() : e.what();
+    if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+    return s;
+  }
+  template <class F>
+  void run(const char* what, F&& start) {
+    try {
+      start()->wait();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("rank {}: {} failed — another rank has died or hangs ({})", env_.rank, what,
+                                           first_line(e)));
+    }
+  }
+
+  DistributedEnv env_;
+  size_t bucket_bytes_;
+  c10::intrusive_ptr<::c10d::Store> store_;
+  c10::intrusive_ptr<::c10d::ProcessGroupGloo> group_;
+};
+
+}  // namespace casdm::train

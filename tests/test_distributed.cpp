@@ -1,0 +1,175 @@
+// Data-parallel training on c10d (Gloo, 127.0.0.1): two ranks, each a process of this test program
+// started by the test, against one process trained on the combined batch; torchrun's environment
+// read and refused.
+#include "casdm/presets/table1.hpp"
+#include "casdm/train/distributed.hpp"
+
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "support.hpp"
+#include "tiny.hpp"
+
+extern char** environ;
+
+using namespace casdm;
+namespace fs = std::filesystem;
+
+namespace {
+
+using DPModel = presets::CasDM;
+
+/// The run both sides train: a tiny CasDM, 3 steps of a global batch of 8, clipping and
+/// micro-batches of 2 on, no dropout (its masks are drawn per shard).
+train::TrainerOptions run_options() {
+  return train::TrainerOptions().optimizer(train::AdamWOptions().lr(1e-3)).ema_rates({0.9}).grad_clip(0.5).micro_batch(2);
+}
+at::Tensor batch(int64_t step) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(100 + step));
+  return at::rand({8, 1, 8, 8}, g) * 2 - 1;
+}
+template <class T>
+void train_three_steps(T& trainer) {
+  for (int64_t s = 0; s < 3; ++s) trainer.step(batch(s));
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel's choice; closed again before use).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// Starts this test program as rank `rank` of `world` running the hidden case `test`.
+pid_t start_rank(int rank, int world, int port, const fs::path& out, const std::string& test) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (auto s : {fmt::format("RANK={}", rank), fmt::format("LOCAL_RANK={}", rank), fmt::format("WORLD_SIZE={}", world),
+                 std::string("MASTER_ADDR=127.0.0.1"), fmt::format("MASTER_PORT={}", port),
+                 "CASDM_DP_OUT=" + out.string()})
+    env.push_back(s);
+  std::vector<char*> envp;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string exe = fs::read_symlink("/proc/self/exe").string(), filter = test;
+  std::vector<char*> argv{exe.data(), filter.data(), nullptr};
+  pid_t pid = 0;
+  REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()) == 0);
+  return pid;
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// Environment variables set for the scope.
+struct Env {
+  std::vector<std::string> names;
+  Env(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (auto [k, v] : vars) {
+      names.emplace_back(k);
+      if (v) ::setenv(k, v, 1); else ::unsetenv(k);
+    }
+  }
+  ~Env() {
+    for (const auto& k : names) ::unsetenv(k.c_str());
+  }
+};
+
+}  // namespace
+
+// Run by the test below in two processes (RANK 0 and 1): trains and writes its checkpoint.
+TEST_CASE("data-parallel rank (started by the two-rank test)", "[.dp-rank]") {
+  const auto env = train::DistributedEnv::from_environment();
+  REQUIRE(env);
+  at::set_num_threads(1);
+  auto group = std::make_shared<train::ProcessGroup>(*env, c10::Device("cpu"), std::chrono::seconds(60));
+  torch::manual_seed(static_cast<uint64_t>(7 + env->rank));  // different weights at first: the broadcast unifies them
+  DPModel model(test::tiny_options());
+  torch::manual_seed(0);  // the same draws (t, ε) on every rank
+  train::Trainer<DPModel> trainer(model, run_options().sync(group).sync_check_every(1));
+  train_three_steps(trainer);
+  trainer.save(fs::path(std::getenv("CASDM_DP_OUT")) / fmt::format("rank{}.pt", env->rank));
+}
+
+TEST_CASE("two ranks (Gloo) train as one process on the combined batch", "[distributed]") {
+  const auto dir = test::scratch("dp-two-ranks");
+  const int port = free_port();
+  const pid_t r0 = start_rank(0, 2, port, dir, "[.dp-rank]"), r1 = start_rank(1, 2, port, dir, "[.dp-rank]");
+  CHECK(wait_for(r0) == 0);
+  CHECK(wait_for(r1) == 0);
+
+  torch::manual_seed(7);  // rank 0's weights
+  DPModel model(test::tiny_options());
+  torch::manual_seed(0);
+  train::Trainer<DPModel> single(model, run_options());
+  train_three_steps(single);
+  const auto a = io::read_tensor_file(dir / "rank0.pt").tensors, b = io::read_tensor_file(dir / "rank1.pt").tensors;
+  size_t compared = 0;
+  for (const auto& [k, v] : io::state_of(*single.model())) {
+    INFO(k);
+    REQUIRE(a.count("model." + k));
+    CHECK(at::equal(a.at("model." + k), b.at("model." + k)));  // the ranks agree bit for bit
+    // One process: the same images, t and ε, the gradients summed in another order (the mean of
+    // 8 images against the mean of two means of 4, each of two micro-batches): float32 rounding,
+    // ~1e-7 relative, which AdamW's first steps (update ≈ lr · sign(g)) carry into the weights at
+    // most as lr · 1e-3 here.
+    CHECK(test::max_abs_diff(a.at("model." + k), v) < 2e-6);
+    ++compared;
+  }
+  CHECK(compared > 50);
+  for (const auto& [k, v] : a)
+    if (k.rfind("ema.", 0) == 0 || k.rfind("optim.", 0) == 0) CHECK(at::equal(v, b.at(k)));
+}
+
+TEST_CASE("torchrun's environment: one process without it, each bad variable named", "[distributed]") {
+  {
+    Env e{{"WORLD_SIZE", nullptr}};
+    CHECK_FALSE(train::DistributedEnv::from_environment());
+  }
+  {
+    Env e{{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", nullptr}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29400"}};
+    const auto d = train::DistributedEnv::from_environment();
+    REQUIRE(d);
+    CHECK(d->world_size == 4);
+    CHECK(d->rank == 3);
+    CHECK(d->local_rank == 3);
+    CHECK(d->master_addr == "10.0.0.1");
+    CHECK(d->master_port == 29400);
+  }
+  auto refused = [](std::initializer_list<std::pair<const char*, const char*>> vars, const std::string& message) {
+    Env e(vars);
+    CHECK_THROWS_WITH(train::DistributedEnv::from_environment(), Catch::Contains(message));
+  };
+  refused({{"WORLD_SIZE", "2"}, {"RANK", nullptr}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "1"}}, "RANK is not set");
+  refused({{"WORLD_SIZE", "2"}, {"RANK", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "1"}}, "RANK=2: must be an integer in [0, 1]");
+  refused({{"WORLD_SIZE", "two"}, {"RANK", "0"}}, "WORLD_SIZE=two: must be an integer");
+  refused({{"WORLD_SIZE", "0"}, {"RANK", "0"}}, "WORLD_SIZE=0: must be an integer in [1,");
+  refused({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT=70000");
+  refused({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", nullptr}, {"MASTER_PORT", "29500"}}, "MASTER_ADDR is not set");
+}
+
+TEST_CASE("a rank that never comes ends the rendezvous within its timeout, in one line", "[distributed]") {
+  // Rank 1 never comes: rank 0's rendezvous gives up after the timeout with a message.
+  const auto env = train::DistributedEnv{0, 2, 0, "127.0.0.1", free_port()};
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cpu"), std::chrono::seconds(2)),
+                    Catch::Contains("rank 0: the 2 ranks did not all join the rendezvous at 127.0.0.1:"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cuda"), std::chrono::seconds(2)),
+                    Catch::Contains("data-parallel training on cuda (NCCL) is not built yet"));
+}
