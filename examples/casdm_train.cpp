@@ -222,6 +222,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
                       {"data_mean", data_images.mean().template item<double>()},
                       {"data_std", data_images.std().template item<double>()}};
   if (frozen > 0) j["frozen_parameters"] = frozen;
+  if (group) j["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
   for (const auto& [n, w] : names) j["loss_weights"][n] = w;
   casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
   write_report(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps, casdm::io::duration_str(train_secs)), false);
@@ -334,6 +335,7 @@ int main(int argc, char** argv) {
       if (a.batch % env->world_size != 0)
         throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", a.batch, env->world_size));
       group = std::make_shared<casdm::train::ProcessGroup>(*env, c10::Device(a.device), std::chrono::seconds(a.dist_timeout));
+      if (const char* o = std::getenv("CASDM_DIST_OVERLAP"); o && std::string(o) == "0") group->overlap(false);  // to measure
     }
     return casdm::presets::visit(a.preset, [&](auto type) {
       return train<typename decltype(type)::type>(a, settings.values(), resume, group);

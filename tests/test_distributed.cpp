@@ -90,6 +90,22 @@ struct Env {
   }
 };
 
+/// A group of two ranks in one process, without communication: rank 0 sees its own values as
+/// the others' (the average is the identity), except that `drift` makes the ranks disagree on max().
+struct LoneRank : train::GradientSync {
+  bool drift = false;
+  int64_t rank() const override { return 0; }
+  int64_t world_size() const override { return 2; }
+  void average(std::vector<at::Tensor>&) override {}
+  void broadcast(std::vector<at::Tensor>&) override {}
+  std::vector<double> max(std::vector<double> v) override {
+    if (drift)
+      for (auto& x : v) x += 1;  // another rank's value is larger
+    return v;
+  }
+  void barrier() override {}
+};
+
 }  // namespace
 
 // Run by the test below in two processes (RANK 0 and 1): trains and writes its checkpoint.
@@ -172,4 +188,19 @@ TEST_CASE("a rank that never comes ends the rendezvous within its timeout, in on
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
   CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cuda"), std::chrono::seconds(2)),
                     Catch::Contains("data-parallel training on cuda (NCCL) is not built yet"));
+}
+
+TEST_CASE("data-parallel steps refuse a batch the ranks cannot share, and stop when the weights drift", "[distributed]") {
+  auto lone = std::make_shared<LoneRank>();
+  torch::manual_seed(0);
+  DPModel model(test::tiny_options());
+  train::Trainer<DPModel> trainer(model, run_options().sync(lone).sync_check_every(2));
+  CHECK_THROWS_WITH(trainer.step(at::zeros({5, 1, 8, 8})),
+                    Catch::Contains("Trainer::step: a batch of 5 images does not divide among 2 ranks"));
+  CHECK(trainer.step_count() == 0);
+  trainer.step(batch(0));
+  lone->drift = true;  // the check runs every 2 steps
+  CHECK_THROWS_WITH(trainer.step(batch(1)), Catch::Contains("step 2: the weights of rank 0 differ from the other ranks'"));
+  lone->drift = false;
+  CHECK_NOTHROW(trainer.step(batch(2)));
 }

@@ -133,6 +133,49 @@ class ProcessGroup final : public GradientSync {
     }
   }
 
+  /// Overlapped averaging: the gradients are packed into buckets in the reverse of their order
+  /// (roughly the order backward completes them); a bucket's all-reduce starts, asynchronously,
+  /// when its last gradient is ready, and finish() waits for them all.
+  void begin(const std::vector<at::Tensor>& grads) override {
+    if (!overlap_) return;
+    if (slots_.size() != grads.size()) plan(grads);
+    for (auto& b : buckets_) b.ready = 0, b.work.reset();
+    next_ = 0;
+  }
+  void gradient_ready(size_t i, const at::Tensor& g) override {
+    if (!overlap_ || i >= slots_.size()) return;
+    const auto [b, offset] = slots_[i];
+    auto& bucket = buckets_[b];
+    bucket.flat.slice(0, offset, offset + g.numel()).copy_(g.reshape({-1}));
+    ++bucket.ready;
+    // Collectives start in the same order on every rank: bucket k only after buckets 0 … k−1.
+    while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].members.size()) launch(buckets_[next_++]);
+  }
+  void finish(std::vector<at::Tensor>& grads) override {
+    at::NoGradGuard no_grad;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!overlap_ || slots_.size() != grads.size()) {  // all of it after backward
+      average(grads);
+      waited_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return;
+    }
+    for (; next_ < buckets_.size(); ++next_) {  // buckets not complete (a parameter this step did not use) as they are
+      for (size_t i : buckets_[next_].members) gradient_ready_copy(i, grads[i]);
+      launch(buckets_[next_]);
+    }
+    for (auto& bucket : buckets_) {
+      wait(bucket);
+      bucket.flat.div_(static_cast<double>(env_.world_size));
+      for (size_t i : bucket.members)
+        grads[i].copy_(bucket.flat.slice(0, slots_[i].second, slots_[i].second + grads[i].numel()).view(grads[i].sizes()));
+    }
+    waited_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  /// Seconds the step waited for gradient all-reduces after its backward pass.
+  double seconds_waiting() const { return waited_; }
+  /// Whether all-reduces start during backward (default) or all after it (to measure the overlap).
+  void overlap(bool on) { overlap_ = on; }
+
   void broadcast(std::vector<at::Tensor>& tensors) override {
     at::NoGradGuard no_grad;
     for (auto& t : tensors) {
@@ -160,6 +203,54 @@ class ProcessGroup final : public GradientSync {
     if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
     return s;
   }
+  struct Bucket {
+    std::vector<size_t> members;
+    at::Tensor flat;
+    size_t ready = 0;
+    c10::intrusive_ptr<::c10d::Work> work;
+  };
+  void plan(const std::vector<at::Tensor>& grads) {
+    buckets_.clear();
+    slots_.assign(grads.size(), {0, 0});
+    size_t bytes = 0;
+    for (size_t k = grads.size(); k-- > 0;) {
+      const auto& g = grads[k];
+      if (buckets_.empty() || bytes + g.nbytes() > bucket_bytes_ ||
+          grads[buckets_.back().members.front()].scalar_type() != g.scalar_type())
+        buckets_.emplace_back(), bytes = 0;
+      auto& b = buckets_.back();
+      slots_[k] = {buckets_.size() - 1, static_cast<int64_t>(bytes / g.element_size())};
+      b.members.push_back(k);
+      bytes += g.nbytes();
+    }
+    for (auto& b : buckets_) {
+      int64_t n = 0;
+      for (size_t i : b.members) n += grads[i].numel();
+      b.flat = at::empty({n}, grads[b.members.front()].options());
+    }
+  }
+  void gradient_ready_copy(size_t i, const at::Tensor& g) {
+    auto& bucket = buckets_[slots_[i].first];
+    bucket.flat.slice(0, slots_[i].second, slots_[i].second + g.numel()).copy_(g.reshape({-1}));
+  }
+  void launch(Bucket& b) {
+    std::vector<at::Tensor> one{b.flat};
+    try {
+      b.work = group_->allreduce(one);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("rank {}: all-reduce failed — another rank has died or hangs ({})", env_.rank,
+                                           first_line(e)));
+    }
+  }
+  void wait(Bucket& b) {
+    try {
+      b.work->wait();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("rank {}: all-reduce failed — another rank has died or hangs ({})", env_.rank,
+                                           first_line(e)));
+    }
+  }
+
   template <class F>
   void run(const char* what, F&& start) {
     try {
@@ -174,6 +265,11 @@ class ProcessGroup final : public GradientSync {
   size_t bucket_bytes_;
   c10::intrusive_ptr<::c10d::Store> store_;
   c10::intrusive_ptr<::c10d::ProcessGroupGloo> group_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<size_t, int64_t>> slots_;  // parameter → (bucket, offset in elements)
+  bool overlap_ = true;
+  size_t next_ = 0;  // the next bucket to start
+  double waited_ = 0;
 };
 
 }  // namespace casdm::train

@@ -59,6 +59,14 @@ class GradientSync {
   virtual std::vector<double> max(std::vector<double> values) = 0;
   virtual void barrier() = 0;
 
+  /// Averaging that overlaps the backward pass (optional; the default waits for the end): the
+  /// trainer calls begin() before a step's last backward, gradient_ready(i, g) as parameter i's
+  /// gradient for the step is complete (g: the sum over the step's micro-batches), and finish()
+  /// after it, which leaves the averages in `grads` (the same list on every rank).
+  virtual void begin(const std::vector<at::Tensor>& /*grads*/) {}
+  virtual void gradient_ready(size_t /*i*/, const at::Tensor& /*g*/) {}
+  virtual void finish(std::vector<at::Tensor>& grads) { average(grads); }
+
   /// The largest `value` of any rank (a stop signal every rank agrees on).
   double max_of(double value) { return max({value}).at(0); }
   /// Whether `value` is the same on every rank (a checksum).
@@ -178,8 +186,21 @@ class Trainer {
     if (const auto& sync = options_.sync()) {  // every rank starts from rank 0's weights
       auto tensors = live.parameters();
       for (auto& b : live.buffers()) tensors.push_back(b);
-      at::NoGradGuard no_grad;
-      sync->broadcast(tensors);
+      {
+        at::NoGradGuard no_grad;
+        sync->broadcast(tensors);
+      }
+      // Each parameter reports its gradient to the group as the last backward of a step completes
+      // it (a leaf's hook sees the sum of every use; the earlier micro-batches' sum is in .grad).
+      const auto& params = optimizer_.parameters();
+      for (size_t i = 0; i < params.size(); ++i) {
+        auto p = params[i].second;
+        p.register_hook([i, state = overlap_, weak = std::weak_ptr<GradientSync>(sync)](const at::Tensor& g) {
+          if (!state->active) return g;
+          if (auto s = weak.lock()) s->gradient_ready(i, state->grads[i] + g);
+          return g;
+        });
+      }
     }
     for (double r : options_.ema_rates()) {
       Denoiser copy(std::dynamic_pointer_cast<typename Denoiser::Impl>(live.clone()));
@@ -233,6 +254,15 @@ class Trainer {
       const int64_t e = std::min(n, s + chunk);
       auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e));
       const double w = static_cast<double>(e - s) / static_cast<double>(n);
+      struct Off {  // the hooks stay off outside the last backward, also when it throws
+        Overlap& o;
+        ~Off() { o.active = false, o.grads.clear(); }
+      } off{*overlap_};
+      if (sync && e == n) {  // the step's last backward: the gradients are averaged as it goes
+        overlap_->grads = grads_for_sync();
+        sync->begin(overlap_->grads);
+        overlap_->active = true;
+      }
       (chunk == n ? r.total : r.total * w).backward();
       if (!out.total.defined()) {
         out.total = r.total.detach() * w;
@@ -381,20 +411,28 @@ class Trainer {
  private:
   c10::Device device() const { return model_->parameters().front().device(); }
 
-  /// The gradients (zeros where a parameter got none) and the loss terms, averaged over the ranks.
-  void average_over_ranks(GradientSync& sync, loss::LossReport& r) {
-    at::NoGradGuard no_grad;
-    std::vector<at::Tensor> tensors;
+  /// The parameters' gradients, made zeros where a parameter has none (every rank the same list).
+  std::vector<at::Tensor> grads_for_sync() {
+    std::vector<at::Tensor> grads;
     for (const auto& [name, p] : optimizer_.parameters()) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      tensors.push_back(p.grad());
+      grads.push_back(p.grad());
     }
+    return grads;
+  }
+
+  /// The gradients (averaged while backward ran; see GradientSync::begin) and the loss terms,
+  /// averaged over the ranks.
+  void average_over_ranks(GradientSync& sync, loss::LossReport& r) {
+    at::NoGradGuard no_grad;
+    auto grads = grads_for_sync();
+    sync.finish(grads);
     std::vector<at::Tensor> terms{r.total.reshape({1})};
     for (auto& [name, v] : r.terms) terms.push_back(v.reshape({1}).to(r.total.scalar_type()));
-    tensors.push_back(at::cat(terms));
-    sync.average(tensors);
-    r.total = tensors.back()[0];
-    for (size_t i = 0; i < r.terms.size(); ++i) r.terms[i].second = tensors.back()[static_cast<int64_t>(i + 1)];
+    std::vector<at::Tensor> losses{at::cat(terms)};
+    sync.average(losses);
+    r.total = losses[0][0];
+    for (size_t i = 0; i < r.terms.size(); ++i) r.terms[i].second = losses[0][static_cast<int64_t>(i + 1)];
   }
 
   void skip(const loss::LossReport& r) {
@@ -425,6 +463,11 @@ class Trainer {
   std::vector<Ema> ema_updates_;
   int64_t step_ = 0;
   at::Tensor grad_norm_;
+  struct Overlap {
+    bool active = false;
+    std::vector<at::Tensor> grads;  // the earlier micro-batches' sums, as the last backward starts
+  };
+  std::shared_ptr<Overlap> overlap_ = std::make_shared<Overlap>();  // the gradient hooks' switch
   int64_t skipped_ = 0, consecutive_skips_ = 0;
   std::string last_skip_;
 };
