@@ -436,7 +436,18 @@ PY
     cat "$W/killed.err" | tail -3
     [ $rc -eq 137 ] || fail "exit status $rc after a rank was killed, expected 137"
     grep -q "casdm-train: rank 1 was killed by signal 9; the other ranks were stopped" "$W/killed.err" || fail "no message"
-    [ $((SECONDS - start)) -lt 30 ] || fail "the run took $((SECONDS - start)) s to end" ;;
+    [ $((SECONDS - start)) -lt 30 ] || fail "the run took $((SECONDS - start)) s to end"
+    # A rank that hangs (stopped): the other gives up after --dist-timeout, naming what failed.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 100000 --nproc-per-node 2 --dist-timeout 5 --out "$W/hung" \
+      2> "$W/hung.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 3/" "$W/hung.err" && break; sleep 0.1; done
+    for c in $(pgrep -P $pid); do tr '\0' '\n' < /proc/$c/environ | grep -qx RANK=1 && kill -STOP "$c"; done
+    start=$SECONDS; wait $pid; rc=$?
+    tail -3 "$W/hung.err"
+    [ $rc -eq 1 ] || fail "exit status $rc with a hung rank, expected 1"
+    grep -q "casdm-train: rank 0: all-reduce failed — another rank has died or hangs" "$W/hung.err" || fail "no message"
+    grep -q "casdm-train: rank 0 exited with status 1; the other ranks were stopped" "$W/hung.err" || fail "no launcher message"
+    [ $((SECONDS - start)) -lt 40 ] || fail "the run took $((SECONDS - start)) s to end" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"
