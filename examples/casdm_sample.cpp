@@ -21,7 +21,7 @@
 namespace fs = std::filesystem;
 
 struct Args {
-  std::string checkpoint, out = "out/samples", sampler = "ddim", weights = "ema", device = "cpu";
+  std::string checkpoint, out = "out/samples", sampler = "ddim", weights = "ema", device = "cpu", precision = "fp32";
   int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8;
   double eta = 0, ema_rate = -1;
 };
@@ -34,6 +34,7 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), &weights);
   denoiser->to(device);
+  denoiser->precision(casdm::examples::precision_type(a.precision, device));
   torch::manual_seed(static_cast<uint64_t>(a.seed));
   auto so = casdm::SampleOptions().steps(a.steps);
   if (a.sampler == "ddim") so.eta(a.eta);
@@ -57,7 +58,8 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
             {"sampler", a.sampler},
             {"steps", fmt::format("{}", a.steps)},
             {"eta", casdm::io::number_str(a.eta)},
-            {"seed", fmt::format("{}", a.seed)}};
+            {"seed", fmt::format("{}", a.seed)},
+            {"precision", a.precision}};
   casdm::io::write_tensor_file(fs::path(a.out) / "samples.pt", f);
   fmt::print("wrote {}/{{samples.png,samples.pt}}: {} images, {} weights, {} {} steps, {} s\n", a.out, a.n, weights,
              a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), secs);
@@ -81,6 +83,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str();
+  app.add_option("--precision", a.precision, "fp32, or bf16 (the networks under autocast)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   casdm::examples::add_machine_options(app, a.threads, a.device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-sample"); rc >= 0) return rc;
   try {

@@ -48,7 +48,7 @@ struct Args {
   int64_t phi_model_channels = 0, phi_res_blocks = 0;
   std::vector<int64_t> phi_channel_mult, phi_attention;
   int64_t feature_size = 0;
-  std::string feature_weights;
+  std::string feature_weights, precision = "fp32";
   // This invocation's choices.
   int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
   int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3, nproc = 1, dist_timeout = 300;
@@ -108,6 +108,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
                    .grad_clip(a.grad_clip)
                    .micro_batch(a.micro_batch)
                    .max_nonfinite_steps(a.max_nonfinite)
+                   .precision(casdm::examples::precision_type(a.precision, device))
                    .sync(group);
   casdm::train::Trainer<Model> trainer(model, topts);
   if (resume) {
@@ -259,6 +260,8 @@ int main(int argc, char** argv) {
   setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->check(at_least<double>(0))->group("Optimisation");
   setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->check(at_least<double>(0))->group("Optimisation");
   setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->check(in_range<double>(0, 1, false, true))->group("Optimisation");
+  setting("precision", &a.precision, "fp32, or bf16 (the networks under autocast; weights and losses fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->group("Optimisation");
   setting("seed", &a.seed, "seed of weights, noise and data order")->check(at_least<int64_t>(0))->group("Optimisation");
   setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->check(in_range<int64_t>(2, 1 << 20))->group("Model");
   setting("model-channels", &a.model_channels, "U-Net width (paper: 128)")->check(in_range<int64_t>(1, 1 << 14))->group("Model");
@@ -316,7 +319,11 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "removed {}, left by a process that died while writing it\n", f.string());
     const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
                             .resume_point(a.resume, a.resume_from);
-    if (resume) settings.resume_from(resume->meta_under("args."), app, resume->path.string());
+    if (resume) {
+      auto stored = resume->meta_under("args.");
+      stored.try_emplace("precision", "fp32");  // runs from before --precision trained in float32
+      settings.resume_from(stored, app, resume->path.string());
+    }
     if (a.sample_steps > a.T && app.count("--sample-steps"))
       throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, a.T));
     a.sample_steps = std::min(a.sample_steps, a.T);  // the default, 50, on a shorter process
@@ -329,6 +336,7 @@ int main(int argc, char** argv) {
       if (app.count(o) && !traits.features)
         throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
+    casdm::examples::precision_type(a.precision, c10::Device(a.device));
     casdm::data::parse_fit(a.fit);
     std::shared_ptr<casdm::train::ProcessGroup> group;
     if (env && env->world_size > 1) {

@@ -192,6 +192,14 @@ inline c10::Device use_machine(int64_t threads, const std::string& device) {
   return *d;
 }
 
+/// --precision fp32|bf16 as the networks' autocast type; fp16 is refused until a loss scaler exists.
+inline at::ScalarType precision_type(const std::string& name, c10::Device device) {
+  if (name == "fp32") return at::kFloat;
+  if (name == "bf16") return at::kBFloat16;
+  throw std::runtime_error(fmt::format("--precision {}: fp16 needs a dynamic loss scaler, not built yet (on {} use bf16)",
+                                       name, device.str()));
+}
+
 /// The weights choice of --weights ema|raw and --ema-rate (negative: the first EMA copy).
 inline train::Weights weights_choice(const std::string& weights, double ema_rate) {
   if (weights == "raw") return train::Weights::raw();

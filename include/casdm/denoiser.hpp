@@ -6,6 +6,7 @@
 //   casdm::Denoiser<casdm::schedule::Cosine, casdm::topology::Cascaded<>> d(options);
 //   auto pred = d->predict(x_t, t);                                    // ε′, x0′, r, x0⋆
 //   auto images = casdm::sample<casdm::sampler::DDIM<50>>(d, 16);     // [16, C, H, W] in [−1, 1]
+#include "casdm/core/compat.hpp"
 #include "casdm/core/estimate.hpp"
 #include "casdm/topology/options.hpp"
 #include "casdm/core/process.hpp"
@@ -53,12 +54,23 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
   void check_images(const at::Tensor& x, const char* what) const;
 
+  /// Mixed precision of the networks (not kept in checkpoints: a choice of the run): at::kBFloat16
+  /// or at::kHalf runs them under LibTorch's autocast, their outputs returned in x_t's dtype; the
+  /// process math around them stays in float32/float64. at::kFloat (the default): off.
+  void precision(at::ScalarType dtype) {
+    if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf)
+      throw std::invalid_argument("precision: float32, bfloat16 or float16");
+    precision_ = dtype;
+  }
+  at::ScalarType precision() const { return precision_; }
+
   ModelOptions options;
 
  private:
   void validate() const;
 
   typename Topo::Nets nets_;
+  at::ScalarType precision_ = at::kFloat;
   Process process_;
   std::map<std::string, Process> respaced_;
 };
@@ -75,7 +87,15 @@ void DenoiserImpl<S, Topo>::reset() {
 
 template <schedule::Schedule S, topology::Topology Topo>
 Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
-  return Topo::predict(nets_, p, x_t, t);
+  if (precision_ == at::kFloat) return Topo::predict(nets_, p, x_t, t);
+  Prediction out;
+  {
+    compat::Autocast autocast(x_t.device(), precision_);
+    out = Topo::predict(nets_, p, x_t, t);
+  }
+  for (auto* f : {&out.eps, &out.x0, &out.r, &out.x0_star})
+    if (f->defined() && f->is_floating_point()) *f = f->to(x_t.scalar_type());
+  return out;
 }
 
 template <schedule::Schedule S, topology::Topology Topo>

@@ -88,6 +88,10 @@ struct TrainerOptions {
   /// A step whose loss or gradients are not finite is skipped (no update, no EMA); this many in a
   /// row stop training with NonFiniteError. 1 stops at the first.
   TORCH_ARG(int64_t, max_nonfinite_steps) = 3;
+  /// Mixed precision of the networks (Denoiser::precision): at::kBFloat16 runs them under autocast
+  /// in training and in the EMA copies' sampling; weights, optimiser state, EMA, the process math
+  /// and the losses stay float32. at::kFloat: off.
+  TORCH_ARG(at::ScalarType, precision) = at::kFloat;
   /// Data-parallel training: every rank passes the same global batch to step(), takes its shard
   /// (rank r: images r·n/W … (r+1)·n/W − 1) with the timesteps and noise drawn for the whole batch,
   /// and the gradients and loss terms are averaged over the ranks before clipping — the same step
@@ -183,6 +187,7 @@ class Trainer {
     if (options_.max_nonfinite_steps() < 1)
       throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
     auto& live = *model_->denoiser();
+    live.precision(options_.precision());  // the EMA copies, cloned below, keep it
     if (const auto& sync = options_.sync()) {  // every rank starts from rank 0's weights
       auto tensors = live.parameters();
       for (auto& b : live.buffers()) tensors.push_back(b);
