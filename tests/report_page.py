@@ -76,7 +76,7 @@ def main() -> int:
         return 1
     def chromium(*extra):
         with tempfile.TemporaryDirectory() as profile:
-            cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run",
                    f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND",
                    f"--window-size={args.width},{args.height}", *extra]
             return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120,
