@@ -14,7 +14,6 @@
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
-#include "casdm/report/chart.hpp"
 #include "casdm/report/progress.hpp"
 #include "casdm/report/run_page.hpp"
 #include "casdm/train/distributed.hpp"
@@ -149,30 +148,12 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   double sample_secs_during = 0, reported_at = 0, train_secs = 0;  // train_secs: set when training ends
   // The run's page and loss charts: written at the start, as the run goes and at the end.
   auto write_report = [&](int64_t step, const std::string& status, bool running) {
-    auto chart = casdm::report::loss_chart(log.curves(), log.series(), a.preset + ": training losses");
-    chart.write(out / "loss.png");
-    chart.write(out / "loss.svg");
-    casdm::report::RunPage page;
-    page.title = fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string());
-    page.running = running;
-    page.status = status;
     const double secs = (train_secs > 0 ? train_secs : progress.seconds()) - sample_secs_during;
-    page.figures = {{"step", fmt::format("{} of {}", step, a.steps)},
-                    {"steps/s (this invocation)", secs > 0 && step > first ? fmt::format("{:.3g}", (step - first) / secs) : "-"},
-                    {"data wait", fmt::format("{:.3g} %", 100 * loader.wait_seconds() / std::max(progress.seconds(), 1e-9))},
-                    {"parameters (trained)", fmt::format("{}", trained)},
-                    {"skipped steps (non-finite)", fmt::format("{}", trainer.skipped_steps())},
-                    {"device, threads", fmt::format("{}, {}", a.device, at::get_num_threads())}};
-    if (frozen > 0) page.figures.emplace_back("parameters (frozen metric network)", fmt::format("{}", frozen));
-    for (const auto& [k, v] : log.tail_means(0.1)) page.figures.emplace_back("loss " + k + " (mean of the last 10 %)", fmt::format("{:.4g}", v));
-    page.losses = {"loss.svg", "Every loss term at every step (log scale): the raw values faint, their moving average bold."};
-    page.grids = casdm::report::RunPage::grids_in(out, a.steps, caption);
-    if (fs::exists(out / "data.png")) page.data = {"data.png", "Training images (" + set.source + ")"};
-    for (const auto& c : ckpts.list()) page.checkpoints.emplace_back("checkpoints/" + c.filename().string(), "");
-    page.checkpoints.emplace_back("losses.csv", "every loss term at every step");
-    if (fs::exists(out / "run.json")) page.checkpoints.emplace_back("run.json", "the settings and figures");
-    for (const auto& [k, v] : settings) page.settings.emplace_back(k, v);
-    page.write(out / "index.html");
+    casdm::report::write_run_folder(out, {fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()),
+        status, a.preset, a.device, set.source, running, step, a.steps, trained, frozen, trainer.skipped_steps(),
+        at::get_num_threads(), secs > 0 && step > first ? static_cast<double>(step - first) / secs : -1.0,
+        loader.wait_seconds() / std::max(progress.seconds(), 1e-9), &log.curves(), log.series(), log.tail_means(0.1),
+        ckpts.list(), settings, caption});
     reported_at = progress.seconds();
   };
   if (writer) write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
@@ -298,17 +279,9 @@ int main(int argc, char** argv) {
   casdm::examples::add_machine_options(app, a.threads, a.device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-train"); rc >= 0) return rc;
   try {
-    if (a.nproc > 1 && std::getenv("WORLD_SIZE"))
-      throw std::runtime_error("--nproc-per-node: WORLD_SIZE is set already (torchrun or the like starts the ranks)");
     if (a.batch % a.nproc != 0)
       throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", a.batch, a.nproc));
-    if (a.nproc > 1) {  // the launcher: this program again, once per rank, without --nproc-per-node
-      std::string failure;
-      const int rc = casdm::train::launch_local(static_cast<int>(a.nproc),
-                                                casdm::train::own_command(argc, argv, "--nproc-per-node"), &failure);
-      if (rc != 0) fmt::print(stderr, "casdm-train: {}; the other ranks were stopped\n", failure);
-      return rc;
-    }
+    if (auto rc = casdm::train::run_ranks_if_asked(a.nproc, argc, argv, "casdm-train")) return *rc;  // the launcher
     const auto env = casdm::train::DistributedEnv::from_environment();
     const bool writer = !env || env->rank == 0;
     casdm::examples::use_machine(a.threads, a.device);
@@ -338,13 +311,8 @@ int main(int argc, char** argv) {
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
     casdm::examples::precision_type(a.precision, c10::Device(a.device));
     casdm::data::parse_fit(a.fit);
-    std::shared_ptr<casdm::train::ProcessGroup> group;
-    if (env && env->world_size > 1) {
-      if (a.batch % env->world_size != 0)
-        throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", a.batch, env->world_size));
-      group = std::make_shared<casdm::train::ProcessGroup>(*env, c10::Device(a.device), std::chrono::seconds(a.dist_timeout));
-      if (const char* o = std::getenv("CASDM_DIST_OVERLAP"); o && std::string(o) == "0") group->overlap(false);  // to measure
-    }
+    const auto group = casdm::train::process_group_from_environment(c10::Device(a.device),
+                                                                     std::chrono::seconds(a.dist_timeout), a.batch);
     return casdm::presets::visit(a.preset, [&](auto type) {
       return train<typename decltype(type)::type>(a, settings.values(), resume, group);
     });

@@ -347,7 +347,7 @@ assert j['bootstrap'] == 50, j
     cmp -s "$W/first.md" "$W/t/table.md" || fail "the redrawn table differs"
     for f in table.html chart.png steps.svg; do [ -s "$W/t/$f" ] || fail "--redraw did not write $f"; done
     refuse "--redraw takes the table in --out, not --row or --scorer" "${ab[@]}" --redraw --out "$W/t"
-    refuse "cannot open $W/o2/table.json (--redraw needs a table written before)" "$BIN/casdm-ablation" --redraw --out "$W/o2"
+    refuse "cannot open $W/o2/table.json (a table written before is needed)" "$BIN/casdm-ablation" --redraw --out "$W/o2"
     # Other arguments (here the seed) are other cells: sampled anew.
     "${ab[@]}" --steps 2 --seed 1 --title "tiny" --out "$W/t" > /dev/null 2> "$W/seed.err" || fail "casdm-ablation seed"
     ! grep -q "scored before" "$W/seed.err" || fail "a cell of seed 0 reused for seed 1"

@@ -8,7 +8,12 @@
 //   page.figures = {{"steps/s", "12.3"}};
 //   page.losses = {"loss.svg", "training losses"};
 //   page.write("out/index.html");
+#include "casdm/report/chart.hpp"
 #include "casdm/report/html.hpp"
+
+#include <fmt/format.h>
+#include <functional>
+#include <map>
 
 #include <algorithm>
 #include <cstdint>
@@ -69,5 +74,49 @@ struct RunPage {
   }
   void write(const std::filesystem::path& path) const { html().write(path); }
 };
+
+/// A training run at one moment, in plain values: what write_run_folder() shows.
+struct RunState {
+  std::string title, status, preset, device, data_source;
+  bool running = false;
+  int64_t step = 0, last = 0, trained = 0, frozen = 0, skipped = 0, threads = 1;
+  double steps_per_second = -1, data_wait_fraction = 0;  // steps_per_second < 0: not known yet
+  const std::vector<std::vector<double>>* curves = nullptr;  // the loss log's, one per series
+  std::vector<std::string> series;
+  std::map<std::string, double> loss_means;
+  std::vector<std::filesystem::path> checkpoints;
+  std::map<std::string, std::string> settings;
+  std::function<std::string(int64_t)> caption;  // what the grid of a step shows
+};
+
+/// Writes a run folder's loss.png, loss.svg and index.html (its grids "samples-<step>.png",
+/// data.png, losses.csv and run.json linked where present).
+inline void write_run_folder(const std::filesystem::path& dir, const RunState& s) {
+  auto chart = loss_chart(s.curves ? *s.curves : std::vector<std::vector<double>>(s.series.size()), s.series,
+                          s.preset + ": training losses");
+  chart.write(dir / "loss.png");
+  chart.write(dir / "loss.svg");
+  RunPage page;
+  page.title = s.title;
+  page.running = s.running;
+  page.status = s.status;
+  page.figures = {{"step", fmt::format("{} of {}", s.step, s.last)},
+                  {"steps/s (this invocation)", s.steps_per_second >= 0 ? fmt::format("{:.3g}", s.steps_per_second) : "-"},
+                  {"data wait", fmt::format("{:.3g} %", 100 * s.data_wait_fraction)},
+                  {"parameters (trained)", fmt::format("{}", s.trained)},
+                  {"skipped steps (non-finite)", fmt::format("{}", s.skipped)},
+                  {"device, threads", fmt::format("{}, {}", s.device, s.threads)}};
+  if (s.frozen > 0) page.figures.emplace_back("parameters (frozen metric network)", fmt::format("{}", s.frozen));
+  for (const auto& [k, v] : s.loss_means)
+    page.figures.emplace_back("loss " + k + " (mean of the last 10 %)", fmt::format("{:.4g}", v));
+  page.losses = {"loss.svg", "Every loss term at every step (log scale): the raw values faint, their moving average bold."};
+  page.grids = RunPage::grids_in(dir, s.last, s.caption ? s.caption : [](int64_t step) { return fmt::format("step {}", step); });
+  if (std::filesystem::exists(dir / "data.png")) page.data = {"data.png", "Training images (" + s.data_source + ")"};
+  for (const auto& c : s.checkpoints) page.checkpoints.emplace_back("checkpoints/" + c.filename().string(), "");
+  if (std::filesystem::exists(dir / "losses.csv")) page.checkpoints.emplace_back("losses.csv", "every loss term at every step");
+  if (std::filesystem::exists(dir / "run.json")) page.checkpoints.emplace_back("run.json", "the settings and figures");
+  for (const auto& [k, v] : s.settings) page.settings.emplace_back(k, v);
+  page.write(dir / "index.html");
+}
 
 }  // namespace casdm::report

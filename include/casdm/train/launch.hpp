@@ -19,7 +19,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -146,6 +148,21 @@ inline int launch_local(int nproc, const std::vector<std::string>& args, std::st
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   return status;
+}
+
+/// A program's `--nproc-per-node N` (`option`): nullopt when this process trains itself (N = 1, or
+/// a rank started by a launcher or torchrun); else the ranks were started here and waited for, and
+/// this is the status to exit with (a failure said on stderr as "<program>: rank 1 was killed by
+/// signal 9; the other ranks were stopped"). N > 1 under torchrun's WORLD_SIZE is refused.
+inline std::optional<int> run_ranks_if_asked(int64_t nproc, int argc, char** argv, const std::string& program,
+                                             const std::string& option = "--nproc-per-node") {
+  if (nproc <= 1) return std::nullopt;
+  if (std::getenv("WORLD_SIZE"))
+    throw std::runtime_error(option + ": WORLD_SIZE is set already (torchrun or the like starts the ranks)");
+  std::string failure;
+  const int rc = launch_local(static_cast<int>(nproc), own_command(argc, argv, option), &failure);
+  if (rc != 0) fmt::print(stderr, "{}: {}; the other ranks were stopped\n", program, failure);
+  return rc;
 }
 
 }  // namespace casdm::train
