@@ -2,12 +2,13 @@
 //
 //   casdm-sample --checkpoint out/casdm --n 64 --steps 50                # DDIM-50, EMA weights
 //   casdm-sample --checkpoint out/casdm/checkpoints/ckpt-000001200.pt --sampler ancestral --steps 1000 --weights raw
+//   casdm-sample --checkpoint out/casdm --sampler dpmpp2m --steps 10       # DPM-Solver++(2M), 10 evaluations
 //
 // Writes OUT/samples.png (a grid) and OUT/samples.pt (torch.save format: "samples", float
 // [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
-#include "casdm/sampler/ancestral.hpp"
+#include "casdm/sampler/registry.hpp"
 #include "casdm/train/trainer.hpp"
 #include "image_io.hpp"
 #include "program.hpp"
@@ -37,7 +38,7 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   denoiser->precision(casdm::examples::precision_type(a.precision, device));
   torch::manual_seed(static_cast<uint64_t>(a.seed));
   auto so = casdm::SampleOptions().steps(a.steps);
-  if (a.sampler == "ddim") so.eta(a.eta);
+  if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> parts;
   for (int64_t done = 0; done < a.n; done += a.batch) {
@@ -73,9 +74,10 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--out", a.out, "output folder")->capture_default_str();
   app.add_option("-n,--n", a.n, "images to draw")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--sampler", a.sampler, "ddim or ancestral")->capture_default_str()
-      ->check(CLI::IsMember({"ddim", "ancestral"}));
-  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, DDIM 100 / ancestral 1000, at most T)")
+  app.add_option("--sampler", a.sampler, "ddim, ancestral, dpmpp2m (DPM-Solver++(2M)), euler or heun (Karras et al.)")
+      ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
+  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default: DDIM 100, ancestral 1000, dpmpp2m 20, "
+                                     "euler 20, heun 10; at most T)")
       ->capture_default_str();
   app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str();
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
@@ -89,8 +91,8 @@ int main(int argc, char** argv) {
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-sample"); rc >= 0) return rc;
   try {
     casdm::examples::use_machine(a.threads, a.device);
-    if (a.sampler == "ancestral" && app.count("--eta"))
-      throw std::runtime_error("--eta: the ancestral sampler has no eta (it is DDIM's)");
+    if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
+      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (it is DDIM's)", a.sampler));
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);
@@ -100,8 +102,8 @@ int main(int argc, char** argv) {
     casdm::examples::require_writable_folder(a.out);
     return casdm::presets::visit(preset, [&](auto type) {
       using P = typename decltype(type)::type;
-      if (a.sampler == "ancestral") return sample<P, casdm::sampler::Ancestral<>>(a, c);
-      return sample<P, typename P::Impl::sampler_type>(a, c);
+      if (a.sampler == std::string_view(P::Impl::sampler_type::name)) return sample<P, typename P::Impl::sampler_type>(a, c);
+      return casdm::sampler::visit(a.sampler, [&](auto s) { return sample<P, typename decltype(s)::type>(a, c); });
     });
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-sample: {}\n", casdm::examples::message(e));

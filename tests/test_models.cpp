@@ -24,7 +24,18 @@ static_assert(well_formed<presets::Dual>());
 static_assert(well_formed<presets::CasDM>());
 static_assert(well_formed<presets::CasDM_FixRes>());
 static_assert(well_formed<presets::CasDM_FixRes_Concat>());
+static_assert(well_formed<presets::DDPM_V>());
+static_assert(well_formed<presets::CasDM_V>());
 static_assert(well_formed<with_sampler_t<presets::CasDM, sampler::DDIM<10>>>());
+static_assert(well_formed<with_sampler_t<presets::CasDM_V, sampler::DPMSolverPP<10>>>());
+static_assert(well_formed<with_sampler_t<presets::Dual, sampler::Heun<>>>());
+static_assert(topology::has_v_head<topology::VOnly<>> && topology::has_v_head<topology::CascadedV<>> &&
+              !topology::has_v_head<topology::Cascaded<>> && !topology::has_v_head<topology::EpsOnly<>>);
+static_assert(loss::needs_v_head<loss::VMSE<>> && !loss::needs_v_head<loss::EpsMSE<>> &&
+              loss::Set<loss::VMSE<>, loss::X0MSE<>>::needs_v_head && !presets::CasDM::Impl::losses_type::needs_v_head);
+// A weighting is not part of a term's kind: the same term twice under two weightings is refused.
+static_assert(std::is_same_v<loss::EpsMSE<std::ratio<1>, loss::weighting::MinSNR<>>::kind, loss::EpsMSE<>::kind>);
+static_assert(loss::LossTerm<loss::VMSE<std::ratio<1>, loss::weighting::MinSNR<std::ratio<3>>>>);
 static_assert(std::is_same_v<with_sampler_t<presets::CasDM, sampler::DDIM<10>>::Impl::sampler_type, sampler::DDIM<10>>);
 static_assert(!topology::Topology<int> && !sampler::Sampler<schedule::Cosine> && !schedule::Schedule<sampler::DDIM<>>);
 static_assert(!loss::LossTerm<schedule::Cosine> && loss::LossTerm<loss::MuMix<std::ratio<1, 2>>>);
@@ -149,6 +160,122 @@ TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]
     check(presets::Dual(tiny_options()));
     check(presets::CasDM(tiny_options()));
   }
+}
+
+TEST_CASE("CasDM_V: L_v trains theta only, L_x0/L_mu train phi only; x0* comes from v'", "[topology][routing][v]") {
+  for (const auto& device : test::devices()) {
+    INFO(device);
+    torch::manual_seed(5);
+    presets::CasDM_V m(tiny_options());
+    test::perturb(*m);
+    m->to(device);
+    auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+    const auto b = fixed_batch(m->options, device);
+    auto report = m->training_losses(b.x0, b.t, b.noise);
+    CHECK(count(reaches(report["v"], theta)) == theta.size());
+    CHECK(count(reaches(report["v"], phi)) == 0);
+    for (const std::string term : {"x0", "mu"}) {
+      INFO(term);
+      CHECK(count(reaches(report[term], theta)) == 0);
+      CHECK(count(reaches(report[term], phi)) > 0);
+    }
+    // What θ and φ see and give, against the closed forms in float64.
+    const auto& p = m->process();
+    auto x_t = p.q_sample(b.x0, b.t, b.noise);
+    auto pred = m->predict(x_t, b.t);
+    auto v = m->nets().theta(x_t, p.model_timesteps(b.t));
+    CHECK(at::equal(pred.v, v));
+    const auto abar = p.alphas_cumprod().index_select(0, b.t.cpu()).view({-1, 1, 1, 1}).to(device);
+    auto vd = v.to(at::kDouble), xd = x_t.to(at::kDouble);
+    CHECK(test::max_abs_diff(pred.eps, (1 - abar).sqrt() * xd + abar.sqrt() * vd) < 1e-5);
+    CHECK(test::max_abs_diff(pred.x0_star, abar.sqrt() * xd - (1 - abar).sqrt() * vd) < 1e-5);
+    auto phi_out = m->nets().phi(pred.x0_star, p.model_timesteps(b.t));
+    CHECK(at::allclose(pred.x0, phi_out.slice(1, 0, 1)));
+    // L_v against its definition: v = √ᾱ·ε − √(1−ᾱ)·x0.
+    auto target = abar.sqrt() * b.noise.to(at::kDouble) - (1 - abar).sqrt() * b.x0.to(at::kDouble);
+    CHECK(std::abs(report["v"].item<double>() - (target - vd).square().mean().item<double>()) < 1e-6);
+  }
+}
+
+TEST_CASE("VOnly derives x0' and eps' from v'; its sampling estimate is consistent", "[topology][v]") {
+  torch::manual_seed(6);
+  presets::DDPM_V m(tiny_options(8, 3));
+  test::perturb(*m);
+  const auto b = fixed_batch(m->options, c10::kCPU, 4);
+  const auto& p = m->process();
+  auto x_t = p.q_sample(b.x0, b.t, b.noise);
+  auto pred = m->predict(x_t, b.t);
+  CHECK(m->process().size() == 100);
+  CHECK(at::equal(pred.v, m->nets().theta(x_t, p.model_timesteps(b.t))));
+  CHECK(!pred.has_mix());
+  // x0′ and ε′ lie on x_t's line: x_t = √ᾱ·x0′ + √(1−ᾱ)·ε′, and v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′.
+  CHECK(test::max_abs_diff(p.q_sample(pred.x0, b.t, pred.eps), x_t) < 1e-5);
+  CHECK(test::max_abs_diff(p.v_target(pred.x0, b.t, pred.eps), pred.v) < 1e-5);
+}
+
+TEST_CASE("Min-SNR-gamma weights each image's error by min(SNR, gamma) in its target's units", "[loss][minsnr]") {
+  const Process p(schedule::Cosine::betas(1000));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  const auto x0 = at::rand({6, 2, 3, 3}, gen).mul(2).sub(1).to(at::kDouble);
+  const auto noise = at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
+  const auto t = at::tensor(std::vector<int64_t>{0, 10, 100, 400, 700, 999});
+  const auto x_t = p.q_sample(x0, t, noise);
+  Prediction pr;
+  pr.eps = noise + 0.1 * at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
+  pr.x0 = x0 + 0.1 * at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
+  pr.v = p.v_target(x0, t, noise) + 0.1 * at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
+  const LossInputs in{p, x0, x_t, t, noise, pr};
+  const ModelOptions o;
+  // Closed form, element by element, in float64 from the table: SNR_i = ᾱ_i/(1−ᾱ_i).
+  auto per_image = [](const at::Tensor& a, const at::Tensor& b) { return (a - b).square().mean({1, 2, 3}); };
+  const auto abar = p.alphas_cumprod().index_select(0, t);
+  const auto snr = abar / (1 - abar);
+  const double gamma = 5;
+  auto expect = [&](const at::Tensor& w, const at::Tensor& err) { return (w * err).mean().item<double>(); };
+  const auto clip = snr.clamp_max(gamma);
+  const double e_eps = expect(clip / snr, per_image(noise, pr.eps));
+  const double e_x0 = expect(clip, per_image(x0, pr.x0));
+  const double e_v = expect(clip / (snr + 1), per_image(p.v_target(x0, t, noise), pr.v));
+  using MS = loss::weighting::MinSNR<>;
+  CHECK(std::abs(loss::EpsMSE<std::ratio<1>, MS>(o)(in).item<double>() - e_eps) < 1e-12);
+  CHECK(std::abs(loss::X0MSE<std::ratio<1>, MS>(o)(in).item<double>() - e_x0) < 1e-12);
+  CHECK(std::abs(loss::VMSE<std::ratio<1>, MS>(o)(in).item<double>() - e_v) < 1e-12);
+  // At t = 0 the SNR is ~2.5e4: the x0 weight is γ there.
+  CHECK(snr[0].item<double>() > 1e4);
+  CHECK(MS::weight(snr, loss::weighting::Target::x0)[0].item<double>() == gamma);
+  // One image's error in x0, ε or v units carries the same Min-SNR weight on the x0 error:
+  // w_ε·SNR = w_v·(SNR+1) = w_x0.
+  const auto w_eps = MS::weight(snr, loss::weighting::Target::eps), w_v = MS::weight(snr, loss::weighting::Target::v),
+             w_x0 = MS::weight(snr, loss::weighting::Target::x0);
+  CHECK(test::max_abs_diff(w_eps * snr, w_x0) < 1e-12);
+  CHECK(test::max_abs_diff(w_v * (snr + 1), w_x0) < 1e-12);
+  // Uniform keeps the paper's mean over all elements, bit for bit.
+  CHECK(at::equal(loss::EpsMSE<>(o)(in), (noise - pr.eps).square().mean()));
+  // With a gamma above every SNR the ε weight is 1: the plain mean again.
+  using Huge = loss::weighting::MinSNR<std::ratio<1000000000>>;
+  CHECK(std::abs(loss::EpsMSE<std::ratio<1>, Huge>(o)(in).item<double>() - (noise - pr.eps).square().mean().item<double>()) < 1e-12);
+}
+
+TEST_CASE("a Min-SNR cascaded model trains: total = weighted eps + x0 + mu", "[loss][minsnr][train]") {
+  using MS = loss::weighting::MinSNR<>;
+  using M = Model<schedule::Cosine, topology::Cascaded<>,
+                  loss::Set<loss::EpsMSE<std::ratio<1>, MS>, loss::X0MSE<std::ratio<1>, MS>, loss::MuMix<>>, sampler::DDIM<>>;
+  torch::manual_seed(10);
+  M m(tiny_options());
+  test::perturb(*m);
+  auto b = fixed_batch(m->options, c10::kCPU);
+  b.t = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 50, 60, 70, 90});  // SNR above γ = 5 at the first four
+  auto r = m->training_losses(b.x0, b.t, b.noise);
+  CHECK(r.total.item<double>() == Approx((r["eps"] + r["x0"] + r["mu"]).item<double>()).epsilon(1e-6));
+  presets::CasDM plain(tiny_options());
+  {
+    torch::NoGradGuard g;
+    auto src = m->named_parameters();
+    for (auto& kv : plain->named_parameters()) kv.value().copy_(src[kv.key()]);
+  }
+  auto rp = plain->training_losses(b.x0, b.t, b.noise);
+  CHECK(rp["mu"].item<double>() == Approx(r["mu"].item<double>()).epsilon(1e-6));  // μ is not weighted
+  CHECK(std::abs(rp["eps"].item<double>() - r["eps"].item<double>()) > 1e-6);       // ε is
 }
 
 TEST_CASE("topologies read their outputs as DESIGN §2 says", "[topology]") {
@@ -309,7 +436,7 @@ TEST_CASE("models refuse images of the wrong shape with the expected shape", "[m
 // within 150 AdamW steps at lr 2e-3. All presets, tiny U-Nets, CPU.
 TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-1, 1]", "[preset][train]",
                    presets::DDPM_Eps, presets::DDPM_X0, presets::Dual, presets::CasDM, presets::CasDM_FixRes,
-                   presets::CasDM_FixRes_Concat) {
+                   presets::CasDM_FixRes_Concat, presets::DDPM_V, presets::CasDM_V) {
   for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(8);

@@ -4,6 +4,9 @@
 #include "casdm/core/estimate.hpp"
 #include "casdm/sampler/ancestral.hpp"
 #include "casdm/sampler/ddim.hpp"
+#include "casdm/sampler/dpm_solver.hpp"
+#include "casdm/sampler/karras.hpp"
+#include "casdm/sampler/registry.hpp"
 #include "casdm/schedule/cosine.hpp"
 #include "casdm/schedule/linear.hpp"
 #include "support.hpp"
@@ -58,6 +61,10 @@ void check_process(const Process& p, const std::string& prefix, const c10::Devic
   // √(1/ᾱ − 1) reaches ~1e3 at t = T−1 of the cosine schedule: compare relative there.
   CHECK(casdm::test::max_rel_diff(p.predict_x0_from_eps(x_t, t, eps), want(prefix + "/x0_from_eps"), 1.0) < tol);
   CHECK(max_abs_diff(p.predict_eps_from_x0(x_t, t, x0), want(prefix + "/eps_from_x0")) < tol);
+  CHECK(max_abs_diff(p.v_target(x0, t, noise), want(prefix + "/v")) < tol);
+  CHECK(max_abs_diff(p.predict_x0_from_v(x_t, t, eps), want(prefix + "/x0_from_v")) < tol);
+  CHECK(max_abs_diff(p.predict_eps_from_v(x_t, t, eps), want(prefix + "/eps_from_v")) < tol);
+  CHECK(casdm::test::max_rel_diff(p.snr(t, x_t).flatten(), want(prefix + "/snr").index_select(0, t.cpu()), 1.0) < tol);
   CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.0, z), want(prefix + "/ddim_eta0")) < tol);
   CHECK(max_abs_diff(p.ddim_step(x_t, t, x0, eps, 0.5, z), want(prefix + "/ddim_eta05")) < tol);
   // The samplers' runs, one image at a time (a run steps every image at one index), with the
@@ -158,4 +165,158 @@ TEST_CASE("bad process input is refused with a clear message", "[process]") {
   CHECK_THROWS_WITH(p.respaced(std::vector<int64_t>{3, 2}), Catch::Contains("increasing"));
   CHECK_THROWS_WITH(p.q_sample(at::zeros({2, 1, 2, 2}), at::zeros({2}, at::kLong), at::zeros({2, 1, 3, 3})),
                     Catch::Contains("shapes differ, [2,1,2,2] vs [2,1,3,3]"));
+}
+
+// ---- ODE samplers (DPM-Solver++(2M), Karras Euler/Heun) on a Gaussian whose denoiser is exact ----
+namespace {
+
+const std::map<std::string, at::Tensor>& solver_reference() {
+  static const auto ref = [] {
+    auto dir = casdm::test::scratch("solvers");
+    casdm::test::run_python("solvers_ref.py", (dir / "ref.pt").string());
+    return casdm::test::load_tensors(dir / "ref.pt");
+  }();
+  return ref;
+}
+const at::Tensor& want_solver(const std::string& key) {
+  auto it = solver_reference().find(key);
+  if (it == solver_reference().end()) FAIL("solver reference has no " << key);
+  return it->second;
+}
+
+// E[x0 | x_t] for data N(m, S) in 4 dimensions (images [N, 1, 2, 2]) at index t of p, in float64:
+// with x = x_t/√ᾱ and σ² = (1−ᾱ)/ᾱ, x̂0 = m + S(S + σ²I)⁻¹(x − m). Counts its calls.
+struct Gaussian {
+  const Process& p;
+  at::Tensor m, S;
+  int calls = 0;
+  casdm::Estimate operator()(const at::Tensor& x_t, const at::Tensor& t) {
+    ++calls;
+    const int64_t i = t[0].item<int64_t>();
+    REQUIRE(t.eq(i).all().item<bool>());
+    const double abar = p.alphas_cumprod()[i].item<double>();
+    const auto K = S.mm(at::inverse(S + (1 - abar) / abar * at::eye(4, at::kDouble)));
+    const auto x = x_t.reshape({x_t.size(0), 4}) / std::sqrt(abar);
+    auto x0 = (m + (x - m).mm(K.t())).reshape(x_t.sizes());
+    return {x0, p.predict_eps_from_x0(x_t, t, x0)};
+  }
+};
+
+template <class Smp>
+at::Tensor run_exact(const Process& p, const at::Tensor& xT, int* calls = nullptr) {
+  Gaussian g{p, want_solver("m"), want_solver("S")};
+  auto out = casdm::sampler::run<Smp>(p, std::ref(g), xT.view({-1, 1, 2, 2}), {}).view({-1, 4});
+  if (calls) *calls = g.calls;
+  return out;
+}
+
+// The exact mean and covariance of a sampler's output when x_T ~ N(0, I): on a Gaussian the whole
+// run is an affine map x_T ↦ A·x_T + b (every step is linear in x and in x̂0, which is affine).
+std::pair<at::Tensor, at::Tensor> exact_moments(const std::function<at::Tensor(const at::Tensor&)>& f) {
+  const auto b = f(at::zeros({1, 4}, at::kDouble));
+  const auto A = (f(at::eye(4, at::kDouble)) - b).t();
+  return {b.flatten(), A.mm(A.t())};
+}
+double cov_error(const at::Tensor& cov, const at::Tensor& S) { return ((cov - S).norm() / S.norm()).item<double>(); }
+
+}  // namespace
+
+TEST_CASE("sigma-based spacings choose distinct steps of the process by sigma", "[process][solver]") {
+  const Process p(casdm::schedule::Cosine::betas(1000));
+  // The reference's own choice of steps is compared in the next test; here the edges.
+  CHECK(p.sigmas()[990].item<double>() < 80);
+  CHECK(p.sigmas()[991].item<double>() > 80);
+  for (const int64_t n : {1, 2, 10, 20, 1000}) {
+    for (const std::string kind : {"karras", "logsnr"}) {
+      INFO(kind << n);
+      const auto use = kind == "karras" ? p.sigma_timesteps(n, 7.0) : p.sigma_timesteps(n, 0.0);
+      REQUIRE(static_cast<int64_t>(use.size()) == n);
+      for (size_t k = 1; k < use.size(); ++k) CHECK(use[k] > use[k - 1]);
+      CHECK(use.front() == (n == 1 ? 991 : 0));  // σ 80 is nearest at index 991; one step starts there
+      CHECK(p.respaced(kind + std::to_string(n)).size() == n);
+    }
+  }
+  CHECK(p.sigma_timesteps(10, 7.0).back() == 991);
+  CHECK_THROWS_WITH(p.respaced("karras"), Catch::Contains("cannot read the step count of 'karras'"));
+  CHECK_THROWS_WITH(p.respaced("logsnr0"), Catch::Contains("cannot read the step count"));
+  CHECK_THROWS_WITH(p.respaced("karras1001"), Catch::Contains("cannot choose 1001 steps out of 1000"));
+}
+
+TEST_CASE("DPM-Solver++(2M), Euler and Heun runs equal an independent float64 implementation", "[sampler][solver]") {
+  using namespace casdm::sampler;
+  const Process base(casdm::schedule::Cosine::betas(1000));
+  const auto xT = want_solver("xT");
+  auto check = [&](auto sampler, const std::string& name, int64_t n, int evaluations) {
+    using S = decltype(sampler);
+    INFO(name << " " << n << " steps");
+    const auto p = base.respaced(S::spacing(n));
+    CHECK(at::equal(p.timestep_map(), want_solver(name + std::to_string(n) + "/use")));
+    int calls = 0;
+    const auto out = run_exact<S>(p, xT, &calls);
+    CHECK(calls == evaluations);
+    CHECK(max_abs_diff(out, want_solver(name + std::to_string(n) + "/x0")) < 1e-10);
+  };
+  for (const int64_t n : {1, 2, 10, 20}) {
+    check(DPMSolverPP<>{}, "dpmpp2m", n, static_cast<int>(n));
+    check(Euler<>{}, "euler", n, static_cast<int>(n));
+    check(Heun<>{}, "heun", n, static_cast<int>(2 * n - 1));
+  }
+  // The samplers' names and defaults, and the registry over them.
+  CHECK(casdm::sampler::names() == std::vector<std::string>{"ddim", "ancestral", "dpmpp2m", "euler", "heun"});
+  CHECK(casdm::sampler::visit("heun", [](auto s) { return decltype(s)::type::default_steps; }) == 10);
+  CHECK_THROWS_WITH(casdm::sampler::visit("plms", [](auto) { return 0; }), Catch::Contains("unknown sampler 'plms'; choose one of: ddim, ancestral"));
+  CHECK_THROWS_WITH(DPMSolverPP<>::Run(base, casdm::SampleOptions().eta(0.5)), Catch::Contains("the dpmpp2m sampler has no eta"));
+  CHECK_THROWS_WITH(Heun<>::Run(base, casdm::SampleOptions().eta(0.0)), Catch::Contains("the heun sampler has no eta"));
+}
+
+TEST_CASE("Euler is DDIM with eta 0, and DPM-Solver++'s first step is DDIM's", "[sampler][solver]") {
+  using namespace casdm::sampler;
+  const Process p = Process(casdm::schedule::Cosine::betas(1000)).respaced("karras10");
+  const auto xT = want_solver("xT");
+  const auto euler = run_exact<Euler<>>(p, xT);
+  Gaussian g{p, want_solver("m"), want_solver("S")};
+  const auto ddim = casdm::sampler::run<DDIM<>>(p, std::ref(g), xT.view({-1, 1, 2, 2}), casdm::SampleOptions().eta(0.0));
+  CHECK(max_abs_diff(euler, ddim.view({-1, 4})) < 1e-12);
+  const auto x = xT.view({-1, 1, 2, 2});
+  DPMSolverPP<>::Run dpm(p, {});
+  DDIM<>::Run dd(p, casdm::SampleOptions().eta(0.0));
+  CHECK(max_abs_diff(dpm.step(std::ref(g), x, 9), dd.step(std::ref(g), x, 9)) < 1e-12);
+}
+
+// On N(m, S) with eigenvalues 1, 0.25, 0.09, 0.01 (cosine, T = 1000), the runs' exact output moments
+// (float64, from the affine map) against the data's: relative Frobenius error of the covariance —
+//   DPM-Solver++(2M) 10 steps 0.081, 20 steps 0.028; Heun 10 steps 0.347 (19 evaluations), 20 steps
+//   0.066; Euler 10 steps 0.42 (= DDIM η=0 on the same steps); DDIM on "ddim20" 0.113 (mean off by
+//   0.016: it starts at t = 950, σ = 6.4). The mean is within 0.004 for the σ-spaced runs (they
+//   start at σ = 80 from N(0, I) instead of N(√ᾱ·m, …)).
+TEST_CASE("DPM-Solver++ in 10 steps reproduces a Gaussian's mean and covariance, better than DDIM in 20", "[sampler][solver]") {
+  using namespace casdm::sampler;
+  const Process base(casdm::schedule::Cosine::betas(1000));
+  const auto m = want_solver("m"), S = want_solver("S");
+  auto moments = [&](auto sampler, int64_t n) {
+    using Smp = decltype(sampler);
+    const auto p = base.respaced(Smp::spacing(n));
+    return exact_moments([&](const at::Tensor& x) { return run_exact<Smp>(p, x); });
+  };
+  const auto [dpm10_mean, dpm10_cov] = moments(DPMSolverPP<>{}, 10);
+  const auto [heun20_mean, heun20_cov] = moments(Heun<>{}, 20);
+  const auto [ddim20_mean, ddim20_cov] = moments(DDIM<>{}, 20);
+  WARN("covariance error: dpm++ 10 " << cov_error(dpm10_cov, S) << ", heun 20 " << cov_error(heun20_cov, S)
+                                     << ", ddim 20 " << cov_error(ddim20_cov, S));
+  CHECK(cov_error(dpm10_cov, S) < 0.09);
+  CHECK(max_abs_diff(dpm10_mean, m) < 0.005);
+  CHECK(cov_error(heun20_cov, S) < 0.07);
+  CHECK(max_abs_diff(heun20_mean, m) < 0.005);
+  CHECK(cov_error(dpm10_cov, S) < cov_error(ddim20_cov, S));
+  CHECK(max_abs_diff(dpm10_mean, m) < max_abs_diff(ddim20_mean, m));
+  // And on samples: 20000 draws of x_T; the sample moments' own spread (≈ 1/√20000 on the
+  // largest entries) is added to the tolerances.
+  at::manual_seed(21);
+  const auto xT = at::randn({20000, 4}, at::kDouble);
+  const auto p = base.respaced(DPMSolverPP<>::spacing(10));
+  const auto x = run_exact<DPMSolverPP<>>(p, xT);
+  const auto mean = x.mean(0), c = x - mean;
+  const auto cov = c.t().mm(c) / static_cast<double>(x.size(0) - 1);
+  CHECK(max_abs_diff(mean, m) < 0.03);
+  CHECK(cov_error(cov, S) < 0.12);
 }

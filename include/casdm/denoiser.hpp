@@ -93,7 +93,7 @@ Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_
     compat::Autocast autocast(x_t.device(), precision_);
     out = Topo::predict(nets_, p, x_t, t);
   }
-  for (auto* f : {&out.eps, &out.x0, &out.r, &out.x0_star})
+  for (auto* f : {&out.eps, &out.x0, &out.r, &out.x0_star, &out.v})
     if (f->defined() && f->is_floating_point()) *f = f->to(x_t.scalar_type());
   return out;
 }

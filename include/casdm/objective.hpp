@@ -30,8 +30,10 @@ struct CheckCombination {
                 "casdm rule: L_x0 and feature losses need a topology with an x0 head (X0Only, DualHead or "
                 "Cascaded); EpsOnly predicts only eps. See docs/policies.md#rules");
   static_assert(!Losses::needs_eps_head || Topo::has_eps_head,
-                "casdm rule: L_eps and L_mu need a topology with an eps head (EpsOnly, DualHead or Cascaded); "
-                "X0Only predicts only x0. See docs/policies.md#rules");
+                "casdm rule: L_eps needs a topology with an eps head (EpsOnly, DualHead or Cascaded); X0Only, "
+                "VOnly and CascadedV predict no eps. See docs/policies.md#rules");
+  static_assert(!loss::needs_v_head<Losses> || topology::has_v_head<Topo>,
+                "casdm rule: L_v needs a topology with a v head (VOnly or CascadedV). See docs/policies.md#rules");
   static_assert(!Losses::needs_mix || Topo::has_mix,
                 "casdm rule: L_mu needs a topology with a mixing weight r (DualHead or Cascaded). See "
                 "docs/policies.md#rules");

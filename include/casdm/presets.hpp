@@ -1,6 +1,7 @@
 #pragma once
 // Every preset of the paper (An et al. 2024) and the registry that chooses one by name at run time.
-//   casdm/presets/table1.hpp    DDPM_Eps, DDPM_X0, Dual, CasDM, CasDM_FixRes, CasDM_FixRes_Concat
+//   casdm/presets/table1.hpp    DDPM_Eps, DDPM_X0, Dual, CasDM, CasDM_FixRes, CasDM_FixRes_Concat,
+//                               and beyond the paper DDPM_V, CasDM_V
 //   casdm/presets/lpips.hpp     DDPM_X0_LPIPS, Dual_LPIPS, CasDM_LPIPS, CasDM_FixRes_LPIPS
 //   casdm/presets/features.hpp  CasDM_ResNet, CasDM_Inception, CasDM_Swin, CasDM_SmallVGG
 // Include one of those alone to parse less (the metric networks and the weight-file reader are
@@ -28,7 +29,7 @@
 
 namespace casdm::presets {
 
-/// Every preset by name, in the paper's order:
+/// Every preset by name, in the paper's order (the v-variants last):
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
 void for_each(F&& f) {
@@ -47,7 +48,9 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("CasDM_ResNet"), hana::type_c<CasDM_ResNet>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_Inception"), hana::type_c<CasDM_Inception>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_SmallVGG"), hana::type_c<CasDM_SmallVGG>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_SmallVGG"), hana::type_c<CasDM_SmallVGG>),
+      hana::make_pair(BOOST_HANA_STRING("DDPM_V"), hana::type_c<DDPM_V>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_V"), hana::type_c<CasDM_V>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 
@@ -84,7 +87,7 @@ auto visit(std::string_view name, F&& f) {
 
 /// What a preset is made of, for programs that refuse options meaning nothing to it.
 struct Traits {
-  std::string topology;  // "eps-only", "x0-only", "dual-head", "cascaded"
+  std::string topology;  // "eps-only", "x0-only", "v-only", "dual-head", "cascaded", "cascaded-v"
   std::string sampler;   // "ddim", ...
   bool phi_net = false;   // has a φ network of its own, sized by ModelOptions::phi_net (cascaded)
   bool features = false;  // has a feature loss: reads ModelOptions::feature_size / feature_weights

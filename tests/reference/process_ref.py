@@ -81,6 +81,15 @@ class Proc:
     def eps_from_x0(self, xt, t, x0):
         return (np.sqrt(1 / self.g(self.acp, t)) * xt - x0) / np.sqrt(1 / self.g(self.acp, t) - 1)
 
+    def v(self, x0, t, n):  # Salimans & Ho 2022: v = α ε − σ x0
+        return np.sqrt(self.g(self.acp, t)) * n - np.sqrt(1 - self.g(self.acp, t)) * x0
+
+    def x0_from_v(self, xt, t, v):
+        return np.sqrt(self.g(self.acp, t)) * xt - np.sqrt(1 - self.g(self.acp, t)) * v
+
+    def eps_from_v(self, xt, t, v):
+        return np.sqrt(1 - self.g(self.acp, t)) * xt + np.sqrt(self.g(self.acp, t)) * v
+
     def ddim(self, xt, t, x0, eps, eta, z):
         ab, abp = self.g(self.acp, t), self.g(self.acp_prev, t)
         sigma = eta * np.sqrt((1 - abp) / (1 - ab)) * np.sqrt(1 - ab / abp)
@@ -120,6 +129,10 @@ def main(out):
         d[prefix + "/posterior_mean"] = torch.from_numpy(p.post_mean(x0, xt, t))
         d[prefix + "/x0_from_eps"] = torch.from_numpy(p.x0_from_eps(xt, t, eps))
         d[prefix + "/eps_from_x0"] = torch.from_numpy(p.eps_from_x0(xt, t, x0))
+        d[prefix + "/v"] = torch.from_numpy(p.v(x0, t, noise))
+        d[prefix + "/x0_from_v"] = torch.from_numpy(p.x0_from_v(xt, t, eps))
+        d[prefix + "/eps_from_v"] = torch.from_numpy(p.eps_from_v(xt, t, eps))
+        d[prefix + "/snr"] = torch.from_numpy(p.acp / (1 - p.acp))
         d[prefix + "/ddim_eta0"] = torch.from_numpy(p.ddim(xt, t, x0, eps, 0.0, z))
         d[prefix + "/ddim_eta05"] = torch.from_numpy(p.ddim(xt, t, x0, eps, 0.5, z))
         d[prefix + "/ancestral_small"] = torch.from_numpy(p.ancestral(xt, t, x0, z, p.plogvar))

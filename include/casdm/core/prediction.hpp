@@ -14,6 +14,8 @@ struct Prediction {
   at::Tensor r;
   /// x0⋆ = x0 derived from ε′: the ε branch of a mixed mean. Defined with r.
   at::Tensor x0_star;
+  /// v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′: a v head's output (VOnly, CascadedV); undefined elsewhere.
+  at::Tensor v;
 
   bool has_mix() const { return r.defined(); }
 };

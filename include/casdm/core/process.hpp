@@ -126,8 +126,61 @@ class Process {
     return Process(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
   }
 
-  /// Respaced by an improved-diffusion spec ("ddim100", "250", "10,20,30").
-  Process respaced(const std::string& spec) const { return respaced(space_timesteps(size(), spec)); }
+  /// Respaced by an improved-diffusion spec ("ddim100", "250", "10,20,30"), or by one of the
+  /// σ-based specs that need this process's ᾱ (σ = √((1−ᾱ)/ᾱ), the noise level of x_t/√ᾱ):
+  ///   "karrasN": N steps whose σ follow Karras et al. 2022 (eq. 5, ρ = 7) from σ_max down to σ_min;
+  ///   "logsnrN": N steps uniform in log σ, i.e. in log-SNR (Lu et al. 2022, for low resolutions).
+  /// σ_min = σ at index 0, σ_max = min(σ at the last index, 80) (EDM's σ_max for data in [−1, 1]; a
+  /// cosine schedule's last σ is ~2e4, where every image is noise already). Each target σ picks the
+  /// index nearest in log σ, then indices are made distinct (see sigma_timesteps).
+  Process respaced(const std::string& spec) const {
+    for (const char* kind : {"karras", "logsnr"}) {
+      const std::string k(kind);
+      if (spec.rfind(k, 0) != 0) continue;
+      const std::string digits = spec.substr(k.size());
+      size_t pos = 0;
+      int64_t n = 0;
+      try {
+        n = std::stoll(digits, &pos);
+      } catch (const std::exception&) {
+        pos = 0;
+      }
+      if (digits.empty() || pos != digits.size() || n < 1)
+        throw std::invalid_argument(fmt::format("Process::respaced: cannot read the step count of '{}'", spec));
+      return respaced(sigma_timesteps(n, k == "karras" ? 7.0 : 0.0));
+    }
+    return respaced(space_timesteps(size(), spec));
+  }
+
+  /// σ_i = √((1−ᾱ_i)/ᾱ_i) for every index (float64, CPU).
+  at::Tensor sigmas() const { return ((1.0 - alphas_cumprod_) / alphas_cumprod_).sqrt(); }
+
+  /// n distinct indices of this process whose σ follow σ_max^(1/ρ) → σ_min^(1/ρ) linearly (ρ > 0,
+  /// Karras et al.) or log σ linearly (ρ = 0), each the index nearest in log σ; where two targets
+  /// fall on one index (σ changes fastest at the ends), the later is moved up to the next free
+  /// index, so the result always has n steps, sorted ascending, with index 0 included.
+  std::vector<int64_t> sigma_timesteps(int64_t n, double rho) const {
+    const int64_t T = size();
+    if (n < 1 || n > T)
+      throw std::invalid_argument(fmt::format("Process: cannot choose {} steps out of {}", n, T));
+    auto sig = sigmas().contiguous();
+    const auto* s = sig.data_ptr<double>();
+    const double lo = s[0], hi = std::max(lo, std::min(s[T - 1], 80.0));
+    std::vector<int64_t> out;
+    for (int64_t k = 0; k < n; ++k) {
+      const double f = n == 1 ? 1.0 : static_cast<double>(k) / static_cast<double>(n - 1);  // 0: σ_min, 1: σ_max
+      const double target = rho > 0 ? std::pow(std::pow(lo, 1 / rho) + f * (std::pow(hi, 1 / rho) - std::pow(lo, 1 / rho)), rho)
+                                    : std::exp(std::log(lo) + f * (std::log(hi) - std::log(lo)));
+      const double lt = std::log(target);
+      int64_t best = 0;
+      for (int64_t i = 1; i < T; ++i)
+        if (std::abs(std::log(s[i]) - lt) < std::abs(std::log(s[best]) - lt)) best = i;
+      out.push_back(best);
+    }
+    for (size_t k = 1; k < out.size(); ++k) out[k] = std::max(out[k], out[k - 1] + 1);
+    for (int64_t k = n - 1; k >= 0; --k) out[static_cast<size_t>(k)] = std::min(out[static_cast<size_t>(k)], T - n + k);
+    return out;
+  }
 
   /// Network input for index t: original step · 1000 / T_original, in float32 on t's device.
   at::Tensor model_timesteps(const at::Tensor& t) const {
@@ -148,6 +201,24 @@ class Process {
     check_same_shape(x0, noise, "q_sample");
     return gather(sqrt_alphas_cumprod_, t, x0) * x0 + gather(sqrt_one_minus_alphas_cumprod_, t, x0) * noise;
   }
+
+  /// v = √ᾱ_t·ε − √(1−ᾱ_t)·x0 (Salimans & Ho 2022, the v-parameterisation).
+  at::Tensor v_target(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) const {
+    check_same_shape(x0, noise, "v_target");
+    return gather(sqrt_alphas_cumprod_, t, x0) * noise - gather(sqrt_one_minus_alphas_cumprod_, t, x0) * x0;
+  }
+  /// x0 = √ᾱ_t·x_t − √(1−ᾱ_t)·v
+  at::Tensor predict_x0_from_v(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& v) const {
+    check_same_shape(x_t, v, "predict_x0_from_v");
+    return gather(sqrt_alphas_cumprod_, t, x_t) * x_t - gather(sqrt_one_minus_alphas_cumprod_, t, x_t) * v;
+  }
+  /// ε = √(1−ᾱ_t)·x_t + √ᾱ_t·v
+  at::Tensor predict_eps_from_v(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& v) const {
+    check_same_shape(x_t, v, "predict_eps_from_v");
+    return gather(sqrt_one_minus_alphas_cumprod_, t, x_t) * x_t + gather(sqrt_alphas_cumprod_, t, x_t) * v;
+  }
+  /// SNR(t) = ᾱ_t/(1−ᾱ_t), gathered like `like` ([N, 1, 1, …]).
+  at::Tensor snr(const at::Tensor& t, const at::Tensor& like) const { return gather(snr_, t, like); }
 
   struct Posterior {
     at::Tensor mean, variance, log_variance;
@@ -215,6 +286,7 @@ class Process {
     sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
     sqrt_recip_alphas_cumprod_ = (1.0 / alphas_cumprod_).sqrt();
     sqrt_recipm1_alphas_cumprod_ = (1.0 / alphas_cumprod_ - 1.0).sqrt();
+    snr_ = alphas_cumprod_ / (1.0 - alphas_cumprod_);
     posterior_variance_ = betas_ * (1.0 - alphas_cumprod_prev_) / (1.0 - alphas_cumprod_);
     // log of the variance with its first entry (0) replaced by the second, as improved-diffusion.
     auto pv = posterior_variance_.clone();
@@ -251,7 +323,7 @@ class Process {
 
   at::Tensor betas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_, sqrt_one_minus_alphas_cumprod_,
       sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_, posterior_variance_, posterior_log_variance_clipped_, log_variance_fixed_large_,
-      posterior_mean_coef1_, posterior_mean_coef2_, ddim_sigma_unit_, timestep_map_;
+      posterior_mean_coef1_, posterior_mean_coef2_, ddim_sigma_unit_, snr_, timestep_map_;
   int64_t original_T_ = 0;
   std::shared_ptr<Cache> cache_;
 };

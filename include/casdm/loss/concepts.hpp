@@ -6,6 +6,7 @@
 //     using weight = std::ratio<1>;        // λ, part of the type
 //     static constexpr const char* name = "mine";
 //     static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+//     // optional: static constexpr bool needs_v_head = true;   (reads pred.v)
 //     explicit MyTerm(const ModelOptions&);
 //     void attach(torch::nn::Module& owner);        // register any (frozen) modules it owns
 //     at::Tensor operator()(const LossInputs&);     // unweighted scalar
@@ -42,6 +43,10 @@ concept LossTerm = requires {
       l.attach(owner);
       { l(in) } -> std::same_as<at::Tensor>;
     };
+
+/// Whether a term reads a v head (L_v); a term that does not declare `needs_v_head` does not.
+template <class L>
+inline constexpr bool needs_v_head = requires { requires L::needs_v_head; };
 
 template <class R>
 inline constexpr double ratio_value = static_cast<double>(R::num) / static_cast<double>(R::den);

@@ -1,5 +1,6 @@
 #pragma once
-// The paper's rows without a metric network (An et al. 2024, Tables 1, 4 and 5). Each takes
+// The paper's rows without a metric network (An et al. 2024, Tables 1, 4 and 5), and their
+// v-prediction variants (DDPM_V, CasDM_V; beyond the paper). Each takes
 // ModelOptions whose defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks,
 // channel_mult (1,2,2,2), attention at 16 and 8, DDIM with 100 steps. Including this header alone
 // parses no metric network and no serialization code.
@@ -34,6 +35,13 @@ using CasDM_FixRes_Concat =
     Model<PaperSchedule, topology::Cascaded<net::arch::FixResCNN, topology::phi_input::Concat>, CasLosses,
           PaperSampler>;
 
+// Beyond the paper: the v-parameterisation (Salimans & Ho 2022).
+/// DDPM predicting v; x0′ and ε′ derived.
+using DDPM_V = Model<PaperSchedule, topology::VOnly<>, loss::Set<loss::VMSE<>>, PaperSampler>;
+/// Cas-DM with θ predicting v: θ → v′ (L_v), x0⋆ from v′, φ(x0⋆) → x0′, r (L_x0, L_μ) as CasDM.
+using CasDM_V = Model<PaperSchedule, topology::CascadedV<>, loss::Set<loss::VMSE<>, loss::X0MSE<>, loss::MuMix<>>,
+                      PaperSampler>;
+
 }  // namespace casdm::presets
 
 // Compiled once in the library casdm::presets (src/presets_table1.cpp); see instantiation.hpp.
@@ -50,15 +58,21 @@ CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::Dual::Denoiser)
 CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM::Denoiser)
 CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes::Denoiser)
 CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes_Concat::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_V::Denoiser)
+CASDM_INSTANTIATE_DENOISER(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_V::Denoiser)
 CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_Eps::Impl::losses_type)
 CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0::Impl::losses_type)
 CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::Dual::Impl::losses_type)
 CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_V::Impl::losses_type)
+CASDM_INSTANTIATE_OBJECTIVE(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_V::Impl::losses_type)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_Eps)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_X0)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::Dual)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes)
 CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_FixRes_Concat)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::DDPM_V)
+CASDM_INSTANTIATE_MODEL(CASDM_PRESETS_EXTERN, casdm::presets::CasDM_V)
 #undef CASDM_PRESETS_EXTERN
 #endif

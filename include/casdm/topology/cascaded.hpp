@@ -2,7 +2,8 @@
 // Cas-DM's cascaded topology (An et al. 2024, §"Cascaded Diffusion Model", eq. 8–12):
 //   θ(x_t, t) → ε′;   x0⋆ = (x_t − √(1−ᾱ_t)·sg[ε′]) / √ᾱ_t;   φ(input, t) → [x0′, logit r]
 // θ is cut out of φ's graph: φ's input is built from a detached ε′, so L_x0, L_μ and any feature
-// loss train φ only, and L_ε trains θ only. φ's input is x0⋆ (paper) or concat(x0⋆, ε′)
+// loss train φ only, and L_ε trains θ only. θ may predict v instead (theta_head::V, CascadedV):
+// then ε′ and x0⋆ are derived from v′ and L_v trains θ. φ's input is x0⋆ (paper) or concat(x0⋆, ε′)
 // (Table 4 ablation).
 #include "casdm/topology/concepts.hpp"
 
@@ -29,14 +30,34 @@ struct Concat {
 };
 }  // namespace phi_input
 
-template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet>
+/// What θ predicts. Either way φ receives x0⋆ and ε′ built from θ's detached output.
+namespace theta_head {
+/// θ → ε′ (the paper); trained by L_ε.
+struct Eps {
+  static constexpr bool predicts_v = false;
+};
+/// θ → v′ (Salimans & Ho 2022); ε′ = √(1−ᾱ)·x_t + √ᾱ·v′ and x0⋆ = √ᾱ·x_t − √(1−ᾱ)·sg[v′] (taken from
+/// v′ directly: through ε′ it would divide by √ᾱ, which loses float32 digits at high noise); trained
+/// by L_v.
+struct V {
+  static constexpr bool predicts_v = true;
+};
+template <class H>
+concept ThetaHead = requires {
+  { H::predicts_v } -> std::convertible_to<bool>;
+};
+}  // namespace theta_head
+
+template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet,
+          theta_head::ThetaHead Head = theta_head::Eps>
 struct Cascaded {
   static_assert(phi_input::PhiInput<Input>,
                 "casdm rule: the cascaded phi input must be a phi input policy built from theta's detached "
                 "outputs (topology::phi_input::X0Star, topology::phi_input::Concat, or a type with "
                 "channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
-  static constexpr const char* name = "cascaded";
-  static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
+  static constexpr const char* name = Head::predicts_v ? "cascaded-v" : "cascaded";
+  static constexpr bool has_eps_head = !Head::predicts_v, has_x0_head = true, has_mix = true,
+                        has_v_head = Head::predicts_v;
   /// φ is a network of its own, sized by ModelOptions::phi_net.
   static constexpr bool uses_phi_net = true;
   struct Nets {
@@ -54,14 +75,24 @@ struct Cascaded {
     const int64_t C = x_t.size(1);
     const auto tm = p.model_timesteps(t);
     Prediction pr;
-    pr.eps = n.theta(x_t, tm);
+    if constexpr (Head::predicts_v) {
+      pr.v = n.theta(x_t, tm);
+      pr.eps = p.predict_eps_from_v(x_t, t, pr.v);
+      pr.x0_star = p.predict_x0_from_v(x_t, t, pr.v.detach());
+    } else {
+      pr.eps = n.theta(x_t, tm);
+      pr.x0_star = p.predict_x0_from_eps(x_t, t, pr.eps.detach());
+    }
     const auto eps_sg = pr.eps.detach();
-    pr.x0_star = p.predict_x0_from_eps(x_t, t, eps_sg);
     auto out = n.phi(Input::make(pr.x0_star, eps_sg), tm);
     pr.x0 = out.slice(1, 0, C);
     pr.r = at::sigmoid(out.slice(1, C, C + 1));
     return pr;
   }
 };
+
+/// Cas-DM with θ predicting v (the cascaded v-variant): θ → v′, φ(x0⋆) → x0′, r as in Cascaded.
+template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet>
+using CascadedV = Cascaded<PhiNet, Input, ThetaNet, theta_head::V>;
 
 }  // namespace casdm::topology

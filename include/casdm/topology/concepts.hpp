@@ -6,6 +6,7 @@
 //     static constexpr bool has_eps_head = true;   // a network outputs ε′
 //     static constexpr bool has_x0_head = false;   // a network outputs x0′ (L_x0, feature losses)
 //     static constexpr bool has_mix = false;       // a network outputs r (L_μ, mixed sampling)
+//     static constexpr bool has_v_head = false;    // optional: a network outputs v′ (L_v)
 //     struct Nets { ... };                          // module holders of its networks
 //     static Nets build(torch::nn::Module& owner, const ModelOptions&);  // registers them
 //     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t);
@@ -39,6 +40,11 @@ concept NetArch = requires(net::UNetOptions o, int64_t c, const at::Tensor& x) {
   { A::name } -> std::convertible_to<const char*>;
   { A::make(o, c, c)->forward(x, x) } -> std::same_as<at::Tensor>;
 };
+
+/// Whether a topology has a v head (VOnly, CascadedV: a network outputs v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′);
+/// a topology that does not declare `has_v_head` has none.
+template <class T>
+inline constexpr bool has_v_head = requires { requires T::has_v_head; };
 
 /// Whether a topology has a second network sized by ModelOptions::phi_net (the cascaded φ).
 template <class T>

@@ -1,6 +1,6 @@
 #pragma once
 // The DDPM baselines (Ho et al. 2020): one network θ(x_t, t) with C outputs read as ε′
-// (EpsOnly) or as x0′ (X0Only); the other quantity is derived through the process.
+// (EpsOnly), as x0′ (X0Only) or as v′ (VOnly); the other quantities are derived through the process.
 #include "casdm/topology/concepts.hpp"
 
 namespace casdm::topology {
@@ -46,6 +46,26 @@ struct X0Only {
     Prediction out;
     out.x0 = n.theta(x_t, p.model_timesteps(t));
     out.eps = p.predict_eps_from_x0(x_t, t, out.x0);
+    return out;
+  }
+};
+
+/// v-only (Salimans & Ho 2022): θ → v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′; x0′ = √ᾱ·x_t − √(1−ᾱ)·v′ and
+/// ε′ = √(1−ᾱ)·x_t + √ᾱ·v′ derived. Trained by L_v (loss::VMSE). Neither derived quantity counts
+/// as a head: L_ε, L_x0 and feature losses are refused on it, as on the other single-head nets.
+template <NetArch Net = net::arch::UNet>
+struct VOnly {
+  static constexpr const char* name = "v-only";
+  static constexpr bool has_eps_head = false, has_x0_head = false, has_mix = false, has_v_head = true;
+  using Nets = detail::SingleNet<Net>;
+  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+    return detail::build_single<Net>(owner, o, o.channels());
+  }
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+    Prediction out;
+    out.v = n.theta(x_t, p.model_timesteps(t));
+    out.x0 = p.predict_x0_from_v(x_t, t, out.v);
+    out.eps = p.predict_eps_from_v(x_t, t, out.v);
     return out;
   }
 };
