@@ -1,10 +1,11 @@
 // casdm-ablation: a paper table from checkpoints — each row a checkpoint, each column a number of
-// DDIM steps — sampled, scored and written as Markdown, JSON, an HTML page (table.html), charts (the
+// sampling steps (DDIM's, or --sampler's) — sampled, scored and written as Markdown, JSON, an HTML page (table.html), charts (the
 // distance per row and column with its bootstrap spread, chart.png/.svg; the distance against the
 // number of steps, steps.png/.svg) and a sample grid per row.
 //
 //   casdm-ablation --row DDPM=out/ddpm --row Cas-DM=out/casdm --steps 10 25 50 100 \
 //                  --scorer weights/fmnist/small_vgg.pt -n 1000 --out docs/results/table5
+//   casdm-ablation ... --sampler dpmpp2m --steps 10,20     # every cell with DPM-Solver++(2M)
 //
 // Table 1 is its rows at 100 steps, Table 5 the same rows at 10 … 100, Tables 3 and 4 other rows;
 // scripts/tables.sh trains the rows with casdm-train and calls this program. --redraw rewrites the
@@ -32,13 +33,13 @@ namespace {
 
 /// The cache key of one cell: what its numbers depend on.
 std::string cell_key(const casdm::report::TableRow& r, int64_t steps, int64_t n, int64_t seed, int64_t batch, int64_t bootstrap,
-                     const std::string& scorer_key) {
+                     const std::string& scorer_key, const std::string& sampler) {
   const fs::path f(r.checkpoint);
   const auto time = fs::last_write_time(f).time_since_epoch().count();
   return r.label + "|" + fs::absolute(f).lexically_normal().string() + "|" + std::to_string(fs::file_size(f)) + "|" +
          std::to_string(time) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
          std::to_string(seed) + "|batch=" + std::to_string(batch) + "|bootstrap=" + std::to_string(bootstrap) + "|" +
-         scorer_key;
+         scorer_key + (sampler == "ddim" ? std::string() : "|sampler=" + sampler);  // DDIM: the keys of before
 }
 
 /// A cell of the table from the scores of its samples.
@@ -51,13 +52,15 @@ casdm::report::TableCell cell_of(const casdm::eval::Scores& s, int64_t steps, do
 int main(int argc, char** argv) {
   std::vector<std::string> rows_arg;
   std::vector<int64_t> steps{10, 25, 50, 100};
-  std::string scorer_path, out, title = "casdm ablation", device_name = "cpu";
+  std::string scorer_path, out, title = "casdm ablation", device_name = "cpu", sampler_name = "ddim";
   casdm::examples::ReferenceSpec ref_spec{"/usr/share/datasets/fashion-mnist"};
   int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16, bootstrap = 50;
-  CLI::App app{"Sample and score checkpoints at several DDIM step counts; write the table, a chart and grids"};
+  CLI::App app{"Sample and score checkpoints at several sampling step counts (DDIM unless --sampler); write the table, a chart and grids"};
   bool redraw = false;
   app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row");
-  app.add_option("--steps", steps, "DDIM steps, one column each")->capture_default_str()->delimiter(',');
+  app.add_option("--steps", steps, "sampling steps, one column each")->capture_default_str()->delimiter(',');
+  app.add_option("--sampler", sampler_name, "the sampler of every cell: ddim (eta 0), dpmpp2m, euler, heun or ancestral")
+      ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
   app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{1} << 40));
   app.add_option("--out", out, "output folder")->required();
@@ -76,7 +79,8 @@ int main(int argc, char** argv) {
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-ablation"); rc >= 0) return rc;
   try {
     if (redraw) {
-      if (!rows_arg.empty() || !scorer_path.empty()) throw std::runtime_error("--redraw takes the table in --out, not --row or --scorer");
+      if (!rows_arg.empty() || !scorer_path.empty() || app.count("--sampler"))
+        throw std::runtime_error("--redraw takes the table in --out, not --row, --scorer or --sampler");
       fmt::print("{}", casdm::report::Table::read(fs::path(out) / "table.json").write(out));
       return 0;
     }
@@ -118,7 +122,8 @@ int main(int argc, char** argv) {
     }
     bool fid = false;
     std::string scorer_name;
-    casdm::report::Table table{title, "", false, n, bootstrap, std::min(grid, n), steps, {}};
+    casdm::report::Table table{title, "", false, n, bootstrap, std::min(grid, n), steps, {}, sampler_name};
+    const std::string sampler_words = table.sampler_short();
     casdm::examples::with_scorer(scorer_path, device, [&](auto& scorer) {
       fid = casdm::examples::is_fid<std::decay_t<decltype(scorer)>>;
       scorer_name = scorer.name();
@@ -129,16 +134,18 @@ int main(int argc, char** argv) {
           auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
           denoiser->to(device);
           for (auto s : steps) {
-            const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key());
+            const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
             const auto grid_path = fs::path(out) / (rows[i].label + ".png");
             if (cells.contains(key) && (s != steps.back() || fs::exists(grid_path))) {
-              fmt::print(stderr, "{}, {} DDIM steps: scored before ({})\n", rows[i].label, s, cells_path.string());
+              fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells_path.string());
               rows[i].cells.push_back(casdm::report::TableCell::from_json(cells.at(key)));
               continue;
             }
-            fmt::print(stderr, "{}, {} DDIM steps\n", rows[i].label, s);
+            fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
             const auto t0 = std::chrono::steady_clock::now();
-            const auto x = casdm::examples::draw(denoiser, n, s, 0.0, batch, static_cast<uint64_t>(seed));
+            const auto x = casdm::sampler::visit(sampler_name, [&](auto smp) {
+              return casdm::examples::draw<typename decltype(smp)::type>(denoiser, n, s, 0.0, batch, static_cast<uint64_t>(seed));
+            });
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
             rows[i].cells.push_back(

@@ -2,6 +2,8 @@
 //
 //   casdm-eval --checkpoint out/casdm --scorer weights/fmnist/small_vgg.pt -n 1000 --steps 50
 //   casdm-eval --checkpoint out/cifar --data cifar-10-batches-bin --scorer weights/inception_fid.pt -n 50000 --device cuda
+//   casdm-eval --checkpoint out/cond --class all --guidance 3 ...   # a --class-cond run: class i % K for sample i;
+//                                                                   # the domain scorer also gives its accuracy on them
 //
 // The scorer is a weights file: inception_fid.pt (tools/export_weights.py --fid-inception) gives
 // FID, sFID and IS; small_vgg.pt (casdm-metric) gives a Fréchet distance and an Inception-style
@@ -22,8 +24,12 @@ struct Args {
   std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", fit, stats, out,
       weights = "ema", device = "cpu";
   int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
-  double eta = 0, ema_rate = -1;
+  double eta = 0, ema_rate = -1, guidance = 0;
+  std::string cls;
 };
+
+template <class Scorer>
+constexpr bool fid_scorer() { return casdm::examples::is_fid<Scorer>; }
 
 template <class Scorer, class Model>
 nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Scorer& scorer, const c10::Device& device) {
@@ -35,7 +41,16 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
   denoiser->to(device);
-  const auto samples = casdm::examples::draw(denoiser, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed));
+  at::Tensor labels;
+  const int64_t K = c.options.num_classes();
+  if (!a.cls.empty()) {
+    if (K < 1) throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
+    const int64_t k = a.cls == "all" ? -1 : casdm::examples::parse_int(a.cls, "--class");
+    if (k >= K || k < -1) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
+    labels = k < 0 ? at::arange(a.n, at::kLong).remainder(K) : at::full({a.n}, k, at::kLong);
+  }
+  const auto samples = casdm::examples::draw(denoiser, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed), labels,
+                                             a.guidance);
   const auto t2 = std::chrono::steady_clock::now();
   const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
   const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
@@ -47,6 +62,14 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   j["step"] = c.step;
   j["weights"] = which;
   j["sampler"] = {{"kind", "ddim"}, {"steps", a.steps}, {"eta", a.eta}};
+  if (labels.defined()) {
+    j["class"] = a.cls;
+    j["guidance"] = a.guidance;
+    // The scorer's classes against the labels asked for (meaningful for a classifier of the same
+    // classes: the domain scorer of the data set the model was trained on).
+    if (!fid_scorer<Scorer>() && stats.probs.size(1) == K)
+      j["class_accuracy"] = stats.probs.argmax(1).eq(labels).to(at::kDouble).mean().template item<double>();
+  }
   j["n"] = a.n;
   j["seed"] = a.seed;
   j["scorer"] = scorer.name();
@@ -87,6 +110,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str();
+  app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K)");
+  app.add_option("--guidance", a.guidance, "classifier-free guidance scale (needs --class)")->capture_default_str()
+      ->check(casdm::examples::in_range<double>(0, 1e6));
   app.add_option("--out", a.out, "JSON file to write (default: print only)");
   casdm::examples::add_machine_options(app, a.threads, a.device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-eval"); rc >= 0) return rc;
@@ -96,6 +122,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
+    if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
     const auto path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");

@@ -3,6 +3,8 @@
 //   casdm-sample --checkpoint out/casdm --n 64 --steps 50                # DDIM-50, EMA weights
 //   casdm-sample --checkpoint out/casdm/checkpoints/ckpt-000001200.pt --sampler ancestral --steps 1000 --weights raw
 //   casdm-sample --checkpoint out/casdm --sampler dpmpp2m --steps 10       # DPM-Solver++(2M), 10 evaluations
+//   casdm-sample --checkpoint out/cond --class 3 --guidance 3              # a --class-cond run: class 3, w = 3
+//   casdm-sample --checkpoint out/cond --class all -n 100 --columns 10     # classes 0..K-1 in turn
 //
 // Writes OUT/samples.png (a grid) and OUT/samples.pt (torch.save format: "samples", float
 // [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
@@ -23,6 +25,8 @@ namespace fs = std::filesystem;
 
 struct Args {
   std::string checkpoint, out = "out/samples", sampler = "ddim", weights = "ema", device = "cpu", precision = "fp32";
+  std::string cls;  // "", a class index, or "all"
+  double guidance = 0;
   int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8;
   double eta = 0, ema_rate = -1;
 };
@@ -37,19 +41,39 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   denoiser->to(device);
   denoiser->precision(casdm::examples::precision_type(a.precision, device));
   torch::manual_seed(static_cast<uint64_t>(a.seed));
-  auto so = casdm::SampleOptions().steps(a.steps);
+  auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
+  // Class labels of a class-conditional checkpoint: one class, or every class in turn.
+  const int64_t K = c.options.num_classes();
+  at::Tensor labels;
+  if (!a.cls.empty()) {
+    if (K < 1)
+      throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
+    if (a.cls == "all") {
+      labels = at::arange(a.n, at::kLong).remainder(K);
+    } else {
+      const int64_t k = casdm::examples::parse_int(a.cls, "--class");
+      if (k < 0 || k >= K) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
+      labels = at::full({a.n}, k, at::kLong);
+    }
+  } else if (a.guidance != 0) {
+    throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
+  }
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> parts;
   for (int64_t done = 0; done < a.n; done += a.batch) {
-    parts.push_back(casdm::sample<Sampler>(denoiser, std::min(a.batch, a.n - done), so).cpu());
+    const int64_t m = std::min(a.batch, a.n - done);
+    if (labels.defined()) so.labels(labels.slice(0, done, done + m));
+    parts.push_back(casdm::sample<Sampler>(denoiser, m, so).cpu());
     fmt::print(stderr, "sampled {}/{}\n", done + parts.back().size(0), a.n);
   }
   auto x = at::cat(parts);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
-                              fmt::format("{}, step {}, {} weights, {} {} steps, seed {}", c.get("preset"), c.step, weights,
-                                          a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), a.seed));
+                              fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,
+                                          a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), a.seed,
+                                          a.cls.empty() ? std::string()
+                                                        : fmt::format(", class {}, guidance {}", a.cls, casdm::io::number_str(a.guidance))));
   casdm::io::TensorFile f;
   f.tensors["samples"] = x;
   f.meta = {{"checkpoint", c.path.string()},
@@ -60,7 +84,10 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
             {"steps", fmt::format("{}", a.steps)},
             {"eta", casdm::io::number_str(a.eta)},
             {"seed", fmt::format("{}", a.seed)},
-            {"precision", a.precision}};
+            {"precision", a.precision},
+            {"class", a.cls},
+            {"guidance", casdm::io::number_str(a.guidance)}};
+  if (labels.defined()) f.tensors["labels"] = labels;
   casdm::io::write_tensor_file(fs::path(a.out) / "samples.pt", f);
   fmt::print("wrote {}/{{samples.png,samples.pt}}: {} images, {} weights, {} {} steps, {} s\n", a.out, a.n, weights,
              a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), secs);
@@ -80,6 +107,9 @@ int main(int argc, char** argv) {
                                      "euler 20, heun 10; at most T)")
       ->capture_default_str();
   app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str();
+  app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every image, or 'all' (class i % K at i)");
+  app.add_option("--guidance", a.guidance, "classifier-free guidance scale w (0: the conditional model alone)")
+      ->capture_default_str()->check(casdm::examples::in_range<double>(0, 1e6));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(CLI::PositiveNumber);

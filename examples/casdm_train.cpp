@@ -37,7 +37,8 @@ struct Args {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string data_format = "auto";
   std::string fit = "pad";
-  bool hflip = false;
+  bool hflip = false, class_cond = false;
+  double label_dropout = 0.1;
   int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0, T = 1000;
   double lr = 1e-3, weight_decay = 0, grad_clip = 0;
   std::vector<double> ema{0.99};
@@ -55,7 +56,7 @@ struct Args {
   bool resume = false;
 };
 
-casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image_size) {
+casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image_size, int64_t num_classes) {
   auto net = casdm::net::UNetOptions()
                  .model_channels(a.model_channels)
                  .channel_mult(a.channel_mult)
@@ -70,7 +71,9 @@ casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image
                .diffusion_steps(a.T)
                .net(net)
                .feature_size(a.feature_size)
-               .feature_weights(a.feature_weights);
+               .feature_weights(a.feature_weights)
+               .num_classes(a.class_cond ? num_classes : 0)
+               .label_dropout(a.label_dropout);
   if (a.phi_model_channels || a.phi_res_blocks || !a.phi_channel_mult.empty() || !a.phi_attention.empty()) {
     auto phi = net;
     if (a.phi_model_channels) phi.model_channels(a.phi_model_channels);
@@ -96,10 +99,17 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
   const int64_t channels = set.images.size(1);
   if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
+  if (a.class_cond && !set.labels.defined())
+    throw std::runtime_error(fmt::format("--class-cond: the data set {} has no class labels (an image folder needs one "
+                                         "sub-folder per class)", set.source));
+  const int64_t classes = a.class_cond ? set.num_classes() : 0;
+  if (a.class_cond && classes < 2)
+    throw std::runtime_error(fmt::format("--class-cond: the data set {} has {} class; conditioning needs two or more", set.source, classes));
+  if (writer && classes > 0) fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.label_dropout);
 
-  casdm::train::check_memory(model_options(a, channels, size), a.micro_batch > 0 ? a.micro_batch : a.batch);
+  casdm::train::check_memory(model_options(a, channels, size, classes), a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
-  Model model(model_options(a, channels, size));
+  Model model(model_options(a, channels, size, classes));
   model->to(device);
   auto topts = casdm::train::TrainerOptions()
                    .optimizer(casdm::train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
@@ -138,7 +148,9 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   auto sample_grid = [&](const fs::path& path, int64_t step) {
     casdm::train::GeneratorStateGuard keep_rng(device);
     const auto t0 = std::chrono::steady_clock::now();
-    auto x = trainer.sample_ema(a.samples, casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise));
+    auto so = casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise);
+    if (classes > 0) so.labels(at::arange(a.samples, at::kLong).remainder(classes));  // class i % K at position i
+    auto x = trainer.sample_ema(a.samples, so);
     casdm::examples::write_grid(path, x, 8, caption(step));
     return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
@@ -159,7 +171,12 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   if (writer) write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
 
   const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
-      trainer, [&] { return loader.next(); }, log, ckpts,
+      trainer,
+      [&] {
+        auto x = loader.next();
+        return casdm::train::Batch{x, classes > 0 ? loader.labels_at(loader.position() - 1) : at::Tensor{}};
+      },
+      log, ckpts,
       casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
         if (!writer) return;
         if (!trainer.last_skip().empty())
@@ -258,6 +275,11 @@ int main(int argc, char** argv) {
   setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->check(at_least<int64_t>(1))->group("Model");
   setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->check(in_range<int64_t>(0, 4096))->group("Model");
   setting("feature-weights", &a.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
+  settings.add("class-cond", &a.class_cond);
+  app.add_flag("--class-cond", a.class_cond, "class-conditional: the data set's labels embedded in theta and phi "
+                                             "(classifier-free guidance at sampling)")->group("Model");
+  setting("label-dropout", &a.label_dropout, "--class-cond: probability that a label is dropped in training")
+      ->check(in_range<double>(0, 1))->group("Model");
   app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(at_least<int64_t>(1));
   app.add_option("--out", a.out, "output folder")->capture_default_str();
   app.add_flag("--resume", a.resume, "continue the run in --out from its newest checkpoint");
@@ -295,6 +317,8 @@ int main(int argc, char** argv) {
     if (resume) {
       auto stored = resume->meta_under("args.");
       stored.try_emplace("precision", "fp32");  // runs from before --precision trained in float32
+      stored.try_emplace("class-cond", "false");  // runs from before --class-cond were unconditional
+      stored.try_emplace("label-dropout", casdm::io::number_str(0.1));
       settings.resume_from(stored, app, resume->path.string());
     }
     if (a.sample_steps > a.T && app.count("--sample-steps"))
@@ -305,6 +329,7 @@ int main(int argc, char** argv) {
       if (app.count(o) && !traits.phi_net)
         throw std::runtime_error(
             fmt::format("{}: preset {} has no phi network (only the cascaded presets do)", o, a.preset));
+    if (app.count("--label-dropout") && !a.class_cond) throw std::runtime_error("--label-dropout: only with --class-cond");
     for (const char* o : {"--feature-size", "--feature-weights"})
       if (app.count(o) && !traits.features)
         throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));

@@ -114,6 +114,15 @@ class RunSettings {
   std::map<std::string, Ref> refs_;
 };
 
+/// An option's integer text, or one line naming the option.
+inline int64_t parse_int(const std::string& s, const char* option) {
+  int64_t v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size())
+    throw std::runtime_error(fmt::format("{}: expected an integer or 'all', got '{}'", option, s));
+  return v;
+}
+
 /// Range checks for options, with messages in the program's words ("--steps: must be an integer
 /// >= 1, got 'abc'"): each element of a list option is checked alone.
 template <class T>

@@ -3,6 +3,7 @@
 // samples from a checkpoint's model, and choosing the scorer by its weights file.
 #include "casdm/data/images.hpp"
 #include "casdm/eval/scorers.hpp"
+#include "casdm/sampler/registry.hpp"
 #include "program.hpp"
 
 #include <chrono>
@@ -55,15 +56,20 @@ Reference reference(Scorer& scorer, const std::string& scorer_path, const train:
   return r;
 }
 
-/// n samples from `denoiser` (DDIM with `steps`, eta), in batches, with a progress line on stderr.
-template <class Denoiser>
-at::Tensor draw(Denoiser& denoiser, int64_t n, int64_t steps, double eta, int64_t batch, uint64_t seed) {
+/// n samples from `denoiser` (sampler Smp with `steps`; eta for DDIM), in batches, with a progress
+/// line on stderr; a class-conditional denoiser may take one label per sample and a guidance scale.
+template <class Smp = sampler::DDIM<>, class Denoiser>
+at::Tensor draw(Denoiser& denoiser, int64_t n, int64_t steps, double eta, int64_t batch, uint64_t seed,
+                const at::Tensor& labels = {}, double guidance = 0) {
   torch::manual_seed(seed);
-  const auto so = SampleOptions().steps(steps).eta(eta);
+  auto so = SampleOptions().steps(steps).guidance(guidance);
+  if (sampler::has_eta(Smp::name)) so.eta(eta);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> parts;
   for (int64_t done = 0; done < n; done += batch) {
-    parts.push_back(casdm::sample<sampler::DDIM<>>(denoiser, std::min(batch, n - done), so).cpu());
+    const int64_t m = std::min(batch, n - done);
+    if (labels.defined()) so.labels(labels.slice(0, done, done + m));
+    parts.push_back(casdm::sample<Smp>(denoiser, m, so).cpu());
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const int64_t now = done + parts.back().size(0);
     fmt::print(stderr, "sampled {}/{}  {:.1f} images/s  ETA {}\n", now, n, static_cast<double>(now) / s,

@@ -75,7 +75,51 @@ for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'ra
 import sys, PIL.Image
 d = PIL.Image.open(sys.argv[1]).text.get('Description')
 assert d == 'Dual, step 4, ema 0.99 weights, ddim 3 steps, seed 0', d
-" "$W/ddim/samples.png" || fail "samples.png does not say what it shows" ;;
+" "$W/ddim/samples.png" || fail "samples.png does not say what it shows"
+    # The solvers beyond the paper, on a v-prediction cascade: DPM-Solver++(2M) and Heun.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_V --out "$W/runv" || fail "train CasDM_V"
+    "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler dpmpp2m --steps 4 --threads 1 --out "$W/dpm" || fail "dpmpp2m"
+    "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --threads 1 --out "$W/heun" || fail "heun"
+    "$PY" -c "
+import sys, torch, PIL.Image
+for path, s in [(sys.argv[1], 'dpmpp2m'), (sys.argv[2], 'heun')]:
+    d = torch.load(path + '/samples.pt', weights_only=True)
+    assert d['samples'].shape == (2, 1, 28, 28) and torch.isfinite(d['samples']).all(), d['samples'].shape
+    assert d['casdm.sampler'] == s and d['casdm.preset'] == 'CasDM_V', d
+    desc = PIL.Image.open(path + '/samples.png').text.get('Description')
+    assert desc.startswith('CasDM_V, step 2, ') and s in desc, desc
+" "$W/dpm" "$W/heun" || fail "solver samples" ;;
+  class-cond)  # --class-cond training, guided sampling of one class and of every class; the refusals
+    R="$W.run" && rm -rf "$R" && mkdir -p "$R"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM --class-cond --label-dropout 0.2 --out "$R/run" 2> "$R/train.err" ||
+      fail "train --class-cond"
+    grep -q "class-conditional: 10 classes, label dropout 0.2" "$R/train.err" || fail "train does not say it is conditional"
+    "$BIN/casdm-sample" --checkpoint "$R/run" -n 5 --class all --guidance 2 --steps 3 --threads 1 --out "$R/all" || fail "sample all"
+    "$BIN/casdm-sample" --checkpoint "$R/run" -n 2 --class 7 --sampler heun --steps 2 --threads 1 --out "$R/seven" || fail "sample 7"
+    "$PY" -c "
+import sys, torch, PIL.Image
+d = torch.load(sys.argv[1] + '/samples.pt', weights_only=True)
+assert d['labels'].tolist() == [0, 1, 2, 3, 4] and d['casdm.guidance'] == '2' and d['casdm.class'] == 'all', d
+assert d['samples'].shape == (5, 1, 28, 28) and torch.isfinite(d['samples']).all()
+desc = PIL.Image.open(sys.argv[1] + '/samples.png').text.get('Description')
+assert desc.endswith(', class all, guidance 2'), desc
+e = torch.load(sys.argv[2] + '/samples.pt', weights_only=True)
+assert e['labels'].tolist() == [7, 7], e
+c = torch.load(sys.argv[3], weights_only=True)
+assert c['casdm.options.num_classes'] == '10' and c['casdm.options.label_dropout'] == '0.2', sorted(k for k in c if 'options' in k)
+" "$R/all" "$R/seven" "$R/run/checkpoints/ckpt-000000002.pt" || fail "conditional samples"
+    "$BIN/casdm-train" --resume --steps 3 --threads 1 --out "$R/run" > /dev/null 2>&1 || fail "resume a conditional run"
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --out "$R/plain" > /dev/null 2>&1 || fail "train unconditional"
+    refuse "--class 10: the model has 10 classes (0 to 9)" "$BIN/casdm-sample" --checkpoint "$R/run" --class 10 --out "$W/o"
+    refuse "--class: expected an integer or 'all', got 'shirt'" "$BIN/casdm-sample" --checkpoint "$R/run" --class shirt --out "$W/o"
+    refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-sample" --checkpoint "$R/plain" --class 1 --out "$W/o"
+    refuse "--guidance: needs --class" "$BIN/casdm-sample" --checkpoint "$R/run" --guidance 1 --out "$W/o"
+    refuse "--label-dropout: only with --class-cond" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --label-dropout 0.3 --out "$W/o"
+    mkdir -p "$R/flat" && "$PY" -c "
+import sys; from PIL import Image
+for i in range(3): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
+" "$R/flat" || fail "making images"
+    refuse "--class-cond: the data set images $R/flat has no class labels" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --class-cond --data "$R/flat" --out "$W/o" ;;
   unknown-preset)
     refuse "unknown preset 'Nope'; choose one of: DDPM_Eps, DDPM_X0" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Nope --out "$W/o" ;;
   missing-data)
@@ -103,7 +147,8 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     refuse "--phi-model-channels: preset DDPM_Eps has no phi network" \
       "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset DDPM_Eps --phi-model-channels 8 --out "$W/o"
     refuse "--feature-size: preset CasDM has no feature loss" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --feature-size 64 --out "$W/o"
-    refuse "--eta: the ancestral sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler ancestral --eta 0.5 ;;
+    refuse "--eta: the ancestral sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler ancestral --eta 0.5
+    refuse "--eta: the heun sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler heun --eta 0.5 ;;
   resume-refusals)  # a resumed run keeps its settings; a finished run does not restart silently
     "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
     before=$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")
@@ -346,7 +391,14 @@ assert j['bootstrap'] == 50, j
     "$BIN/casdm-ablation" --redraw --out "$W/t" > /dev/null || fail "--redraw"
     cmp -s "$W/first.md" "$W/t/table.md" || fail "the redrawn table differs"
     for f in table.html chart.png steps.svg; do [ -s "$W/t/$f" ] || fail "--redraw did not write $f"; done
-    refuse "--redraw takes the table in --out, not --row or --scorer" "${ab[@]}" --redraw --out "$W/t"
+    refuse "--redraw takes the table in --out, not --row, --scorer or --sampler" "${ab[@]}" --redraw --out "$W/t"
+    # Another sampler: its own cells (none reused from DDIM's), named in the table and its JSON.
+    "${ab[@]}" --steps 2 --sampler dpmpp2m --title "tiny" --out "$W/dpm" > /dev/null 2> "$W/dpm.err" || fail "--sampler dpmpp2m"
+    grep -q "DPM-Solver++(2M) (log-SNR steps), EMA weights" "$W/dpm/table.md" || fail "the table does not name its sampler"
+    "$PY" -c "import json, sys; j = json.load(open(sys.argv[1])); assert j['sampler'] == 'dpmpp2m', j" "$W/dpm/table.json" ||
+      fail "table.json does not name its sampler"
+    cp "$W/dpm/table.md" "$W/dpm.md" && "$BIN/casdm-ablation" --redraw --out "$W/dpm" > /dev/null && cmp -s "$W/dpm.md" "$W/dpm/table.md" ||
+      fail "a dpmpp2m table redrawn differs"
     refuse "cannot open $W/o2/table.json (a table written before is needed)" "$BIN/casdm-ablation" --redraw --out "$W/o2"
     # Other arguments (here the seed) are other cells: sampled anew.
     "${ab[@]}" --steps 2 --seed 1 --title "tiny" --out "$W/t" > /dev/null 2> "$W/seed.err" || fail "casdm-ablation seed"

@@ -5,6 +5,9 @@
 #   bash scripts/tables.sh 5     # Table 5: DDPM_Eps CasDM at 10, 25, 50, 100 DDIM steps
 #   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat
 #   WEIGHTS=weights bash scripts/tables.sh 3   # Table 3: CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin
+#   bash scripts/tables.sh solvers   # Table 5 with the fast solvers: DDPM_Eps CasDM CasDM_V at 10
+#                                    # and 20 steps, once per sampler in SAMPLERS (ddim dpmpp2m heun),
+#                                    # each into OUT/<sampler>/ (docs/results/solvers.md)
 #   bash scripts/tables.sh 15    # Tables 1 and 5 in one run: DDPM_Eps DDPM_X0 Dual CasDM
 #                                # CasDM_SmallVGG DDPM_Eps_wide Dual_seed1 at 10 and 100 DDIM steps
 #                                # (docs/results/)
@@ -21,10 +24,10 @@
 # Rows already trained (a checkpoint at STEPS in RUNS/<preset>) are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TABLE=${1:?usage: scripts/tables.sh 1|3|4|5}
+TABLE=${1:?usage: scripts/tables.sh 1|3|4|5|15|solvers}
 STEPS=${STEPS:-1200} N=${N:-1000} OUT=${OUT:-docs/results/table$TABLE} RUNS=${RUNS:-out/tables}
 SCORER=${SCORER:-weights/fmnist/small_vgg.pt} LOSS_WEIGHTS=${LOSS_WEIGHTS:-weights/fmnist-loss}
-B=build/examples
+B=${B:-build/examples}  # the programs (a copy elsewhere lets a rebuild go on while this runs)
 case $TABLE in
   1) rows=(DDPM_Eps DDPM_X0 Dual CasDM) cols=(100) ;;
   3) rows=(CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin) cols=(100)
@@ -32,7 +35,8 @@ case $TABLE in
   4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(100) ;;
   5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
   15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG DDPM_Eps_wide Dual_seed1) cols=(10 100) ;;
-  *) echo "unknown table $TABLE (1, 3, 4, 5 or 15)" >&2; exit 2 ;;
+  solvers) rows=(DDPM_Eps CasDM CasDM_V) cols=(10 20) ;;
+  *) echo "unknown table $TABLE (1, 3, 4, 5, 15 or solvers)" >&2; exit 2 ;;
 esac
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 [ -x $B/casdm-ablation ] || { bash scripts/install-deps.sh && bash scripts/configure.sh &&
@@ -57,5 +61,12 @@ for p in "${rows[@]}"; do
   fi
   args+=(--row "$p=$run")
 done
+if [ "$TABLE" = solvers ]; then
+  for s in ${SAMPLERS:-ddim dpmpp2m heun}; do
+    $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --sampler "$s" --scorer "$SCORER" -n "$N" --out "$OUT/$s" \
+      --title "Table 5 with $s at CPU scale ($STEPS training steps per row)"
+  done
+  exit 0
+fi
 $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --scorer "$SCORER" -n "$N" --out "$OUT" \
   --title "$( [ "$TABLE" = 15 ] && echo "Tables 1 and 5" || echo "Table $TABLE") at CPU scale ($STEPS training steps per row)"

@@ -122,6 +122,45 @@ TEST_CASE("image folders decode as PIL decodes them and fit as torch interpolate
   CHECK_THROWS_WITH(data::open_dataset(dir / "gray", "tiff"), Catch::Contains("unknown data format 'tiff'"));
 }
 
+TEST_CASE("an image folder of class sub-folders has labels; the loader serves each batch's labels", "[data][loader][labels]") {
+  const auto dir = made_data();
+  const auto root = test::scratch("class-folders");
+  std::filesystem::create_directories(root / "b_bag");
+  std::filesystem::create_directories(root / "a_shirt");
+  std::filesystem::copy_file(dir / "gray" / "g0.png", root / "b_bag" / "g0.png");
+  std::filesystem::copy_file(dir / "gray" / "g1.png", root / "b_bag" / "g1.png");
+  std::filesystem::copy_file(dir / "gray" / "g2.png", root / "a_shirt" / "g2.png");
+  const auto set = data::open_dataset(root);
+  REQUIRE(set.labels.defined());
+  CHECK(set.classes == std::vector<std::string>{"a_shirt", "b_bag"});
+  CHECK(set.num_classes() == 2);
+  // Images in path order (a_shirt/g2, b_bag/g0, b_bag/g1), each with its folder's index.
+  CHECK(at::equal(set.labels, at::tensor(std::vector<int64_t>{0, 1, 1})));
+  const auto ref = test::load_tensors(dir / "expected.pt").at("gray");
+  CHECK(at::equal(set.images[0], ref[2]));
+  CHECK(at::equal(set.images[1], ref[0]));
+  // A flat folder has none; a folder with an image beside the class folders has none either.
+  CHECK(!data::open_dataset(dir / "gray").labels.defined());
+  std::filesystem::copy_file(dir / "gray" / "g0.png", test::scratch("class-folders-mixed") / "top.png");
+  std::filesystem::create_directories(test::scratch("class-folders-mixed") / "a");
+  std::filesystem::copy_file(dir / "gray" / "g1.png", test::scratch("class-folders-mixed") / "a" / "g1.png");
+  CHECK(!data::open_dataset(test::scratch("class-folders-mixed")).labels.defined());
+
+  // The loader's labels of a step are the data set's labels of that step's images.
+  const auto fm = data::load_mnist_like("/usr/share/datasets/fashion-mnist", false);
+  CHECK(fm.num_classes() == 10);
+  data::Loader loader(fm, data::LoaderOptions().batch_size(16).seed(3).prefetch(0));
+  for (int64_t step : {0, 1, 700}) {
+    const auto y = loader.labels_at(step);
+    CHECK(y.scalar_type() == at::kLong);
+    CHECK(at::equal(y, fm.labels.index_select(0, loader.indices_at(step))));
+  }
+  loader.next();
+  CHECK(at::equal(loader.labels_at(loader.position() - 1), loader.labels_at(0)));
+  data::Loader unlabelled(data::open_dataset(dir / "gray"), data::LoaderOptions().batch_size(2).prefetch(0));
+  CHECK_THROWS_WITH(unlabelled.labels_at(0), Catch::Contains("has no class labels"));
+}
+
 TEST_CASE("the loader's batch of a step depends on the seed and the step only", "[data][loader]") {
   const int64_t n = 10;
   data::ImageSet set{at::arange(n, at::kByte).mul(20).view({n, 1, 1, 1}).expand({n, 1, 2, 3}).contiguous(),

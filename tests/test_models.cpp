@@ -534,3 +534,98 @@ TEST_CASE("a device list that names no available device is an error, not an empt
   else
     ::unsetenv("CASDM_TEST_DEVICES");
 }
+
+// ---- class conditioning and classifier-free guidance ----
+TEST_CASE("a class-conditional U-Net adds the label's embedding to the time embedding", "[net][classes]") {
+  torch::manual_seed(30);
+  auto o = tiny_options().theta_net().in_channels(1).out_channels(1).num_classes(3);
+  net::UNet a(o), b(o);
+  {
+    torch::NoGradGuard g;
+    auto src = a->named_parameters();
+    for (auto& kv : b->named_parameters()) kv.value().copy_(src[kv.key()]);
+  }
+  test::perturb(*a);
+  REQUIRE(a->label_emb->weight.sizes() == at::IntArrayRef({4, 64}));  // K + 1 rows ("no label"), 4·16 wide
+  CHECK(a->named_parameters().contains("label_emb.weight"));           // improved-diffusion's name
+  {
+    torch::NoGradGuard g;
+    auto src = a->named_parameters();
+    for (auto& kv : b->named_parameters()) kv.value().copy_(src[kv.key()]);
+    // b: class 2's embedding moved into the time embedding's last bias, its "no label" row zero.
+    auto tb = b->time_embed->ptr(2)->as<torch::nn::Linear>()->bias;
+    tb.add_(a->label_emb->weight[2]);
+    b->label_emb->weight[3].zero_();
+  }
+  const auto x = at::randn({2, 1, 8, 8}), t = at::tensor({10.0f, 700.0f});
+  const auto y2 = at::full({2}, 2, at::kLong), none = at::full({2}, 3, at::kLong);
+  CHECK(test::max_abs_diff(a->forward(x, t, y2), b->forward(x, t, none)) < 1e-5);
+  CHECK(test::max_abs_diff(a->forward(x, t, y2), a->forward(x, t, at::zeros({2}, at::kLong))) > 1e-3);
+  CHECK(at::equal(a->forward(x, t), a->forward(x, t, none)));  // no labels: "no label"
+  CHECK_THROWS_WITH(a->forward(x, t, at::zeros({3}, at::kLong)), Catch::Contains("one class label per image"));
+  net::UNet plain(tiny_options().theta_net().in_channels(1).out_channels(1));
+  CHECK(!plain->named_parameters().contains("label_emb.weight"));
+  CHECK_THROWS_WITH(plain->forward(x, t, y2), Catch::Contains("class labels given to an unconditional network"));
+  CHECK_THROWS_WITH(net::UNet(net::UNetOptions(o).num_classes(-1)), Catch::Contains("num_classes must be in [0, 1000000]"));
+}
+
+TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped after; label dropout", "[sampler][classes]") {
+  torch::manual_seed(31);
+  presets::CasDM m(tiny_options().num_classes(4));
+  test::perturb(*m, 0.2);
+  auto& d = *m->denoiser();
+  const auto& p = d.respaced("ddim10");
+  const auto x = at::randn({3, 1, 8, 8}), t = at::full({3}, 7, at::kLong);
+  const auto y = at::tensor(std::vector<int64_t>{0, 3, 1}), none = at::full({3}, 4, at::kLong);
+  torch::NoGradGuard g;
+  for (const bool clip : {false, true}) {
+    INFO("clip " << clip);
+    const auto c = d.denoise(p, x, t, clip, y), u = d.denoise(p, x, t, clip, none);
+    const double w = 3;
+    auto e = d.guided(p, x, t, clip, y, w);
+    auto want = (1 + w) * c.x0 - w * u.x0;
+    if (clip) want = want.clamp(-1, 1);
+    // Relative: unclipped x0 reaches ~10 at t = 700, and 4·c − 3·u amplifies the doubled batch's rounding.
+    CHECK(test::max_rel_diff(e.x0, want, 1.0) < 1e-4);
+    if (!clip) CHECK(test::max_rel_diff(e.eps, (1 + w) * c.eps - w * u.eps, 1.0) < 1e-4);
+    CHECK(test::max_abs_diff(p.q_sample(e.x0, t, e.eps), x) < 1e-4);  // on x_t's line
+    CHECK(at::equal(d.guided(p, x, t, clip, y, 0.0).x0, c.x0));
+  }
+  // sample(): labels and guidance checked; a conditional model without labels draws "no label".
+  CHECK(m->sample(3, SampleOptions().steps(3).labels(y).guidance(2)).sizes() == at::IntArrayRef({3, 1, 8, 8}));
+  CHECK(m->sample(2, SampleOptions().steps(2)).isfinite().all().item<bool>());
+  CHECK_THROWS_WITH(m->sample(3, SampleOptions().steps(2).labels(at::tensor(std::vector<int64_t>{0, 4, 1}))),
+                    Catch::Contains("sample: class labels must lie in [0, 3], got 0 … 4"));
+  CHECK_THROWS_WITH(m->sample(3, SampleOptions().steps(2).labels(y.slice(0, 0, 2))), Catch::Contains("expected 3 integer class labels"));
+  CHECK_THROWS_WITH(m->sample(3, SampleOptions().steps(2).labels(y.to(at::kFloat))), Catch::Contains("integer class labels"));
+  CHECK_THROWS_WITH(m->sample(3, SampleOptions().steps(2).guidance(1)), Catch::Contains("guidance needs class labels"));
+  CHECK_THROWS_WITH(m->sample(3, SampleOptions().steps(2).labels(y).guidance(-1)), Catch::Contains("guidance must be in [0, 1e6]"));
+  presets::CasDM plain(tiny_options());
+  CHECK_THROWS_WITH(plain->sample(3, SampleOptions().steps(2).labels(y)), Catch::Contains("unconditional model"));
+  CHECK_THROWS_WITH(plain->training_losses(at::zeros({3, 1, 8, 8}), at::zeros({3}, at::kLong), at::zeros({3, 1, 8, 8}), y),
+                    Catch::Contains("class labels given to an unconditional model"));
+  CHECK_THROWS_WITH(presets::CasDM(tiny_options().num_classes(2).label_dropout(1.5)), Catch::Contains("label_dropout must be in [0, 1]"));
+  // Label dropout: p = 0 keeps, p = 1 drops every label, p = 0.3 about 30 % (σ 0.5 % at 10,000).
+  const auto many = at::randint(0, 4, {10000}, at::kLong);
+  CHECK(at::equal(drop_labels(many, 4, 0.0), many));
+  CHECK(drop_labels(many, 4, 1.0).eq(4).all().item<bool>());
+  const auto dropped = drop_labels(many, 4, 0.3);
+  const double share = dropped.eq(4).to(at::kDouble).mean().item<double>();
+  CHECK(std::abs(share - 0.3) < 0.02);
+  CHECK(at::equal(dropped.masked_select(dropped.ne(4)), many.masked_select(dropped.ne(4))));
+  // Every topology takes labels; the labelled objective reaches θ and φ through their embeddings.
+  presets::DDPM_V v(tiny_options().num_classes(2));
+  CHECK(v->training_losses_labelled(at::zeros({2, 1, 8, 8}), at::tensor(std::vector<int64_t>{0, 1})).total.isfinite().item<bool>());
+}
+
+TEST_CASE("class-conditional options survive their string form; unconditional ones keep the keys of before", "[options][classes]") {
+  const auto cond = tiny_options().num_classes(10).label_dropout(0.2);
+  const auto m = options_to_map(cond);
+  CHECK(m.at("num_classes") == "10");
+  CHECK(options_differences(options_from_map(m), cond).empty());
+  CHECK(options_from_map(m).theta_net().num_classes() == 10);
+  CHECK(options_from_map(m).phi_net_options().num_classes() == 10);
+  CHECK(!options_to_map(tiny_options()).count("num_classes"));
+  CHECK(options_differences(cond, tiny_options()) ==
+        std::vector<std::string>{"label_dropout: '0.2' vs (unset)", "num_classes: '10' vs (unset)"});
+}

@@ -486,3 +486,46 @@ TEST_CASE("bf16 training resumes exactly, and each step sees the weights of the 
   CHECK(at::equal(d.predict(x_t, t).eps, copy->predict(x_t, t).eps));
   CHECK(copy->precision() == at::kBFloat16);  // a clone (an EMA copy) keeps it
 }
+
+TEST_CASE("a class-conditional model trains on labelled batches and resumes exactly, label dropout included", "[trainer][resume][classes]") {
+  const auto dir = test::scratch("resume-classes");
+  const auto opts = resume_options().num_classes(3).label_dropout(0.5);
+  auto labels = [](int64_t s) { return at::tensor(std::vector<int64_t>{s % 3, (s + 1) % 3, 2, 0}); };
+  auto batch = [&](int64_t s) { return train::Batch{batch_for(s), labels(s)}; };
+  torch::manual_seed(12);
+  presets::CasDM m1(opts);
+  test::perturb(*m1);
+  auto init = io::state_of(*m1);
+  std::map<std::string, at::Tensor> start;
+  for (const auto& [k, v] : init) start.emplace(k, v.detach().clone());
+  train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
+  torch::manual_seed(6);
+  for (int64_t s = 0; s < 4; ++s) straight.step(batch(s));
+
+  presets::CasDM m2(opts);
+  io::load_state_strict(*m2, start, "init");
+  train::Trainer<presets::CasDM> first(m2, resume_trainer_options());
+  torch::manual_seed(6);
+  for (int64_t s = 0; s < 2; ++s) first.step(batch(s));
+  first.save(dir / "half.pt", {{"preset", "CasDM"}});
+  at::randn({7});  // disturb the generator: load restores it
+  presets::CasDM m3(opts);
+  train::Trainer<presets::CasDM> resumed(m3, resume_trainer_options());
+  resumed.load(dir / "half.pt");
+  for (int64_t s = 2; s < 4; ++s) resumed.step(batch(s));
+  CHECK(count_different(everything(straight), everything(resumed)) == 0);
+  CHECK(train::read_checkpoint(dir / "half.pt").options.num_classes() == 3);
+  // The labels matter: other labels, other weights.
+  presets::CasDM m4(opts);
+  io::load_state_strict(*m4, start, "init");
+  train::Trainer<presets::CasDM> other(m4, resume_trainer_options());
+  torch::manual_seed(6);
+  for (int64_t s = 0; s < 4; ++s) other.step(train::Batch{batch_for(s), labels(s + 1)});
+  CHECK(count_different(everything(straight), everything(other)) > 0);
+  // An unconditional checkpoint is refused by a conditional model, naming the option.
+  presets::CasDM plain_model(resume_options());
+  train::Trainer<presets::CasDM> plain(plain_model, resume_trainer_options());
+  CHECK_THROWS_WITH(plain.load(dir / "half.pt"), Catch::Contains("num_classes"));
+  CHECK_THROWS_WITH(plain.step(batch(0)), Catch::Contains("labels given to an unconditional model"));
+  CHECK_THROWS_WITH(resumed.step(batch_for(0)), Catch::Contains("trains on labelled batches"));
+}

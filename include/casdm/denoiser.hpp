@@ -40,13 +40,24 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   const Process& process() const { return process_; }
   typename Topo::Nets& nets() { return nets_; }
 
-  /// The topology's prediction at (x_t, t) of the training process.
-  Prediction predict(const at::Tensor& x_t, const at::Tensor& t) { return predict(process_, x_t, t); }
+  /// The topology's prediction at (x_t, t) of the training process; `y`: class labels of a
+  /// class-conditional model (ModelOptions::num_classes; index K is "no label"), or undefined.
+  Prediction predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {}) {
+    return predict(process_, x_t, t, y);
+  }
   /// The same on `p`, a respacing of the training process (t indexes p; the networks see the
   /// original steps).
-  Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t);
+  Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {});
   /// What a sampler steps with at (x_t, t) of `p`: the (mixed, optionally clipped) estimate.
-  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip);
+  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y = {});
+  /// The classifier-free guided estimate (1+w)·E(y) − w·E(∅) of `denoise`, both halves in one
+  /// network pass over the doubled batch; clipped again (and ε re-derived) if `clip`. w = 0 is
+  /// denoise(p, x_t, t, clip, y).
+  Estimate guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y, double w);
+
+  /// Refuses labels that are not int64 [n] class indices in [0, num_classes) (`null_ok`: or K, "no
+  /// label"), naming `what`; one host sync.
+  void check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok = false) const;
 
   /// The process respaced by an improved-diffusion spec; built once per spec.
   const Process& respaced(const std::string& spec);
@@ -86,12 +97,20 @@ void DenoiserImpl<S, Topo>::reset() {
 }
 
 template <schedule::Schedule S, topology::Topology Topo>
-Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
-  if (precision_ == at::kFloat) return Topo::predict(nets_, p, x_t, t);
+Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y) {
+  auto run = [&] {
+    if constexpr (topology::takes_labels<Topo>) {
+      return Topo::predict(nets_, p, x_t, t, y);
+    } else {
+      if (y.defined()) throw std::invalid_argument(fmt::format("topology {} takes no class labels", Topo::name));
+      return Topo::predict(nets_, p, x_t, t);
+    }
+  };
+  if (precision_ == at::kFloat) return run();
   Prediction out;
   {
     compat::Autocast autocast(x_t.device(), precision_);
-    out = Topo::predict(nets_, p, x_t, t);
+    out = run();
   }
   for (auto* f : {&out.eps, &out.x0, &out.r, &out.x0_star, &out.v})
     if (f->defined() && f->is_floating_point()) *f = f->to(x_t.scalar_type());
@@ -99,8 +118,38 @@ Prediction DenoiserImpl<S, Topo>::predict(const Process& p, const at::Tensor& x_
 }
 
 template <schedule::Schedule S, topology::Topology Topo>
-Estimate DenoiserImpl<S, Topo>::denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip) {
-  return estimate(predict(p, x_t, t), p, x_t, t, clip);
+Estimate DenoiserImpl<S, Topo>::denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip,
+                                        const at::Tensor& y) {
+  return estimate(predict(p, x_t, t, y), p, x_t, t, clip);
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+Estimate DenoiserImpl<S, Topo>::guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip,
+                                       const at::Tensor& y, double w) {
+  if (w == 0) return denoise(p, x_t, t, clip, y);
+  const int64_t n = x_t.size(0);
+  const auto null = at::full_like(y, options.num_classes());
+  const auto both = denoise(p, at::cat({x_t, x_t}), at::cat({t, t}), clip, at::cat({y, null}));
+  auto mix = [&](const at::Tensor& e) { return at::lerp(e.slice(0, n, 2 * n), e.slice(0, 0, n), 1.0 + w); };
+  Estimate g{mix(both.x0), mix(both.eps)};
+  if (clip) {
+    g.x0 = g.x0.clamp(-1, 1);
+    g.eps = p.predict_eps_from_x0(x_t, t, g.x0);
+  }
+  return g;
+}
+
+template <schedule::Schedule S, topology::Topology Topo>
+void DenoiserImpl<S, Topo>::check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok) const {
+  const int64_t K = options.num_classes();
+  if (K < 1) throw std::invalid_argument(fmt::format("{}: class labels given to an unconditional model (num_classes 0)", what));
+  if (y.dim() != 1 || y.size(0) != n || y.is_floating_point() || y.is_complex() || y.scalar_type() == at::kBool)
+    throw std::invalid_argument(fmt::format("{}: expected {} integer class labels [{}], got {} {}", what, n, n,
+                                            c10::toString(y.scalar_type()), io::shape_str(y.sizes())));
+  const int64_t hi = null_ok ? K : K - 1;
+  if (n > 0 && (y.lt(0) | y.gt(hi)).any().item<bool>())
+    throw std::invalid_argument(fmt::format("{}: class labels must lie in [0, {}], got {} … {}", what, hi,
+                                            y.min().item<int64_t>(), y.max().item<int64_t>()));
 }
 
 template <schedule::Schedule S, topology::Topology Topo>
@@ -124,6 +173,9 @@ void DenoiserImpl<S, Topo>::validate() const {
   if (options.image_size() < 1) fail("image_size must be >= 1");
   if (options.channels() < 1) fail("channels must be >= 1");
   if (options.diffusion_steps() < 2) fail("diffusion_steps must be >= 2");
+  if (options.num_classes() < 0) fail("num_classes must be >= 0");
+  if (!(options.label_dropout() >= 0 && options.label_dropout() <= 1)) fail("label_dropout must be in [0, 1]");
+  if (options.num_classes() > 0 && !topology::takes_labels<Topo>) fail("this topology takes no class labels");
 }
 
 /// The module holder (`TORCH_MODULE` cannot wrap a class template).
@@ -135,6 +187,13 @@ class Denoiser : public torch::nn::ModuleHolder<DenoiserImpl<S, Topo>> {
   Denoiser() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
   explicit Denoiser(ModelOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
 };
+
+/// Labels with label dropout applied: each replaced by K ("no label") with probability `p`, drawn
+/// from the default generator (one uniform per label).
+inline at::Tensor drop_labels(const at::Tensor& y, int64_t num_classes, double p) {
+  if (p <= 0) return y;
+  return at::where(at::rand({y.size(0)}, y.options().dtype(at::kFloat)).lt(p), at::full_like(y, num_classes), y);
+}
 
 namespace detail {
 /// Puts a module in eval mode for a scope and restores its mode after.
@@ -169,11 +228,23 @@ at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so =
   } else {
     x = at::randn(shape, param.options().requires_grad(false));
   }
+  at::Tensor y;
+  if (so.labels().defined()) {
+    d.check_labels(so.labels(), n, "sample");
+    y = so.labels().to(param.device(), at::kLong);
+  }
+  const double w = so.guidance();
+  if (!(w >= 0 && w <= 1e6)) throw std::invalid_argument(fmt::format("sample: guidance must be in [0, 1e6], got {}", w));
+  if (w != 0 && !y.defined()) throw std::invalid_argument("sample: guidance needs class labels (SampleOptions::labels)");
   c10::NoGradGuard no_grad;
   detail::EvalModeGuard mode(d);
   const bool clip = so.clip_denoised();
   x = sampler::run<Smp>(
-      p, [&](const at::Tensor& x_t, const at::Tensor& t) { return d.denoise(p, x_t, t, clip); }, x, so);
+      p,
+      [&](const at::Tensor& x_t, const at::Tensor& t) {
+        return y.defined() ? d.guided(p, x_t, t, clip, y, w) : d.denoise(p, x_t, t, clip);
+      },
+      x, so);
   return x.clamp(-1, 1);
 }
 template <sampler::Sampler Smp, class S, class Topo>

@@ -55,8 +55,12 @@ class ModelImpl : public torch::nn::Module {
 
   /// The training objective on a batch x0 ∈ [−1, 1]^{N×C×H×W}, with t ~ U{0..T−1} and ε ~ N(0, I).
   loss::LossReport training_losses(const at::Tensor& x0);
-  /// The same with given t and noise (tests, variance reduction, importance sampling).
-  loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise);
+  /// The same with given t and noise (tests, variance reduction, importance sampling), and class
+  /// labels y of a class-conditional model, as they are (no dropout: see drop_labels).
+  loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
+                                   const at::Tensor& y = {});
+  /// A class-conditional batch: t, ε drawn, then label dropout (options.label_dropout()).
+  loss::LossReport training_losses_labelled(const at::Tensor& x0, const at::Tensor& y);
 
   /// n images in [−1, 1] from the reverse process (the model's sampler), on the device of the
   /// model's parameters.
@@ -85,8 +89,17 @@ CASDM_MODEL::ModelImpl(ModelOptions o) : options(o), denoiser_(o), objective_(o)
 CASDM_MODEL_MEMBER
 loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0) { return objective_->forward(*denoiser_, x0); }
 CASDM_MODEL_MEMBER
-loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise) {
-  return objective_->forward(*denoiser_, x0, t, noise);
+loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
+                                              const at::Tensor& y) {
+  return objective_->forward(*denoiser_, x0, t, noise, y);
+}
+CASDM_MODEL_MEMBER
+loss::LossReport CASDM_MODEL::training_losses_labelled(const at::Tensor& x0, const at::Tensor& y) {
+  denoiser_->check_images(x0, "training_losses");
+  denoiser_->check_labels(y, x0.size(0), "training_losses");
+  auto t = at::randint(0, process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+  auto noise = at::randn_like(x0);
+  return objective_->forward(*denoiser_, x0, t, noise, drop_labels(y, options.num_classes(), options.label_dropout()));
 }
 CASDM_MODEL_MEMBER
 at::Tensor CASDM_MODEL::sample(int64_t n, const SampleOptions& so) { return casdm::sample<Smp>(denoiser_, n, so); }

@@ -51,9 +51,13 @@ class ObjectiveImpl : public torch::nn::Module {
   /// ε ~ N(0, I) drawn from the default generator.
   template <class D>
   loss::LossReport forward(D& d, const at::Tensor& x0);
-  /// The same with given t and noise (tests, variance reduction, importance sampling).
+  /// The same with given t and noise (tests, variance reduction, importance sampling), and for a
+  /// class-conditional denoiser its labels y (int64 [N] in [0, K], K meaning "no label", as label
+  /// dropout left them; undefined: every image "no label"). y's range is not checked here (that
+  /// would sync every step): check a data set's labels once (DenoiserImpl::check_labels).
   template <class D>
-  loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise);
+  loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
+                           const at::Tensor& y = {});
 
   /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
   /// keeps it, so a resume notices replaced weight files.
@@ -80,7 +84,7 @@ loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0) {
 template <loss::LossSet Losses>
 template <class D>
 loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0, const at::Tensor& t,
-                                                const at::Tensor& noise) {
+                                                const at::Tensor& noise, const at::Tensor& y) {
   static_assert(CheckCombination<typename D::topology_type, Losses>::value);
   d.check_images(x0, "training_losses");
   if (t.dim() != 1 || t.size(0) != x0.size(0))
@@ -89,9 +93,14 @@ loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0, cons
   if (noise.sizes() != x0.sizes())
     throw std::invalid_argument(fmt::format("training_losses: noise {} differs from the images {}",
                                             io::shape_str(noise.sizes()), io::shape_str(x0.sizes())));
+  if (y.defined() && (d.options.num_classes() < 1 || y.dim() != 1 || y.size(0) != x0.size(0)))
+    throw std::invalid_argument(d.options.num_classes() < 1
+                                    ? std::string("training_losses: class labels given to an unconditional model (num_classes 0)")
+                                    : fmt::format("training_losses: expected one class label per image ({}), got {}",
+                                                  x0.size(0), io::shape_str(y.sizes())));
   const auto& p = d.process();
   auto x_t = p.q_sample(x0, t, noise);
-  auto pred = d.predict(x_t, t);
+  auto pred = d.predict(x_t, t, y);
   return losses_(LossInputs{p, x0, x_t, t, noise, pred});
 }
 

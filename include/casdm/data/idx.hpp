@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <vector>
 
 namespace casdm::data {
 
@@ -73,6 +74,14 @@ inline at::Tensor read_idx(const std::filesystem::path& path) {
 struct ImageSet {
   at::Tensor images, labels;
   std::string source;
+  /// Class names by label, where the source names them (an image folder's sub-folders); empty
+  /// otherwise (IDX and CIFAR-10 labels are 0..9).
+  std::vector<std::string> classes;
+  /// The number of classes: classes.size(), else the largest label + 1 (0 without labels).
+  int64_t num_classes() const {
+    if (!classes.empty()) return static_cast<int64_t>(classes.size());
+    return labels.defined() && labels.numel() > 0 ? labels.max().item<int64_t>() + 1 : 0;
+  }
   int64_t size() const { return images.size(0); }
 };
 

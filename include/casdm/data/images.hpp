@@ -110,6 +110,9 @@ inline ImageSet fit(ImageSet set, int64_t size, Fit how) {
 /// Every PNG/JPEG/BMP under `dir` (recursively, in path order) as one set. `channels` 1 or 3, or
 /// 0 for that of the first image; an image of another channel count (or with alpha) is refused
 /// with its name. `size` > 0 fits each image to size×size (Fit::Resize); 0 requires one size.
+/// When every image lies in a sub-folder of `dir` (one sub-folder per class, as torchvision's
+/// ImageFolder), the set has labels: the index of the image's sub-folder among the sub-folders'
+/// names in sorted order (`classes`); otherwise none.
 inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t channels = 0, int64_t size = 0) {
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error("data folder not found: " + dir.string());
   std::vector<std::filesystem::path> files;
@@ -143,7 +146,28 @@ inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t chan
     stbi_image_free(px);
     images.push_back(size > 0 ? detail::resize_u8(t, size) : t);
   }
-  return {at::cat(images), at::Tensor{}, "images " + dir.string()};
+  // Labels from class sub-folders, if every image has one.
+  std::vector<std::string> classes;
+  bool foldered = true;
+  for (const auto& f : files) {
+    const auto rel = f.lexically_relative(dir);
+    if (std::distance(rel.begin(), rel.end()) < 2) foldered = false;
+    else classes.push_back(rel.begin()->string());
+  }
+  at::Tensor labels;
+  if (foldered) {
+    std::sort(classes.begin(), classes.end());
+    classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+    std::vector<int64_t> y;
+    for (const auto& f : files) {
+      const auto name = f.lexically_relative(dir).begin()->string();
+      y.push_back(std::lower_bound(classes.begin(), classes.end(), name) - classes.begin());
+    }
+    labels = at::tensor(y, at::kLong);
+  } else {
+    classes.clear();
+  }
+  return {at::cat(images), labels, "images " + dir.string(), classes};
 }
 
 /// A data set by folder, its format detected (IDX, CIFAR-10 binary, image folder) or named

@@ -11,6 +11,7 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
 
 #include <algorithm>
 #include <vector>
@@ -67,6 +68,7 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
     const int64_t mc = o.model_channels(), emb = 4 * mc;
     time_embed = register_module("time_embed", torch::nn::Sequential(torch::nn::Linear(mc, emb), torch::nn::SiLU(),
                                                                       torch::nn::Linear(emb, emb)));
+    if (o.num_classes() > 0) label_emb = register_module("label_emb", torch::nn::Embedding(o.num_classes() + 1, emb));
     in_conv = register_module("in_conv", conv3x3(o.in_channels(), mc));
     encoder = register_module("encoder", torch::nn::ModuleList());
     decoder = register_module("decoder", torch::nn::ModuleList());
@@ -110,10 +112,21 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
     out_conv = register_module("out_conv", zeroed(conv3x3(ch, o.out_channels())));
   }
 
-  /// x: [N, in_channels, H, W]; t: [N] timesteps (float, the rescaled 0..1000 range).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& t) {
+  /// x: [N, in_channels, H, W]; t: [N] timesteps (float, the rescaled 0..1000 range); y: [N] class
+  /// indices in [0, num_classes] (num_classes: no label), or undefined for no label at all. The
+  /// indices are not range-checked here (that would sync with the device): the model's entry
+  /// points check them.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y = {}) {
     check_input(x, t);
     auto emb = time_embed->forward(timestep_embedding(t, options.model_channels()).to(x.device()));
+    if (label_emb) {
+      if (y.defined() && (y.dim() != 1 || y.size(0) != x.size(0)))
+        throw std::invalid_argument("UNet: expected one class label per image");
+      emb = emb + label_emb->forward(y.defined() ? y.to(x.device(), at::kLong)
+                                                 : at::full({x.size(0)}, options.num_classes(), x.options().dtype(at::kLong)));
+    } else if (y.defined()) {
+      throw std::invalid_argument("UNet: class labels given to an unconditional network (num_classes 0)");
+    }
     std::vector<at::Tensor> skips;
     auto h = in_conv->forward(x);
     skips.push_back(h);
@@ -131,6 +144,7 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
 
   UNetOptions options;
   torch::nn::Sequential time_embed{nullptr};
+  torch::nn::Embedding label_emb{nullptr};  // with num_classes > 0
   torch::nn::Conv2d in_conv{nullptr}, out_conv{nullptr};
   torch::nn::ModuleList encoder{nullptr}, middle{nullptr}, decoder{nullptr};
   GroupNorm32 out_norm{nullptr};
@@ -152,6 +166,8 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
     if (!(o.dropout() >= 0 && o.dropout() < 1)) fail(fmt::format("dropout must be in [0, 1), got {}", o.dropout()));
     if (o.image_size() < 1) fail(fmt::format("image_size must be >= 1, got {}", o.image_size()));
     if (o.channel_mult().size() > 16) fail("channel_mult has more than 16 levels");
+    if (o.num_classes() < 0 || o.num_classes() > 1000000)
+      fail(fmt::format("num_classes must be in [0, 1000000], got {}", o.num_classes()));
     if (o.resample()) {
       const int64_t factor = int64_t{1} << (o.channel_mult().size() - 1);
       if (o.image_size() % factor != 0)

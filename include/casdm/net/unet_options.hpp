@@ -29,6 +29,10 @@ struct UNetOptions {
   TORCH_ARG(bool, resample) = true;
   /// Attention in the middle block (always on in improved-diffusion).
   TORCH_ARG(bool, middle_attention) = true;
+  /// Class conditioning: K > 0 adds a learned class embedding to the time embedding
+  /// (improved-diffusion's label_emb), with one row more, index K, for "no label" — what label
+  /// dropout trains and classifier-free guidance's unconditional pass reads. 0: unconditional.
+  TORCH_ARG(int64_t, num_classes) = 0;
 };
 
 }  // namespace casdm::net

@@ -67,16 +67,37 @@ struct Table {
   int64_t n = 0, bootstrap = 0, grid = 0;
   std::vector<int64_t> steps;
   std::vector<TableRow> rows;
+  /// The sampler of every cell, by its library name (sampler/registry.hpp); tables from before say none: DDIM.
+  std::string sampler = "ddim";
+
+  /// The sampler's short name in the table's words ("DDIM", "DPM-Solver++(2M)", …).
+  std::string sampler_short() const {
+    if (sampler == "ddim") return "DDIM";
+    if (sampler == "dpmpp2m") return "DPM-Solver++(2M)";
+    if (sampler == "euler") return "Euler";
+    if (sampler == "heun") return "Heun";
+    if (sampler == "ancestral") return "ancestral";
+    return sampler;
+  }
+  /// How the table's samples were drawn, for its text.
+  std::string sampler_long() const {
+    if (sampler == "ddim") return "DDIM (η = 0)";
+    if (sampler == "dpmpp2m") return "DPM-Solver++(2M) (log-SNR steps)";
+    if (sampler == "euler" || sampler == "heun") return sampler_short() + " (Karras et al., ρ = 7 steps)";
+    if (sampler == "ancestral") return "DDPM ancestral";
+    return sampler;
+  }
 
   /// What row r's grid (<label>.png, drawn at the last column's steps) shows.
   std::string caption(const TableRow& r) const {
-    return fmt::format("{}: preset {}, step {}, {} weights, {} DDIM steps", r.label, r.preset, r.step,
-                       r.weights.empty() ? "EMA" : r.weights, steps.empty() ? 0 : steps.back());
+    return fmt::format("{}: preset {}, step {}, {} weights, {} {} steps", r.label, r.preset, r.step,
+                       r.weights.empty() ? "EMA" : r.weights, steps.empty() ? 0 : steps.back(), sampler_short());
   }
 
   nlohmann::json json() const {
     nlohmann::json j{{"title", title}, {"n", n}, {"steps", steps}, {"scorer", scorer}, {"bootstrap", bootstrap},
                      {"fid", fid}, {"grid", grid}};
+    if (sampler != "ddim") j["sampler"] = sampler;
     for (const auto& r : rows) {
       nlohmann::json jr{{"label", r.label}, {"checkpoint", r.checkpoint}, {"preset", r.preset}, {"step", r.step},
                         {"weights", r.weights}};
@@ -95,6 +116,7 @@ struct Table {
       Table t{j.at("title"), j.at("scorer"), false, j.at("n"), j.at("bootstrap"), j.value("grid", int64_t{16}),
               j.at("steps").get<std::vector<int64_t>>(), {}};
       t.fid = j.value("fid", t.scorer.find("Inception") != std::string::npos);  // tables from before "fid"
+      t.sampler = j.value("sampler", std::string("ddim"));
       for (const auto& r : j.at("rows")) {
         TableRow row{r.at("label"), r.at("checkpoint"), r.at("preset"), r.at("weights"), r.at("step"), {}};
         for (const auto& c : r.at("cells")) row.cells.push_back(TableCell::from_json(c));
@@ -111,7 +133,7 @@ struct Table {
   std::string markdown() const {
     const std::string fd_name = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
     std::ostringstream md;
-    md << "# " << title << "\n\n" << n << " samples per cell, DDIM (η = 0), EMA weights; scorer: " << scorer
+    md << "# " << title << "\n\n" << n << " samples per cell, " << sampler_long() << ", EMA weights; scorer: " << scorer
        << ". Lower " << fd_name << " is better, higher " << sc << " is better.";
     if (bootstrap > 0)
       md << " ± is one standard deviation of the distance over " << bootstrap
@@ -129,7 +151,7 @@ struct Table {
     md << "\nSamples (" << grid << " per row, " << (steps.empty() ? 0 : steps.back()) << " steps): ";
     for (const auto& r : rows) md << "[" << r.label << "](" << r.label << ".png) ";
     md << "\n\n![" << fd_name << "](chart.png)\n";
-    if (steps.size() > 1) md << "\n![" << fd_name << " against DDIM steps](steps.png)\n";
+    if (steps.size() > 1) md << "\n![" << fd_name << " against " << sampler_short() << " steps](steps.png)\n";
     return md.str();
   }
 
@@ -140,7 +162,8 @@ struct Table {
     std::vector<std::string> columns;
     for (auto s : steps) columns.push_back(fmt::format("{} steps", s));
     bars.columns(columns);
-    auto by_steps = LineChart().title(title + ": " + fd_name + " against DDIM steps").x_label("DDIM steps")
+    auto by_steps = LineChart().title(title + ": " + fd_name + " against " + sampler_short() + " steps")
+                        .x_label(sampler_short() + " steps")
                         .y_label(fd_name).log_x(true).markers(true).dodge(0.008)
                         .x_ticks(std::vector<double>(steps.begin(), steps.end()));
     std::vector<std::vector<std::string>> html_rows;
@@ -161,13 +184,14 @@ struct Table {
       if (steps.size() > 1) by_steps.write(dir / (std::string("steps") + ext));
     }
     Html page(title);
-    page.paragraph(fmt::format("{} samples per cell, DDIM (eta = 0); scorer: {}. Lower {} is better, higher {} is better.{}",
-                               n, scorer, fd_name, fid ? "IS" : "score (domain)",
+    page.paragraph(fmt::format("{} samples per cell, {}; scorer: {}. Lower {} is better, higher {} is better.{}",
+                               n, sampler == "ddim" ? std::string("DDIM (eta = 0)") : sampler_long(), scorer, fd_name, fid ? "IS" : "score (domain)",
                                bootstrap > 0 ? fmt::format(" ± is one standard deviation of the distance over {} "
                                                            "bootstrap resamples of the samples.", bootstrap) : ""));
-    page.table(header(), html_rows).heading("Charts").figure({"chart.svg", fd_name + " per row and number of DDIM steps, "
-                                                                                "with its bootstrap spread as error bars"});
-    if (steps.size() > 1) page.figure({"steps.svg", fd_name + " against the number of DDIM steps, one line per row"});
+    page.table(header(), html_rows).heading("Charts").figure({"chart.svg", fd_name + " per row and number of " + sampler_short() +
+                                                                  " steps, with its bootstrap spread as error bars"});
+    if (steps.size() > 1)
+      page.figure({"steps.svg", fd_name + " against the number of " + sampler_short() + " steps, one line per row"});
     page.heading("Samples").gallery(grids, 240).write(dir / "table.html");
     return md;
   }

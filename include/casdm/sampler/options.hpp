@@ -17,6 +17,12 @@ struct SampleOptions {
   TORCH_ARG(bool, clip_denoised) = true;
   /// Starting noise x_T; undefined means fresh N(0, I) from the default generator.
   TORCH_ARG(at::Tensor, noise) = at::Tensor{};
+  /// Class-conditional models: one class index in [0, K) per image (int64 [n]); undefined draws
+  /// "no label" (the unconditional model that label dropout trained).
+  TORCH_ARG(at::Tensor, labels) = at::Tensor{};
+  /// Classifier-free guidance scale w ≥ 0 (Ho & Salimans 2022), applied to the (mixed) estimate:
+  /// x̂0 = (1+w)·x̂0(y) − w·x̂0(∅), ε̂ likewise; 0 is the plain conditional model. Needs labels.
+  TORCH_ARG(double, guidance) = 0.0;
 };
 
 }  // namespace casdm

@@ -71,20 +71,21 @@ struct Cascaded {
     n.phi = owner.register_module("phi", PhiNet::make(o.phi_net_options(), Input::channel_multiplier * C, C + 1));
     return n;
   }
-  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
+                            const at::Tensor& y = {}) {
     const int64_t C = x_t.size(1);
     const auto tm = p.model_timesteps(t);
     Prediction pr;
     if constexpr (Head::predicts_v) {
-      pr.v = n.theta(x_t, tm);
+      pr.v = detail::call_net(n.theta, x_t, tm, y);
       pr.eps = p.predict_eps_from_v(x_t, t, pr.v);
       pr.x0_star = p.predict_x0_from_v(x_t, t, pr.v.detach());
     } else {
-      pr.eps = n.theta(x_t, tm);
+      pr.eps = detail::call_net(n.theta, x_t, tm, y);
       pr.x0_star = p.predict_x0_from_eps(x_t, t, pr.eps.detach());
     }
     const auto eps_sg = pr.eps.detach();
-    auto out = n.phi(Input::make(pr.x0_star, eps_sg), tm);
+    auto out = detail::call_net(n.phi, Input::make(pr.x0_star, eps_sg), tm, y);
     pr.x0 = out.slice(1, 0, C);
     pr.r = at::sigmoid(out.slice(1, C, C + 1));
     return pr;

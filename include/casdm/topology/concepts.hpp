@@ -9,7 +9,8 @@
 //     static constexpr bool has_v_head = false;    // optional: a network outputs v′ (L_v)
 //     struct Nets { ... };                          // module holders of its networks
 //     static Nets build(torch::nn::Module& owner, const ModelOptions&);  // registers them
-//     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t);
+//     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t,
+//                               const at::Tensor& y = {});   // y: class labels (optional argument)
 //   };
 #include "casdm/topology/options.hpp"
 #include "casdm/core/prediction.hpp"
@@ -17,6 +18,7 @@
 #include <torch/nn/module.h>
 
 #include <concepts>
+#include <stdexcept>
 
 namespace casdm::topology {
 
@@ -39,6 +41,25 @@ template <class A>
 concept NetArch = requires(net::UNetOptions o, int64_t c, const at::Tensor& x) {
   { A::name } -> std::convertible_to<const char*>;
   { A::make(o, c, c)->forward(x, x) } -> std::same_as<at::Tensor>;
+};
+
+namespace detail {
+/// net(x, t), or net(x, t, y) with class labels y; a network whose forward takes no labels refuses them.
+template <class N>
+at::Tensor call_net(N& net, const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  if (!y.defined()) return net(x, t);
+  if constexpr (requires { net(x, t, y); }) {
+    return net(x, t, y);
+  } else {
+    throw std::invalid_argument("this network policy takes no class labels (its forward is net(x, t))");
+  }
+}
+}  // namespace detail
+
+/// Whether a topology's predict takes class labels: predict(nets, process, x_t, t, y).
+template <class T>
+inline constexpr bool takes_labels = requires(typename T::Nets& n, const Process& p, const at::Tensor& x) {
+  { T::predict(n, p, x, x, x) } -> std::same_as<Prediction>;
 };
 
 /// Whether a topology has a v head (VOnly, CascadedV: a network outputs v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′);

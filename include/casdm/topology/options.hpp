@@ -27,11 +27,21 @@ struct ModelOptions {
   TORCH_ARG(int64_t, feature_size) = 0;
   /// Weights file of a feature loss's backbone, where it needs one.
   TORCH_ARG(std::string, feature_weights) = "";
-
+  /// Class-conditional model (beyond the paper): K > 0 classes, embedded into θ's and φ's time
+  /// embedding (net::UNetOptions::num_classes); training then takes labels, sampling may take
+  /// labels and a classifier-free guidance scale. 0: unconditional (the paper).
+  TORCH_ARG(int64_t, num_classes) = 0;
+  /// Probability that training replaces an image's label by "no label" (classifier-free guidance
+  /// learns the unconditional model from these; Ho & Salimans 2022 use 0.1–0.2).
+  TORCH_ARG(double, label_dropout) = 0.1;
 
  public:
-  net::UNetOptions theta_net() const { return net::UNetOptions(net_).image_size(image_size_); }
-  net::UNetOptions phi_net_options() const { return net::UNetOptions(phi_net_.value_or(net_)).image_size(image_size_); }
+  net::UNetOptions theta_net() const {
+    return net::UNetOptions(net_).image_size(image_size_).num_classes(num_classes_);
+  }
+  net::UNetOptions phi_net_options() const {
+    return net::UNetOptions(phi_net_.value_or(net_)).image_size(image_size_).num_classes(num_classes_);
+  }
 };
 
 }  // namespace casdm

@@ -117,6 +117,10 @@ inline std::map<std::string, std::string> options_to_map(const ModelOptions& o) 
   m["feature_weights"] = o.feature_weights();
   detail::put_net(m, "net.", o.net());
   if (o.phi_net()) detail::put_net(m, "phi_net.", *o.phi_net());
+  if (o.num_classes() > 0) {  // unconditional models keep the keys of before
+    m["num_classes"] = fmt::format("{}", o.num_classes());
+    m["label_dropout"] = detail::format_double(o.label_dropout());
+  }
   return m;
 }
 
@@ -131,6 +135,7 @@ inline ModelOptions options_from_map(const std::map<std::string, std::string>& m
                .feature_weights(r.raw("feature_weights"))
                .net(detail::get_net(m, "net."));
   if (m.count("phi_net.model_channels")) o.phi_net(detail::get_net(m, "phi_net."));
+  if (m.count("num_classes")) o.num_classes(r.integer("num_classes")).label_dropout(r.real("label_dropout"));
   return o;
 }
 

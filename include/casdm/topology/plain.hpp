@@ -25,9 +25,10 @@ struct EpsOnly {
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
-  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
+                            const at::Tensor& y = {}) {
     Prediction out;
-    out.eps = n.theta(x_t, p.model_timesteps(t));
+    out.eps = detail::call_net(n.theta, x_t, p.model_timesteps(t), y);
     out.x0 = p.predict_x0_from_eps(x_t, t, out.eps);
     return out;
   }
@@ -42,9 +43,10 @@ struct X0Only {
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
-  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
+                            const at::Tensor& y = {}) {
     Prediction out;
-    out.x0 = n.theta(x_t, p.model_timesteps(t));
+    out.x0 = detail::call_net(n.theta, x_t, p.model_timesteps(t), y);
     out.eps = p.predict_eps_from_x0(x_t, t, out.x0);
     return out;
   }
@@ -61,9 +63,10 @@ struct VOnly {
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
-  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
+                            const at::Tensor& y = {}) {
     Prediction out;
-    out.v = n.theta(x_t, p.model_timesteps(t));
+    out.v = detail::call_net(n.theta, x_t, p.model_timesteps(t), y);
     out.x0 = p.predict_x0_from_v(x_t, t, out.v);
     out.eps = p.predict_eps_from_v(x_t, t, out.v);
     return out;
@@ -80,9 +83,10 @@ struct DualHead {
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
     return detail::build_single<Net>(owner, o, 2 * o.channels() + 1);
   }
-  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t) {
+  static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
+                            const at::Tensor& y = {}) {
     const int64_t C = x_t.size(1);
-    auto out = n.theta(x_t, p.model_timesteps(t));
+    auto out = detail::call_net(n.theta, x_t, p.model_timesteps(t), y);
     Prediction pr;
     pr.x0 = out.slice(1, 0, C);
     pr.eps = out.slice(1, C, 2 * C);

@@ -5,6 +5,7 @@
 //   casdm::train::Trainer<casdm::presets::CasDM> trainer(model, casdm::train::TrainerOptions()
 //       .optimizer(casdm::train::AdamWOptions().lr(1e-4)).ema_rates({0.9999}).grad_clip(1.0));
 //   auto report = trainer.step(x0);                       // one optimiser step
+//   trainer.step(x0, labels);                             // a class-conditional model's (label dropout inside)
 //   trainer.save("run/ckpt.pt", {{"preset", "CasDM"}});   // model, EMA, optimiser, step, RNG
 //   trainer.load("run/ckpt.pt");                          // strict: refuses another model or size
 //
@@ -46,6 +47,11 @@ namespace casdm::train {
 
 /// What data-parallel training needs from its process group: train/distributed.hpp implements it
 /// over PyTorch's c10d (ProcessGroupGloo); the trainer itself includes no c10d header.
+/// A training batch: images in [−1, 1] and, for a class-conditional model, their labels.
+struct Batch {
+  at::Tensor images, labels;
+};
+
 class GradientSync {
  public:
   virtual ~GradientSync() = default;
@@ -237,9 +243,13 @@ class Trainer {
   int64_t skipped_steps() const { return skipped_; }
 
   /// One optimiser step on a batch x0 ∈ [−1, 1]; returns the batch's loss terms (detached; with
-  /// micro-batches, their size-weighted mean).
+  /// micro-batches, their size-weighted mean). A class-conditional model (ModelOptions::num_classes)
+  /// takes the batch's labels y (int64 [N] in [0, K), checked where the data set is read, not here),
+  /// each replaced by "no label" with probability ModelOptions::label_dropout (drawn after t and ε,
+  /// for the whole batch, so unconditional runs draw exactly what they drew before).
   /// Data-parallel (options().sync()): x0 is the global batch, the same on every rank.
-  loss::LossReport step(const at::Tensor& x0) {
+  loss::LossReport step(const Batch& b) { return step(b.images, b.labels); }
+  loss::LossReport step(const at::Tensor& x0, const at::Tensor& y = {}) {
     model_->train();
     optimizer_.zero_grad();
     const auto& sync = options_.sync();
@@ -252,12 +262,22 @@ class Trainer {
     const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
     const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
     const auto noise_all = at::randn_like(x0);
+    const int64_t K = model_->options.num_classes();
+    if (K > 0 && !y.defined())
+      throw std::invalid_argument("Trainer::step: a class-conditional model (num_classes > 0) trains on labelled batches");
+    if (y.defined() && (K < 1 || y.dim() != 1 || y.size(0) != x0.size(0)))
+      throw std::invalid_argument(K < 1 ? std::string("Trainer::step: labels given to an unconditional model (num_classes 0)")
+                                        : fmt::format("Trainer::step: expected one label per image ({}), got {}", x0.size(0),
+                                                      io::shape_str(y.sizes())));
+    const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, model_->options.label_dropout()) : at::Tensor{};
     const auto x = x0.slice(0, lo, lo + n), t = t_all.slice(0, lo, lo + n), noise = noise_all.slice(0, lo, lo + n);
+    const auto labels = y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{};
     const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
     loss::LossReport out;
     for (int64_t s = 0; s < n; s += chunk) {
       const int64_t e = std::min(n, s + chunk);
-      auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e));
+      auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e),
+                                       labels.defined() ? labels.slice(0, s, e) : at::Tensor{});
       const double w = static_cast<double>(e - s) / static_cast<double>(n);
       struct Off {  // the hooks stay off outside the last backward, also when it throws
         Overlap& o;
