@@ -122,9 +122,12 @@ TEST_CASE("image folders decode as PIL decodes them and fit as torch interpolate
   CHECK_THROWS_WITH(data::open_dataset(dir / "gray", "tiff"), Catch::Contains("unknown data format 'tiff'"));
 }
 
-TEST_CASE("an image folder of class sub-folders has labels; the loader serves each batch's labels", "[data][loader][labels]") {
+TEST_CASE("an image folder of class sub-folders has labels and the loader serves each batch's labels", "[data][loader][labels]") {
   const auto dir = made_data();
-  const auto root = test::scratch("class-folders");
+  const auto root = test::scratch("class-folders"), mixed = test::scratch("class-folders-mixed");
+  std::filesystem::remove_all(root);  // a scratch folder outlives its run
+  std::filesystem::remove_all(mixed);
+  std::filesystem::create_directories(mixed / "a");
   std::filesystem::create_directories(root / "b_bag");
   std::filesystem::create_directories(root / "a_shirt");
   std::filesystem::copy_file(dir / "gray" / "g0.png", root / "b_bag" / "g0.png");
@@ -141,10 +144,9 @@ TEST_CASE("an image folder of class sub-folders has labels; the loader serves ea
   CHECK(at::equal(set.images[1], ref[0]));
   // A flat folder has none; a folder with an image beside the class folders has none either.
   CHECK(!data::open_dataset(dir / "gray").labels.defined());
-  std::filesystem::copy_file(dir / "gray" / "g0.png", test::scratch("class-folders-mixed") / "top.png");
-  std::filesystem::create_directories(test::scratch("class-folders-mixed") / "a");
-  std::filesystem::copy_file(dir / "gray" / "g1.png", test::scratch("class-folders-mixed") / "a" / "g1.png");
-  CHECK(!data::open_dataset(test::scratch("class-folders-mixed")).labels.defined());
+  std::filesystem::copy_file(dir / "gray" / "g0.png", mixed / "top.png");
+  std::filesystem::copy_file(dir / "gray" / "g1.png", mixed / "a" / "g1.png");
+  CHECK(!data::open_dataset(mixed).labels.defined());
 
   // The loader's labels of a step are the data set's labels of that step's images.
   const auto fm = data::load_mnist_like("/usr/share/datasets/fashion-mnist", false);
@@ -159,6 +161,11 @@ TEST_CASE("an image folder of class sub-folders has labels; the loader serves ea
   CHECK(at::equal(loader.labels_at(loader.position() - 1), loader.labels_at(0)));
   data::Loader unlabelled(data::open_dataset(dir / "gray"), data::LoaderOptions().batch_size(2).prefetch(0));
   CHECK_THROWS_WITH(unlabelled.labels_at(0), Catch::Contains("has no class labels"));
+  auto sliced = fm;  // images cut, labels not: a loader of images still works, its labels are refused
+  sliced.images = sliced.images.slice(0, 0, 100);
+  data::Loader images_only(sliced, data::LoaderOptions().batch_size(4).prefetch(0));
+  CHECK(images_only.next().size(0) == 4);
+  CHECK_THROWS_WITH(images_only.labels_at(0), Catch::Contains("the 10000 labels of IDX") && Catch::Contains("do not pair up with its 100 images"));
 }
 
 TEST_CASE("the loader's batch of a step depends on the seed and the step only", "[data][loader]") {

@@ -162,7 +162,7 @@ TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]
   }
 }
 
-TEST_CASE("CasDM_V: L_v trains theta only, L_x0/L_mu train phi only; x0* comes from v'", "[topology][routing][v]") {
+TEST_CASE("CasDM_V: L_v trains theta only, L_x0/L_mu train phi only, and x0* comes from v'", "[topology][routing][v]") {
   for (const auto& device : test::devices()) {
     INFO(device);
     torch::manual_seed(5);
@@ -197,7 +197,7 @@ TEST_CASE("CasDM_V: L_v trains theta only, L_x0/L_mu train phi only; x0* comes f
   }
 }
 
-TEST_CASE("VOnly derives x0' and eps' from v'; its sampling estimate is consistent", "[topology][v]") {
+TEST_CASE("VOnly derives x0' and eps' from v' and its sampling estimate is consistent", "[topology][v]") {
   torch::manual_seed(6);
   presets::DDPM_V m(tiny_options(8, 3));
   test::perturb(*m);
@@ -569,7 +569,7 @@ TEST_CASE("a class-conditional U-Net adds the label's embedding to the time embe
   CHECK_THROWS_WITH(net::UNet(net::UNetOptions(o).num_classes(-1)), Catch::Contains("num_classes must be in [0, 1000000]"));
 }
 
-TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped after; label dropout", "[sampler][classes]") {
+TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped after, and label dropout", "[sampler][classes]") {
   torch::manual_seed(31);
   presets::CasDM m(tiny_options().num_classes(4));
   test::perturb(*m, 0.2);
@@ -618,7 +618,7 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   CHECK(v->training_losses_labelled(at::zeros({2, 1, 8, 8}), at::tensor(std::vector<int64_t>{0, 1})).total.isfinite().item<bool>());
 }
 
-TEST_CASE("class-conditional options survive their string form; unconditional ones keep the keys of before", "[options][classes]") {
+TEST_CASE("class-conditional options survive their string form and unconditional ones keep the keys of before", "[options][classes]") {
   const auto cond = tiny_options().num_classes(10).label_dropout(0.2);
   const auto m = options_to_map(cond);
   CHECK(m.at("num_classes") == "10");

@@ -31,11 +31,16 @@ Stats stats(const at::Tensor& samples) {
           s.var(0).mean().item<double>(), (s - nearest.view({-1, 1, 1, 1})).abs().mean().item<double>()};
 }
 
+ModelOptions two_mode_options() {
+  return test::tiny_options(4, 1, 100).net(test::tiny_options(4, 1, 100).net().attention_resolutions({2}));
+}
+
+/// Trains on the two-mode data; `labelled`: class 1 is the +0.6 mode (a class-conditional model).
 template <class M>
-M train(uint64_t seed, const c10::Device& device) {
+M train_two_mode(uint64_t seed, const c10::Device& device, const ModelOptions& o = two_mode_options(), bool labelled = false) {
   torch::manual_seed(seed);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  M m(test::tiny_options(4, 1, 100).net(test::tiny_options(4, 1, 100).net().attention_resolutions({2})));
+  M m(o);
   m->to(device);
   // Constant lr, then a linear decay: the mode share is set by the denoiser at high noise,
   // which a constant lr leaves jittering.
@@ -45,7 +50,9 @@ M train(uint64_t seed, const c10::Device& device) {
     const double lr = step < kSteps / 2 ? 2e-3 : 2e-3 * (kSteps - step) / (kSteps / 2.0);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     opt.zero_grad();
-    m->training_losses(draw(256, gen, device)).total.backward();
+    const auto x0 = draw(256, gen, device);
+    (labelled ? m->training_losses_labelled(x0, x0.mean({1, 2, 3}).gt(0).to(at::kLong)) : m->training_losses(x0))
+        .total.backward();
     opt.step();
   }
   return m;
@@ -66,7 +73,7 @@ template <class M>
 void check_model(uint64_t seed) {
   for (const auto& device : test::devices()) {
     INFO(device);
-    auto m = train<M>(seed, device);
+    auto m = train_two_mode<M>(seed, device);
     torch::manual_seed(seed + 1);
     {
       INFO("DDIM, 25 steps, eta 0");
@@ -103,21 +110,7 @@ TEST_CASE("cascaded samples match a known two-mode distribution", "[sampling][sl
 // with label dropout must put each class's samples in its own mode, and guidance must not hurt;
 // with no label it samples the mixture (share 0.3) again.
 TEST_CASE("class-conditional cascaded samples land in their class's mode, with and without guidance", "[sampling][slow][classes]") {
-  torch::manual_seed(14);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(14);
-  auto o = test::tiny_options(4, 1, 100);
-  presets::CasDM m(o.net(o.net().attention_resolutions({2})).num_classes(2).label_dropout(0.2));
-  constexpr int kSteps = 800;
-  torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0));
-  for (int step = 0; step < kSteps; ++step) {
-    const double lr = step < kSteps / 2 ? 2e-3 : 2e-3 * (kSteps - step) / (kSteps / 2.0);
-    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    opt.zero_grad();
-    const auto x0 = draw(256, gen, c10::kCPU);
-    const auto y = x0.mean({1, 2, 3}).gt(0).to(at::kLong);
-    m->training_losses_labelled(x0, y).total.backward();
-    opt.step();
-  }
+  auto m = train_two_mode<presets::CasDM>(14, c10::kCPU, two_mode_options().num_classes(2).label_dropout(0.2), true);
   torch::manual_seed(15);
   const auto labels = at::arange(512, at::kLong).remainder(2);
   for (const double w : {0.0, 3.0}) {

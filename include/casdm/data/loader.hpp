@@ -48,8 +48,6 @@ class Loader {
     if (set_.size() < 1) throw std::invalid_argument("Loader: the data set " + set_.source + " is empty");
     if (options_.batch_size() < 1) throw std::invalid_argument("Loader: batch size must be >= 1");
     if (options_.prefetch() < 0) throw std::invalid_argument("Loader: prefetch must be >= 0");
-    if (set_.labels.defined() && (set_.labels.dim() != 1 || set_.labels.size(0) != set_.size()))
-      throw std::invalid_argument("Loader: the labels of " + set_.source + " do not pair up with its images");
     set_.images = set_.images.contiguous();
     for (int64_t k = 0; k < options_.prefetch(); ++k) {
       slots_.push_back(at::empty(batch_shape(), at::TensorOptions(at::kFloat).pinned_memory(options_.device().is_cuda())));
@@ -105,6 +103,9 @@ class Loader {
   /// after next(), labels_at(position() - 1) are the labels of the batch it returned.
   at::Tensor labels_at(int64_t step) {
     if (!set_.labels.defined()) throw std::invalid_argument("the data set " + set_.source + " has no class labels");
+    if (set_.labels.dim() != 1 || set_.labels.size(0) != set_.size())  // images sliced, labels not
+      throw std::invalid_argument(fmt::format("Loader: the {} labels of {} do not pair up with its {} images",
+                                              set_.labels.numel(), set_.source, set_.size()));
     auto y = set_.labels.to(at::kLong).index_select(0, indices_at(step));
     return options_.device().is_cuda() ? y.to(options_.device()) : y;
   }
