@@ -3,7 +3,7 @@
 # main job) and scores the rows with casdm-ablation.
 #   bash scripts/tables.sh 1     # Table 1: DDPM_Eps DDPM_X0 Dual CasDM, 100 DDIM steps
 #   bash scripts/tables.sh 5     # Table 5: DDPM_Eps CasDM at 10, 25, 50, 100 DDIM steps
-#   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat
+#   bash scripts/tables.sh 4     # Table 4: CasDM CasDM_FixRes CasDM_FixRes_Concat at 10 and 100 DDIM steps
 #   WEIGHTS=weights bash scripts/tables.sh 3   # Table 3: CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin
 #   bash scripts/tables.sh solvers   # Table 5 with the fast solvers: DDPM_Eps CasDM CasDM_V at 10
 #                                    # and 20 steps, once per sampler in SAMPLERS (ddim dpmpp2m heun),
@@ -32,7 +32,7 @@ case $TABLE in
   1) rows=(DDPM_Eps DDPM_X0 Dual CasDM) cols=(100) ;;
   3) rows=(CasDM_LPIPS CasDM_ResNet CasDM_Inception CasDM_Swin) cols=(100)
      : "${WEIGHTS:?Table 3 needs WEIGHTS=<folder from tools/export_weights.py>}" ;;
-  4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(100) ;;
+  4) rows=(CasDM CasDM_FixRes CasDM_FixRes_Concat) cols=(10 100) ;;
   5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
   15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG DDPM_Eps_wide Dual_seed1) cols=(10 100) ;;
   solvers) rows=(DDPM_Eps CasDM CasDM_V) cols=(10 20) ;;

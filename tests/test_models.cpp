@@ -34,8 +34,9 @@ static_assert(topology::has_v_head<topology::VOnly<>> && topology::has_v_head<to
 static_assert(loss::needs_v_head<loss::VMSE<>> && !loss::needs_v_head<loss::EpsMSE<>> &&
               loss::Set<loss::VMSE<>, loss::X0MSE<>>::needs_v_head && !presets::CasDM::Impl::losses_type::needs_v_head);
 // A weighting is not part of a term's kind: the same term twice under two weightings is refused.
-static_assert(std::is_same_v<loss::EpsMSE<std::ratio<1>, loss::weighting::MinSNR<>>::kind, loss::EpsMSE<>::kind>);
-static_assert(loss::LossTerm<loss::VMSE<std::ratio<1>, loss::weighting::MinSNR<std::ratio<3>>>>);
+static_assert(std::is_same_v<loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>::kind, loss::EpsMSE<>::kind>);
+static_assert(loss::LossTerm<loss::Weighted<loss::VMSE<std::ratio<1, 2>>, loss::weighting::MinSNR<std::ratio<3>>>>);
+static_assert(loss::ratio_value<loss::Weighted<loss::VMSE<std::ratio<1, 2>>, loss::weighting::MinSNR<>>::weight> == 0.5);
 static_assert(std::is_same_v<with_sampler_t<presets::CasDM, sampler::DDIM<10>>::Impl::sampler_type, sampler::DDIM<10>>);
 static_assert(!topology::Topology<int> && !sampler::Sampler<schedule::Cosine> && !schedule::Schedule<sampler::DDIM<>>);
 static_assert(!loss::LossTerm<schedule::Cosine> && loss::LossTerm<loss::MuMix<std::ratio<1, 2>>>);
@@ -237,9 +238,9 @@ TEST_CASE("Min-SNR-gamma weights each image's error by min(SNR, gamma) in its ta
   const double e_x0 = expect(clip, per_image(x0, pr.x0));
   const double e_v = expect(clip / (snr + 1), per_image(p.v_target(x0, t, noise), pr.v));
   using MS = loss::weighting::MinSNR<>;
-  CHECK(std::abs(loss::EpsMSE<std::ratio<1>, MS>(o)(in).item<double>() - e_eps) < 1e-12);
-  CHECK(std::abs(loss::X0MSE<std::ratio<1>, MS>(o)(in).item<double>() - e_x0) < 1e-12);
-  CHECK(std::abs(loss::VMSE<std::ratio<1>, MS>(o)(in).item<double>() - e_v) < 1e-12);
+  CHECK(std::abs(loss::Weighted<loss::EpsMSE<>, MS>(o)(in).item<double>() - e_eps) < 1e-12);
+  CHECK(std::abs(loss::Weighted<loss::X0MSE<>, MS>(o)(in).item<double>() - e_x0) < 1e-12);
+  CHECK(std::abs(loss::Weighted<loss::VMSE<>, MS>(o)(in).item<double>() - e_v) < 1e-12);
   // At t = 0 the SNR is ~2.5e4: the x0 weight is γ there.
   CHECK(snr[0].item<double>() > 1e4);
   CHECK(MS::weight(snr, loss::weighting::Target::x0)[0].item<double>() == gamma);
@@ -249,17 +250,18 @@ TEST_CASE("Min-SNR-gamma weights each image's error by min(SNR, gamma) in its ta
              w_x0 = MS::weight(snr, loss::weighting::Target::x0);
   CHECK(test::max_abs_diff(w_eps * snr, w_x0) < 1e-12);
   CHECK(test::max_abs_diff(w_v * (snr + 1), w_x0) < 1e-12);
-  // Uniform keeps the paper's mean over all elements, bit for bit.
+  // The plain terms keep the paper's mean over all elements, bit for bit; Uniform is that mean too.
   CHECK(at::equal(loss::EpsMSE<>(o)(in), (noise - pr.eps).square().mean()));
+  CHECK(at::equal(loss::Weighted<loss::EpsMSE<>, loss::weighting::Uniform>(o)(in), (noise - pr.eps).square().mean()));
   // With a gamma above every SNR the ε weight is 1: the plain mean again.
   using Huge = loss::weighting::MinSNR<std::ratio<1000000000>>;
-  CHECK(std::abs(loss::EpsMSE<std::ratio<1>, Huge>(o)(in).item<double>() - (noise - pr.eps).square().mean().item<double>()) < 1e-12);
+  CHECK(std::abs(loss::Weighted<loss::EpsMSE<>, Huge>(o)(in).item<double>() - (noise - pr.eps).square().mean().item<double>()) < 1e-12);
 }
 
 TEST_CASE("a Min-SNR cascaded model trains: total = weighted eps + x0 + mu", "[loss][minsnr][train]") {
   using MS = loss::weighting::MinSNR<>;
   using M = Model<schedule::Cosine, topology::Cascaded<>,
-                  loss::Set<loss::EpsMSE<std::ratio<1>, MS>, loss::X0MSE<std::ratio<1>, MS>, loss::MuMix<>>, sampler::DDIM<>>;
+                  loss::Set<loss::Weighted<loss::EpsMSE<>, MS>, loss::Weighted<loss::X0MSE<>, MS>, loss::MuMix<>>, sampler::DDIM<>>;
   torch::manual_seed(10);
   M m(tiny_options());
   test::perturb(*m);
@@ -628,4 +630,26 @@ TEST_CASE("class-conditional options survive their string form and unconditional
   CHECK(!options_to_map(tiny_options()).count("num_classes"));
   CHECK(options_differences(cond, tiny_options()) ==
         std::vector<std::string>{"label_dropout: '0.2' vs (unset)", "num_classes: '10' vs (unset)"});
+}
+
+// The Model's and Denoiser's C++ type names are in every checkpoint and model file, and a load
+// refuses another name: the presets' names must stay what they were before the v-prediction and
+// weighting arguments existed, or every earlier checkpoint would be refused as "another model".
+TEST_CASE("the presets' type names, kept in checkpoints, are those of earlier checkpoints", "[model][checkpoint]") {
+  presets::CasDM m(tiny_options());
+  CHECK(m->name() ==
+        "casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
+        "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet>, casdm::loss::Set<casdm::loss::EpsMSE<std::ratio<1l, "
+        "1l> >, casdm::loss::X0MSE<std::ratio<1l, 1l> >, casdm::loss::MuMix<std::ratio<1l, 1l> > >, "
+        "casdm::sampler::DDIM<100l, std::ratio<0l, 1l> > >");
+  CHECK(m->denoiser()->name() ==
+        "casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
+        "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet> >");
+  presets::DDPM_X0 x(tiny_options());
+  CHECK(x->name() ==
+        "casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::X0Only<casdm::net::arch::UNet>, "
+        "casdm::loss::Set<casdm::loss::X0MSE<std::ratio<1l, 1l> > >, casdm::sampler::DDIM<100l, std::ratio<0l, 1l> > >");
+  // The new arguments still make other types.
+  static_assert(!std::is_same_v<topology::CascadedV<>, topology::Cascaded<>>);
+  static_assert(std::is_same_v<loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>::weighting_type, loss::weighting::MinSNR<>>);
 }

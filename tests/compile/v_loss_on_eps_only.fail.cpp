@@ -8,5 +8,5 @@ using Topo = topology::EpsOnly<>;
 #else
 using Topo = topology::VOnly<>;
 #endif
-using M = Model<schedule::Cosine, Topo, loss::Set<loss::VMSE<std::ratio<1>, loss::weighting::MinSNR<>>>, sampler::DPMSolverPP<>>;
+using M = Model<schedule::Cosine, Topo, loss::Set<loss::Weighted<loss::VMSE<>, loss::weighting::MinSNR<>>>, sampler::DPMSolverPP<>>;
 static_assert(sizeof(M::Impl) > 0);

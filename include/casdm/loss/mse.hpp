@@ -6,51 +6,64 @@
 //   L_μ  = ‖μ̃ − (r·sg[μ_x0′] + (1−r)·sg[μ_ε′])‖²   (trains r only)
 // μ̃ is the true posterior mean q(x_{t−1}|x_t, x0); μ_x0′ and μ_ε′ are posterior means from x0′
 // and from x0⋆ (the x0 derived from ε′). L_ε, L_x0 and L_v take a per-timestep weighting policy
-// (loss/weighting.hpp: Uniform, the paper's; MinSNR<γ>); it is not part of the term's kind, so
-// one term twice with two weightings is still refused.
+// (loss/weighting.hpp: MinSNR<γ>) by a wrapper, Weighted<EpsMSE<>, MinSNR<>>, which keeps the term's
+// kind, so one term twice with two weightings is still refused. A wrapper rather than a second
+// template parameter: EpsMSE<W>'s name is in every checkpoint (the Model's type), and a defaulted
+// parameter would change it and refuse the checkpoints written before.
 #include "casdm/loss/concepts.hpp"
 #include "casdm/loss/weighting.hpp"
 
 namespace casdm::loss {
 
-template <class W = std::ratio<1>, weighting::Weighting Wt = weighting::Uniform>
+template <class W = std::ratio<1>>
 struct EpsMSE : Stateless {
   using kind = EpsMSE<>;
   using weight = W;
-  using weighting_type = Wt;
   static constexpr const char* name = "eps";
   static constexpr bool needs_eps_head = true, needs_x0_head = false, needs_mix = false;
+  static constexpr weighting::Target target = weighting::Target::eps;
+  static at::Tensor truth(const LossInputs& in) { return in.noise; }
+  static at::Tensor guess(const LossInputs& in) { return in.pred.eps; }
   using Stateless::Stateless;
-  at::Tensor operator()(const LossInputs& in) const {
-    return weighting::mse<Wt>(in.noise, in.pred.eps, in, weighting::Target::eps);
-  }
+  at::Tensor operator()(const LossInputs& in) const { return (in.noise - in.pred.eps).square().mean(); }
 };
 
-template <class W = std::ratio<1>, weighting::Weighting Wt = weighting::Uniform>
+template <class W = std::ratio<1>>
 struct X0MSE : Stateless {
   using kind = X0MSE<>;
   using weight = W;
-  using weighting_type = Wt;
   static constexpr const char* name = "x0";
   static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
+  static constexpr weighting::Target target = weighting::Target::x0;
+  static at::Tensor truth(const LossInputs& in) { return in.x0; }
+  static at::Tensor guess(const LossInputs& in) { return in.pred.x0; }
   using Stateless::Stateless;
-  at::Tensor operator()(const LossInputs& in) const {
-    return weighting::mse<Wt>(in.x0, in.pred.x0, in, weighting::Target::x0);
-  }
+  at::Tensor operator()(const LossInputs& in) const { return (in.x0 - in.pred.x0).square().mean(); }
 };
 
 /// L_v = ‖v − v′‖² (Salimans & Ho 2022) on a topology with a v head (VOnly, CascadedV).
-template <class W = std::ratio<1>, weighting::Weighting Wt = weighting::Uniform>
+template <class W = std::ratio<1>>
 struct VMSE : Stateless {
   using kind = VMSE<>;
   using weight = W;
-  using weighting_type = Wt;
   static constexpr const char* name = "v";
   static constexpr bool needs_eps_head = false, needs_x0_head = false, needs_mix = false, needs_v_head = true;
+  static constexpr weighting::Target target = weighting::Target::v;
+  static at::Tensor truth(const LossInputs& in) { return in.process.v_target(in.x0, in.t, in.noise); }
+  static at::Tensor guess(const LossInputs& in) { return in.pred.v; }
   using Stateless::Stateless;
-  at::Tensor operator()(const LossInputs& in) const {
-    return weighting::mse<Wt>(in.process.v_target(in.x0, in.t, in.noise), in.pred.v, in, weighting::Target::v);
-  }
+  at::Tensor operator()(const LossInputs& in) const { return (truth(in) - in.pred.v).square().mean(); }
+};
+
+/// A regression term T (EpsMSE, X0MSE, VMSE) under a per-timestep weighting policy Wt:
+///   loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>
+/// The same term otherwise (name, weight λ, kind, heads): one term twice, weighted or not, is refused.
+template <class T, weighting::Weighting Wt>
+struct Weighted : T {
+  static_assert(requires { T::target; }, "casdm rule: Weighted<T, W> takes a regression term (EpsMSE, X0MSE or VMSE)");
+  using weighting_type = Wt;
+  using T::T;
+  at::Tensor operator()(const LossInputs& in) const { return weighting::mse<Wt>(T::truth(in), T::guess(in), in, T::target); }
 };
 
 template <class W = std::ratio<1>>

@@ -1,7 +1,7 @@
 #pragma once
-// Per-timestep weights of a regression term: a policy of EpsMSE, X0MSE and VMSE.
+// Per-timestep weights of a regression term (EpsMSE, X0MSE, VMSE), applied by loss::Weighted:
 //
-//   loss::EpsMSE<std::ratio<1>, loss::weighting::MinSNR<>>     // Min-SNR-5 on L_ε
+//   loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>     // Min-SNR-5 on L_ε
 //
 // Min-SNR-γ (Hang et al. 2023) weights each image's x0 error by min(SNR_t, γ), SNR_t = ᾱ_t/(1−ᾱ_t).
 // A term on another target carries the same weight expressed in its own error: with x_t fixed,

@@ -48,9 +48,24 @@ concept ThetaHead = requires {
 };
 }  // namespace theta_head
 
+namespace detail {
+template <class... H>
+struct head {
+  static_assert(sizeof...(H) == 0, "casdm rule: a cascade takes at most one theta head (theta_head::Eps or V)");
+  using type = theta_head::Eps;
+};
+template <theta_head::ThetaHead H>
+struct head<H> {
+  using type = H;
+};
+}  // namespace detail
+
+// The theta head is an optional pack, so that Cascaded<PhiNet, Input, ThetaNet> stays the very type it
+// was: its name is in every checkpoint, and a defaulted fourth parameter would change it.
 template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet,
-          theta_head::ThetaHead Head = theta_head::Eps>
+          class... HeadArg>
 struct Cascaded {
+  using Head = typename detail::head<HeadArg...>::type;
   static_assert(phi_input::PhiInput<Input>,
                 "casdm rule: the cascaded phi input must be a phi input policy built from theta's detached "
                 "outputs (topology::phi_input::X0Star, topology::phi_input::Concat, or a type with "
