@@ -99,12 +99,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
   const int64_t channels = set.images.size(1);
   if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
-  if (a.class_cond && !set.labels.defined())
-    throw std::runtime_error(fmt::format("--class-cond: the data set {} has no class labels (an image folder needs one "
-                                         "sub-folder per class)", set.source));
-  const int64_t classes = a.class_cond ? set.num_classes() : 0;
-  if (a.class_cond && classes < 2)
-    throw std::runtime_error(fmt::format("--class-cond: the data set {} has {} class; conditioning needs two or more", set.source, classes));
+  const int64_t classes = a.class_cond ? set.conditioning_classes("--class-cond") : 0;
   if (writer && classes > 0) fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.label_dropout);
 
   casdm::train::check_memory(model_options(a, channels, size, classes), a.micro_batch > 0 ? a.micro_batch : a.batch);
@@ -172,10 +167,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
       trainer,
-      [&] {
-        auto x = loader.next();
-        return casdm::train::Batch{x, classes > 0 ? loader.labels_at(loader.position() - 1) : at::Tensor{}};
-      },
+      [&] { auto [x, y] = loader.next_labelled(classes > 0); return casdm::train::Batch{x, y}; },
       log, ckpts,
       casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
         if (!writer) return;

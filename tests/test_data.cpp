@@ -157,10 +157,18 @@ TEST_CASE("an image folder of class sub-folders has labels and the loader serves
     CHECK(y.scalar_type() == at::kLong);
     CHECK(at::equal(y, fm.labels.index_select(0, loader.indices_at(step))));
   }
-  loader.next();
-  CHECK(at::equal(loader.labels_at(loader.position() - 1), loader.labels_at(0)));
+  const auto [x1, y1] = loader.next_labelled(true);
+  CHECK(at::equal(y1, loader.labels_at(0)));
+  CHECK(at::equal(x1, loader.batch_at(0)));
+  CHECK(!loader.next_labelled(false).second.defined());
+  CHECK(fm.conditioning_classes() == 10);
   data::Loader unlabelled(data::open_dataset(dir / "gray"), data::LoaderOptions().batch_size(2).prefetch(0));
   CHECK_THROWS_WITH(unlabelled.labels_at(0), Catch::Contains("has no class labels"));
+  CHECK_THROWS_WITH(data::open_dataset(dir / "gray").conditioning_classes(), Catch::Contains("has no class labels (an image folder needs one sub-folder"));
+  auto one = set;
+  one.labels = at::zeros({3}, at::kLong);
+  one.classes.clear();
+  CHECK_THROWS_WITH(one.conditioning_classes(), Catch::Contains("has 1 class; conditioning needs two or more"));
   auto sliced = fm;  // images cut, labels not: a loader of images still works, its labels are refused
   sliced.images = sliced.images.slice(0, 0, 100);
   data::Loader images_only(sliced, data::LoaderOptions().batch_size(4).prefetch(0));

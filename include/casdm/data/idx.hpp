@@ -82,6 +82,17 @@ struct ImageSet {
     if (!classes.empty()) return static_cast<int64_t>(classes.size());
     return labels.defined() && labels.numel() > 0 ? labels.max().item<int64_t>() + 1 : 0;
   }
+  /// The classes a class-conditional model of this set has (≥ 2), or one line, starting "what: ",
+  /// naming what is missing.
+  int64_t conditioning_classes(const std::string& what = "class conditioning") const {
+    if (!labels.defined())
+      throw std::runtime_error(fmt::format("{}: the data set {} has no class labels (an image folder needs one "
+                                           "sub-folder per class)", what, source));
+    const int64_t k = num_classes();
+    if (k < 2)
+      throw std::runtime_error(fmt::format("{}: the data set {} has {} class; conditioning needs two or more", what, source, k));
+    return k;
+  }
   int64_t size() const { return images.size(0); }
 };
 

@@ -49,6 +49,7 @@ class Loader {
     if (options_.batch_size() < 1) throw std::invalid_argument("Loader: batch size must be >= 1");
     if (options_.prefetch() < 0) throw std::invalid_argument("Loader: prefetch must be >= 0");
     set_.images = set_.images.contiguous();
+    if (set_.labels.defined()) set_.labels = set_.labels.to(at::kLong).contiguous();  // once, not per batch
     for (int64_t k = 0; k < options_.prefetch(); ++k) {
       slots_.push_back(at::empty(batch_shape(), at::TensorOptions(at::kFloat).pinned_memory(options_.device().is_cuda())));
       free_.push_back(static_cast<size_t>(k));
@@ -106,8 +107,14 @@ class Loader {
     if (set_.labels.dim() != 1 || set_.labels.size(0) != set_.size())  // images sliced, labels not
       throw std::invalid_argument(fmt::format("Loader: the {} labels of {} do not pair up with its {} images",
                                               set_.labels.numel(), set_.source, set_.size()));
-    auto y = set_.labels.to(at::kLong).index_select(0, indices_at(step));
+    auto y = set_.labels.index_select(0, indices_at(step));
     return options_.device().is_cuda() ? y.to(options_.device()) : y;
+  }
+
+  /// next() and, when `labelled`, the labels of that batch: {images, labels (undefined otherwise)}.
+  std::pair<at::Tensor, at::Tensor> next_labelled(bool labelled) {
+    auto x = next();
+    return {x, labelled ? labels_at(next_take_ - 1) : at::Tensor{}};
   }
 
   /// The batch of step `step` (a pure function of the seed and the step).
