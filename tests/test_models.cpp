@@ -653,3 +653,61 @@ TEST_CASE("the presets' type names, kept in checkpoints, are those of earlier ch
   static_assert(!std::is_same_v<topology::CascadedV<>, topology::Cascaded<>>);
   static_assert(std::is_same_v<loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>::weighting_type, loss::weighting::MinSNR<>>);
 }
+
+// ---- the PyTorch eager replica that bench/vs_pytorch.py times casdm against is the same model ----
+// casdm's CasDM at the main job's size, weights perturbed off their zero initialisation, written
+// with its inputs and outputs; bench/pytorch_eager.py loads the weights strictly by name into its
+// replica and must give the same predictions, loss terms and DDIM samples, and count by forward
+// hooks the FLOP that net::forward_flops counts from the options.
+TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM, and forward_flops counts its FLOP", "[models][bench]") {
+  const auto o = ModelOptions().image_size(28).channels(1).diffusion_steps(1000).net(net::UNetOptions()
+                                                                                      .model_channels(16)
+                                                                                      .channel_mult({1, 2, 2})
+                                                                                      .num_res_blocks(1)
+                                                                                      .attention_resolutions({7})
+                                                                                      .num_heads(4)
+                                                                                      .norm_groups(8)
+                                                                                      .dropout(0.0));
+  torch::manual_seed(3);
+  presets::CasDM m(o);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : m->parameters()) p.add_(at::randn_like(p) * 0.05);
+  }
+  m->eval();
+  auto& d = *m->denoiser();
+  const int64_t n = 4;
+  auto x0 = at::rand({n, 1, 28, 28}) * 2 - 1;
+  auto t = at::tensor({0, 250, 600, 999}, at::kLong);
+  auto noise = at::randn_like(x0);
+  std::map<std::string, at::Tensor> out;
+  {
+    torch::NoGradGuard g;
+    auto pr = d.predict(d.process().q_sample(x0, t, noise), t);
+    out["pred.eps"] = pr.eps, out["pred.x0"] = pr.x0, out["pred.r"] = pr.r;
+    auto r = m->training_losses(x0, t, noise);
+    for (const auto& [name, v] : r.terms) out["loss." + name] = v;
+  }
+  auto z = at::randn_like(x0);
+  out["ddim.noise"] = z;
+  out["ddim.steps"] = at::scalar_tensor(5, at::kLong);
+  out["ddim.samples"] = sample<sampler::DDIM<>>(d, n, SampleOptions().steps(5).noise(z));
+  out["x0"] = x0, out["t"] = t, out["noise"] = noise;
+  for (const auto& kv : m->named_parameters(true)) out["model." + kv.key()] = kv.value();
+  const auto theta = net::forward_flops(o.theta_net(), 1, 1), phi = net::forward_flops(o.phi_net_options(), 1, 2);
+  out["flop.theta"] = at::scalar_tensor(theta, at::kLong);
+  out["flop.phi"] = at::scalar_tensor(phi, at::kLong);
+  const auto dir = test::scratch("eager-replica");
+  test::save_tensors(out, dir / "replica.pt");
+  const std::string cmd = std::string(CASDM_PYTHON) + " " + test::source_dir() + "/../bench/pytorch_eager.py check " + dir.string();
+  INFO("running " << cmd);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  // The count itself, by hand for one res block without attention: two 3×3 convs and the
+  // embedding projection at 28², 16 → 16 channels.
+  auto one = net::UNetOptions().model_channels(16).channel_mult({1}).num_res_blocks(1).attention_resolutions({}).image_size(28);
+  one.middle_attention(false);
+  const int64_t conv = 2 * 16 * 16 * 9 * 28 * 28, block = 2 * conv + 2 * 64 * 32;
+  // time embedding, in/out convs, encoder block, two middle blocks, two decoder blocks (32 → 16 with a 1×1 skip)
+  const int64_t decoder = 2 * 32 * 16 * 9 * 28 * 28 + conv + 2 * 64 * 32 + 2 * 32 * 16 * 28 * 28;
+  CHECK(net::forward_flops(one, 1, 1) == 2 * 16 * 64 + 2 * 64 * 64 + 2 * 2 * 1 * 16 * 9 * 28 * 28 + 3 * block + 2 * decoder);
+}

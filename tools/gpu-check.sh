@@ -30,7 +30,7 @@ if ! cmake -S . -B $B "${common[@]}" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" > "$OUT
   cmake -S . -B $B "${common[@]}" -DCASDM_TORCH_ROOT="$TORCH_ROOT" -DCASDM_TORCH_CXX11_ABI="$ABI" \
     > "$OUT/configure-root.log" 2>&1 || { log "configure failed"; tail -30 "$OUT/configure-root.log"; exit 3; }
 fi
-cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench casdm_bench_metrics > "$OUT/build.log" 2>&1 ||
+cmake --build $B -j"$(nproc)" --target casdm_tests casdm_bench casdm_bench_metrics casdm_bench_eager > "$OUT/build.log" 2>&1 ||
   { log "build failed"; grep -m20 -A5 "error" "$OUT/build.log"; exit 4; }
 log "configure + build: $(( $(date +%s) - t0 )) s"
 export CASDM_TEST_DEVICES=${CASDM_TEST_DEVICES:-cuda}
@@ -53,4 +53,18 @@ t0=$(date +%s)
     --benchmark_counters_tabular=true; } > "$OUT/bench.txt" 2>&1
 log "bench rc=$? in $(( $(date +%s) - t0 )) s"
 cat "$OUT/bench.txt"
+# casdm against PyTorch eager on the card (issue 12 item 5): the paper's CIFAR-10 configuration,
+# MFU against the card's dense bf16 peak (H100 SXM 989 TFLOP/s; H200 the same), then the launch-bound
+# main-job size; per-operator profiles of a CasDM step beside.
+if [ "${CASDM_VS_PYTORCH:-1}" = 1 ]; then
+  t0=$(date +%s)
+  timeout 240 $PY bench/vs_pytorch.py --binary $B/bench/casdm_bench_eager --python "$PY" --device cuda --config paper --train-batch 128 \
+    --rounds 1 --min-time 2 --peak-tflops 989 --out "$OUT/vs-pytorch-paper" > "$OUT/vs-pytorch.txt" 2>&1
+  timeout 120 $PY bench/vs_pytorch.py --binary $B/bench/casdm_bench_eager --python "$PY" --device cuda --config main \
+    --rounds 1 --min-time 1 --out "$OUT/vs-pytorch-main" >> "$OUT/vs-pytorch.txt" 2>&1
+  timeout 60 $B/bench/casdm_bench_eager --device cuda --config paper --batch 128 --profile 5 train/CasDM ddim/CasDM \
+    > "$OUT/profile-cuda.md" 2>&1
+  log "vs PyTorch eager in $(( $(date +%s) - t0 )) s"
+  cat "$OUT/vs-pytorch.txt"
+fi
 exit $rc

@@ -15,6 +15,7 @@
 #include "casdm/loss/set.hpp"
 #include "casdm/loss/weighting.hpp"
 #include "casdm/model.hpp"
+#include "casdm/net/flops.hpp"
 #include "casdm/net/unet.hpp"
 #include "casdm/objective.hpp"
 #include "casdm/presets.hpp"
