@@ -38,12 +38,15 @@ WORKLOADS = [
 def run_casdm(a, workload, preset, batch):
     cmd = [a.binary, "--config", a.config, "--batch", str(batch), "--steps", str(a.steps), "--feature-size",
            str(a.feature_size), "--threads", str(a.threads), "--device", a.device,
-           f"--benchmark_filter=^{workload}/{preset}$", f"--benchmark_min_time={a.min_time}",
+           f"--benchmark_filter=^{workload}/{preset}(/real_time)?$", f"--benchmark_min_time={a.min_time}",
            "--benchmark_format=json"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"vs_pytorch: {' '.join(cmd)} failed:\n{r.stderr.strip()}")
-    b = json.loads(r.stdout)["benchmarks"][0]
+    try:
+        b = json.loads(r.stdout)["benchmarks"][0]
+    except (ValueError, KeyError, IndexError):
+        sys.exit(f"vs_pytorch: {' '.join(cmd)} gave no benchmark result:\n{r.stdout.strip()}")
     scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
     return dict(ms=b["real_time"] * scale, peak_mib=b["peak_mib"], flop_theta=b["flop_theta"],
                 flop_phi=b["flop_phi"], iterations=b["iterations"])

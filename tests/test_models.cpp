@@ -4,6 +4,7 @@
 #include <torch/optim/adamw.h>
 
 #include "casdm/casdm.hpp"
+#include "casdm/train/profile.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -710,4 +711,51 @@ TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM, and forward_flo
   // time embedding, in/out convs, encoder block, two middle blocks, two decoder blocks (32 → 16 with a 1×1 skip)
   const int64_t decoder = 2 * 32 * 16 * 9 * 28 * 28 + conv + 2 * 64 * 32 + 2 * 32 * 16 * 28 * 28;
   CHECK(net::forward_flops(one, 1, 1) == 2 * 16 * 64 + 2 * 64 * 64 + 2 * 2 * 1 * 16 * 9 * 28 * 28 + 3 * block + 2 * decoder);
+}
+
+// ---- one image on the CPU without autograd: oneDNN's convolution, not LibTorch's native one ----
+// LibTorch picks its im2col kernel for a batch of 1 under 20480 input values (3-13x slower here);
+// net::conv_forward calls oneDNN's for every 3x3 and 1x1 Conv2d there. Checked through LibTorch's profiler (which kernel ran)
+// and against the module's own forward (float32 rounding apart); with autograd on nothing changes.
+TEST_CASE("A sampler's batch of one runs the U-Net's convolutions on oneDNN, with the same result", "[models][bench]") {
+  if (!at::hasMKLDNN()) {
+    WARN("this LibTorch has no oneDNN: nothing to check");
+    return;
+  }
+  torch::manual_seed(5);
+  auto o = net::UNetOptions(1, 1).image_size(28).model_channels(16).channel_mult({1, 2}).num_res_blocks(1)
+               .attention_resolutions({14}).norm_groups(8).dropout(0.0);
+  net::UNet u(o);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : u->parameters()) p.add_(at::randn_like(p) * 0.05);
+  }
+  auto x = at::randn({1, 1, 28, 28});
+  auto t = at::tensor({300.0f});
+  // calls of each kernel in one forward
+  auto kernels = [&](bool grad) {
+    at::AutoGradMode mode(grad);
+    std::map<std::string, int64_t> calls;
+    for (const auto& op : train::profile_ops([&] { u->forward(x, t); }, 1).ops) calls[op.name] = op.calls;
+    return calls;
+  };
+  int64_t conv2d = 0, conv1d = 0;  // the attention's 1x1 Conv1d stay native: faster there (18 vs 99 us)
+  for (const auto& m : u->modules(false)) {
+    conv2d += m->as<torch::nn::Conv2dImpl>() != nullptr;
+    conv1d += m->as<torch::nn::Conv1dImpl>() != nullptr;
+  }
+  REQUIRE(conv2d > 10);
+  REQUIRE(conv1d == 8);  // qkv and proj of 4 attention blocks
+  auto off = kernels(false), on = kernels(true);
+  CHECK(off["aten::mkldnn_convolution"] == conv2d);
+  CHECK(off["aten::_slow_conv2d_forward"] == conv1d);
+  CHECK(on["aten::_slow_conv2d_forward"] > conv1d);  // LibTorch's own choice while training
+  at::Tensor fast, slow;
+  {
+    torch::NoGradGuard g;
+    fast = u->forward(x, t);
+  }
+  slow = u->forward(x, t).detach();
+  CHECK(test::max_abs_diff(fast, slow) < 1e-5 * std::max(1.0, slow.abs().max().item<double>()));
+  CHECK(slow.abs().max().item<double>() > 0.1);  // not a zero output compared with itself
 }

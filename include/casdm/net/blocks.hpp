@@ -13,9 +13,13 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <ATen/Context.h>
+#include <c10/core/GradMode.h>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <variant>
 
 namespace casdm::net {
 
@@ -48,6 +52,38 @@ TORCH_MODULE(GroupNorm32);
 
 inline torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride = 1) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1));
+}
+
+namespace detail {
+// torch::nn's option variants are c10::variant in LibTorch 1.13 and std::variant in 2.x: found by
+// argument-dependent lookup either way.
+template <class T, class V>
+bool holds(const V& v) {
+  using std::holds_alternative;
+  return holds_alternative<T>(v);
+}
+template <class T, class V>
+const T& get(const V& v) {
+  using std::get;
+  return get<T>(v);
+}
+}  // namespace detail
+
+/// `conv->forward(x)`, except for one image on the CPU in float32 without autograd (a sampler's
+/// batch of 1): there LibTorch's choice of kernel (1.13's ConvParams::use_mkldnn) takes its native
+/// im2col convolution for inputs of at most 20480 values, 3-13x slower on this U-Net's layers than
+/// oneDNN's, which is called directly instead (docs/performance.md, "DDIM at batch 1"). Results
+/// differ from the native kernel's by float32 rounding only.
+inline at::Tensor conv_forward(torch::nn::Conv2d& conv, const at::Tensor& x) {
+  const auto& o = conv->options;
+  if (x.dim() == 4 && x.size(0) == 1 && x.size(1) * x.size(2) * x.size(3) <= 20480 && x.device().is_cpu() &&
+      x.scalar_type() == at::kFloat && !at::GradMode::is_enabled() && at::globalContext().userEnabledMkldnn() &&
+      at::hasMKLDNN() && o.groups() == 1 && !o.transposed() && detail::holds<torch::ExpandingArray<2>>(o.padding()) &&
+      detail::holds<torch::enumtype::kZeros>(o.padding_mode()) && !x.is_mkldnn()) {
+    const auto& pad = detail::get<torch::ExpandingArray<2>>(o.padding());
+    return at::mkldnn_convolution(x.contiguous(), conv->weight, conv->bias, *pad, *o.stride(), *o.dilation(), 1);
+  }
+  return conv->forward(x);
 }
 
 template <class M>
@@ -86,7 +122,7 @@ struct ResBlockImpl : torch::nn::Cloneable<ResBlockImpl> {
                : register_module("skip", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.channels(), o.out_channels(), 1)));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& emb) {
-    auto h = in_conv->forward(at::silu(in_norm->forward(x)));
+    auto h = conv_forward(in_conv, at::silu(in_norm->forward(x)));
     auto e = emb_proj->forward(at::silu(emb)).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1);
     if (options.use_scale_shift_norm()) {
       auto ss = e.chunk(2, 1);
@@ -94,8 +130,8 @@ struct ResBlockImpl : torch::nn::Cloneable<ResBlockImpl> {
     } else {
       h = out_norm->forward(h + e);
     }
-    h = out_conv->forward(dropout->forward(at::silu(h)));
-    return (skip ? skip->forward(x) : x) + h;
+    h = conv_forward(out_conv, dropout->forward(at::silu(h)));
+    return (skip ? conv_forward(skip, x) : x) + h;
   }
   ResBlockOptions options;
   GroupNorm32 in_norm{nullptr}, out_norm{nullptr};

@@ -48,7 +48,7 @@ struct StageImpl : torch::nn::Cloneable<StageImpl> {
     if (attn) x = attn->forward(x);
     if (spec_.resample == Resample::Up)
       x = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    if (resample_conv) x = resample_conv->forward(x);
+    if (resample_conv) x = conv_forward(resample_conv, x);
     return x;
   }
   Spec spec_;
@@ -128,7 +128,7 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
       throw std::invalid_argument("UNet: class labels given to an unconditional network (num_classes 0)");
     }
     std::vector<at::Tensor> skips;
-    auto h = in_conv->forward(x);
+    auto h = conv_forward(in_conv, x);
     skips.push_back(h);
     for (const auto& m : *encoder) {
       h = m->as<StageImpl>()->forward(h, emb);
@@ -139,7 +139,7 @@ struct UNetImpl : torch::nn::Cloneable<UNetImpl> {
       h = m->as<StageImpl>()->forward(at::cat({h, skips.back()}, 1), emb);
       skips.pop_back();
     }
-    return out_conv->forward(at::silu(out_norm->forward(h)));
+    return conv_forward(out_conv, at::silu(out_norm->forward(h)));
   }
 
   UNetOptions options;
