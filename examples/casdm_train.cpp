@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
   setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->check(at_least<double>(0))->group("Optimisation");
   setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->check(at_least<double>(0))->group("Optimisation");
   setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->check(in_range<double>(0, 1, false, true))->group("Optimisation");
-  setting("precision", &a.precision, "fp32, or bf16 (the networks under autocast; weights and losses fp32)")
+  setting("precision", &a.precision, "fp32, bf16 (the networks under autocast; weights and losses fp32), or fp16 (CUDA; with dynamic loss scaling)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->group("Optimisation");
   setting("seed", &a.seed, "seed of weights, noise and data order")->check(at_least<int64_t>(0))->group("Optimisation");
   setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->check(in_range<int64_t>(2, 1 << 20))->group("Model");

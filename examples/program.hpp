@@ -201,11 +201,14 @@ inline c10::Device use_machine(int64_t threads, const std::string& device) {
   return *d;
 }
 
-/// --precision fp32|bf16 as the networks' autocast type; fp16 is refused until a loss scaler exists.
+/// --precision fp32|bf16|fp16 as the networks' autocast type. fp16 is CUDA's (training scales the
+/// loss dynamically, train::LossScaler); LibTorch's CPU autocast runs bfloat16 only.
 inline at::ScalarType precision_type(const std::string& name, c10::Device device) {
   if (name == "fp32") return at::kFloat;
   if (name == "bf16") return at::kBFloat16;
-  throw std::runtime_error(fmt::format("--precision {}: fp16 needs a dynamic loss scaler, not built yet (on {} use bf16)",
+  if (name == "fp16" && device.is_cuda()) return at::kHalf;
+  throw std::runtime_error(fmt::format("--precision {}: float16 autocast needs a CUDA device (LibTorch's CPU autocast "
+                                       "runs bfloat16 only; on {} use bf16)",
                                        name, device.str()));
 }
 

@@ -285,7 +285,7 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check 1 "bringing the 60000 images of" "${TINY[@]}" --image-size 30000 --fit resize
     check 1 "UNet: image_size 30 is not divisible by 2^(levels-1) = 4" "${TINY[@]}" --image-size 30
     check 2 "--precision: fp64 not in {fp32,bf16,fp16}" --precision fp64
-    check 1 "--precision fp16: fp16 needs a dynamic loss scaler, not built yet (on cpu use bf16)" "${TINY[@]}" --precision fp16
+    check 1 "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)" "${TINY[@]}" --precision fp16
     check 1 "--batch 5 does not divide among 2 ranks" "${TINY[@]}" --batch 5 --nproc-per-node 2
     check 2 "--nproc-per-node: must be an integer in [1, 1024], got '0'" --nproc-per-node 0 ;;
   lpips)  # an LPIPS preset end to end on random VGG16/LPIPS weights; without weights: refused

@@ -529,3 +529,113 @@ TEST_CASE("a class-conditional model trains on labelled batches and resumes exac
   CHECK_THROWS_WITH(plain.step(batch(0)), Catch::Contains("labels given to an unconditional model"));
   CHECK_THROWS_WITH(resumed.step(batch_for(0)), Catch::Contains("trains on labelled batches"));
 }
+
+// ---- float16's dynamic loss scaling (issue 12 item 1), tested in float32 on the CPU ----
+TEST_CASE("LossScaler grows after its interval, backs off on overflow and stops below its minimum", "[trainer][precision][scaler]") {
+  train::LossScaler s(train::LossScalerOptions().init_scale(1024).growth_interval(3).min_scale(256));
+  CHECK(s.scale() == 1024);
+  s.update(true), s.update(true);
+  CHECK(s.scale() == 1024);
+  CHECK(s.growth_tracker() == 2);
+  s.update(true);  // the third good step in a row
+  CHECK(s.scale() == 2048);
+  CHECK(s.growth_tracker() == 0);
+  s.update(true), s.update(false);  // an overflow resets the count
+  CHECK(s.scale() == 1024);
+  CHECK(s.growth_tracker() == 0);
+  s.update(false), s.update(false);
+  CHECK(s.scale() == 256);
+  CHECK_THROWS_WITH(s.update(false), Catch::Contains("overflow even at loss scale 256"));
+  CHECK(s.scale() == 256);
+  CHECK_THROWS_WITH(train::LossScaler(train::LossScalerOptions().backoff_factor(1)), Catch::Contains("backoff_factor must be in (0, 1)"));
+  CHECK_THROWS_WITH(train::LossScaler(train::LossScalerOptions().init_scale(0)), Catch::Contains("init_scale must be > 0"));
+  CHECK_THROWS_WITH(train::LossScaler(train::LossScalerOptions().growth_interval(0)), Catch::Contains("growth_interval must be >= 1"));
+  CHECK_THROWS(s.restore(-1, 0));
+  CHECK_THROWS(s.restore(512, 3));
+}
+
+TEST_CASE("a loss-scaled step equals the unscaled one bit for bit; an overflow skips the step and halves the scale", "[trainer][precision][scaler]") {
+  auto run = [](bool scaled, double init, int64_t steps, int64_t max_nonfinite = 3) {
+    torch::manual_seed(21);
+    presets::CasDM m(test::tiny_options());
+    auto o = train::TrainerOptions().ema_rates({0.9}).grad_clip(0.5).micro_batch(3).max_nonfinite_steps(max_nonfinite);
+    if (scaled) o.loss_scaling(true).loss_scaler(train::LossScalerOptions().init_scale(init).growth_interval(2));
+    auto t = std::make_unique<train::Trainer<presets::CasDM>>(m, o);
+    for (int64_t s = 0; s < steps; ++s) t->step(batch_for(s));
+    return t;
+  };
+  auto plain = run(false, 1, 3), scaled = run(true, 65536, 3);
+  CHECK(plain->loss_scaler() == nullptr);
+  REQUIRE(scaled->loss_scaler() != nullptr);
+  CHECK(scaled->loss_scaler()->scale() == 131072);  // grown once after 2 good steps
+  CHECK(scaled->skipped_steps() == 0);
+  CHECK(count_different(everything(*plain), everything(*scaled)) == 0);
+
+  // 2^140, beyond float32: the scaled loss and the gradients overflow. The step is skipped without counting as a
+  // non-finite step (max_nonfinite_steps 1 would stop the run), the scale halves each time, and the
+  // run goes on once the scale fits.
+  const double huge = std::ldexp(1.0, 140);
+  torch::manual_seed(21);
+  presets::CasDM m(test::tiny_options());
+  train::Trainer<presets::CasDM> t(m, train::TrainerOptions().ema_rates({0.9}).max_nonfinite_steps(1).loss_scaling(true).loss_scaler(
+                                          train::LossScalerOptions().init_scale(huge)));
+  const auto before = everything(t);
+  t.step(batch_for(0));
+  CHECK(t.skipped_steps() == 1);
+  CHECK_THAT(t.last_skip(), Catch::Contains(fmt::format("float16 gradients overflowed at loss scale {}; loss scale now {}", huge, huge / 2)));
+  CHECK(count_different(before, everything(t)) == 0);
+  CHECK(t.loss_scaler()->scale() == huge / 2);
+  int64_t s = 1;
+  while (t.skipped_steps() == s && s < 40) t.step(batch_for(s++));
+  CHECK(t.loss_scaler()->scale() <= std::ldexp(1.0, 127));  // halved until the scaled loss fits float32
+  CHECK(t.loss_scaler()->scale() >= 1.0);
+  CHECK(t.skipped_steps() >= 13);
+  CHECK(t.last_skip().empty());
+  CHECK(count_different(before, everything(t)) > 0);
+}
+
+TEST_CASE("the loss scale and its good-step count resume exactly", "[trainer][precision][scaler][resume]") {
+  const auto dir = test::scratch("scaler-resume");
+  auto make = [] {
+    torch::manual_seed(23);
+    presets::CasDM m(test::tiny_options());
+    return std::make_unique<train::Trainer<presets::CasDM>>(
+        m, train::TrainerOptions().ema_rates({0.9}).loss_scaling(true).loss_scaler(train::LossScalerOptions().init_scale(4096).growth_interval(3)));
+  };
+  auto straight = make();
+  for (int64_t s = 0; s < 5; ++s) straight->step(batch_for(s));
+  CHECK(straight->loss_scaler()->scale() == 8192);
+  CHECK(straight->loss_scaler()->growth_tracker() == 2);
+  auto first = make();
+  for (int64_t s = 0; s < 4; ++s) first->step(batch_for(s));
+  first->save(dir / "ckpt.pt");
+  auto info = train::read_checkpoint(dir / "ckpt.pt");
+  CHECK(info.get("trainer.loss_scale") == "8192");
+  CHECK(info.get("trainer.loss_scale_good_steps") == "1");
+  auto second = make();
+  second->load(dir / "ckpt.pt");
+  CHECK(second->loss_scaler()->scale() == 8192);
+  second->step(batch_for(4));
+  CHECK(second->loss_scaler()->growth_tracker() == 2);
+  CHECK(count_different(everything(*straight), everything(*second)) == 0);
+}
+
+TEST_CASE("float16 training turns loss scaling on, and is refused on a CPU whose autocast has no float16", "[trainer][precision][scaler]") {
+  presets::CasDM m(test::tiny_options());
+#if !CASDM_TORCH_AT_LEAST(2, 4)
+  CHECK_THROWS_WITH(train::Trainer<presets::CasDM>(m, train::TrainerOptions().precision(at::kHalf)),
+                    Catch::Contains("precision float16: this LibTorch's CPU autocast runs bfloat16 only"));
+#endif
+  for (const auto& device : test::devices()) {
+    if (!device.is_cuda()) continue;
+    presets::CasDM g(test::tiny_options());
+    g->to(device);
+    train::Trainer<presets::CasDM> t(g, train::TrainerOptions().precision(at::kHalf).ema_rates({0.9}));
+    REQUIRE(t.loss_scaler() != nullptr);
+    CHECK(t.loss_scaler()->scale() == 65536);
+    const auto before = everything(t);
+    for (int64_t s = 0; s < 4; ++s) CHECK(std::isfinite(t.step(batch_for(s).to(device)).total.item<double>()));
+    CHECK(t.skipped_steps() < 4);  // float16 really trained (an overflow or two may be skipped)
+    CHECK(count_different(before, everything(t)) > 0);
+  }
+}

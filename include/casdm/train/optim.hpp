@@ -168,6 +168,72 @@ inline at::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
   return total;
 }
 
+struct LossScalerOptions {
+  /// torch.cuda.amp.GradScaler's defaults.
+  TORCH_ARG(double, init_scale) = 65536.0;
+  TORCH_ARG(double, growth_factor) = 2.0;
+  TORCH_ARG(double, backoff_factor) = 0.5;
+  TORCH_ARG(int64_t, growth_interval) = 2000;
+  /// A scale that falls below this means the gradients are not finite at any scale: training stops.
+  TORCH_ARG(double, min_scale) = 1.0 / 65536;
+};
+
+/// Dynamic loss scaling for float16 training (torch.cuda.amp.GradScaler's rule): the loss is
+/// multiplied by scale() before backward and the gradients divided by it after; a step whose
+/// gradients overflow is skipped and the scale multiplied by backoff_factor, and after
+/// growth_interval good steps in a row it is multiplied by growth_factor. Scales stay powers of two
+/// when the factors and the initial scale are (the defaults), so scaling and unscaling are exact:
+/// a step that does not overflow equals the unscaled step bit for bit (gradients that would be
+/// subnormal apart). The scale lives on the host: the trainer already reads one finiteness flag per
+/// step, so this costs no further sync.
+class LossScaler {
+ public:
+  explicit LossScaler(LossScalerOptions o = {}) : options_(o), scale_(o.init_scale()) {
+    auto fail = [](const std::string& m) { throw std::invalid_argument("loss scaler: " + m); };
+    if (!(o.init_scale() > 0 && std::isfinite(o.init_scale()))) fail(fmt::format("init_scale must be > 0, got {}", o.init_scale()));
+    if (!(o.growth_factor() >= 1)) fail(fmt::format("growth_factor must be >= 1, got {}", o.growth_factor()));
+    if (!(o.backoff_factor() > 0 && o.backoff_factor() < 1))
+      fail(fmt::format("backoff_factor must be in (0, 1), got {}", o.backoff_factor()));
+    if (o.growth_interval() < 1) fail(fmt::format("growth_interval must be >= 1, got {}", o.growth_interval()));
+    if (!(o.min_scale() > 0)) fail(fmt::format("min_scale must be > 0, got {}", o.min_scale()));
+  }
+  const LossScalerOptions& options() const { return options_; }
+  double scale() const { return scale_; }
+  /// Good steps since the last change of scale.
+  int64_t growth_tracker() const { return tracker_; }
+
+  /// Records a step: `finite` false backs off (the caller skips the step), true counts towards
+  /// growth. Throws once the scale would fall below min_scale.
+  void update(bool finite) {
+    if (!finite) {
+      tracker_ = 0;
+      const double next = scale_ * options_.backoff_factor();
+      if (next < options_.min_scale())
+        throw std::runtime_error(fmt::format("float16 loss scaling: the gradients overflow even at loss scale {} "
+                                             "(the run diverged, or it needs bf16 or fp32)",
+                                             scale_));
+      scale_ = next;
+      return;
+    }
+    if (++tracker_ >= options_.growth_interval()) {
+      scale_ *= options_.growth_factor();
+      tracker_ = 0;
+    }
+  }
+  /// Restores a scale and tracker saved with a checkpoint.
+  void restore(double scale, int64_t tracker) {
+    if (!(scale > 0 && std::isfinite(scale)) || tracker < 0 || tracker >= options_.growth_interval())
+      throw std::invalid_argument(fmt::format("loss scaler: cannot restore scale {} with {} good steps", scale, tracker));
+    scale_ = scale;
+    tracker_ = tracker;
+  }
+
+ private:
+  LossScalerOptions options_;
+  double scale_;
+  int64_t tracker_ = 0;
+};
+
 /// An exponential moving average of a module's trainable parameters (buffers are copied; frozen
 /// parameters are left as they are in the copy):
 /// ema ← rate·ema + (1 − rate)·p after every update().

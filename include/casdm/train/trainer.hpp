@@ -98,6 +98,10 @@ struct TrainerOptions {
   /// in training and in the EMA copies' sampling; weights, optimiser state, EMA, the process math
   /// and the losses stay float32. at::kFloat: off.
   TORCH_ARG(at::ScalarType, precision) = at::kFloat;
+  /// Dynamic loss scaling (LossScaler): on for at::kHalf whatever this says (float16 gradients
+  /// underflow without it); true also turns it on in other precisions (tests, debugging).
+  TORCH_ARG(bool, loss_scaling) = false;
+  TORCH_ARG(LossScalerOptions, loss_scaler) = LossScalerOptions{};
   /// Data-parallel training: every rank passes the same global batch to step(), takes its shard
   /// (rank r: images r·n/W … (r+1)·n/W − 1) with the timesteps and noise drawn for the whole batch,
   /// and the gradients and loss terms are averaged over the ranks before clipping — the same step
@@ -194,6 +198,12 @@ class Trainer {
       throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
     auto& live = *model_->denoiser();
     live.precision(options_.precision());  // the EMA copies, cloned below, keep it
+#if !CASDM_TORCH_AT_LEAST(2, 4)
+    if (options_.precision() == at::kHalf && !device().is_cuda())
+      throw std::invalid_argument("precision float16: this LibTorch's CPU autocast runs bfloat16 only; train in float16 "
+                                  "on CUDA, or in bfloat16");
+#endif
+    if (options_.loss_scaling() || options_.precision() == at::kHalf) scaler_.emplace(options_.loss_scaler());
     if (const auto& sync = options_.sync()) {  // every rank starts from rank 0's weights
       auto tensors = live.parameters();
       for (auto& b : live.buffers()) tensors.push_back(b);
@@ -241,6 +251,8 @@ class Trainer {
   const std::string& last_skip() const { return last_skip_; }
   /// Steps skipped so far in this run (kept by checkpoints).
   int64_t skipped_steps() const { return skipped_; }
+  /// The loss scaler of a float16 run (or one asked for by TrainerOptions::loss_scaling); else null.
+  const LossScaler* loss_scaler() const { return scaler_ ? &*scaler_ : nullptr; }
 
   /// One optimiser step on a batch x0 ∈ [−1, 1]; returns the batch's loss terms (detached; with
   /// micro-batches, their size-weighted mean). A class-conditional model (ModelOptions::num_classes)
@@ -274,6 +286,7 @@ class Trainer {
     const auto labels = y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{};
     const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
     loss::LossReport out;
+    const double scale = scaler_ ? scaler_->scale() : 1.0;
     for (int64_t s = 0; s < n; s += chunk) {
       const int64_t e = std::min(n, s + chunk);
       auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e),
@@ -288,7 +301,8 @@ class Trainer {
         sync->begin(overlap_->grads);
         overlap_->active = true;
       }
-      (chunk == n ? r.total : r.total * w).backward();
+      auto objective = chunk == n ? r.total : r.total * w;
+      (scaler_ ? objective * scale : objective).backward();
       if (!out.total.defined()) {
         out.total = r.total.detach() * w;
         for (auto& [name, v] : r.terms) out.terms.emplace_back(name, v.detach() * w);
@@ -298,16 +312,29 @@ class Trainer {
       }
     }
     if (sync) average_over_ranks(*sync, out);
+    if (scaler_) {  // exact: the scale is a power of two
+      c10::NoGradGuard no_grad;
+      if (auto grads = grads_of(optimizer_.parameters()); !grads.empty()) at::_foreach_mul_(grads, 1.0 / scale);
+    }
     grad_norm_ = options_.grad_clip() > 0 ? clip_grad_norm(optimizer_.parameters(), options_.grad_clip())
                                           : grad_norm(optimizer_.parameters());
     ++step_;
     // One host sync: the loss and the gradients' norm are finite, or the step changes nothing.
-    if (!at::isfinite(at::stack({out.total.to(at::kFloat), grad_norm_.to(out.total.device(), at::kFloat)}))
-             .all()
-             .item<bool>()) {
+    const auto finite =
+        at::isfinite(at::stack({out.total.to(at::kFloat), grad_norm_.to(out.total.device(), at::kFloat)})).to(at::kCPU);
+    const bool loss_ok = finite[0].item<bool>(), grads_ok = finite[1].item<bool>();
+    if (scaler_ && loss_ok && !grads_ok) {  // float16 overflow: a smaller scale, and the step skipped
+      scaler_->update(false);
+      ++skipped_;
+      last_skip_ = fmt::format("the float16 gradients overflowed at loss scale {}; loss scale now {}", scale,
+                               scaler_->scale());
+      return out;
+    }
+    if (!loss_ok || !grads_ok) {
       skip(out);
       return out;
     }
+    if (scaler_) scaler_->update(true);
     optimizer_.step();
     for (auto& e : ema_updates_) e.update();
     consecutive_skips_ = 0;
@@ -346,6 +373,10 @@ class Trainer {
     f.meta["trainer.grad_clip"] = io::number_str(options_.grad_clip());
     f.meta["trainer.micro_batch"] = fmt::format("{}", options_.micro_batch());
     f.meta["trainer.skipped_steps"] = fmt::format("{}", skipped_);
+    if (scaler_) {
+      f.meta["trainer.loss_scale"] = io::number_str(scaler_->scale());
+      f.meta["trainer.loss_scale_good_steps"] = fmt::format("{}", scaler_->growth_tracker());
+    }
     for (const auto& [k, v] : io::state_of(*model_->denoiser())) f.tensors.emplace("model." + k, v);
     if (auto sum = model_->objective()->checksum(); !sum.empty()) f.meta["external.checksum"] = sum;
     for (size_t i = 0; i < emas_.size(); ++i) {
@@ -414,6 +445,18 @@ class Trainer {
     if (const auto s = c.get("trainer.skipped_steps", "0");
         std::from_chars(s.data(), s.data() + s.size(), skipped).ptr != s.data() + s.size() || skipped < 0)
       throw std::runtime_error(fmt::format("{} has a damaged casdm.trainer.skipped_steps: '{}'", src, s));
+    double scale = scaler_ ? scaler_->options().init_scale() : 1.0;
+    int64_t good = 0;
+    if (scaler_ && !c.get("trainer.loss_scale").empty()) {
+      const auto sv = c.get("trainer.loss_scale"), gv = c.get("trainer.loss_scale_good_steps", "0");
+      char* end = nullptr;
+      scale = std::strtod(sv.c_str(), &end);
+      if (end != sv.c_str() + sv.size() || !(scale > 0 && std::isfinite(scale)) ||
+          std::from_chars(gv.data(), gv.data() + gv.size(), good).ptr != gv.data() + gv.size() || good < 0 ||
+          good >= scaler_->options().growth_interval())
+        throw std::runtime_error(fmt::format("{} has a damaged loss scale: casdm.trainer.loss_scale '{}', "
+                                             "casdm.trainer.loss_scale_good_steps '{}'", src, sv, gv));
+    }
     optimizer_.load_state(section(c.file, "optim."), src);  // checks, then copies
     io::load_state_strict(live, section(c.file, "model."), src);
     for (size_t i = 0; i < emas_.size(); ++i)
@@ -428,6 +471,7 @@ class Trainer {
       g->set_state(c.file.tensors.at("rng.cuda"));
     }
     step_ = c.step;
+    if (scaler_) scaler_->restore(scale, good);
     skipped_ = skipped;
     consecutive_skips_ = 0;
     last_skip_.clear();
@@ -495,6 +539,7 @@ class Trainer {
   std::shared_ptr<Overlap> overlap_ = std::make_shared<Overlap>();  // the gradient hooks' switch
   int64_t skipped_ = 0, consecutive_skips_ = 0;
   std::string last_skip_;
+  std::optional<LossScaler> scaler_;
 };
 
 }  // namespace casdm::train
