@@ -5,6 +5,7 @@
 
 #include "casdm/casdm.hpp"
 #include "casdm/train/profile.hpp"
+#include "../bench/main_job_options.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -660,15 +661,8 @@ TEST_CASE("the presets' type names, kept in checkpoints, are those of earlier ch
 // with its inputs and outputs; bench/pytorch_eager.py loads the weights strictly by name into its
 // replica and must give the same predictions, loss terms and DDIM samples, and count by forward
 // hooks the FLOP that net::forward_flops counts from the options.
-TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM, and forward_flops counts its FLOP", "[models][bench]") {
-  const auto o = ModelOptions().image_size(28).channels(1).diffusion_steps(1000).net(net::UNetOptions()
-                                                                                      .model_channels(16)
-                                                                                      .channel_mult({1, 2, 2})
-                                                                                      .num_res_blocks(1)
-                                                                                      .attention_resolutions({7})
-                                                                                      .num_heads(4)
-                                                                                      .norm_groups(8)
-                                                                                      .dropout(0.0));
+TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM and forward_flops counts its FLOP", "[models][bench]") {
+  const auto o = main_job_options();  // bench/main_job_options.hpp: what the benchmarks time
   torch::manual_seed(3);
   presets::CasDM m(o);
   {
@@ -717,7 +711,7 @@ TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM, and forward_flo
 // LibTorch picks its im2col kernel for a batch of 1 under 20480 input values (3-13x slower here);
 // net::conv_forward calls oneDNN's for every 3x3 and 1x1 Conv2d there. Checked through LibTorch's profiler (which kernel ran)
 // and against the module's own forward (float32 rounding apart); with autograd on nothing changes.
-TEST_CASE("A sampler's batch of one runs the U-Net's convolutions on oneDNN, with the same result", "[models][bench]") {
+TEST_CASE("A sampler's batch of one runs the U-Net's convolutions on oneDNN with the same result", "[models][bench]") {
   if (!at::hasMKLDNN()) {
     WARN("this LibTorch has no oneDNN: nothing to check");
     return;

@@ -531,7 +531,7 @@ TEST_CASE("a class-conditional model trains on labelled batches and resumes exac
 }
 
 // ---- float16's dynamic loss scaling (issue 12 item 1), tested in float32 on the CPU ----
-TEST_CASE("LossScaler grows after its interval, backs off on overflow and stops below its minimum", "[trainer][precision][scaler]") {
+TEST_CASE("LossScaler grows after its interval and backs off on overflow and stops below its minimum", "[trainer][precision][scaler]") {
   train::LossScaler s(train::LossScalerOptions().init_scale(1024).growth_interval(3).min_scale(256));
   CHECK(s.scale() == 1024);
   s.update(true), s.update(true);
@@ -554,7 +554,7 @@ TEST_CASE("LossScaler grows after its interval, backs off on overflow and stops 
   CHECK_THROWS(s.restore(512, 3));
 }
 
-TEST_CASE("a loss-scaled step equals the unscaled one bit for bit; an overflow skips the step and halves the scale", "[trainer][precision][scaler]") {
+TEST_CASE("a loss-scaled step equals the unscaled one bit for bit and an overflow skips the step and halves the scale", "[trainer][precision][scaler]") {
   auto run = [](bool scaled, double init, int64_t steps, int64_t max_nonfinite = 3) {
     torch::manual_seed(21);
     presets::CasDM m(test::tiny_options());
@@ -620,7 +620,7 @@ TEST_CASE("the loss scale and its good-step count resume exactly", "[trainer][pr
   CHECK(count_different(everything(*straight), everything(*second)) == 0);
 }
 
-TEST_CASE("float16 training turns loss scaling on, and is refused on a CPU whose autocast has no float16", "[trainer][precision][scaler]") {
+TEST_CASE("float16 training turns loss scaling on and is refused on a CPU whose autocast has no float16", "[trainer][precision][scaler]") {
   presets::CasDM m(test::tiny_options());
 #if !CASDM_TORCH_AT_LEAST(2, 4)
   CHECK_THROWS_WITH(train::Trainer<presets::CasDM>(m, train::TrainerOptions().precision(at::kHalf)),

@@ -71,12 +71,13 @@ const T& get(const V& v) {
 
 /// `conv->forward(x)`, except for one image on the CPU in float32 without autograd (a sampler's
 /// batch of 1): there LibTorch's choice of kernel (1.13's ConvParams::use_mkldnn) takes its native
-/// im2col convolution for inputs of at most 20480 values, 3-13x slower on this U-Net's layers than
-/// oneDNN's, which is called directly instead (docs/performance.md, "DDIM at batch 1"). Results
-/// differ from the native kernel's by float32 rounding only.
+/// im2col convolution for inputs of at most 20480 values (and for 1x1 kernels on one thread), 3-13x
+/// slower on this U-Net's layers than oneDNN's, which is called directly for every such layer
+/// instead (docs/performance.md, "Fixed: a sampler's batch of one"). Results differ from the native
+/// kernel's by float32 rounding only.
 inline at::Tensor conv_forward(torch::nn::Conv2d& conv, const at::Tensor& x) {
   const auto& o = conv->options;
-  if (x.dim() == 4 && x.size(0) == 1 && x.size(1) * x.size(2) * x.size(3) <= 20480 && x.device().is_cpu() &&
+  if (x.dim() == 4 && x.size(0) == 1 && x.device().is_cpu() &&
       x.scalar_type() == at::kFloat && !at::GradMode::is_enabled() && at::globalContext().userEnabledMkldnn() &&
       at::hasMKLDNN() && o.groups() == 1 && !o.transposed() && detail::holds<torch::ExpandingArray<2>>(o.padding()) &&
       detail::holds<torch::enumtype::kZeros>(o.padding_mode()) && !x.is_mkldnn()) {
