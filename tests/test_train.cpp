@@ -108,6 +108,10 @@ TEST_CASE("missing, truncated and foreign files get one clear message", "[checkp
   // Found by fuzzing: a changed length in the pickle made LibTorch's unpickler reserve a 4 GB string.
   CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "pickle-4gb-string.pt"),
                     Catch::Contains("its pickle is damaged: a value declares 4294965"));
+  // Found by fuzzing: a damaged zip directory made miniz read 0 bytes into a null buffer, which the
+  // reader passed on to memcpy (undefined behaviour; the sanitized build of this test stops there).
+  CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "zip-empty-record.pt"),
+                    Catch::Contains("zip-empty-record.pt is not a readable tensor file (corrupt or truncated?)"));
   fs::create_directories(dir / "folder.pt");
   CHECK_THROWS_WITH(io::load_module(*m, dir / "folder.pt"), Catch::Contains("folder.pt is a folder, not a tensor file"));
 }

@@ -613,6 +613,16 @@ TEST_CASE("the loss scale and its good-step count resume exactly", "[trainer][pr
   CHECK(info.get("trainer.loss_scale") == "8192");
   CHECK(info.get("trainer.loss_scale_good_steps") == "1");
   auto second = make();
+  // A damaged scale is refused in one line before anything changes.
+  auto f = io::read_tensor_file(dir / "ckpt.pt");
+  for (const char* bad : {"abc", "-4", "inf"}) {
+    f.meta["trainer.loss_scale"] = bad;
+    io::write_tensor_file(dir / "damaged.pt", f);
+    const auto before = everything(*second);
+    CHECK_THROWS_WITH(second->load(dir / "damaged.pt"), Catch::Contains(fmt::format("has a damaged loss scale: casdm.trainer.loss_scale '{}'", bad)));
+    CHECK(count_different(before, everything(*second)) == 0);
+    CHECK(second->loss_scaler()->scale() == 4096);
+  }
   second->load(dir / "ckpt.pt");
   CHECK(second->loss_scaler()->scale() == 8192);
   second->step(batch_for(4));

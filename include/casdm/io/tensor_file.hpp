@@ -62,6 +62,7 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
   size_t read(uint64_t pos, void* buf, size_t n, const char* = "") const override {
     if (pos >= bytes_.size()) return 0;
     n = std::min<uint64_t>(n, bytes_.size() - pos);
+    if (n == 0) return 0;  // miniz asks for 0 bytes into a null buffer for a damaged empty record
     std::memcpy(buf, bytes_.data() + pos, n);
     return n;
   }
