@@ -154,13 +154,16 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
   double sample_secs_during = 0, reported_at = 0, train_secs = 0;  // train_secs: set when training ends
   // The run's page and loss charts: written at the start, as the run goes and at the end.
-  auto write_report = [&](int64_t step, const std::string& status, bool running) {
+  auto state = [&](int64_t step, const std::string& status, bool running) {
     const double secs = (train_secs > 0 ? train_secs : progress.seconds()) - sample_secs_during;
-    casdm::report::write_run_folder(out, {fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()),
+    return casdm::report::RunState{fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()),
         status, a.preset, a.device, set.source, running, step, a.steps, trained, frozen, trainer.skipped_steps(),
         at::get_num_threads(), secs > 0 && step > first ? static_cast<double>(step - first) / secs : -1.0,
-        loader.wait_seconds() / std::max(progress.seconds(), 1e-9), &log.curves(), log.series(), log.tail_means(0.1),
-        ckpts.list(), settings, caption});
+        loader.wait_seconds() / std::max(train_secs > 0 ? train_secs : progress.seconds(), 1e-9), &log.curves(),
+        log.series(), log.tail_means(0.1), ckpts.list(), settings, caption};
+  };
+  auto write_report = [&](int64_t step, const std::string& status, bool running) {
+    casdm::report::write_run_folder(out, state(step, status, running));
     reported_at = progress.seconds();
   };
   if (writer) write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
@@ -199,24 +202,18 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
   casdm::examples::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
 
-  nlohmann::json j = {{"preset", a.preset}, {"settings", settings}, {"data", set.source}, {"images", set.size()},
-                      {"image_shape", {channels, size, size}}, {"device", a.device}, {"threads", at::get_num_threads()},
-                      {"steps", a.steps}, {"resumed_at_step", first}, {"checkpoint", ckpt.string()},
-                      {"parameters", trained}, {"train_seconds_this_invocation", train_secs},
-                      {"steps_per_second", static_cast<double>(a.steps - first) / (train_secs - sample_secs_during)},
-                      {"data_wait_fraction", loader.wait_seconds() / train_secs}, {"sample_seconds", sample_secs},
-                      {"sample_steps", a.sample_steps}, {"loss_series", log.series()},
-                      {"skipped_steps", trainer.skipped_steps()},
-                      {"loss_mean_last_10pct", log.tail_means(0.1)},
-                      {"sample_mean", samples.mean().template item<double>()},
-                      {"sample_std", samples.std().template item<double>()},
-                      {"data_mean", data_images.mean().template item<double>()},
-                      {"data_std", data_images.std().template item<double>()}};
-  if (frozen > 0) j["frozen_parameters"] = frozen;
+  const auto finished = state(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps,
+                                                   casdm::io::duration_str(train_secs)), false);
+  nlohmann::json j = casdm::report::run_json(finished, {
+      {"images", set.size()}, {"image_shape", {channels, size, size}}, {"resumed_at_step", first},
+      {"checkpoint", ckpt.string()}, {"train_seconds_this_invocation", train_secs}, {"sample_seconds", sample_secs},
+      {"sample_steps", a.sample_steps}, {"sample_mean", samples.mean().template item<double>()},
+      {"sample_std", samples.std().template item<double>()}, {"data_mean", data_images.mean().template item<double>()},
+      {"data_std", data_images.std().template item<double>()}});
   if (group) j["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
   for (const auto& [n, w] : names) j["loss_weights"][n] = w;
   casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
-  write_report(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps, casdm::io::duration_str(train_secs)), false);
+  casdm::report::write_run_folder(out, finished);
   fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n", ckpt.string(), a.out);
   return 0;
 }

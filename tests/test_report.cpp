@@ -321,3 +321,25 @@ TEST_CASE("progress: one line redrawn in place on a terminal, plain lines elsewh
   CHECK(out.find("a message\n") != std::string::npos);
   CHECK(std::count(out.begin(), out.end(), '\n') == 4);
 }
+
+TEST_CASE("run_json takes the run's figures from the page's state and the program's own keys", "[report]") {
+  report::RunState s;
+  s.preset = "CasDM", s.device = "cpu", s.data_source = "fmnist", s.last = 40, s.trained = 1234, s.frozen = 0;
+  s.skipped = 2, s.threads = 2, s.steps_per_second = 3.5, s.data_wait_fraction = 0.25;
+  s.series = {"total", "eps"}, s.loss_means = {{"total", 0.5}, {"eps", 0.25}}, s.settings = {{"lr", "0.001"}};
+  auto j = report::run_json(s, {{"checkpoint", "c.pt"}, {"steps", 41}});
+  CHECK(j["preset"] == "CasDM");
+  CHECK(j["data"] == "fmnist");
+  CHECK(j["parameters"] == 1234);
+  CHECK(j["skipped_steps"] == 2);
+  CHECK(j["steps_per_second"] == 3.5);
+  CHECK(j["data_wait_fraction"] == 0.25);
+  CHECK(j["loss_series"] == nlohmann::json({"total", "eps"}));
+  CHECK(j["loss_mean_last_10pct"]["eps"] == 0.25);
+  CHECK(j["settings"]["lr"] == "0.001");
+  CHECK(j["checkpoint"] == "c.pt");
+  CHECK(j["steps"] == 41);  // the program's keys win
+  CHECK(!j.contains("frozen_parameters"));
+  s.frozen = 7;
+  CHECK(report::run_json(s)["frozen_parameters"] == 7);
+}

@@ -12,6 +12,7 @@
 #include "casdm/report/html.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <map>
 
@@ -88,6 +89,21 @@ struct RunState {
   std::map<std::string, std::string> settings;
   std::function<std::string(int64_t)> caption;  // what the grid of a step shows
 };
+
+/// run.json of a training run: the state's figures under fixed keys (preset, settings, data,
+/// device, threads, steps, parameters, frozen_parameters, skipped_steps, steps_per_second,
+/// data_wait_fraction, loss_series, loss_mean_last_10pct) and the program's own `extra` keys,
+/// written atomically.
+inline nlohmann::json run_json(const RunState& s, nlohmann::json extra = nlohmann::json::object()) {
+  nlohmann::json j = {{"preset", s.preset}, {"settings", s.settings}, {"data", s.data_source}, {"device", s.device},
+                      {"threads", s.threads}, {"steps", s.last}, {"parameters", s.trained},
+                      {"skipped_steps", s.skipped}, {"steps_per_second", s.steps_per_second},
+                      {"data_wait_fraction", s.data_wait_fraction}, {"loss_series", s.series},
+                      {"loss_mean_last_10pct", s.loss_means}};
+  if (s.frozen > 0) j["frozen_parameters"] = s.frozen;
+  j.update(extra);
+  return j;
+}
 
 /// Writes a run folder's loss.png, loss.svg and index.html (its grids "samples-<step>.png",
 /// data.png, losses.csv and run.json linked where present).
