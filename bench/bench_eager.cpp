@@ -10,8 +10,10 @@
 // --feature-size N (LPIPS side, 32), --threads N (default: every core), --device cpu|cuda;
 // --profile N [--top K] WORKLOAD...: LibTorch's per-operator profile of N iterations of each named
 // workload (train/CasDM, ddim/CasDM, ...) instead of timing, as Markdown tables.
+//   build/bench/casdm_bench_eager --benchmark_filter=^attention/   # the attention paths alone
 #include "casdm/core/compat.hpp"
 #include "casdm/metric/lpips.hpp"
+#include "casdm/net/attention.hpp"
 #include "casdm/net/flops.hpp"
 #include "casdm/presets.hpp"
 #include "casdm/train/profile.hpp"
@@ -85,8 +87,11 @@ std::pair<double, double> net_flops(const casdm::ModelOptions& o) {
   const double theta = static_cast<double>(casdm::net::forward_flops(o.theta_net(), C, C));
   using Topo = typename P::Impl::topology_type;
   double phi = 0.0;
-  if constexpr (requires { Topo::uses_phi_net; })
-    if (Topo::uses_phi_net) phi = static_cast<double>(casdm::net::forward_flops(o.phi_net_options(), C, C + 1));
+  if constexpr (requires { typename Topo::phi_arch; }) {
+    const auto [in, out] = Topo::phi_channels(C);
+    const auto net = Topo::phi_arch::configure(o.phi_net_options(), in, out);
+    phi = static_cast<double>(casdm::net::forward_flops(net, in, out, net.resample()));
+  }
   return {theta, phi};
 }
 
@@ -142,6 +147,32 @@ void bench(benchmark::State& state) {
   state.counters["peak_mib"] = peak_mib;
   state.counters["flop_theta"] = theta;
   state.counters["flop_phi"] = phi;
+}
+
+/// One attention call over [128, L, 8] (the main job's batch of 32 × 4 heads of 8 channels), its
+/// backward too when `train`: LibTorch's plain formula against casdm's sliced 1.13 CPU path.
+void attention(benchmark::State& state, bool sliced, int64_t L, bool train) {
+  torch::manual_seed(0);
+  auto h = at::randn({128, 24, L}, at::TensorOptions().device(flags.device)).requires_grad_(train);
+  auto parts = h.split(8, 1);
+  const auto q = parts[0].transpose(1, 2), k = parts[1].transpose(1, 2), v = parts[2].transpose(1, 2);
+  auto run = [&] {
+    at::AutoGradMode grad(train);
+#if !CASDM_TORCH_AT_LEAST(2, 0)
+    auto out = sliced ? (train ? casdm::net::detail::SlicedAttention::apply(q, k, v) : casdm::net::detail::SlicedAttention::run(q, k, v))
+                      : casdm::compat::attention(q, k, v);
+#else
+    (void)sliced;
+    auto out = casdm::compat::attention(q, k, v);
+#endif
+    if (train) out.sum().backward();
+    benchmark::DoNotOptimize(out.data_ptr());
+  };
+  reset_peak();
+  const int64_t before = rss_kib("VmRSS");
+  run();
+  state.counters["peak_mib"] = static_cast<double>(rss_kib("VmHWM") - before) / 1024.0;
+  for (auto _ : state) run();
 }
 
 /// --profile N: the per-operator table of N iterations (LibTorch's profiler) instead of timing.
@@ -203,15 +234,18 @@ int main(int argc, char** argv) {
   at::set_num_threads(flags.threads);
   start_rss_kib = rss_kib("VmRSS");
   using casdm::presets::CasDM;
+  using casdm::presets::CasDM_FixRes;
   using casdm::presets::DDPM_Eps;
   const std::vector<std::pair<std::string, std::function<void(benchmark::State&)>>> all{
       {"train/DDPM_Eps", bench<TrainStep<DDPM_Eps>>}, {"train/CasDM", bench<TrainStep<CasDM>>},
       {"train/CasDM_LPIPS", bench<TrainStep<CasDM_LPIPS>>}, {"ddim/DDPM_Eps", bench<DdimRun<DDPM_Eps>>},
-      {"ddim/CasDM", bench<DdimRun<CasDM>>}};
+      {"ddim/CasDM", bench<DdimRun<CasDM>>}, {"train/CasDM_FixRes", bench<TrainStep<CasDM_FixRes>>},
+      {"ddim/CasDM_FixRes", bench<DdimRun<CasDM_FixRes>>}};
   const std::map<std::string, std::function<void(const std::string&)>> profiles{
       {"train/DDPM_Eps", profile<TrainStep<DDPM_Eps>>}, {"train/CasDM", profile<TrainStep<CasDM>>},
       {"train/CasDM_LPIPS", profile<TrainStep<CasDM_LPIPS>>}, {"ddim/DDPM_Eps", profile<DdimRun<DDPM_Eps>>},
-      {"ddim/CasDM", profile<DdimRun<CasDM>>}};
+      {"ddim/CasDM", profile<DdimRun<CasDM>>}, {"train/CasDM_FixRes", profile<TrainStep<CasDM_FixRes>>},
+      {"ddim/CasDM_FixRes", profile<DdimRun<CasDM_FixRes>>}};
   try {
     if (flags.profile > 0) {  // the remaining arguments name workloads
       if (argc < 2) throw std::invalid_argument("--profile N needs workload names: " + fmt::format("{}", fmt::join(names(profiles), ", ")));
@@ -228,6 +262,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& [name, fn] : all) benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (int64_t L : {256, 784})
+    for (bool train : {false, true})
+      for (bool sliced : {false, true}) {
+        if (sliced && CASDM_TORCH_AT_LEAST(2, 0)) continue;  // 2.x: scaled_dot_product_attention only
+        const auto name = fmt::format("attention/{}/L{}/{}", sliced ? "sliced" : "plain", L, train ? "train" : "forward");
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { attention(st, sliced, L, train); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

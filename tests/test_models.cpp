@@ -705,6 +705,17 @@ TEST_CASE("The PyTorch eager replica of bench/ is casdm's CasDM and forward_flop
   // time embedding, in/out convs, encoder block, two middle blocks, two decoder blocks (32 → 16 with a 1×1 skip)
   const int64_t decoder = 2 * 32 * 16 * 9 * 28 * 28 + conv + 2 * 64 * 32 + 2 * 32 * 16 * 28 * 28;
   CHECK(net::forward_flops(one, 1, 1) == 2 * 16 * 64 + 2 * 64 * 64 + 2 * 2 * 1 * 16 * 9 * 28 * 28 + 3 * block + 2 * decoder);
+  // The Fix-Res CNN of two equal levels: every block at 28², no resampling convolutions; two
+  // encoder and two middle blocks, four decoder blocks (32 → 16 with a 1×1 skip each).
+  auto two = net::arch::FixResCNN::configure(
+      net::UNetOptions().model_channels(16).channel_mult({1, 1}).num_res_blocks(1).attention_resolutions({14, 7}).image_size(28), 1, 1);
+  two.middle_attention(false);
+  CHECK(!two.resample());
+  CHECK(two.attention_resolutions() == std::vector<int64_t>{7});  // the level of 14 keeps none: no attention at all here
+  const int64_t dec = 2 * 32 * 16 * 9 * 28 * 28 + conv + 2 * 64 * 32 + 2 * 32 * 16 * 28 * 28;
+  CHECK(net::forward_flops(two, 1, 1, two.resample()) ==
+        2 * 16 * 64 + 2 * 64 * 64 + 2 * 2 * 1 * 16 * 9 * 28 * 28 + 4 * block + 4 * dec);
+  CHECK(net::forward_flops(two, 1, 1, two.resample()) > net::forward_flops(two, 1, 1, true));
 }
 
 // ---- one image on the CPU without autograd: oneDNN's convolution, not LibTorch's native one ----
@@ -752,4 +763,45 @@ TEST_CASE("A sampler's batch of one runs the U-Net's convolutions on oneDNN with
   slow = u->forward(x, t).detach();
   CHECK(test::max_abs_diff(fast, slow) < 1e-5 * std::max(1.0, slow.abs().max().item<double>()));
   CHECK(slow.abs().max().item<double>() > 0.1);  // not a zero output compared with itself
+}
+
+TEST_CASE("Attention: every path equals softmax(q kT / sqrt d) v in float64 with its gradients", "[net][attention]") {
+  torch::manual_seed(11);
+  // L = 49 (the plain formula everywhere) and L = 256 (LibTorch 1.13's sliced CPU path), with the
+  // strided q, k, v views the attention block passes.
+  for (int64_t L : {49, 256, 300}) {
+    const int64_t N = 6, d = 8;
+    auto h = at::randn({N, 3 * d, L}).requires_grad_(true);
+    auto parts = h.split(d, 1);
+    auto q = parts[0].transpose(1, 2), k = parts[1].transpose(1, 2), v = parts[2].transpose(1, 2);
+    auto out = net::attention(q, k, v);
+    auto gout = at::randn_like(out);
+    auto gh = torch::autograd::grad({out}, {h}, {gout}, /*retain_graph=*/true)[0];
+    // float64 reference
+    auto h64 = h.detach().to(at::kDouble).requires_grad_(true);
+    auto p64 = h64.split(d, 1);
+    auto q64 = p64[0].transpose(1, 2), k64 = p64[1].transpose(1, 2), v64 = p64[2].transpose(1, 2);
+    auto ref = at::bmm(at::softmax(at::bmm(q64, k64.transpose(1, 2)) / std::sqrt(double(d)), -1), v64);
+    auto gref = torch::autograd::grad({ref}, {h64}, {gout.to(at::kDouble)})[0];
+    INFO("L = " << L);
+    CHECK(test::max_abs_diff(out.to(at::kDouble), ref) < 2e-6);
+    CHECK(test::max_abs_diff(gh.to(at::kDouble), gref) < 1e-5);
+    CHECK(gref.abs().max().item<double>() > 0.1);
+    // no grad: the same values
+    {
+      torch::NoGradGuard g;
+      CHECK(test::max_abs_diff(net::attention(q, k, v), out.detach()) == 0.0);
+    }
+    // a gradient for v only (q and k constants)
+    auto vv = v.detach().clone().requires_grad_(true);
+    auto out_v = net::attention(q.detach(), k.detach(), vv);
+    auto gv = torch::autograd::grad({out_v}, {vv}, {gout})[0];
+    CHECK(test::max_abs_diff(out_v.detach(), out.detach()) == 0.0);
+    CHECK(test::max_abs_diff(gv.to(at::kDouble), gref.split(d, 1)[2].transpose(1, 2)) < 1e-5);
+#if !CASDM_TORCH_AT_LEAST(2, 0)
+    // LibTorch 1.13: long sequences on the CPU take the sliced path, short ones the plain formula.
+    const std::string fn = out.grad_fn()->name();
+    CHECK((fn.find("SlicedAttention") != std::string::npos) == (L >= net::detail::kSlicedAttentionMinLength));
+#endif
+  }
 }

@@ -4,6 +4,7 @@
 // self-attention over pixels, strided-conv down- and nearest+conv up-sampling.
 #include <fmt/format.h>
 #include "casdm/core/compat.hpp"
+#include "casdm/net/attention.hpp"
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
@@ -160,7 +161,7 @@ struct AttentionBlockImpl : torch::nn::Cloneable<AttentionBlockImpl> {
     const int64_t B = x.size(0), C = x.size(1), L = x.size(2) * x.size(3), d = C / heads_;
     auto h = qkv->forward(norm->forward(x).reshape({B, C, L}));   // [B, 3C, L]
     auto parts = h.reshape({B * heads_, 3 * d, L}).split(d, 1);   // per head: q, k, v as [BH, d, L]
-    auto a = compat::attention(parts[0].transpose(1, 2), parts[1].transpose(1, 2), parts[2].transpose(1, 2));
+    auto a = net::attention(parts[0].transpose(1, 2), parts[1].transpose(1, 2), parts[2].transpose(1, 2));
     auto out = proj->forward(a.transpose(1, 2).reshape({B, C, L}));
     return x + out.reshape(x.sizes());
   }

@@ -206,9 +206,11 @@ namespace arch {
 /// holder whose `forward(x, t)` gives [N, out_channels, H, W].
 struct UNet {
   static constexpr const char* name = "unet";
-  static net::UNet make(UNetOptions o, int64_t in, int64_t out) {
-    return net::UNet(o.in_channels(in).out_channels(out).resample(true));
+  /// The options of the network `make` builds (what net::forward_flops counts).
+  static UNetOptions configure(UNetOptions o, int64_t in, int64_t out) {
+    return o.in_channels(in).out_channels(out).resample(true);
   }
+  static net::UNet make(UNetOptions o, int64_t in, int64_t out) { return net::UNet(configure(std::move(o), in, out)); }
 };
 
 /// The Fix-Res CNN of the paper's Table 4: the U-Net without down/up-sampling and with fewer
@@ -216,11 +218,12 @@ struct UNet {
 /// few attention layers ... to make it easier for training"), plus the middle block.
 struct FixResCNN {
   static constexpr const char* name = "fixres";
-  static net::UNet make(UNetOptions o, int64_t in, int64_t out) {
+  static UNetOptions configure(UNetOptions o, int64_t in, int64_t out) {
     auto res = o.attention_resolutions();
     if (!res.empty()) res = {*std::min_element(res.begin(), res.end())};
-    return net::UNet(o.in_channels(in).out_channels(out).resample(false).attention_resolutions(res));
+    return o.in_channels(in).out_channels(out).resample(false).attention_resolutions(res);
   }
+  static net::UNet make(UNetOptions o, int64_t in, int64_t out) { return net::UNet(configure(std::move(o), in, out)); }
 };
 
 }  // namespace arch

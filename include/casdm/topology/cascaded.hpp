@@ -7,6 +7,8 @@
 // (Table 4 ablation).
 #include "casdm/topology/concepts.hpp"
 
+#include <utility>
+
 namespace casdm::topology {
 
 namespace phi_input {
@@ -75,6 +77,10 @@ struct Cascaded {
                         has_v_head = Head::predicts_v;
   /// φ is a network of its own, sized by ModelOptions::phi_net.
   static constexpr bool uses_phi_net = true;
+  using theta_arch = ThetaNet;
+  using phi_arch = PhiNet;
+  /// φ's input and output channels for images of C channels.
+  static constexpr std::pair<int64_t, int64_t> phi_channels(int64_t C) { return {Input::channel_multiplier * C, C + 1}; }
   struct Nets {
     decltype(ThetaNet::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
     decltype(PhiNet::make(net::UNetOptions{}, 1, 1)) phi{nullptr};
@@ -83,7 +89,8 @@ struct Cascaded {
     const int64_t C = o.channels();
     Nets n;
     n.theta = owner.register_module("theta", ThetaNet::make(o.theta_net(), C, C));
-    n.phi = owner.register_module("phi", PhiNet::make(o.phi_net_options(), Input::channel_multiplier * C, C + 1));
+    const auto [phi_in, phi_out] = phi_channels(C);
+    n.phi = owner.register_module("phi", PhiNet::make(o.phi_net_options(), phi_in, phi_out));
     return n;
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
