@@ -21,7 +21,9 @@
 # (docs/results/table<N>), SCORER (default weights/fmnist/small_vgg.pt, made by casdm-metric when
 # absent), FEATURE_SIZE (Table 3's resize side, 32), TRAIN_ARGS (more casdm-train options: paper
 # scale on a GPU is a matter of these, e.g. "--device cuda --batch 128 --model-channels 128 ...").
-# Rows already trained (a checkpoint at STEPS in RUNS/<preset>) are reused.
+# Rows already trained (a checkpoint at STEPS in RUNS/<preset>) are reused; a row stopped part-way
+# continues from its newest checkpoint (one every CHECKPOINT_EVERY steps, 250): run the same
+# command again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TABLE=${1:?usage: scripts/tables.sh 1|3|4|5|15|solvers}
@@ -55,9 +57,11 @@ for p in "${rows[@]}"; do
   [ "$p" = CasDM_SmallVGG ] && extra=(--feature-weights "$LOSS_WEIGHTS")
   [ "$p" = CasDM_Inception ] && extra=(--feature-weights "$WEIGHTS" --feature-size "${FEATURE_SIZE_INCEPTION:-75}")
   if [ ! -s "$run/checkpoints/$(printf 'ckpt-%09d.pt' "$STEPS")" ]; then
-    rm -rf "$run"
-    $B/casdm-train --preset "$preset" --steps "$STEPS" --checkpoint-every "$STEPS" --sample-every "$STEPS" \
-      --seed "$seed" --out "$run" "${extra[@]}" ${TRAIN_ARGS:-}
+    # A row stopped part-way (a signal, the end of a session) continues from its newest checkpoint.
+    resume=()
+    if compgen -G "$run/checkpoints/ckpt-*.pt" > /dev/null; then resume=(--resume); else rm -rf "$run"; fi
+    $B/casdm-train --preset "$preset" --steps "$STEPS" --checkpoint-every "${CHECKPOINT_EVERY:-250}" \
+      --sample-every "$STEPS" --seed "$seed" --out "$run" "${extra[@]}" ${TRAIN_ARGS:-} "${resume[@]}"
   fi
   args+=(--row "$p=$run")
 done
