@@ -38,13 +38,18 @@ struct AdamWOptions {
   TORCH_ARG(double, beta2) = 0.999;
   TORCH_ARG(double, eps) = 1e-8;
   TORCH_ARG(double, weight_decay) = 0.0;
+  /// Step counts and bias corrections as tensors on the parameters' device, updated there: a step
+  /// does no host arithmetic that depends on the step number, so a CUDA graph can capture it and
+  /// replay it (torch.optim.AdamW's `capturable`). Same update to float rounding, same checkpoint
+  /// state; reading state() then waits for the device.
+  TORCH_ARG(bool, capturable) = false;
 };
 
 /// AdamW (Loshchilov & Hutter), amsgrad off, with torch.optim.AdamW's arithmetic:
 ///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 ///   p ← p − lr/(1−β1^k) · m / (√v / √(1−β2^k) + eps)
 /// where k counts the steps in which p had a gradient (parameters without one are skipped, as
-/// torch does).
+/// torch does). With `capturable`, k and the bias corrections are float64 tensors on p's device.
 class AdamW {
  public:
   AdamW(NamedTensors params, AdamWOptions o = {}) : params_(std::move(params)), options_(o) {
@@ -52,6 +57,7 @@ class AdamW {
       exp_avg_.push_back(at::zeros_like(p, at::MemoryFormat::Preserve));
       exp_avg_sq_.push_back(at::zeros_like(p, at::MemoryFormat::Preserve));
       steps_.push_back(0);
+      if (o.capturable()) device_steps_.push_back(at::zeros({}, p.options().dtype(at::kDouble)));
     }
   }
 
@@ -66,6 +72,7 @@ class AdamW {
 
   void step() {
     c10::NoGradGuard no_grad;
+    if (options_.capturable()) return capturable_step();
     // Parameters with a gradient, grouped by their step count (one group in practice).
     std::map<int64_t, std::vector<size_t>> groups;
     for (size_t i = 0; i < params_.size(); ++i)
@@ -100,7 +107,8 @@ class AdamW {
       const auto& n = params_[i].first;
       out.emplace("exp_avg." + n, exp_avg_[i]);
       out.emplace("exp_avg_sq." + n, exp_avg_sq_[i]);
-      out.emplace("step." + n, at::scalar_tensor(steps_[i], at::kLong));
+      out.emplace("step." + n, options_.capturable() ? device_steps_[i].to(at::kCPU).to(at::kLong)
+                                                      : at::scalar_tensor(steps_[i], at::kLong));
     }
     return out;
   }
@@ -131,14 +139,55 @@ class AdamW {
       exp_avg_[i].copy_(s.at("exp_avg." + n));
       exp_avg_sq_[i].copy_(s.at("exp_avg_sq." + n));
       steps_[i] = s.at("step." + n).item<int64_t>();
+      if (options_.capturable()) device_steps_[i].fill_(static_cast<double>(steps_[i]));
     }
   }
 
  private:
+  /// The update of step() in tensors: k += 1 on the device; with s = lr/(1−β1^k) and
+  /// c = √(1−β2^k) per parameter (0-d tensors), p ← p − s·m/(√v/c + eps), the host path's
+  /// arithmetic with its scalars read from the device. Which parameters have a gradient is the only
+  /// host decision (fixed across the replays of a captured step).
+  void capturable_step() {
+    const auto& o = options_;
+    std::vector<at::Tensor> p, g, m, v, k;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i].second.grad().defined()) continue;
+      p.push_back(params_[i].second);
+      g.push_back(params_[i].second.grad());
+      m.push_back(exp_avg_[i]);
+      v.push_back(exp_avg_sq_[i]);
+      k.push_back(device_steps_[i]);
+    }
+    if (p.empty()) return;
+    at::_foreach_add_(k, 1.0);
+    if (o.weight_decay() != 0) at::_foreach_mul_(p, 1 - o.lr() * o.weight_decay());
+    at::_foreach_mul_(m, o.beta1());
+    at::_foreach_add_(m, g, 1 - o.beta1());
+    at::_foreach_mul_(v, o.beta2());
+    at::_foreach_addcmul_(v, g, g, 1 - o.beta2());
+    // Per-parameter scalars from one stacked vector per device (0-d views into it).
+    const auto ks = at::stack(k);
+    const auto c = at::rsub(at::pow(o.beta2(), ks), 1).sqrt_();
+    const auto step_size = at::full({}, o.lr(), ks.options()).div(at::rsub(at::pow(o.beta1(), ks), 1));
+    std::vector<at::Tensor> cs, ss;
+    for (int64_t j = 0; j < ks.size(0); ++j) {
+      cs.push_back(c.select(0, j));
+      ss.push_back(step_size.select(0, j));
+    }
+    auto denom = at::_foreach_sqrt(v);
+    at::_foreach_div_(denom, cs);
+    at::_foreach_add_(denom, o.eps());
+    auto update = at::_foreach_div(m, denom);
+    at::_foreach_mul_(update, ss);
+    at::_foreach_sub_(p, update);
+  }
+
   NamedTensors params_;
   AdamWOptions options_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
-  std::vector<int64_t> steps_;
+  std::vector<int64_t> steps_;         // host counts (the path without `capturable`)
+  std::vector<at::Tensor> device_steps_;  // float64 0-d tensors on each parameter's device (`capturable`)
 };
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, as
