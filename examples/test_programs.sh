@@ -409,6 +409,31 @@ assert j['bootstrap'] == 50, j
     refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
     refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
     refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;
+  tables)  # scripts/tables.sh 4 at a tiny size; a row stopped part-way continues from its checkpoint, scored cells are kept
+    R="$W.run" && rm -rf "$R" && mkdir -p "$R"
+    "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||
+      fail "casdm-metric"
+    t4() {
+      STEPS=4 CHECKPOINT_EVERY=2 N=10 B="$BIN" RUNS="$R/runs" OUT="$W/t4" SCORER="$R/m/small_vgg.pt" \
+        TRAIN_ARGS="--batch 4 --model-channels 8 --diffusion-steps 100 --image-size 16 --fit resize --samples 4 --sample-steps 2 --threads 1" \
+        ABLATION_ARGS="--batch 10 --ref-n 100 --grid 4 --threads 1" bash "$HERE/../scripts/tables.sh" 4 > "$W/$1.log" 2>&1 ||
+        { cat "$W/$1.log"; fail "tables.sh 4 ($1)"; }
+    }
+    t4 first
+    for p in CasDM CasDM_FixRes CasDM_FixRes_Concat; do
+      grep -q "^| $p | $p | 4 |" "$W/t4/table.md" || fail "table row $p"
+    done
+    grep -q "FD (domain) @10 | FD (domain) @100 |" "$W/t4/table.md" || fail "table header"
+    # A stop after step 2 of one row: its last checkpoint gone, as after a kill between checkpoints.
+    rm "$R/runs/CasDM_FixRes/checkpoints/ckpt-000000004.pt"
+    [ -s "$R/runs/CasDM_FixRes/checkpoints/ckpt-000000002.pt" ] || fail "no checkpoint at step 2"
+    t4 second
+    grep -q "resumed from .*ckpt-000000002.pt at step 2" "$W/second.log" || { cat "$W/second.log"; fail "the row did not resume"; }
+    [ "$(grep -c "resumed from" "$W/second.log")" -eq 1 ] || fail "a finished row was trained again"
+    grep -q "^CasDM, 10 DDIM steps: scored before" "$W/second.log" || { cat "$W/second.log"; fail "a finished cell was sampled again"; }
+    grep -q "^CasDM_FixRes, 10 DDIM steps$" "$W/second.log" || fail "the resumed row's cells were not sampled again"
+    [ -s "$R/runs/CasDM_FixRes/checkpoints/ckpt-000000004.pt" ] || fail "the resumed row did not reach step 4"
+    ;;
   report)  # the run's page: written at the start (reloading), rewritten as the run goes, final at the end; in a browser
     "$BIN/casdm-train" "${TINY[@]}" --steps 400 --sample-every 2 --out "$W/live" 2> "$W/live.err" & pid=$!
     for _ in $(seq 600); do [ -s "$W/live/samples-000000002.png" ] && [ -s "$W/live/index.html" ] && break; sleep 0.1; done

@@ -20,7 +20,8 @@
 # Environment: STEPS (training steps per row, 1200), N (samples per cell, 1000), OUT
 # (docs/results/table<N>), SCORER (default weights/fmnist/small_vgg.pt, made by casdm-metric when
 # absent), FEATURE_SIZE (Table 3's resize side, 32), TRAIN_ARGS (more casdm-train options: paper
-# scale on a GPU is a matter of these, e.g. "--device cuda --batch 128 --model-channels 128 ...").
+# scale on a GPU is a matter of these, e.g. "--device cuda --batch 128 --model-channels 128 ..."),
+# ABLATION_ARGS (more casdm-ablation options, e.g. "--device cuda --batch 500").
 # Rows already trained (a checkpoint at STEPS in RUNS/<preset>) are reused; a row stopped part-way
 # continues from its newest checkpoint (one every CHECKPOINT_EVERY steps, 250): run the same
 # command again.
@@ -67,10 +68,10 @@ for p in "${rows[@]}"; do
 done
 if [ "$TABLE" = solvers ]; then
   for s in ${SAMPLERS:-ddim dpmpp2m heun}; do
-    $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --sampler "$s" --scorer "$SCORER" -n "$N" --out "$OUT/$s" \
+    $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --sampler "$s" --scorer "$SCORER" -n "$N" --out "$OUT/$s" ${ABLATION_ARGS:-} \
       --title "Table 5 with $s at CPU scale ($STEPS training steps per row)"
   done
   exit 0
 fi
-$B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --scorer "$SCORER" -n "$N" --out "$OUT" \
+$B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --scorer "$SCORER" -n "$N" --out "$OUT" ${ABLATION_ARGS:-} \
   --title "$( [ "$TABLE" = 15 ] && echo "Tables 1 and 5" || echo "Table $TABLE") at CPU scale ($STEPS training steps per row)"
