@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& [name, fn] : all) benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime();
-  for (int64_t L : {256, 784})
+  for (int64_t L : {64, 256, 784})
     for (bool train : {false, true})
       for (bool sliced : {false, true}) {
         if (sliced && CASDM_TORCH_AT_LEAST(2, 0)) continue;  // 2.x: scaled_dot_product_attention only

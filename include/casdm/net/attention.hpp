@@ -8,6 +8,7 @@
 // plain formula writes N·L² floats four times per pass and keeps two of them for the backward: at
 // the Fix-Res CNN's 28×28 (L = 784, N = 128) that is 315 MB a tensor, fresh pages every time, and
 // 85 % of a training step (docs/performance.md). Otherwise the plain formula, softmax in float32.
+// Sampling (no autograd) takes the sliced path from L = 64, training from L = 256.
 #include "casdm/core/compat.hpp"
 
 #include <ATen/ATen.h>
@@ -26,8 +27,11 @@ namespace casdm::net {
 namespace detail {
 
 /// Sequences at least this long take the sliced path (1.13, CPU, float32/float64, no autocast):
-/// below it the slices are too small to pay for their per-slice calls.
+/// below it the slices are too small to pay for their per-slice calls. Without autograd the
+/// forward alone pays from shorter ones ([128, L, 8], 2 threads: at L = 64 the forward is 1.6×
+/// faster sliced, forward + backward 1.7× slower).
 inline constexpr int64_t kSlicedAttentionMinLength = 256;
+inline constexpr int64_t kSlicedAttentionMinLengthNoGrad = 64;
 
 /// Sets OpenBLAS's own thread count to 1 for its scope when the process's BLAS is OpenBLAS (as
 /// Debian's LibTorch's is): the sliced attention calls BLAS from each of ATen's threads, and
@@ -119,10 +123,14 @@ struct SlicedAttention : torch::autograd::Function<SlicedAttention> {
   }
 };
 
+inline bool needs_grad(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+}
 inline bool takes_sliced_path(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const auto t = q.scalar_type();
-  return q.device().is_cpu() && !at::autocast::is_cpu_enabled() && (t == at::kFloat || t == at::kDouble) && k.scalar_type() == t &&
-         v.scalar_type() == t && q.size(1) >= kSlicedAttentionMinLength;
+  return q.device().is_cpu() && !at::autocast::is_cpu_enabled() && (t == at::kFloat || t == at::kDouble) &&
+         k.scalar_type() == t && v.scalar_type() == t &&
+         q.size(1) >= (needs_grad(q, k, v) ? kSlicedAttentionMinLength : kSlicedAttentionMinLengthNoGrad);
 }
 
 }  // namespace detail
@@ -130,11 +138,8 @@ inline bool takes_sliced_path(const at::Tensor& q, const at::Tensor& k, const at
 /// softmax(q·kᵀ/√d)·v over [N, L, d] tensors.
 inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if !CASDM_TORCH_AT_LEAST(2, 0)
-  if (detail::takes_sliced_path(q, k, v)) {
-    if (!c10::GradMode::is_enabled() || !(q.requires_grad() || k.requires_grad() || v.requires_grad()))
-      return detail::SlicedAttention::run(q, k, v);
-    return detail::SlicedAttention::apply(q, k, v);
-  }
+  if (detail::takes_sliced_path(q, k, v))
+    return detail::needs_grad(q, k, v) ? detail::SlicedAttention::apply(q, k, v) : detail::SlicedAttention::run(q, k, v);
 #endif
   return compat::attention(q, k, v);
 }
