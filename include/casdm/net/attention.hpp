@@ -35,7 +35,7 @@ inline constexpr int64_t kSlicedAttentionMinLengthNoGrad = 64;
 
 /// Sets OpenBLAS's own thread count to 1 for its scope when the process's BLAS is OpenBLAS (as
 /// Debian's LibTorch's is): the sliced attention calls BLAS from each of ATen's threads, and
-/// OpenBLAS would start its own threads inside every call (a Fix-Res training step took 6.4 s so
+/// OpenBLAS would start its own threads inside every call (a Fix-Res training step took 6.4 s
 /// against 2.4 s). MKL notices the enclosing parallel region itself; other BLAS are left alone.
 class SerialBlas {
  public:
