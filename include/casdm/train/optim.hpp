@@ -79,18 +79,8 @@ class AdamW {
       if (params_[i].second.grad().defined()) groups[++steps_[i]].push_back(i);
     const auto& o = options_;
     for (const auto& [k, idx] : groups) {
-      std::vector<at::Tensor> p, g, m, v;
-      for (size_t i : idx) {
-        p.push_back(params_[i].second);
-        g.push_back(params_[i].second.grad());
-        m.push_back(exp_avg_[i]);
-        v.push_back(exp_avg_sq_[i]);
-      }
-      if (o.weight_decay() != 0) at::_foreach_mul_(p, 1 - o.lr() * o.weight_decay());
-      at::_foreach_mul_(m, o.beta1());
-      at::_foreach_add_(m, g, 1 - o.beta1());
-      at::_foreach_mul_(v, o.beta2());
-      at::_foreach_addcmul_(v, g, g, 1 - o.beta2());
+      auto [p, g, m, v] = lists(idx);
+      decay_and_moments(p, g, m, v);
       const double bc1 = 1 - std::pow(o.beta1(), static_cast<double>(k));
       const double bc2 = 1 - std::pow(o.beta2(), static_cast<double>(k));
       auto denom = at::_foreach_sqrt(v);
@@ -144,29 +134,49 @@ class AdamW {
   }
 
  private:
-  /// The update of step() in tensors: k += 1 on the device; with s = lr/(1−β1^k) and
-  /// c = √(1−β2^k) per parameter (0-d tensors), p ← p − s·m/(√v/c + eps), the host path's
-  /// arithmetic with its scalars read from the device. Which parameters have a gradient is the only
-  /// host decision (fixed across the replays of a captured step).
-  void capturable_step() {
-    const auto& o = options_;
-    std::vector<at::Tensor> p, g, m, v, k;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (!params_[i].second.grad().defined()) continue;
-      p.push_back(params_[i].second);
-      g.push_back(params_[i].second.grad());
-      m.push_back(exp_avg_[i]);
-      v.push_back(exp_avg_sq_[i]);
-      k.push_back(device_steps_[i]);
+  struct Lists {
+    std::vector<at::Tensor> p, g, m, v;
+  };
+  /// Parameters, gradients and both moments of the parameters `idx`, as foreach lists.
+  Lists lists(const std::vector<size_t>& idx) const {
+    Lists l;
+    for (size_t i : idx) {
+      l.p.push_back(params_[i].second);
+      l.g.push_back(params_[i].second.grad());
+      l.m.push_back(exp_avg_[i]);
+      l.v.push_back(exp_avg_sq_[i]);
     }
-    if (p.empty()) return;
-    at::_foreach_add_(k, 1.0);
+    return l;
+  }
+
+  /// The part of the update both paths share: decoupled weight decay p ← p(1 − lr·wd), then
+  /// m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g².
+  void decay_and_moments(std::vector<at::Tensor>& p, const std::vector<at::Tensor>& g,
+                         std::vector<at::Tensor>& m, std::vector<at::Tensor>& v) const {
+    const auto& o = options_;
     if (o.weight_decay() != 0) at::_foreach_mul_(p, 1 - o.lr() * o.weight_decay());
     at::_foreach_mul_(m, o.beta1());
     at::_foreach_add_(m, g, 1 - o.beta1());
     at::_foreach_mul_(v, o.beta2());
     at::_foreach_addcmul_(v, g, g, 1 - o.beta2());
-    // Per-parameter scalars from one stacked vector per device (0-d views into it).
+  }
+
+  /// The update of step() in tensors: k += 1 on the device; with s = lr/(1−β1^k) and
+  /// c = √(1−β2^k) per parameter (0-d tensors), p ← p − s·m/(√v/c + eps), the host path's
+  /// arithmetic with its scalars read from the device. Which parameters have a gradient is the only
+  /// host decision (fixed across the replays of a captured step).
+  void capturable_step() {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].second.grad().defined()) idx.push_back(i);
+    if (idx.empty()) return;
+    const auto& o = options_;
+    auto [p, g, m, v] = lists(idx);
+    std::vector<at::Tensor> k;
+    for (size_t i : idx) k.push_back(device_steps_[i]);
+    at::_foreach_add_(k, 1.0);
+    decay_and_moments(p, g, m, v);
+    // Per-parameter scalars from one stacked vector (0-d views into it); the parameters share a device.
     const auto ks = at::stack(k);
     const auto c = at::rsub(at::pow(o.beta2(), ks), 1).sqrt_();
     const auto step_size = at::full({}, o.lr(), ks.options()).div(at::rsub(at::pow(o.beta1(), ks), 1));
