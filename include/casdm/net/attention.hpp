@@ -67,6 +67,8 @@ class SerialBlas {
 /// Exact attention over [N, L, d] tensors (any strides), one slice of N per task; the backward
 /// recomputes each slice's weights. Results equal the plain formula's to float rounding.
 struct SlicedAttention : torch::autograd::Function<SlicedAttention> {
+  /// 1/√d for queries of width d.
+  static double scale_of(const at::Tensor& q) { return 1.0 / std::sqrt(static_cast<double>(q.size(-1))); }
   static at::Tensor weights(const at::Tensor& q, const at::Tensor& k, double scale) {
     auto s = at::mm(q, k.t());
     s.mul_(scale);
@@ -76,7 +78,7 @@ struct SlicedAttention : torch::autograd::Function<SlicedAttention> {
   /// caller's grad-mode state).
   static at::Tensor run(const at::Tensor& qa, const at::Tensor& ka, const at::Tensor& va) {
     const auto q = qa.detach(), k = ka.detach(), v = va.detach();
-    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    const double scale = scale_of(q);
     auto out = at::empty({q.size(0), q.size(1), v.size(2)}, v.options());
     SerialBlas serial_blas;
     at::parallel_for(0, q.size(0), 1, [&](int64_t begin, int64_t end) {
@@ -99,7 +101,7 @@ struct SlicedAttention : torch::autograd::Function<SlicedAttention> {
     const auto saved = ctx->get_saved_variables();
     const auto q = saved[0].detach(), k = saved[1].detach(), v = saved[2].detach(), out = saved[3].detach();
     const auto go = grads[0].detach();
-    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    const double scale = scale_of(q);
     // dS = P ⊙ (dO·vᵀ − rowsum(dO ⊙ O)) · scale; dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO.
     const auto delta = (go * out).sum(-1, /*keepdim=*/true);
     auto dq = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
