@@ -18,7 +18,7 @@
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
 #include "casdm/report/table.hpp"
-#include "image_io.hpp"
+#include "casdm/report/image_grid.hpp"
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
             rows[i].cells.push_back(
                 cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
             if (s == steps.back())
-              casdm::examples::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
+              casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
             cells[key] = rows[i].cells.back().json();
             casdm::examples::write_text(cells_path, cells.dump(2) + "\n");
           }

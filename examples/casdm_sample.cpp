@@ -12,7 +12,7 @@
 #include "casdm/casdm.hpp"
 #include "casdm/sampler/registry.hpp"
 #include "casdm/train/trainer.hpp"
-#include "image_io.hpp"
+#include "casdm/report/image_grid.hpp"
 #include "program.hpp"
 
 #include <ATen/Parallel.h>
@@ -69,7 +69,7 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   }
   auto x = at::cat(parts);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  casdm::examples::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
+  casdm::report::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
                               fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,
                                           a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), a.seed,
                                           a.cls.empty() ? std::string()

@@ -20,8 +20,9 @@
 #include "casdm/train/launch.hpp"
 #include "casdm/train/loop.hpp"
 #include "casdm/train/loss_log.hpp"
+#include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
-#include "image_io.hpp"
+#include "casdm/report/image_grid.hpp"
 #include "program.hpp"
 
 #include <ATen/Parallel.h>
@@ -134,28 +135,24 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   std::map<std::string, std::string> meta{{"preset", a.preset}, {"program", "casdm-train"}};
   for (const auto& [k, v] : settings) meta["args." + k] = v;
-  // Sample grids start from the same noise every time, drawn without touching the run's generator.
-  auto grid_noise = at::randn({a.samples, channels, size, size},
-                              at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed) + 1));
+  // Sample grids: the same noise (and labels) every time, drawn without touching the run's generators.
+  casdm::train::Previews previews(trainer, casdm::train::PreviewOptions().count(a.samples).steps(a.sample_steps)
+                                               .seed(static_cast<uint64_t>(a.seed) + 1));
   auto caption = [&](int64_t step) {
     return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
   };
   auto sample_grid = [&](const fs::path& path, int64_t step) {
-    casdm::train::GeneratorStateGuard keep_rng(device);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto so = casdm::SampleOptions().steps(a.sample_steps).noise(grid_noise);
-    if (classes > 0) so.labels(at::arange(a.samples, at::kLong).remainder(classes));  // class i % K at position i
-    auto x = trainer.sample_ema(a.samples, so);
-    casdm::examples::write_grid(path, x, 8, caption(step));
-    return std::make_pair(x, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    auto x = previews.sample();
+    casdm::report::write_grid(path, x, 8, caption(step));
+    return x;
   };
 
   const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
-  double sample_secs_during = 0, reported_at = 0, train_secs = 0;  // train_secs: set when training ends
+  double reported_at = 0, train_secs = 0, preview_secs = 0;  // the last two: set when training ends
   // The run's page and loss charts: written at the start, as the run goes and at the end.
   auto state = [&](int64_t step, const std::string& status, bool running) {
-    const double secs = (train_secs > 0 ? train_secs : progress.seconds()) - sample_secs_during;
+    const double secs = train_secs > 0 ? train_secs - preview_secs : progress.seconds() - previews.total_seconds();
     return casdm::report::RunState{fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()),
         status, a.preset, a.device, set.source, running, step, a.steps, trained, frozen, trainer.skipped_steps(),
         at::get_num_threads(), secs > 0 && step > first ? static_cast<double>(step - first) / secs : -1.0,
@@ -177,7 +174,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
         if (!trainer.last_skip().empty())
           progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
         const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
-        if (sampled) sample_secs_during += sample_grid(out / fmt::format("samples-{:09d}.png", step), step).second;
+        if (sampled) sample_grid(out / fmt::format("samples-{:09d}.png", step), step);
         progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
         // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
         if (step != a.steps && (sampled || (step % a.log_every == 0 && progress.seconds() - reported_at >= 15))) {
@@ -196,17 +193,18 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   }
   log.flush();
   train_secs = progress.seconds();
+  preview_secs = previews.total_seconds();  // the grids drawn during training
   const auto ckpt = ckpts.save(trainer, meta);
 
-  auto [samples, sample_secs] = sample_grid(out / "samples.png", a.steps);
+  const auto samples = sample_grid(out / "samples.png", a.steps);
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
-  casdm::examples::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
+  casdm::report::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
 
   const auto finished = state(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps,
                                                    casdm::io::duration_str(train_secs)), false);
   nlohmann::json j = casdm::report::run_json(finished, {
       {"images", set.size()}, {"image_shape", {channels, size, size}}, {"resumed_at_step", first},
-      {"checkpoint", ckpt.string()}, {"train_seconds_this_invocation", train_secs}, {"sample_seconds", sample_secs},
+      {"checkpoint", ckpt.string()}, {"train_seconds_this_invocation", train_secs}, {"sample_seconds", previews.last_seconds()},
       {"sample_steps", a.sample_steps}, {"sample_mean", samples.mean().template item<double>()},
       {"sample_std", samples.std().template item<double>()}, {"data_mean", data_images.mean().template item<double>()},
       {"data_std", data_images.std().template item<double>()}});

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "casdm/report/chart.hpp"
+#include "casdm/report/image_grid.hpp"
 #include "casdm/report/progress.hpp"
 #include "casdm/report/run_page.hpp"
 #include "support.hpp"
@@ -342,4 +343,49 @@ TEST_CASE("run_json takes the run's figures from the page's state and the progra
   CHECK(!j.contains("frozen_parameters"));
   s.frozen = 7;
   CHECK(report::run_json(s)["frozen_parameters"] == 7);
+}
+
+TEST_CASE("an image grid puts image i at row i / cols, column i % cols, and says what it shows", "[report]") {
+  const auto dir = test::scratch("image_grid");
+  // Three grey 2x3 images: values -1, 0, 1 and out-of-range ones (clipped), a 2-wide grid.
+  auto x = at::tensor({-1.0, 0.0, 1.0, -2.0, 0.5, -0.5,  //
+                       1.0, 1.0, 1.0, 1.0, 1.0, 1.0,     //
+                       0.2, 0.2, 0.2, 0.2, 0.2, 3.0})
+               .to(at::kFloat)
+               .reshape({3, 1, 2, 3});
+  const std::string caption = "CasDM, step 7: \xc3\xa9 non-ASCII";  // é goes out as "??"
+  report::write_grid(dir / "grid.png", x, 2, caption);
+  // Expected pixels by hand: a 2-pixel white border around and between 2x3 cells.
+  const int W = 2 * (3 + 2) + 2, H = 2 * (2 + 2) + 2;
+  std::vector<uint8_t> want(static_cast<size_t>(W * H), 255);
+  auto put = [&](int i, const std::vector<int>& v) {
+    for (int y = 0; y < 2; ++y)
+      for (int c = 0; c < 3; ++c) want[static_cast<size_t>((2 + (i / 2) * 4 + y) * W + 2 + (i % 2) * 5 + c)] = static_cast<uint8_t>(v[y * 3 + c]);
+  };
+  put(0, {0, 128, 255, 0, 191, 64});  // (v+1)·127.5 rounded half to even: 127.5 → 128, 191.25 → 191, 63.75 → 64
+  put(1, {255, 255, 255, 255, 255, 255});
+  put(2, {153, 153, 153, 153, 153, 255});  // 1.2·127.5 = 153
+  // The empty fourth cell stays white.
+  {
+    std::ofstream f(dir / "want.raw", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(want.data()), static_cast<std::streamsize>(want.size()));
+  }
+  test::run_python("png_ref.py", fmt::format("{} {} {} L '{}' {}", (dir / "grid.png").string(), W, H,
+                                       "CasDM, step 7: ?? non-ASCII", (dir / "want.raw").string()));
+  // An RGB grid keeps the channels in order; no description, no chunk.
+  auto rgb = at::stack({at::full({2, 2}, -1.0), at::full({2, 2}, 0.0), at::full({2, 2}, 1.0)}).unsqueeze(0);
+  report::write_grid(dir / "rgb.png", rgb, 4);
+  const auto pic = load_png(dir / "rgb.png");
+  CHECK(pic.w == 4 * 4 + 2);
+  CHECK(pic.h == 2 + 2 + 2);
+  CHECK(std::vector<int>(pic.rgb.begin() + (2 * pic.w + 2) * 3, pic.rgb.begin() + (2 * pic.w + 2) * 3 + 3) ==
+        std::vector<int>{0, 128, 255});
+  CHECK(std::vector<int>(pic.rgb.begin() + (2 * pic.w + 6) * 3, pic.rgb.begin() + (2 * pic.w + 6) * 3 + 3) ==
+        std::vector<int>{255, 255, 255});  // the second cell is empty
+  // What is not a batch of images is refused in one line naming the file.
+  CHECK_THROWS_WITH(report::write_grid(dir / "bad.png", at::zeros({3, 4, 4}), 2),
+                    Catch::Contains("bad.png") && Catch::Contains("expected images [N >= 1, 1 or 3, H, W], got 3x4x4"));
+  CHECK_THROWS_WITH(report::write_grid(dir / "bad.png", at::zeros({1, 2, 4, 4}), 2), Catch::Contains("got 1x2x4x4"));
+  CHECK_THROWS_WITH(report::write_grid(dir / "bad.png", x, 0), Catch::Contains("0 columns"));
+  CHECK(!std::filesystem::exists(dir / "bad.png"));
 }

@@ -2,6 +2,7 @@
 // changes nothing on refusal, atomic writes and keep-last-K.
 #include "casdm/presets.hpp"
 #include "casdm/train/loop.hpp"
+#include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <csignal>
@@ -586,6 +587,55 @@ TEST_CASE("a class-conditional model trains on labelled batches and resumes exac
   CHECK_THROWS_WITH(plain.load(dir / "half.pt"), Catch::Contains("num_classes"));
   CHECK_THROWS_WITH(plain.step(batch(0)), Catch::Contains("labels given to an unconditional model"));
   CHECK_THROWS_WITH(resumed.step(batch_for(0)), Catch::Contains("trains on labelled batches"));
+}
+
+TEST_CASE("previews draw the same noise and labels at every grid and leave the run's draws as they were", "[trainer][previews]") {
+  const auto opts = resume_options().num_classes(3);
+  auto batch = [](int64_t s) { return train::Batch{batch_for(s), at::tensor(std::vector<int64_t>{s % 3, 1, 2, 0})}; };
+  torch::manual_seed(12);
+  presets::CasDM m1(opts);
+  std::map<std::string, at::Tensor> start;
+  for (const auto& [k, v] : io::state_of(*m1)) start.emplace(k, v.detach().clone());
+  train::Trainer<presets::CasDM> plain(m1, resume_trainer_options());
+  torch::manual_seed(6);
+  for (int64_t s = 0; s < 3; ++s) plain.step(batch(s));
+
+  presets::CasDM m2(opts);
+  io::load_state_strict(*m2, start, "init");
+  train::Trainer<presets::CasDM> watched(m2, resume_trainer_options());
+  train::Previews previews(watched, train::PreviewOptions().count(5).steps(3).seed(9).ema(1));
+  torch::manual_seed(6);
+  std::vector<at::Tensor> grids;
+  for (int64_t s = 0; s < 3; ++s) {
+    watched.step(batch(s));
+    grids.push_back(previews.sample());  // dropout and the sampler draw inside: restored after
+  }
+  CHECK(count_different(everything(plain), everything(watched)) == 0);
+  // The noise is drawn once from its own generator; labels cycle through the classes.
+  CHECK(at::equal(previews.noise(), at::randn({5, 1, 8, 8}, at::make_generator<at::CPUGeneratorImpl>(9))));
+  CHECK(at::equal(previews.labels(), at::tensor(std::vector<int64_t>{0, 1, 2, 0, 1})));
+  // A grid is EMA copy 1 sampled from that noise with those labels; the same weights, the same grid.
+  {
+    const auto got = previews.sample();  // from the generators' state S, restored after
+    train::GeneratorStateGuard keep;
+    const auto want = watched.sample_ema(5, SampleOptions().steps(3).noise(previews.noise()).labels(previews.labels()), 1);
+    CHECK(at::equal(got, want));
+  }
+  CHECK(at::equal(previews.sample(), grids.back()));
+  CHECK(!at::equal(grids.front(), grids.back()));  // the weights moved between the grids
+  CHECK(previews.last_seconds() > 0);
+  CHECK(previews.total_seconds() > previews.last_seconds());
+  CHECK(at::equal(train::cycling_labels(7, 3), at::tensor(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0})));
+  CHECK_THROWS_WITH(train::cycling_labels(3, 0), Catch::Contains("3 labels over 0 classes"));
+  CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().count(0)), Catch::Contains("count must be >= 1, got 0"));
+  CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().ema(2)),
+                    Catch::Contains("EMA copy 2 asked, the trainer keeps 2"));
+  // An unconditional model's previews carry no labels.
+  presets::CasDM m3(resume_options());
+  train::Trainer<presets::CasDM> unconditional(m3, resume_trainer_options());
+  train::Previews plain_previews(unconditional, train::PreviewOptions().count(2).steps(2));
+  CHECK(!plain_previews.labels().defined());
+  CHECK(plain_previews.sample().sizes() == at::IntArrayRef({2, 1, 8, 8}));
 }
 
 // ---- float16's dynamic loss scaling (issue 12 item 1), tested in float32 on the CPU ----

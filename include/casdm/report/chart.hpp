@@ -13,10 +13,10 @@
 // bars. Needs PLplot's C++ library and its cairo driver (Debian: libplplot-dev plplot-driver-cairo)
 // and stb_image_write for PNG encoding (libstb-dev): CMake target casdm::report.
 #include "casdm/io/files.hpp"
+#include "casdm/report/png.hpp"
 
 #include <fmt/format.h>
 #include <plplot/plstream.h>
-#include <stb/stb_image_write.h>  // implementation in libstb
 
 #include <algorithm>
 #include <array>
@@ -138,14 +138,7 @@ class Page {
     std::vector<unsigned char> rgb(static_cast<size_t>(w_) * static_cast<size_t>(h_) * 3);
     for (size_t i = 0, n = rgb.size() / 3; i < n; ++i)
       for (size_t k = 0; k < 3; ++k) rgb[3 * i + k] = rgba_[4 * i + k];
-    std::vector<char> png;
-    auto append = [](void* ctx, void* data, int n) {
-      auto* out = static_cast<std::vector<char>*>(ctx);
-      out->insert(out->end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
-    };
-    if (!stbi_write_png_to_func(append, &png, w_, h_, 3, rgb.data(), w_ * 3))
-      throw std::runtime_error("cannot encode the chart " + path_.string());
-    io::write_atomic(path_, png);
+    io::write_atomic(path_, encode_png(w_, h_, 3, rgb.data()));
   }
 
  private:
