@@ -434,6 +434,13 @@ TEST_CASE("models refuse images of the wrong shape with the expected shape", "[m
   CHECK_THROWS_WITH(m->sample(2, SampleOptions().noise(at::zeros({3, 1, 8, 8}))), Catch::Contains("starting noise"));
   CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)),
                     Catch::Contains("diffusion_steps must be >= 2"));
+  // A φ network asked of a topology that has none is refused, not ignored.
+  const auto phi = tiny_options().net().model_channels(8);
+  for (auto make : {+[](ModelOptions o) { presets::DDPM_Eps{o}; }, +[](ModelOptions o) { presets::Dual{o}; },
+                    +[](ModelOptions o) { presets::DDPM_X0{o}; }})
+    CHECK_THROWS_WITH(make(tiny_options().phi_net(phi)),
+                      Catch::Contains("ModelOptions: phi_net is set, but this topology has no phi network (only Cascaded has)"));
+  CHECK(presets::CasDM(tiny_options().phi_net(phi))->options.phi_net_options().model_channels() == 8);
 }
 
 // Overfitting a fixed batch (fixed x0, t, ε): the total loss must fall to a tenth of its start

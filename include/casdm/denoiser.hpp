@@ -176,6 +176,8 @@ void DenoiserImpl<S, Topo>::validate() const {
   if (options.num_classes() < 0) fail("num_classes must be >= 0");
   if (!(options.label_dropout() >= 0 && options.label_dropout() <= 1)) fail("label_dropout must be in [0, 1]");
   if (options.num_classes() > 0 && !topology::takes_labels<Topo>) fail("this topology takes no class labels");
+  if (options.phi_net() && !topology::uses_phi_net<Topo>)
+    fail("phi_net is set, but this topology has no phi network (only Cascaded has)");
 }
 
 /// The module holder (`TORCH_MODULE` cannot wrap a class template).
