@@ -554,9 +554,7 @@ TEST_CASE("a class-conditional model trains on labelled batches and resumes exac
   torch::manual_seed(12);
   presets::CasDM m1(opts);
   test::perturb(*m1);
-  auto init = io::state_of(*m1);
-  std::map<std::string, at::Tensor> start;
-  for (const auto& [k, v] : init) start.emplace(k, v.detach().clone());
+  const auto start = snapshot(io::state_of(*m1));
   train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
   torch::manual_seed(6);
   for (int64_t s = 0; s < 4; ++s) straight.step(batch(s));
@@ -594,8 +592,7 @@ TEST_CASE("previews draw the same noise and labels at every grid and leave the r
   auto batch = [](int64_t s) { return train::Batch{batch_for(s), at::tensor(std::vector<int64_t>{s % 3, 1, 2, 0})}; };
   torch::manual_seed(12);
   presets::CasDM m1(opts);
-  std::map<std::string, at::Tensor> start;
-  for (const auto& [k, v] : io::state_of(*m1)) start.emplace(k, v.detach().clone());
+  const auto start = snapshot(io::state_of(*m1));
   train::Trainer<presets::CasDM> plain(m1, resume_trainer_options());
   torch::manual_seed(6);
   for (int64_t s = 0; s < 3; ++s) plain.step(batch(s));
