@@ -11,6 +11,7 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
+#include "casdm/train/previews.hpp"  // cycling_labels
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
@@ -47,7 +48,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
     if (K < 1) throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
     const int64_t k = a.cls == "all" ? -1 : casdm::examples::parse_int(a.cls, "--class");
     if (k >= K || k < -1) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
-    labels = k < 0 ? at::arange(a.n, at::kLong).remainder(K) : at::full({a.n}, k, at::kLong);
+    labels = k < 0 ? casdm::train::cycling_labels(a.n, K) : at::full({a.n}, k, at::kLong);
   }
   const auto samples = casdm::examples::draw(denoiser, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed), labels,
                                              a.guidance);

@@ -11,6 +11,7 @@
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
 #include "casdm/sampler/registry.hpp"
+#include "casdm/train/previews.hpp"  // cycling_labels
 #include "casdm/train/trainer.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "program.hpp"
@@ -50,7 +51,7 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
     if (K < 1)
       throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
     if (a.cls == "all") {
-      labels = at::arange(a.n, at::kLong).remainder(K);
+      labels = casdm::train::cycling_labels(a.n, K);
     } else {
       const int64_t k = casdm::examples::parse_int(a.cls, "--class");
       if (k < 0 || k >= K) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
