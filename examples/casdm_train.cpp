@@ -15,7 +15,7 @@
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/report/progress.hpp"
-#include "casdm/report/run_page.hpp"
+#include "casdm/report/run_report.hpp"
 #include "casdm/train/distributed.hpp"
 #include "casdm/train/launch.hpp"
 #include "casdm/train/loop.hpp"
@@ -147,23 +147,15 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
     return x;
   };
 
-  const auto [trained, frozen] = casdm::train::parameter_counts(model);  // a feature loss's network apart
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
-  double reported_at = 0, train_secs = 0, preview_secs = 0;  // the last two: set when training ends
   // The run's page and loss charts: written at the start, as the run goes and at the end.
-  auto state = [&](int64_t step, const std::string& status, bool running) {
-    const double secs = train_secs > 0 ? train_secs - preview_secs : progress.seconds() - previews.total_seconds();
-    return casdm::report::RunState{fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()),
-        status, a.preset, a.device, set.source, running, step, a.steps, trained, frozen, trainer.skipped_steps(),
-        at::get_num_threads(), secs > 0 && step > first ? static_cast<double>(step - first) / secs : -1.0,
-        loader.wait_seconds() / std::max(train_secs > 0 ? train_secs : progress.seconds(), 1e-9), &log.curves(),
-        log.series(), log.tail_means(0.1), ckpts.list(), settings, caption};
-  };
-  auto write_report = [&](int64_t step, const std::string& status, bool running) {
-    casdm::report::write_run_folder(out, state(step, status, running));
-    reported_at = progress.seconds();
-  };
-  if (writer) write_report(first, fmt::format("training: step {} of {}", first, a.steps), true);
+  casdm::report::RunReport report(out, trainer, log, ckpts, first, a.steps,
+      casdm::report::RunReportOptions()
+          .title(fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()))
+          .preset(a.preset).device(a.device).data_source(set.source).settings(settings).caption(caption)
+          .data_wait_seconds([&] { return loader.wait_seconds(); })
+          .paused_seconds([&] { return previews.total_seconds(); }));
+  if (writer) report.training(first);
 
   const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
       trainer,
@@ -177,41 +169,33 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
         if (sampled) sample_grid(out / fmt::format("samples-{:09d}.png", step), step);
         progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
         // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
-        if (step != a.steps && (sampled || (step % a.log_every == 0 && progress.seconds() - reported_at >= 15))) {
+        if (step != a.steps && (sampled || (step % a.log_every == 0 && report.due()))) {
           log.flush();
-          write_report(step, fmt::format("training: step {} of {}", step, a.steps), true);
+          report.training(step);
         }
       });
   progress.done();
   if (!writer) return end.signal ? 128 + end.signal : 0;  // rank 0 writes the rest
   if (end.signal) {
-    write_report(end.step, fmt::format("stopped by {} after step {} (continue with --resume)",
-                                       casdm::train::StopSignals::name(end.signal), end.step), false);
+    report.stopped(end.step, end.signal);
     fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
                casdm::train::StopSignals::name(end.signal), end.step, end.checkpoint.string());
     return 128 + end.signal;
   }
   log.flush();
-  train_secs = progress.seconds();
-  preview_secs = previews.total_seconds();  // the grids drawn during training
+  report.stop_clock();
   const auto ckpt = ckpts.save(trainer, meta);
 
   const auto samples = sample_grid(out / "samples.png", a.steps);
   auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
   casdm::report::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
-
-  const auto finished = state(a.steps, fmt::format("finished: {} steps in {} this invocation", a.steps,
-                                                   casdm::io::duration_str(train_secs)), false);
-  nlohmann::json j = casdm::report::run_json(finished, {
-      {"images", set.size()}, {"image_shape", {channels, size, size}}, {"resumed_at_step", first},
-      {"checkpoint", ckpt.string()}, {"train_seconds_this_invocation", train_secs}, {"sample_seconds", previews.last_seconds()},
+  nlohmann::json extra = {
+      {"images", set.size()}, {"image_shape", {channels, size, size}}, {"sample_seconds", previews.last_seconds()},
       {"sample_steps", a.sample_steps}, {"sample_mean", samples.mean().template item<double>()},
       {"sample_std", samples.std().template item<double>()}, {"data_mean", data_images.mean().template item<double>()},
-      {"data_std", data_images.std().template item<double>()}});
-  if (group) j["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
-  for (const auto& [n, w] : names) j["loss_weights"][n] = w;
-  casdm::examples::write_text(out / "run.json", j.dump(2) + "\n");
-  casdm::report::write_run_folder(out, finished);
+      {"data_std", data_images.std().template item<double>()}};
+  if (group) extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
+  report.finish(ckpt, extra);
   fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n", ckpt.string(), a.out);
   return 0;
 }

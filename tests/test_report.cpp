@@ -3,6 +3,7 @@
 // self-contained, and the progress line in both its modes.
 #include <stb/stb_image.h>
 
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -10,8 +11,11 @@
 #include "casdm/report/chart.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "casdm/report/progress.hpp"
+#include "casdm/presets.hpp"
 #include "casdm/report/run_page.hpp"
+#include "casdm/report/run_report.hpp"
 #include "support.hpp"
+#include "tiny.hpp"
 
 using namespace casdm;
 
@@ -343,6 +347,85 @@ TEST_CASE("run_json takes the run's figures from the page's state and the progra
   CHECK(!j.contains("frozen_parameters"));
   s.frozen = 7;
   CHECK(report::run_json(s)["frozen_parameters"] == 7);
+}
+
+TEST_CASE("RunReport: steps/s over training time only, the data wait, the page as the run goes, run.json at the end", "[report]") {
+  const auto dir = test::scratch("run_report");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "checkpoints");
+  torch::manual_seed(3);
+  presets::CasDM model(test::tiny_options());
+  train::Trainer<presets::CasDM> trainer(model, train::TrainerOptions().optimizer(train::AdamWOptions().lr(1e-3)));
+  const auto terms = presets::CasDM::Impl::losses_type::describe();
+  train::LossLog log(dir / "losses.csv", terms);
+  train::CheckpointDir ckpts(dir / "checkpoints");
+  double now = 100, paused = 0, wait = 0;  // the clock, the preview time and the data wait, set by hand
+  auto options = report::RunReportOptions()
+                     .title("a run").preset("CasDM").data_source("fmnist").settings({{"lr", "0.001"}})
+                     .caption([](int64_t step) { return fmt::format("grid of step {}", step); })
+                     .clock([&] { return now; }).paused_seconds([&] { return paused; })
+                     .data_wait_seconds([&] { return wait; });
+  report::RunReport run(dir, trainer, log, ckpts, 0, 4, options);
+  auto step = [&] {
+    const auto r = trainer.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+    log.append(trainer.step_count(), r);
+  };
+  auto page = [&] {
+    std::ifstream in(dir / "index.html");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+
+  CHECK(run.state(0, "", true).steps_per_second == -1);  // no step yet
+  CHECK(!run.due());
+  run.training(0);
+  CHECK(page().find("training: step 0 of 4") != std::string::npos);
+  CHECK(std::filesystem::exists(dir / "loss.png"));
+  CHECK(std::filesystem::exists(dir / "loss.svg"));
+  step(), step();
+  now = 110, paused = 2, wait = 1;
+  auto s = run.state(2, "x", true);
+  CHECK(s.steps_per_second == Approx(2.0 / 8).epsilon(1e-12));  // 10 s on the clock, 2 of them previews
+  CHECK(s.data_wait_fraction == Approx(0.1).epsilon(1e-12));
+  CHECK(s.trained == train::parameter_counts(model).first);
+  CHECK(s.frozen == 0);
+  CHECK(s.series == log.series());
+  CHECK(s.curves == &log.curves());
+  CHECK(s.caption(7) == "grid of step 7");
+  CHECK(!run.due());  // 10 s since the page of step 0
+  now = 115;
+  CHECK(run.due());
+  run.training(2);
+  CHECK(page().find("training: step 2 of 4") != std::string::npos);
+  CHECK(!run.due());
+  step(), step();
+  now = 120, paused = 3, wait = 2;
+  run.stop_clock();  // what comes after (a last grid, the figures) is not training
+  now = 500, paused = 50, wait = 40;
+  const nlohmann::json j = run.finish(dir / "checkpoints" / "c.pt", {{"sample_steps", 50}, {"images", 9}});
+  CHECK(j["steps_per_second"].get<double>() == Approx(4.0 / 17).epsilon(1e-12));
+  CHECK(j["data_wait_fraction"].get<double>() == Approx(2.0 / 20).epsilon(1e-12));  // as they were at stop_clock()
+  CHECK(j["train_seconds_this_invocation"] == 20.0);
+  CHECK(j["resumed_at_step"] == 0);
+  CHECK(j["steps"] == 4);
+  CHECK(j["checkpoint"] == (dir / "checkpoints" / "c.pt").string());
+  CHECK(j["sample_steps"] == 50);
+  CHECK(j["settings"]["lr"] == "0.001");
+  CHECK(j["parameters"] == train::parameter_counts(model).first);
+  for (const auto& [name, weight] : terms) CHECK(j["loss_weights"][name] == weight);
+  CHECK(j["loss_weights"].size() == terms.size());
+  std::ifstream in(dir / "run.json");
+  CHECK(nlohmann::json::parse(in) == j);
+  CHECK(page().find("finished: 4 steps in " + io::duration_str(20)) != std::string::npos);
+  CHECK(page().find("href=\"run.json\"") != std::string::npos);
+
+  // A run stopped by a signal says so and how to go on; bad spans are refused in one line.
+  report::RunReport stopped(dir, trainer, log, ckpts, 4, 9, options);
+  stopped.stopped(6, SIGTERM);
+  CHECK(page().find("stopped by SIGTERM after step 6 (continue with --resume)") != std::string::npos);
+  CHECK_THROWS_WITH(report::RunReport(dir, trainer, log, ckpts, 5, 4, options),
+                    Catch::Contains("steps 5 to 4 are not a run"));
+  CHECK_THROWS_WITH(report::RunReport(dir, trainer, log, ckpts, 0, 4, report::RunReportOptions(options).min_interval(-1)),
+                    Catch::Contains("min_interval must be >= 0, got -1"));
 }
 
 TEST_CASE("an image grid puts image i at row i / cols, column i % cols, and says what it shows", "[report]") {

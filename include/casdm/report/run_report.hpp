@@ -1,0 +1,167 @@
+#pragma once
+// The record of a training run that a program keeps while it trains: the run's page, loss charts
+// and, at the end, run.json — everything write_run_folder() and run_json() show, gathered from the
+// trainer, its loss log and its checkpoint folder, with the run's clock kept here (steps/s counts
+// training time only: preview grids and the work after the last step are left out).
+//
+//   casdm::report::RunReport report(out, trainer, log, ckpts, first, steps,
+//       casdm::report::RunReportOptions().title("casdm-train: CasDM").preset("CasDM").data_source(set.source)
+//           .data_wait_seconds([&] { return loader.wait_seconds(); })
+//           .paused_seconds([&] { return previews.total_seconds(); }));
+//   report.training(first);                        // the page, at the start
+//   ... after a step: if (report.due()) report.training(step);
+//   report.stop_clock();                           // training is over
+//   report.finish(checkpoint, {{"sample_steps", 50}});  // run.json and the final page
+#include "casdm/io/files.hpp"
+#include "casdm/io/text.hpp"
+#include "casdm/report/run_page.hpp"
+#include "casdm/train/checkpoint.hpp"
+#include "casdm/train/loss_log.hpp"
+#include "casdm/train/stop.hpp"
+#include "casdm/train/trainer.hpp"
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/arg.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace casdm::report {
+
+struct RunReportOptions {
+  using Settings = std::map<std::string, std::string>;
+  TORCH_ARG(std::string, title);        // the page's title
+  TORCH_ARG(std::string, preset);       // the model's name on the page, the chart and run.json
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(std::string, data_source);  // where the training images come from
+  TORCH_ARG(Settings, settings);  // the run's settings, listed as given
+  TORCH_ARG(std::function<std::string(int64_t)>, caption);  // what the sample grid of a step shows
+  /// The time spent waiting for data so far, in seconds (empty: none): the page's "data wait".
+  TORCH_ARG(std::function<double()>, data_wait_seconds);
+  /// The time spent so far on work inside the run that is not training (preview grids), in seconds:
+  /// left out of steps/s.
+  TORCH_ARG(std::function<double()>, paused_seconds);
+  /// Seconds since any fixed start (empty: a steady clock started with the report).
+  TORCH_ARG(std::function<double()>, clock);
+  /// due(): seconds between two pages written at progress lines.
+  TORCH_ARG(double, min_interval) = 15;
+};
+
+/// Keeps the page of `trainer`'s run in `dir`, from step `first` (where this invocation starts)
+/// to step `last`; the trainer, loss log and checkpoint folder must outlive it.
+template <class Model>
+class RunReport {
+ public:
+  RunReport(std::filesystem::path dir, train::Trainer<Model>& trainer, const train::LossLog& log,
+            const train::CheckpointDir& checkpoints, int64_t first, int64_t last, RunReportOptions o = {})
+      : dir_(std::move(dir)), trainer_(trainer), log_(log), checkpoints_(checkpoints), first_(first), last_(last),
+        o_(std::move(o)) {
+    if (first < 0 || last < first)
+      throw std::invalid_argument(fmt::format("RunReport: steps {} to {} are not a run", first, last));
+    if (!(o_.min_interval() >= 0))
+      throw std::invalid_argument(fmt::format("RunReport: min_interval must be >= 0, got {}", o_.min_interval()));
+    if (!o_.clock()) {
+      const auto start = std::chrono::steady_clock::now();
+      o_.clock([start] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); });
+    }
+    start_ = o_.clock()();
+    std::tie(trained_, frozen_) = train::parameter_counts(trainer.model());
+  }
+
+  /// The run after step `step`, as the page shows it.
+  RunState state(int64_t step, std::string status, bool running) const {
+    const double elapsed = stopped_at_ ? *stopped_at_ : o_.clock()() - start_;
+    const double training = elapsed - (stopped_at_ ? paused_at_stop_ : paused());
+    const double wait = stopped_at_ ? wait_at_stop_ : waited();
+    RunState s;
+    s.title = o_.title();
+    s.status = std::move(status);
+    s.preset = o_.preset();
+    s.device = o_.device();
+    s.data_source = o_.data_source();
+    s.running = running;
+    s.step = step;
+    s.last = last_;
+    s.trained = trained_;
+    s.frozen = frozen_;
+    s.skipped = trainer_.skipped_steps();
+    s.threads = at::get_num_threads();
+    s.steps_per_second = training > 0 && step > first_ ? static_cast<double>(step - first_) / training : -1.0;
+    s.data_wait_fraction = wait / std::max(elapsed, 1e-9);
+    s.curves = &log_.curves();
+    s.series = log_.series();
+    s.loss_means = log_.tail_means(0.1);
+    s.checkpoints = checkpoints_.list();
+    s.settings = o_.settings();
+    s.caption = o_.caption();
+    return s;
+  }
+
+  /// Writes the page and loss charts of the run after step `step`.
+  void write(int64_t step, std::string status, bool running) {
+    write_run_folder(dir_, state(step, std::move(status), running));
+    written_at_ = o_.clock()();
+  }
+  /// The page of a run still training: "training: step <step> of <last>".
+  void training(int64_t step) { write(step, fmt::format("training: step {} of {}", step, last_), true); }
+  /// Whether min_interval seconds have passed since the page was last written (or since the start).
+  bool due() const { return o_.clock()() - (written_at_ ? *written_at_ : start_) >= o_.min_interval(); }
+
+  /// Training is over: the clock, the paused time and the data wait stop here; what comes after
+  /// (the last grid, the figures) counts neither in steps/s nor in the data wait.
+  void stop_clock() {
+    if (stopped_at_) return;
+    stopped_at_ = o_.clock()() - start_;
+    paused_at_stop_ = paused();
+    wait_at_stop_ = waited();
+  }
+  /// The page of a run stopped by `signal` after step `step`.
+  void stopped(int64_t step, int signal) {
+    stop_clock();
+    write(step, fmt::format("stopped by {} after step {} (continue with --resume)", train::StopSignals::name(signal), step),
+          false);
+  }
+
+  /// The end of the run: run.json (run_json() of the finished state with resumed_at_step,
+  /// checkpoint, train_seconds_this_invocation, loss_weights, then `extra`'s keys) and the final
+  /// page, which links it. Returns what run.json holds.
+  nlohmann::json finish(const std::filesystem::path& checkpoint, const nlohmann::json& extra = nlohmann::json::object()) {
+    stop_clock();
+    const auto s = state(last_, fmt::format("finished: {} steps in {} this invocation", last_,
+                                            io::duration_str(*stopped_at_)), false);
+    nlohmann::json own = {{"resumed_at_step", first_}, {"checkpoint", checkpoint.string()},
+                          {"train_seconds_this_invocation", *stopped_at_}};
+    for (const auto& [name, weight] : Model::Impl::losses_type::describe()) own["loss_weights"][name] = weight;
+    own.update(extra);
+    auto j = run_json(s, own);
+    io::write_atomic(dir_ / "run.json", j.dump(2) + "\n");
+    write_run_folder(dir_, s);
+    written_at_ = o_.clock()();
+    return j;
+  }
+
+ private:
+  double paused() const { return o_.paused_seconds() ? o_.paused_seconds()() : 0.0; }
+  double waited() const { return o_.data_wait_seconds() ? o_.data_wait_seconds()() : 0.0; }
+
+  std::filesystem::path dir_;
+  train::Trainer<Model>& trainer_;
+  const train::LossLog& log_;
+  const train::CheckpointDir& checkpoints_;
+  int64_t first_, last_, trained_ = 0, frozen_ = 0;
+  RunReportOptions o_;
+  double start_ = 0, paused_at_stop_ = 0, wait_at_stop_ = 0;
+  std::optional<double> stopped_at_, written_at_;
+};
+
+}  // namespace casdm::report
