@@ -124,8 +124,8 @@ int main(int argc, char** argv) {
     std::string scorer_name;
     casdm::report::Table table{title, "", false, n, bootstrap, std::min(grid, n), steps, {}, sampler_name};
     const std::string sampler_words = table.sampler_short();
-    casdm::examples::with_scorer(scorer_path, device, [&](auto& scorer) {
-      fid = casdm::examples::is_fid<std::decay_t<decltype(scorer)>>;
+    casdm::eval::with_scorer(scorer_path, device, [&](auto& scorer) {
+      fid = casdm::eval::is_fid_v<std::decay_t<decltype(scorer)>>;
       scorer_name = scorer.name();
       for (size_t i = 0; i < rows.size(); ++i) {
         const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
@@ -144,7 +144,9 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
             const auto t0 = std::chrono::steady_clock::now();
             const auto x = casdm::sampler::visit(sampler_name, [&](auto smp) {
-              return casdm::examples::draw<typename decltype(smp)::type>(denoiser, n, s, 0.0, batch, static_cast<uint64_t>(seed));
+              return casdm::eval::draw_samples<typename decltype(smp)::type>(
+                  denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
+                                   .seed(static_cast<uint64_t>(seed)).progress(casdm::eval::print_draw_progress()));
             });
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);

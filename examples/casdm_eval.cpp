@@ -11,7 +11,6 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
-#include "casdm/train/previews.hpp"  // cycling_labels
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,10 +29,11 @@ struct Args {
 };
 
 template <class Scorer>
-constexpr bool fid_scorer() { return casdm::examples::is_fid<Scorer>; }
+constexpr bool fid_scorer() { return casdm::eval::is_fid_v<Scorer>; }
 
 template <class Scorer, class Model>
-nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Scorer& scorer, const c10::Device& device) {
+nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, Scorer& scorer,
+                        const c10::Device& device) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto ref = casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device,
                                               a.batch);
@@ -42,16 +42,11 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
   denoiser->to(device);
-  at::Tensor labels;
   const int64_t K = c.options.num_classes();
-  if (!a.cls.empty()) {
-    if (K < 1) throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
-    const int64_t k = a.cls == "all" ? -1 : casdm::examples::parse_int(a.cls, "--class");
-    if (k >= K || k < -1) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
-    labels = k < 0 ? casdm::train::cycling_labels(a.n, K) : at::full({a.n}, k, at::kLong);
-  }
-  const auto samples = casdm::examples::draw(denoiser, a.n, a.steps, a.eta, a.batch, static_cast<uint64_t>(a.seed), labels,
-                                             a.guidance);
+  const auto samples = casdm::eval::draw_samples<casdm::sampler::DDIM<>>(
+      denoiser, a.n, casdm::eval::DrawOptions()
+                         .sample(casdm::SampleOptions().steps(a.steps).eta(a.eta).labels(labels).guidance(a.guidance))
+                         .batch(a.batch).seed(static_cast<uint64_t>(a.seed)).progress(casdm::eval::print_draw_progress()));
   const auto t2 = std::chrono::steady_clock::now();
   const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
   const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
@@ -78,7 +73,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, Sc
   j["reference_images"] = ref.n;
   j["reference_cached"] = ref.cached;
   j["data_fit"] = ref.fit;
-  constexpr bool fid = casdm::examples::is_fid<Scorer>;
+  constexpr bool fid = casdm::eval::is_fid_v<Scorer>;
   j[fid ? "fid" : "fd_domain"] = scores.fd;
   if (!std::isnan(scores.fd_std)) j[fid ? "fid_std" : "fd_domain_std"] = scores.fd_std, j["bootstrap"] = a.bootstrap;
   if (!std::isnan(scores.spatial_fd)) j["sfid"] = scores.spatial_fd;
@@ -128,12 +123,14 @@ int main(int argc, char** argv) {
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(fmt::format("{} names no preset (not written by casdm-train?)", path.string()));
+    // Refused before the scorer and the data set are read: --class against the checkpoint's classes.
+    const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
     nlohmann::json j;
-    casdm::examples::with_scorer(a.scorer, device, [&](auto& scorer) {
+    casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {
       casdm::presets::visit(preset, [&](auto type) {
         using P = typename decltype(type)::type;
-        j = evaluate<std::decay_t<decltype(scorer)>, P>(a, c, scorer, device);
+        j = evaluate<std::decay_t<decltype(scorer)>, P>(a, c, labels, scorer, device);
       });
     });
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");

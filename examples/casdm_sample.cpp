@@ -11,7 +11,7 @@
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
 #include "casdm/sampler/registry.hpp"
-#include "casdm/train/previews.hpp"  // cycling_labels
+#include "casdm/eval/draw.hpp"
 #include "casdm/train/trainer.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "program.hpp"
@@ -41,34 +41,16 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), &weights);
   denoiser->to(device);
   denoiser->precision(casdm::examples::precision_type(a.precision, device));
-  torch::manual_seed(static_cast<uint64_t>(a.seed));
   auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   // Class labels of a class-conditional checkpoint: one class, or every class in turn.
-  const int64_t K = c.options.num_classes();
-  at::Tensor labels;
-  if (!a.cls.empty()) {
-    if (K < 1)
-      throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", c.path.string()));
-    if (a.cls == "all") {
-      labels = casdm::train::cycling_labels(a.n, K);
-    } else {
-      const int64_t k = casdm::examples::parse_int(a.cls, "--class");
-      if (k < 0 || k >= K) throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, K, K - 1));
-      labels = at::full({a.n}, k, at::kLong);
-    }
-  } else if (a.guidance != 0) {
-    throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
-  }
+  const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
+  if (!labels.defined() && a.guidance != 0) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
+  so.labels(labels);
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<at::Tensor> parts;
-  for (int64_t done = 0; done < a.n; done += a.batch) {
-    const int64_t m = std::min(a.batch, a.n - done);
-    if (labels.defined()) so.labels(labels.slice(0, done, done + m));
-    parts.push_back(casdm::sample<Sampler>(denoiser, m, so).cpu());
-    fmt::print(stderr, "sampled {}/{}\n", done + parts.back().size(0), a.n);
-  }
-  auto x = at::cat(parts);
+  const auto x = casdm::eval::draw_samples<Sampler>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
+                                                                      .seed(static_cast<uint64_t>(a.seed))
+                                                                      .progress(casdm::eval::print_draw_progress()));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::report::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
                               fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,

@@ -4,6 +4,7 @@
 // loading a trained denoiser (casdm::train::load_denoiser) are library calls.
 #include "casdm/presets.hpp"
 #include "casdm/io/files.hpp"
+#include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <fmt/format.h>
@@ -121,6 +122,19 @@ inline int64_t parse_int(const std::string& s, const char* option) {
   if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size())
     throw std::runtime_error(fmt::format("{}: expected an integer or 'all', got '{}'", option, s));
   return v;
+}
+
+/// The labels --class asks of a model of `classes` classes (0: unconditional) for n samples:
+/// none for "", class i % K for sample i for "all", else one class k in [0, K) for every sample.
+inline at::Tensor class_labels(const std::string& cls, int64_t n, int64_t classes, const std::filesystem::path& checkpoint) {
+  if (cls.empty()) return {};
+  if (classes < 1)
+    throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", checkpoint.string()));
+  if (cls == "all") return train::cycling_labels(n, classes);
+  const int64_t k = parse_int(cls, "--class");
+  if (k < 0 || k >= classes)
+    throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, classes, classes - 1));
+  return at::full({n}, k, at::kLong);
 }
 
 /// Range checks for options, with messages in the program's words ("--steps: must be an integer

@@ -114,6 +114,10 @@ assert c['casdm.options.num_classes'] == '10' and c['casdm.options.label_dropout
     refuse "--class: expected an integer or 'all', got 'shirt'" "$BIN/casdm-sample" --checkpoint "$R/run" --class shirt --out "$W/o"
     refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-sample" --checkpoint "$R/plain" --class 1 --out "$W/o"
     refuse "--guidance: needs --class" "$BIN/casdm-sample" --checkpoint "$R/run" --guidance 1 --out "$W/o"
+    refuse "--class -1: the model has 10 classes (0 to 9)" "$BIN/casdm-sample" --checkpoint "$R/run" --class -1 --out "$W/o"
+    # casdm-eval: the same words, before the scorer or the data set is read (neither exists here).
+    refuse "--class -1: the model has 10 classes (0 to 9)" "$BIN/casdm-eval" --checkpoint "$R/run" --class -1 --scorer "$W/none/small_vgg.pt"
+    refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-eval" --checkpoint "$R/plain" --class all --scorer "$W/none/small_vgg.pt"
     refuse "--label-dropout: only with --class-cond" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --label-dropout 0.3 --out "$W/o"
     mkdir -p "$R/flat" && "$PY" -c "
 import sys; from PIL import Image

@@ -408,6 +408,7 @@ TEST_CASE("tools/export_weights.py writes files that every metric network loads 
 }
 
 // Scores: feature statistics, the Fréchet distance, the Inception Score.
+#include "casdm/eval/scorers.hpp"
 #include "casdm/eval/scores.hpp"
 
 TEST_CASE("feature statistics and the Fréchet distance equal numpy's and scipy's", "[eval]") {
@@ -498,6 +499,58 @@ TEST_CASE("cached statistics are used only for the key they were made for", "[ev
   CHECK(!eval::load_stats(dir / "stats.pt", "inception|fashion-mnist|32").has_value());
   CHECK(!eval::load_stats(dir / "absent.pt", "x").has_value());
   CHECK_THROWS_WITH(eval::load_stats(lpips_dir() / "lpips_linear.pt", "x"), Catch::Contains("is not a casdm statistics file"));
+}
+
+namespace {
+// A scorer whose features are known: pool = the image's mean and its top-left pixel, probs from
+// them; it counts the images it saw.
+struct PixelScorer {
+  int64_t seen = 0;
+  std::string key() const { return "pixels:1"; }
+  eval::ScoreFeatures operator()(const at::Tensor& x) {
+    seen += x.size(0);
+    auto pool = at::stack({x.mean({1, 2, 3}), x.select(1, 0).select(1, 0).select(1, 0)}, 1);
+    return {pool, at::Tensor(), at::softmax(pool, 1)};
+  }
+};
+}  // namespace
+
+TEST_CASE("image_stats gathers batch by batch what one pass over the features gives, and the reference is cached by key", "[eval]") {
+  const auto dir = test::scratch("reference-stats");
+  std::filesystem::remove(dir / "ref.pt");
+  auto images = at::randint(0, 256, {23, 1, 4, 4}, at::kByte);
+  const auto x = images.to(at::kDouble) / 127.5 - 1;  // the scorer's input, in float64
+  const auto features = at::stack({x.mean({1, 2, 3}), x.select(1, 0).select(1, 0).select(1, 0)}, 1);
+  const auto want = eval::statistics(features);
+  PixelScorer scorer;
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  const auto first = eval::reference_stats(scorer, images, "toy|23", dir / "ref.pt", at::kCPU, 5,
+                                           [&](int64_t d, int64_t t) { calls.emplace_back(d, t); });
+  CHECK(!first.cached);
+  CHECK(scorer.seen == 23);
+  CHECK(calls == std::vector<std::pair<int64_t, int64_t>>{{5, 23}, {10, 23}, {15, 23}, {20, 23}, {23, 23}});
+  CHECK(first.stats.pool.count == 23);
+  CHECK(at::allclose(first.stats.pool.mu.to(at::kDouble), want.mu, 1e-6, 1e-6));
+  CHECK(at::allclose(first.stats.pool.sigma.to(at::kDouble), want.sigma, 1e-6, 1e-6));
+  CHECK(first.stats.probs.sizes() == at::IntArrayRef({23, 2}));
+  // The same key: read back, nothing scored; another key (other data): scored again and kept.
+  const auto again = eval::reference_stats(scorer, images, "toy|23", dir / "ref.pt", at::kCPU, 5);
+  CHECK(again.cached);
+  CHECK(scorer.seen == 23);
+  CHECK(at::equal(again.stats.pool.mu, first.stats.pool.mu));
+  CHECK(at::equal(again.stats.pool.sigma, first.stats.pool.sigma));
+  const auto other = eval::reference_stats(scorer, images.slice(0, 0, 10), "toy|10", dir / "ref.pt", at::kCPU, 5);
+  CHECK(!other.cached);
+  CHECK(scorer.seen == 33);
+  CHECK(other.stats.pool.count == 10);
+  CHECK(eval::reference_stats(scorer, images.slice(0, 0, 10), "toy|10", dir / "ref.pt", at::kCPU, 5).cached);
+  CHECK(!eval::load_reference(dir / "ref.pt", "pixels:1|toy|23").has_value());  // the cache holds the latest key
+  CHECK_THROWS_WITH(eval::reference_stats(scorer, images, "toy|23", lpips_dir() / "lpips_linear.pt", at::kCPU),
+                    Catch::Contains("is not a casdm statistics file"));
+  CHECK_THROWS_WITH(eval::with_scorer("weights/fid.pt", at::kCPU, [](auto&) {}),
+                    Catch::Contains("scorer weights weights/fid.pt: expected a file named inception_fid.pt or small_vgg.pt"));
+  CHECK(eval::is_fid_v<eval::FIDInception>);
+  CHECK(!eval::is_fid_v<eval::DomainScorer>);
 }
 
 TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuses replaced weight files", "[metric][checkpoint]") {

@@ -4,6 +4,7 @@
 #include <torch/optim/adamw.h>
 
 #include "casdm/casdm.hpp"
+#include "casdm/eval/draw.hpp"
 #include "casdm/train/profile.hpp"
 #include "../bench/main_job_options.hpp"
 #include "support.hpp"
@@ -627,6 +628,53 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   // Every topology takes labels; the labelled objective reaches θ and φ through their embeddings.
   presets::DDPM_V v(tiny_options().num_classes(2));
   CHECK(v->training_losses_labelled(at::zeros({2, 1, 8, 8}), at::tensor(std::vector<int64_t>{0, 1})).total.isfinite().item<bool>());
+}
+
+TEST_CASE("draw_samples: batches after one seed, each taking its rows of the labels and the noise", "[sampler][eval]") {
+  torch::manual_seed(5);
+  presets::CasDM m(tiny_options().num_classes(3));
+  test::perturb(*m, 0.2);
+  auto d = m->denoiser();
+  const auto labels = at::tensor(std::vector<int64_t>{0, 1, 2, 0, 1});
+  std::vector<int64_t> done;
+  // DDIM with eta 1 draws at every step: the seed and the order of the batches show in the result.
+  const auto so = SampleOptions().steps(3).eta(1.0).labels(labels).guidance(1);
+  const auto x = eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(so).batch(2).seed(7).progress(
+      [&](int64_t k, int64_t n, double secs) {
+        done.push_back(k);
+        CHECK(n == 5);
+        CHECK(secs >= 0);
+      }));
+  CHECK(done == std::vector<int64_t>{2, 4, 5});
+  torch::manual_seed(7);
+  std::vector<at::Tensor> parts;
+  for (const auto& [a, b] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 4}, {4, 5}})
+    parts.push_back(casdm::sample<sampler::DDIM<>>(d, b - a, SampleOptions(so).labels(labels.slice(0, a, b))));
+  CHECK(at::equal(x, at::cat(parts)));
+  CHECK(x.device().is_cpu());
+  // With the noise given and a deterministic sampler, the batch size does not matter.
+  const auto noisy = SampleOptions().steps(3).noise(at::randn({5, 1, 8, 8})).labels(labels);
+  const auto by5 = eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(noisy).batch(5).seed(1));
+  CHECK(at::equal(by5, casdm::sample<sampler::DDIM<>>(d, 5, noisy)));
+  CHECK(test::max_abs_diff(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(noisy).batch(2).seed(2)), by5) < 1e-5);
+  // The progress line.
+  std::FILE* f = std::tmpfile();
+  eval::print_draw_progress(f)(2, 5, 4.0);
+  std::rewind(f);
+  char line[200] = {};
+  CHECK(std::fgets(line, sizeof line, f) != nullptr);
+  std::fclose(f);
+  CHECK(std::string(line) == "sampled 2/5  0.5 images/s  ETA " + io::duration_str(6.0) + "\n");
+  // Refusals, in one line.
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 0), Catch::Contains("draw_samples: n must be >= 1, got 0"));
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().batch(0)),
+                    Catch::Contains("draw_samples: batch must be >= 1, got 0"));
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(SampleOptions().labels(labels.slice(0, 0, 3)))),
+                    Catch::Contains("draw_samples: labels for 5 samples must have 5 rows, got shape"));
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 4, eval::DrawOptions().sample(noisy)),
+                    Catch::Contains("draw_samples: labels for 4 samples must have 4 rows"));
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(SampleOptions().noise(at::randn({4, 1, 8, 8})))),
+                    Catch::Contains("draw_samples: noise for 5 samples must have 5 rows"));
 }
 
 TEST_CASE("class-conditional options survive their string form and unconditional ones keep the keys of before", "[options][classes]") {

@@ -24,6 +24,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 namespace casdm::eval {
 
@@ -161,6 +162,48 @@ inline std::optional<ImageStats> load_reference(const std::filesystem::path& pat
   r.pool = {f.tensors.at("mu"), f.tensors.at("sigma"), n};
   if (f.tensors.count("mu_s")) r.spatial = {f.tensors.at("mu_s"), f.tensors.at("sigma_s"), n};
   return r;
+}
+
+/// Reference statistics and whether they came from the cache.
+struct Reference {
+  ImageStats stats;
+  bool cached = false;
+};
+
+/// The statistics of `images` (a data set: uint8, or float in [−1, 1]) under `scorer`, read from
+/// `cache` when it holds them for the key "<scorer.key()>|<data_key>" — `data_key` names the images
+/// (their source, count, side, fitting) — and otherwise computed and written there.
+template <class Scorer>
+Reference reference_stats(Scorer& scorer, const at::Tensor& images, const std::string& data_key,
+                          const std::filesystem::path& cache, const c10::Device& device, int64_t batch = 100,
+                          const std::function<void(int64_t, int64_t)>& progress = {}) {
+  const std::string key = fmt::format("{}|{}", scorer.key(), data_key);
+  if (auto cached = load_reference(cache, key)) return {*cached, true};
+  Reference r{image_stats(scorer, images, device, batch, progress), false};
+  save_reference(r.stats, cache, key);
+  return r;
+}
+
+template <class Scorer>
+constexpr bool is_fid_v = std::is_same_v<Scorer, FIDInception>;
+
+/// Calls f(scorer) with the scorer a weights file names, on `device`: inception_fid.pt
+/// (FIDInception) or small_vgg.pt (DomainScorer).
+template <class F>
+void with_scorer(const std::filesystem::path& weights, const c10::Device& device, F&& f) {
+  const auto file = weights.filename().string();
+  if (file == "small_vgg.pt") {
+    DomainScorer s(weights);
+    s.to(device);
+    f(s);
+  } else if (file == "inception_fid.pt") {
+    FIDInception s(weights);
+    s.to(device);
+    f(s);
+  } else {
+    throw std::invalid_argument(fmt::format("scorer weights {}: expected a file named inception_fid.pt or small_vgg.pt",
+                                            weights.string()));
+  }
 }
 
 }  // namespace casdm::eval

@@ -1,0 +1,72 @@
+#pragma once
+// The samples an evaluation scores: n images from a trained denoiser, drawn in batches of a fixed
+// size from a fixed seed, gathered on the CPU (a large n never sits on the device at once).
+//
+//   auto x = casdm::eval::draw_samples<casdm::sampler::DDIM<>>(denoiser, 1000,
+//       casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(50)).batch(100).seed(0));
+//
+// Labels and starting noise, where given, hold one row per sample (all n); each batch takes its
+// rows. With the noise given and a deterministic sampler, the samples do not depend on the batch.
+#include "casdm/denoiser.hpp"
+#include "casdm/io/text.hpp"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/arg.h>
+#include <ATen/Context.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <vector>
+
+namespace casdm::eval {
+
+struct DrawOptions {
+  /// The sampler's options (steps, eta, clipping, guidance; labels and noise for all n samples).
+  TORCH_ARG(SampleOptions, sample);
+  /// Images per sampler call.
+  TORCH_ARG(int64_t, batch) = 100;
+  /// The default generators are seeded with this before the first batch.
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// Called after each batch with (samples done, n, seconds since the start).
+  TORCH_ARG(std::function<void(int64_t, int64_t, double)>, progress);
+};
+
+/// A progress callback for DrawOptions: "sampled 300/1000  41.2 images/s  ETA 17 s" on stderr.
+inline std::function<void(int64_t, int64_t, double)> print_draw_progress(std::FILE* out = stderr) {
+  return [out](int64_t done, int64_t n, double s) {
+    fmt::print(out, "sampled {}/{}  {:.1f} images/s  ETA {}\n", done, n, static_cast<double>(done) / s,
+               io::duration_str(s / static_cast<double>(done) * static_cast<double>(n - done)));
+  };
+}
+
+/// n samples in [−1, 1] from `denoiser` with sampler Smp, on the CPU, in batches of o.batch().
+template <class Smp, class Denoiser>
+at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}) {
+  if (n < 1) throw std::invalid_argument(fmt::format("draw_samples: n must be >= 1, got {}", n));
+  if (o.batch() < 1) throw std::invalid_argument(fmt::format("draw_samples: batch must be >= 1, got {}", o.batch()));
+  const auto& all = o.sample();
+  for (const auto& [what, t] : {std::pair{"labels", all.labels()}, std::pair{"noise", all.noise()}})
+    if (t.defined() && (t.dim() < 1 || t.size(0) != n))
+      throw std::invalid_argument(fmt::format("draw_samples: {} for {} samples must have {} rows, got shape {}", what, n,
+                                              n, io::shape_str(t.sizes())));
+  at::manual_seed(o.seed());  // the CPU generator and every CUDA device's
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> parts;
+  for (int64_t done = 0; done < n;) {
+    const int64_t m = std::min(o.batch(), n - done);
+    auto so = all;
+    if (all.labels().defined()) so.labels(all.labels().slice(0, done, done + m));
+    if (all.noise().defined()) so.noise(all.noise().slice(0, done, done + m));
+    parts.push_back(casdm::sample<Smp>(denoiser, m, so).cpu());
+    done += m;
+    if (o.progress())
+      o.progress()(done, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return parts.size() == 1 ? parts.front() : at::cat(parts);
+}
+
+}  // namespace casdm::eval
