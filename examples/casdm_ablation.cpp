@@ -62,18 +62,18 @@ int main(int argc, char** argv) {
   app.add_option("--sampler", sampler_name, "the sampler of every cell: ddim (eta 0), dpmpp2m, euler, heun or ancestral")
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
-  app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(CLI::Range(int64_t{10}, int64_t{1} << 40));
+  app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(casdm::examples::in_range<int64_t>(10, int64_t{1} << 40));
   app.add_option("--out", out, "output folder")->required();
   app.add_option("--title", title, "the table's title")->capture_default_str();
   app.add_option("--data", ref_spec.data, "the data set the reference statistics are of")->capture_default_str();
   app.add_option("--ref-n", ref_spec.n, "reference images (0: the whole training split)")->capture_default_str();
   app.add_option("--stats", ref_spec.stats, "reference statistics cache (default: beside the scorer)");
-  app.add_option("--batch", batch, "images per pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "seed of the sampling noise (the same for every cell)")->capture_default_str();
-  app.add_option("--grid", grid, "images in each row's grid")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch, "images per pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--seed", seed, "seed of the sampling noise (the same for every cell)")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
+  app.add_option("--grid", grid, "images in each row's grid")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--bootstrap", bootstrap, "resamples for the distance's spread (0: none)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(casdm::examples::at_least<int64_t>(0));
   app.add_flag("--redraw", redraw, "only rewrite OUT's table.md/.html and charts from its table.json (no sampling)");
   casdm::examples::add_machine_options(app, threads, device_name);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-ablation"); rc >= 0) return rc;

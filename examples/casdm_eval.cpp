@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", a.checkpoint, "checkpoint file, or a casdm-train output folder (newest checkpoint)")
       ->required();
   app.add_option("--scorer", a.scorer, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
-  app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
+  app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
   app.add_option("--steps", a.steps, "DDIM steps (0: the preset's default)")->capture_default_str();
   app.add_option("--eta", a.eta, "DDIM eta")->capture_default_str();
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
@@ -100,12 +100,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pad", "resize"}));
   app.add_option("--ref-n", a.ref_n, "reference images (0: the whole training split)")->capture_default_str();
   app.add_option("--stats", a.stats, "reference statistics cache (default: reference-stats.pt beside the scorer)");
-  app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", a.batch, "images per pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--batch", a.batch, "images per pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--bootstrap", a.bootstrap, "resamples for the distance's spread (0: none)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str();
+      ->check(casdm::examples::at_least<int64_t>(0));
+  app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K)");
   app.add_option("--guidance", a.guidance, "classifier-free guidance scale (needs --class)")->capture_default_str()
       ->check(casdm::examples::in_range<double>(0, 1e6));

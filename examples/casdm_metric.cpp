@@ -30,15 +30,15 @@ int main(int argc, char** argv) {
   app.add_option("--data-format", format, "auto, idx or cifar10")->capture_default_str()
       ->check(CLI::IsMember({"auto", "idx", "cifar10"}));
   app.add_option("--out", out, "output folder (becomes casdm-train's --feature-weights)")->required();
-  app.add_option("--steps", steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", batch, "images per step")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "training steps")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--batch", batch, "images per step")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--image-size", image_size, "side the images are resized to (casdm-train's --feature-size)")
-      ->capture_default_str()->check(CLI::Range(4, 4096));
+      ->capture_default_str()->check(casdm::examples::in_range<int64_t>(4, 4096));
   app.add_option("--widths", widths, "channels of each stage")->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->delimiter(',');
   app.add_option("--lr", lr, "AdamW learning rate")->capture_default_str();
   app.add_flag("--no-hflip", no_hflip, "no random horizontal flips");
-  app.add_option("--seed", seed, "seed of weights and batches")->capture_default_str();
+  app.add_option("--seed", seed, "seed of weights and batches")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   casdm::examples::add_machine_options(app, threads, device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-metric"); rc >= 0) return rc;
   try {

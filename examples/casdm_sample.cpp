@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", a.checkpoint, "checkpoint file, or a casdm-train output folder (newest checkpoint)")
       ->required();
   app.add_option("--out", a.out, "output folder")->capture_default_str();
-  app.add_option("-n,--n", a.n, "images to draw")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("-n,--n", a.n, "images to draw")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--sampler", a.sampler, "ddim, ancestral, dpmpp2m (DPM-Solver++(2M)), euler or heun (Karras et al.)")
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default: DDIM 100, ancestral 1000, dpmpp2m 20, "
@@ -95,9 +95,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(casdm::examples::in_range<double>(0, 1e6));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
-  app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str();
+  app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--precision", a.precision, "fp32, or bf16 (the networks under autocast)")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   casdm::examples::add_machine_options(app, a.threads, a.device);

@@ -264,11 +264,12 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check() {  # check STATUS "message" args...
       local want=$1 expect=$2; shift 2
       local out rc
-      out=$("$BIN/casdm-train" "$@" --out "$W/o" 2>&1); rc=$?
+      local prog=${PROG:-casdm-train}  # PROG=casdm-sample check ...: another program's options
+      out=$("$BIN/$prog" "$@" --out "$W/o" 2>&1); rc=$?
       echo "$out"
-      [ "$rc" -eq "$want" ] || fail "$*: exit status $rc, expected $want"
-      grep -qF -- "$expect" <<<"$out" || fail "$*: message lacks: $expect"
-      [ "$(grep -c "^casdm-train:" <<<"$out")" -eq 1 ] || fail "$*: not one error line"
+      [ "$rc" -eq "$want" ] || fail "$prog $*: exit status $rc, expected $want"
+      grep -qF -- "$expect" <<<"$out" || fail "$prog $*: message lacks: $expect"
+      [ "$(grep -c "^$prog:" <<<"$out")" -eq 1 ] || fail "$prog $*: not one error line"
       ! grep -qE "Exception raised from|frame #|terminate called|[0-9]{40}" <<<"$out" || fail "$*: backtrace or long number"
       ! find "$W" -name 'ckpt-*' -o -name 'losses.csv' | grep -q . || fail "$*: files written"
     }
@@ -291,7 +292,19 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check 2 "--precision: fp64 not in {fp32,bf16,fp16}" --precision fp64
     check 1 "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)" "${TINY[@]}" --precision fp16
     check 1 "--batch 5 does not divide among 2 ranks" "${TINY[@]}" --batch 5 --nproc-per-node 2
-    check 2 "--nproc-per-node: must be an integer in [1, 1024], got '0'" --nproc-per-node 0 ;;
+    check 2 "--nproc-per-node: must be an integer in [1, 1024], got '0'" --nproc-per-node 0
+    # The other programs' counts and seeds: the same words (CLI11's own checks printed 1.8e308 in full).
+    PROG=casdm-sample check 2 "--n: must be an integer >= 1, got '0'" --checkpoint "$W/none" -n 0
+    PROG=casdm-sample check 2 "--batch: must be an integer >= 1, got '0'" --checkpoint "$W/none" --batch 0
+    PROG=casdm-sample check 2 "--columns: must be an integer >= 1, got '0'" --checkpoint "$W/none" --columns 0
+    PROG=casdm-sample check 2 "--seed: must be an integer >= 0, got '-5'" --checkpoint "$W/none" --seed -5
+    PROG=casdm-eval check 2 "--n: must be an integer in [2, 1099511627776], got '1'" --checkpoint "$W/none" --scorer x -n 1
+    PROG=casdm-eval check 2 "--splits: must be an integer >= 1, got '0'" --checkpoint "$W/none" --scorer x --splits 0
+    PROG=casdm-eval check 2 "--bootstrap: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --bootstrap -1
+    PROG=casdm-ablation check 2 "--grid: must be an integer >= 1, got '0'" --grid 0
+    PROG=casdm-ablation check 2 "--seed: must be an integer >= 0, got '-1'" --seed -1
+    PROG=casdm-metric check 2 "--steps: must be an integer >= 1, got '0'" --steps 0
+    PROG=casdm-metric check 2 "--image-size: must be an integer in [4, 4096], got '2'" --image-size 2 ;;
   lpips)  # an LPIPS preset end to end on random VGG16/LPIPS weights; without weights: refused
     "$PY" "$HERE/../tests/reference/lpips_ref.py" "$W" > /dev/null || fail "making weights"
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_LPIPS --feature-weights "$W" --feature-size 32 \
