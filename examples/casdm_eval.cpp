@@ -90,15 +90,17 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--scorer", a.scorer, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
   app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
-  app.add_option("--steps", a.steps, "DDIM steps (0: the preset's default)")->capture_default_str();
-  app.add_option("--eta", a.eta, "DDIM eta")->capture_default_str();
+  app.add_option("--steps", a.steps, "DDIM steps (0: DDIM's default, 100, or T if less)")->capture_default_str()
+      ->check(casdm::examples::at_least<int64_t>(0));
+  app.add_option("--eta", a.eta, "DDIM eta")->capture_default_str()->check(casdm::examples::at_least<double>(0));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
   app.add_option("--data-format", a.data_format, "auto, idx, cifar10 or images")->capture_default_str();
   app.add_option("--fit", a.fit, "pad or resize data of another side (default: the run's --fit)")
       ->check(CLI::IsMember({"pad", "resize"}));
-  app.add_option("--ref-n", a.ref_n, "reference images (0: the whole training split)")->capture_default_str();
+  app.add_option("--ref-n", a.ref_n, "reference images (0: the whole training split)")->capture_default_str()
+      ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--stats", a.stats, "reference statistics cache (default: reference-stats.pt beside the scorer)");
   app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--batch", a.batch, "images per pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
@@ -123,8 +125,11 @@ int main(int argc, char** argv) {
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(fmt::format("{} names no preset (not written by casdm-train?)", path.string()));
-    // Refused before the scorer and the data set are read: --class against the checkpoint's classes.
+    // Refused before the scorer and the data set are read: --class and --steps against the checkpoint's model.
     const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
+    const int64_t T = c.options.diffusion_steps();
+    if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
+    a.steps = a.steps > 0 ? a.steps : std::min(casdm::sampler::DDIM<>::default_steps, T);  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
     nlohmann::json j;
     casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {

@@ -118,6 +118,7 @@ assert c['casdm.options.num_classes'] == '10' and c['casdm.options.label_dropout
     # casdm-eval: the same words, before the scorer or the data set is read (neither exists here).
     refuse "--class -1: the model has 10 classes (0 to 9)" "$BIN/casdm-eval" --checkpoint "$R/run" --class -1 --scorer "$W/none/small_vgg.pt"
     refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-eval" --checkpoint "$R/plain" --class all --scorer "$W/none/small_vgg.pt"
+    refuse "--steps 5000 exceeds the checkpoint's T = 20" "$BIN/casdm-eval" --checkpoint "$R/plain" --steps 5000 --scorer "$W/none/small_vgg.pt"
     refuse "--label-dropout: only with --class-cond" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --label-dropout 0.3 --out "$W/o"
     mkdir -p "$R/flat" && "$PY" -c "
 import sys; from PIL import Image
@@ -301,6 +302,10 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     PROG=casdm-eval check 2 "--n: must be an integer in [2, 1099511627776], got '1'" --checkpoint "$W/none" --scorer x -n 1
     PROG=casdm-eval check 2 "--splits: must be an integer >= 1, got '0'" --checkpoint "$W/none" --scorer x --splits 0
     PROG=casdm-eval check 2 "--bootstrap: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --bootstrap -1
+    PROG=casdm-eval check 2 "--ref-n: must be an integer >= 0, got '-3'" --checkpoint "$W/none" --scorer x --ref-n -3
+    PROG=casdm-eval check 2 "--eta: must be a number >= 0, got '-2'" --checkpoint "$W/none" --scorer x --eta -2
+    PROG=casdm-eval check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --steps -1
+    PROG=casdm-sample check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --steps -1
     PROG=casdm-ablation check 2 "--grid: must be an integer >= 1, got '0'" --grid 0
     PROG=casdm-ablation check 2 "--seed: must be an integer >= 0, got '-1'" --seed -1
     PROG=casdm-metric check 2 "--steps: must be an integer >= 1, got '0'" --steps 0
@@ -354,6 +359,7 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
         --threads 1)
     "${ev[@]}" --out "$W/e1.json" > /dev/null || fail "first evaluation"
     "${ev[@]}" --out "$W/e2.json" --bootstrap 20 > /dev/null || fail "second evaluation"
+    "${ev[@]}" --out "$W/e3.json" --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at DDIM's default steps"
     [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
     "$PY" -c "
 import json, sys
@@ -363,7 +369,8 @@ assert a['fd_domain'] == b['fd_domain'] and a['fd_domain'] > 0, (a['fd_domain'],
 assert a['n'] == 20 and a['reference_images'] == 200 and a['data_fit'] == 'resize' and a['step'] == 2, a
 assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), a
 assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] == 20, b
-" "$W/e1.json" "$W/e2.json" || fail "evaluation JSON"
+assert a['sampler']['steps'] == 2 and json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM's 100, at most T
+" "$W/e1.json" "$W/e2.json" "$W/e3.json" || fail "evaluation JSON"
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
