@@ -93,10 +93,16 @@ int main(int argc, char** argv) {
         throw std::runtime_error("--row " + r + ": expected LABEL=CHECKPOINT");
       if (r.find_first_of("/\\:") < eq || r.front() == '.')  // the label names the row's grid file
         throw std::runtime_error("--row " + r + ": a label is a file name (no '/', '\\' or ':', not starting with '.')");
-      rows.push_back({r.substr(0, eq), casdm::train::resolve_checkpoint(r.substr(eq + 1)).string(), "", "", 0, {}});
+      const auto label = r.substr(0, eq);
+      for (const auto& before : rows)  // one grid file and one line of the table per label
+        if (before.label == label) throw std::runtime_error(fmt::format("--row {}: the label {} names two rows", r, label));
+      rows.push_back({label, casdm::train::resolve_checkpoint(r.substr(eq + 1)).string(), "", "", 0, {}});
     }
-    for (auto s : steps)
-      if (s < 1) throw std::runtime_error("--steps: every entry must be at least 1");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (steps[i] < 1) throw std::runtime_error("--steps: every entry must be at least 1");
+      if (std::find(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(i), steps[i]) != steps.begin() + static_cast<std::ptrdiff_t>(i))
+        throw std::runtime_error(fmt::format("--steps: {} is given twice", steps[i]));
+    }
     // Every checkpoint is read (and refused) before any sampling starts.
     std::vector<casdm::train::CheckpointInfo> infos;
     for (auto& r : rows) {

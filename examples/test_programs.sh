@@ -431,6 +431,8 @@ assert j['bootstrap'] == 50, j
     refuse "is not a cells file of casdm-ablation" "${ab[@]}" --steps 2 --out "$W/t"
     refuse "--bootstrap: 0 (none) or at least 2" "${ab[@]}" --steps 2 --bootstrap 1 --out "$W/o"
     refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
+    refuse "--row eps=$R/CasDM: the label eps names two rows" "${ab[@]}" --row "eps=$R/CasDM" --steps 2 --out "$W/o"
+    refuse "--steps: 2 is given twice" "${ab[@]}" --steps 2 3 2 --out "$W/o"
     refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
     refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;
   tables)  # scripts/tables.sh 4 at a tiny size; a row stopped part-way continues from its checkpoint, scored cells are kept
