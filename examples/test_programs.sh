@@ -293,6 +293,7 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check 2 "--precision: fp64 not in {fp32,bf16,fp16}" --precision fp64
     check 1 "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)" "${TINY[@]}" --precision fp16
     check 1 "--batch 5 does not divide among 2 ranks" "${TINY[@]}" --batch 5 --nproc-per-node 2
+    check 1 "ema_rates: 0.5 is given twice (one EMA copy per rate)" "${TINY[@]}" --ema 0.5 0.9 0.5
     check 2 "--nproc-per-node: must be an integer in [1, 1024], got '0'" --nproc-per-node 0
     # The other programs' counts and seeds: the same words (CLI11's own checks printed 1.8e308 in full).
     PROG=casdm-sample check 2 "--n: must be an integer >= 1, got '0'" --checkpoint "$W/none" -n 0

@@ -398,6 +398,17 @@ TEST_CASE("a step with a non-finite loss changes nothing, and K in a row stop th
                     Catch::Contains("max_nonfinite_steps must be >= 1"));
 }
 
+TEST_CASE("the trainer refuses options that make no sense, in one line", "[trainer]") {
+  presets::DDPM_Eps m(test::tiny_options());
+  using T = train::Trainer<presets::DDPM_Eps>;
+  CHECK_THROWS_WITH(T(m, train::TrainerOptions().micro_batch(-1)), Catch::Contains("micro_batch must be >= 0, got -1"));
+  CHECK_THROWS_WITH(T(m, train::TrainerOptions().grad_clip(-0.5)), Catch::Contains("grad_clip must be >= 0 (0: off), got -0.5"));
+  CHECK_THROWS_WITH(T(m, train::TrainerOptions().ema_rates({0.9, 0.99, 0.9})),
+                    Catch::Contains("ema_rates: 0.9 is given twice (one EMA copy per rate)"));
+  CHECK_THROWS_WITH(T(m, train::TrainerOptions().ema_rates({1.0})), Catch::Contains("EMA rate must be in [0, 1), got 1"));
+  CHECK_NOTHROW(T(m, train::TrainerOptions().ema_rates({0.9, 0.99})));
+}
+
 TEST_CASE("non-finite weights are never written to a checkpoint, and a checkpoint holding them is refused", "[trainer][nonfinite]") {
   const auto dir = test::scratch("nonfinite-ckpt");
   fs::remove_all(dir);

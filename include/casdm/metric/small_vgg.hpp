@@ -14,6 +14,7 @@
 //   casdm::metric::save_small_vgg(r.net, "weights/small_vgg.pt", {{"accuracy", "0.91"}});
 //   auto net = casdm::metric::load_small_vgg("weights/small_vgg.pt");     // architecture from the file
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include "casdm/metric/transform.hpp"
 #include "casdm/io/tensor_file.hpp"
 
@@ -153,9 +154,7 @@ inline void save_small_vgg(SmallVGG& net, const std::filesystem::path& path,
                            const std::map<std::string, std::string>& extra = {}) {
   io::TensorFile f;
   f.meta = extra;
-  std::string widths;
-  for (auto w : net->options.widths()) widths += (widths.empty() ? "" : ",") + std::to_string(w);
-  f.meta["small_vgg.widths"] = widths;
+  f.meta["small_vgg.widths"] = fmt::format("{}", fmt::join(net->options.widths(), ","));
   f.meta["small_vgg.num_classes"] = std::to_string(net->options.num_classes());
   for (const auto& kv : net->named_parameters()) f.tensors.emplace(kv.key(), kv.value());
   io::write_tensor_file(path, f);

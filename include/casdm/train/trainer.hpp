@@ -196,6 +196,10 @@ class Trainer {
       throw std::invalid_argument(fmt::format("grad_clip must be >= 0 (0: off), got {}", options_.grad_clip()));
     if (options_.max_nonfinite_steps() < 1)
       throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
+    const auto& rates = options_.ema_rates();
+    for (size_t i = 0; i < rates.size(); ++i)
+      if (std::find(rates.begin(), rates.begin() + static_cast<std::ptrdiff_t>(i), rates[i]) != rates.begin() + static_cast<std::ptrdiff_t>(i))
+        throw std::invalid_argument(fmt::format("ema_rates: {} is given twice (one EMA copy per rate)", rates[i]));
     auto& live = *model_->denoiser();
     live.precision(options_.precision());  // the EMA copies, cloned below, keep it
 #if !CASDM_TORCH_AT_LEAST(2, 4)
