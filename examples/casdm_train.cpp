@@ -15,7 +15,7 @@
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/report/progress.hpp"
-#include "casdm/report/run_report.hpp"
+#include "casdm/app/run_report.hpp"
 #include "casdm/train/distributed.hpp"
 #include "casdm/train/launch.hpp"
 #include "casdm/train/loop.hpp"
@@ -149,8 +149,8 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
 
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
   // The run's page and loss charts: written at the start, as the run goes and at the end.
-  casdm::report::RunReport report(out, trainer, log, ckpts, first, a.steps,
-      casdm::report::RunReportOptions()
+  casdm::app::RunReport report(out, trainer, log, ckpts, first, a.steps,
+      casdm::app::RunReportOptions()
           .title(fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()))
           .preset(a.preset).device(a.device).data_source(set.source).settings(settings).caption(caption)
           .data_wait_seconds([&] { return loader.wait_seconds(); })

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The include graph keeps its layers: io → core → policies → model → train/eval/report.
+"""The include graph keeps its layers: io → core → policies → model → train/eval/report → app.
 
 Every `#include "casdm/..."` in include/casdm is checked against the rule below; one line per
 violation, exit 1 if any. Run: python3 tests/layers.py [repository root]."""
@@ -10,7 +10,7 @@ import sys
 RANK = {"io": 0, "detail": 0, "core": 1,
         "schedule": 2, "net": 2, "topology": 2, "sampler": 2, "metric": 2, "loss": 2, "data": 2,
         "denoiser": 3, "objective": 3, "model": 3, "presets": 3,
-        "train": 4, "eval": 4, "report": 4, "casdm": 5}
+        "train": 4, "eval": 4, "report": 4, "casdm": 5, "app": 5}
 # Policies may use one another only along these edges (a topology builds nets, a loss uses
 # metric networks and the options the topology reads).
 POLICY_EDGES = {("topology", "net"), ("loss", "metric"), ("loss", "topology")}

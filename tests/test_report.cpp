@@ -13,7 +13,7 @@
 #include "casdm/report/progress.hpp"
 #include "casdm/presets.hpp"
 #include "casdm/report/run_page.hpp"
-#include "casdm/report/run_report.hpp"
+#include "casdm/app/run_report.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -360,12 +360,12 @@ TEST_CASE("RunReport: steps/s over training time only, the data wait, the page a
   train::LossLog log(dir / "losses.csv", terms);
   train::CheckpointDir ckpts(dir / "checkpoints");
   double now = 100, paused = 0, wait = 0;  // the clock, the preview time and the data wait, set by hand
-  auto options = report::RunReportOptions()
+  auto options = app::RunReportOptions()
                      .title("a run").preset("CasDM").data_source("fmnist").settings({{"lr", "0.001"}})
                      .caption([](int64_t step) { return fmt::format("grid of step {}", step); })
                      .clock([&] { return now; }).paused_seconds([&] { return paused; })
                      .data_wait_seconds([&] { return wait; });
-  report::RunReport run(dir, trainer, log, ckpts, 0, 4, options);
+  app::RunReport run(dir, trainer, log, ckpts, 0, 4, options);
   auto step = [&] {
     const auto r = trainer.step(at::rand({2, 1, 8, 8}) * 2 - 1);
     log.append(trainer.step_count(), r);
@@ -419,12 +419,12 @@ TEST_CASE("RunReport: steps/s over training time only, the data wait, the page a
   CHECK(page().find("href=\"run.json\"") != std::string::npos);
 
   // A run stopped by a signal says so and how to go on; bad spans are refused in one line.
-  report::RunReport stopped(dir, trainer, log, ckpts, 4, 9, options);
+  app::RunReport stopped(dir, trainer, log, ckpts, 4, 9, options);
   stopped.stopped(6, SIGTERM);
   CHECK(page().find("stopped by SIGTERM after step 6 (continue with --resume)") != std::string::npos);
-  CHECK_THROWS_WITH(report::RunReport(dir, trainer, log, ckpts, 5, 4, options),
+  CHECK_THROWS_WITH(app::RunReport(dir, trainer, log, ckpts, 5, 4, options),
                     Catch::Contains("steps 5 to 4 are not a run"));
-  CHECK_THROWS_WITH(report::RunReport(dir, trainer, log, ckpts, 0, 4, report::RunReportOptions(options).min_interval(-1)),
+  CHECK_THROWS_WITH(app::RunReport(dir, trainer, log, ckpts, 0, 4, app::RunReportOptions(options).min_interval(-1)),
                     Catch::Contains("min_interval must be >= 0, got -1"));
 }
 

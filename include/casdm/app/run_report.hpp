@@ -1,11 +1,15 @@
 #pragma once
-// The record of a training run that a program keeps while it trains: the run's page, loss charts
-// and, at the end, run.json — everything write_run_folder() and run_json() show, gathered from the
-// trainer, its loss log and its checkpoint folder, with the run's clock kept here (steps/s counts
-// training time only: preview grids and the work after the last step are left out).
+// app/: what a program composes from the layers below it (here train/ and report/), so that a
+// user's program does not redo it. Needs the casdm::report target.
 //
-//   casdm::report::RunReport report(out, trainer, log, ckpts, first, steps,
-//       casdm::report::RunReportOptions().title("casdm-train: CasDM").preset("CasDM").data_source(set.source)
+// The record of a training run that a program keeps while it trains: the run's page, loss charts
+// and, at the end, run.json — what report::write_run_folder() and report::run_json() show,
+// gathered from the trainer, its loss log and its checkpoint folder, with the run's clock kept
+// here (steps/s counts training time only: preview grids and the work after the last step are
+// left out).
+//
+//   casdm::app::RunReport report(out, trainer, log, ckpts, first, steps,
+//       casdm::app::RunReportOptions().title("casdm-train: CasDM").preset("CasDM").data_source(set.source)
 //           .data_wait_seconds([&] { return loader.wait_seconds(); })
 //           .paused_seconds([&] { return previews.total_seconds(); }));
 //   report.training(first);                        // the page, at the start
@@ -36,7 +40,7 @@
 #include <string>
 #include <utility>
 
-namespace casdm::report {
+namespace casdm::app {
 
 struct RunReportOptions {
   using Settings = std::map<std::string, std::string>;
@@ -79,11 +83,11 @@ class RunReport {
   }
 
   /// The run after step `step`, as the page shows it.
-  RunState state(int64_t step, std::string status, bool running) const {
+  report::RunState state(int64_t step, std::string status, bool running) const {
     const double elapsed = stopped_at_ ? *stopped_at_ : o_.clock()() - start_;
     const double training = elapsed - (stopped_at_ ? paused_at_stop_ : paused());
     const double wait = stopped_at_ ? wait_at_stop_ : waited();
-    RunState s;
+    report::RunState s;
     s.title = o_.title();
     s.status = std::move(status);
     s.preset = o_.preset();
@@ -109,7 +113,7 @@ class RunReport {
 
   /// Writes the page and loss charts of the run after step `step`.
   void write(int64_t step, std::string status, bool running) {
-    write_run_folder(dir_, state(step, std::move(status), running));
+    report::write_run_folder(dir_, state(step, std::move(status), running));
     written_at_ = o_.clock()();
   }
   /// The page of a run still training: "training: step <step> of <last>".
@@ -132,7 +136,7 @@ class RunReport {
           false);
   }
 
-  /// The end of the run: run.json (run_json() of the finished state with resumed_at_step,
+  /// The end of the run: run.json (report::run_json() of the finished state with resumed_at_step,
   /// checkpoint, train_seconds_this_invocation, loss_weights, then `extra`'s keys) and the final
   /// page, which links it. Returns what run.json holds.
   nlohmann::json finish(const std::filesystem::path& checkpoint, const nlohmann::json& extra = nlohmann::json::object()) {
@@ -143,9 +147,9 @@ class RunReport {
                           {"train_seconds_this_invocation", *stopped_at_}};
     for (const auto& [name, weight] : Model::Impl::losses_type::describe()) own["loss_weights"][name] = weight;
     own.update(extra);
-    auto j = run_json(s, own);
+    auto j = report::run_json(s, own);
     io::write_atomic(dir_ / "run.json", j.dump(2) + "\n");
-    write_run_folder(dir_, s);
+    report::write_run_folder(dir_, s);
     written_at_ = o_.clock()();
     return j;
   }
@@ -164,4 +168,4 @@ class RunReport {
   std::optional<double> stopped_at_, written_at_;
 };
 
-}  // namespace casdm::report
+}  // namespace casdm::app
