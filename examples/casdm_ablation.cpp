@@ -57,8 +57,11 @@ int main(int argc, char** argv) {
   int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16, bootstrap = 50;
   CLI::App app{"Sample and score checkpoints at several sampling step counts (DDIM unless --sampler); write the table, a chart and grids"};
   bool redraw = false;
-  app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row");
-  app.add_option("--steps", steps, "sampling steps, one column each")->capture_default_str()->delimiter(',');
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later -n wins; lists add up
+  app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--steps", steps, "sampling steps, one column each")->capture_default_str()->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--sampler", sampler_name, "the sampler of every cell: ddim (eta 0), dpmpp2m, euler, heun or ancestral")
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
@@ -66,7 +69,8 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "output folder")->required();
   app.add_option("--title", title, "the table's title")->capture_default_str();
   app.add_option("--data", ref_spec.data, "the data set the reference statistics are of")->capture_default_str();
-  app.add_option("--ref-n", ref_spec.n, "reference images (0: the whole training split)")->capture_default_str();
+  app.add_option("--ref-n", ref_spec.n, "reference images (0: the whole training split)")->capture_default_str()
+      ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--stats", ref_spec.stats, "reference statistics cache (default: beside the scorer)");
   app.add_option("--batch", batch, "images per pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--seed", seed, "seed of the sampling noise (the same for every cell)")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));

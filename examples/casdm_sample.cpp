@@ -80,6 +80,7 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"Draw images from a casdm-train checkpoint (presets: " + casdm::examples::preset_names() + ")"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later -n wins
   app.add_option("--checkpoint", a.checkpoint, "checkpoint file, or a casdm-train output folder (newest checkpoint)")
       ->required();
   app.add_option("--out", a.out, "output folder")->capture_default_str();

@@ -59,7 +59,7 @@ case $CASE in
       "$W/split/checkpoints/ckpt-000000007.pt" >/dev/null || fail "the comparison cannot tell runs apart" ;;
   sample)  # DDIM from EMA, ancestral from raw weights; the tensor file read by Python
     "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Dual --out "$W/run" || fail "train"
-    "$BIN/casdm-sample" --checkpoint "$W/run" -n 5 --steps 3 --batch 2 --threads 1 --out "$W/ddim" || fail "ddim"
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 8 --steps 3 --batch 2 --threads 1 -n 5 --out "$W/ddim" || fail "ddim"  # the last -n wins
     "$BIN/casdm-sample" --checkpoint "$W/run/checkpoints/ckpt-000000004.pt" -n 3 --sampler ancestral --steps 5 \
       --weights raw --threads 1 --out "$W/anc" || fail "ancestral"
     "$PY" -c "
@@ -309,6 +309,7 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     PROG=casdm-sample check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --steps -1
     PROG=casdm-ablation check 2 "--grid: must be an integer >= 1, got '0'" --grid 0
     PROG=casdm-ablation check 2 "--seed: must be an integer >= 0, got '-1'" --seed -1
+    PROG=casdm-ablation check 2 "--ref-n: must be an integer >= 0, got '-1'" --ref-n -1
     PROG=casdm-metric check 2 "--steps: must be an integer >= 1, got '0'" --steps 0
     PROG=casdm-metric check 2 "--image-size: must be an integer in [4, 4096], got '2'" --image-size 2 ;;
   lpips)  # an LPIPS preset end to end on random VGG16/LPIPS weights; without weights: refused
