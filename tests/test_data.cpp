@@ -4,10 +4,12 @@
 #include <fstream>
 #include <iterator>
 
+#include "casdm/app/reference.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
 #include "casdm/train/small_vgg.hpp"
 #include "support.hpp"
+#include "tiny.hpp"
 
 using namespace casdm;
 
@@ -286,4 +288,58 @@ TEST_CASE("a SmallVGG trained on Fashion-MNIST classifies its test images, the s
   auto third = casdm::train::train_small_vgg(train.images, train.labels, o.steps(3).seed(3));
   CHECK(at::equal(again.net->classifier->weight, third.net->classifier->weight));
   CHECK(!at::equal(again.net->classifier->weight, other.net->classifier->weight));
+}
+
+TEST_CASE("a checkpoint's reference: its data brought to its side as its run did, scored once and cached", "[data][eval]") {
+  const auto dir = test::scratch("checkpoint-reference");
+  std::filesystem::remove(dir / "stats.pt");
+  struct MeanScorer {  // features known by hand: each image's mean and standard deviation
+    int64_t seen = 0;
+    std::string key() const { return "mean-std:1"; }
+    eval::ScoreFeatures operator()(const at::Tensor& x) {
+      seen += x.size(0);
+      auto pool = at::stack({x.mean({1, 2, 3}), x.flatten(1).std(1)}, 1);
+      return {pool, at::Tensor(), at::softmax(pool, 1)};
+    }
+  } scorer;
+  const std::string fm = "/usr/share/datasets/fashion-mnist";
+  train::CheckpointInfo c;
+  c.options = test::tiny_options(32, 1);
+  c.meta["args.fit"] = "pad";  // the run padded 28 to 32
+  const auto spec = app::ReferenceSpec().data(fm).cache(dir / "stats.pt").n(30);
+  const auto r = app::checkpoint_reference(scorer, c, spec, at::kCPU, 7);
+  CHECK(r.fit == "pad");
+  CHECK(r.n == 30);
+  CHECK(!r.cached);
+  CHECK(scorer.seen == 30);
+  CHECK(r.source == data::open_dataset(fm).source);
+  MeanScorer by_hand;
+  const auto padded = data::fit(data::open_dataset(fm), 32, data::Fit::Pad).images.slice(0, 0, 30);
+  const auto want = eval::image_stats(by_hand, padded, at::kCPU);
+  CHECK(at::allclose(r.stats.pool.mu, want.pool.mu, 1e-9, 1e-12));
+  CHECK(at::allclose(r.stats.pool.sigma, want.pool.sigma, 1e-9, 1e-12));
+  // The same request: from the cache. Another fit, another key: scored again.
+  const auto again = app::checkpoint_reference(scorer, c, spec, at::kCPU, 7);
+  CHECK(again.cached);
+  CHECK(scorer.seen == 30);
+  CHECK(at::equal(again.stats.pool.mu, r.stats.pool.mu));
+  const auto resized = app::checkpoint_reference(scorer, c, app::ReferenceSpec(spec).fit("resize"), at::kCPU, 7);
+  CHECK(resized.fit == "resize");
+  CHECK(!resized.cached);
+  CHECK(scorer.seen == 60);
+  CHECK(!at::allclose(resized.stats.pool.mu, r.stats.pool.mu));
+  // A run that stored no --fit resized; a checkpoint of the data's own side fits nothing.
+  train::CheckpointInfo plain;
+  plain.options = test::tiny_options(32, 1);
+  CHECK(app::checkpoint_reference(scorer, plain, spec, at::kCPU, 7).fit == "resize");
+  train::CheckpointInfo native;
+  native.options = test::tiny_options(28, 1).net(test::tiny_options(28, 1).net().attention_resolutions({14}));
+  CHECK(app::checkpoint_reference(scorer, native, spec, at::kCPU, 7).fit == "none");
+  // Refusals, in one line.
+  train::CheckpointInfo rgb;
+  rgb.options = test::tiny_options(32, 3);
+  CHECK_THROWS_WITH(app::checkpoint_reference(scorer, rgb, spec, at::kCPU),
+                    Catch::Contains("has 1-channel images, the checkpoint's model makes 3-channel ones"));
+  CHECK_THROWS_WITH(app::checkpoint_reference(scorer, c, app::ReferenceSpec(spec).n(-1), at::kCPU),
+                    Catch::Contains("ReferenceSpec: n must be >= 0 (0: all), got -1"));
 }
