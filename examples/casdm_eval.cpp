@@ -28,9 +28,6 @@ struct Args {
   std::string cls;
 };
 
-template <class Scorer>
-constexpr bool fid_scorer() { return casdm::eval::is_fid_v<Scorer>; }
-
 template <class Scorer, class Model>
 nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, Scorer& scorer,
                         const c10::Device& device) {
@@ -63,7 +60,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, co
     j["guidance"] = a.guidance;
     // The scorer's classes against the labels asked for (meaningful for a classifier of the same
     // classes: the domain scorer of the data set the model was trained on).
-    if (!fid_scorer<Scorer>() && stats.probs.size(1) == K)
+    if (!casdm::eval::is_fid_v<Scorer> && stats.probs.size(1) == K)
       j["class_accuracy"] = stats.probs.argmax(1).eq(labels).to(at::kDouble).mean().template item<double>();
   }
   j["n"] = a.n;
