@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     const int64_t classes = train.labels.max().item<int64_t>() + 1;
     casdm::examples::require_writable_folder(out);
     fmt::print("training SmallVGG ({}) on {}: {} images, {} classes, side {}, {} steps\n",
-               casdm::examples::detail::text(widths), train.source, train.size(), classes, image_size, steps);
+               casdm::app::setting_text(widths), train.source, train.size(), classes, image_size, steps);
     const auto t0 = std::chrono::steady_clock::now();
     auto o = casdm::train::SmallVGGTraining()
                  .net(casdm::metric::SmallVGGOptions().widths(widths).num_classes(classes))

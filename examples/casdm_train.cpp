@@ -15,7 +15,9 @@
 #include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/report/progress.hpp"
+#include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
+#include "casdm/app/run_settings.hpp"
 #include "casdm/train/distributed.hpp"
 #include "casdm/train/launch.hpp"
 #include "casdm/train/loop.hpp"
@@ -38,53 +40,18 @@ struct Args {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string data_format = "auto";
   std::string fit = "pad";
-  bool hflip = false, class_cond = false;
-  double label_dropout = 0.1;
-  int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0, T = 1000;
+  bool hflip = false;
+  int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0;
   double lr = 1e-3, weight_decay = 0, grad_clip = 0;
   std::vector<double> ema{0.99};
-  int64_t model_channels = 16, res_blocks = 1, heads = 4, norm_groups = 8;
-  std::vector<int64_t> channel_mult{1, 2, 2}, attention{7};
-  double dropout = 0;
-  int64_t phi_model_channels = 0, phi_res_blocks = 0;
-  std::vector<int64_t> phi_channel_mult, phi_attention;
-  int64_t feature_size = 0;
-  std::string feature_weights, precision = "fp32";
+  std::string precision = "fp32";
+  casdm::app::ModelFlags model;  // T, the U-Nets, feature-loss and class-conditioning settings
   // This invocation's choices.
   int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
   int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3, nproc = 1, dist_timeout = 300;
   std::string out = "out/casdm", resume_from, device = "cpu";
   bool resume = false;
 };
-
-casdm::ModelOptions model_options(const Args& a, int64_t channels, int64_t image_size, int64_t num_classes) {
-  auto net = casdm::net::UNetOptions()
-                 .model_channels(a.model_channels)
-                 .channel_mult(a.channel_mult)
-                 .num_res_blocks(a.res_blocks)
-                 .attention_resolutions(a.attention)
-                 .num_heads(a.heads)
-                 .norm_groups(a.norm_groups)
-                 .dropout(a.dropout);
-  auto o = casdm::ModelOptions()
-               .image_size(image_size)
-               .channels(channels)
-               .diffusion_steps(a.T)
-               .net(net)
-               .feature_size(a.feature_size)
-               .feature_weights(a.feature_weights)
-               .num_classes(a.class_cond ? num_classes : 0)
-               .label_dropout(a.label_dropout);
-  if (a.phi_model_channels || a.phi_res_blocks || !a.phi_channel_mult.empty() || !a.phi_attention.empty()) {
-    auto phi = net;
-    if (a.phi_model_channels) phi.model_channels(a.phi_model_channels);
-    if (a.phi_res_blocks) phi.num_res_blocks(a.phi_res_blocks);
-    if (!a.phi_channel_mult.empty()) phi.channel_mult(a.phi_channel_mult);
-    if (!a.phi_attention.empty()) phi.attention_resolutions(a.phi_attention);
-    o.phi_net(phi);
-  }
-  return o;
-}
 
 template <class Model>
 int train(const Args& a, const std::map<std::string, std::string>& settings,
@@ -100,12 +67,13 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
   const int64_t channels = set.images.size(1);
   if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
-  const int64_t classes = a.class_cond ? set.conditioning_classes("--class-cond") : 0;
-  if (writer && classes > 0) fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.label_dropout);
+  const int64_t classes = a.model.class_cond ? set.conditioning_classes("--class-cond") : 0;
+  if (writer && classes > 0) fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
 
-  casdm::train::check_memory(model_options(a, channels, size, classes), a.micro_batch > 0 ? a.micro_batch : a.batch);
+  const auto options = a.model.options(channels, size, classes);
+  casdm::train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
-  Model model(model_options(a, channels, size, classes));
+  Model model(options);
   model->to(device);
   auto topts = casdm::train::TrainerOptions()
                    .optimizer(casdm::train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
@@ -141,11 +109,6 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   auto caption = [&](int64_t step) {
     return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
   };
-  auto sample_grid = [&](const fs::path& path, int64_t step) {
-    auto x = previews.sample();
-    casdm::report::write_grid(path, x, 8, caption(step));
-    return x;
-  };
 
   casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
   // The run's page and loss charts: written at the start, as the run goes and at the end.
@@ -166,7 +129,7 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
         if (!trainer.last_skip().empty())
           progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
         const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
-        if (sampled) sample_grid(out / fmt::format("samples-{:09d}.png", step), step);
+        if (sampled) casdm::report::write_grid(out / fmt::format("samples-{:09d}.png", step), previews.sample(), 8, caption(step));
         progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
         // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
         if (step != a.steps && (sampled || (step % a.log_every == 0 && report.due()))) {
@@ -186,14 +149,9 @@ int train(const Args& a, const std::map<std::string, std::string>& settings,
   report.stop_clock();
   const auto ckpt = ckpts.save(trainer, meta);
 
-  const auto samples = sample_grid(out / "samples.png", a.steps);
-  auto data_images = set.images.slice(0, 0, std::min<int64_t>(a.samples, set.size())).to(at::kFloat).div(127.5).sub(1);
-  casdm::report::write_grid(out / "data.png", data_images, 8, "training images: " + set.source);
-  nlohmann::json extra = {
-      {"images", set.size()}, {"image_shape", {channels, size, size}}, {"sample_seconds", previews.last_seconds()},
-      {"sample_steps", a.sample_steps}, {"sample_mean", samples.mean().template item<double>()},
-      {"sample_std", samples.std().template item<double>()}, {"data_mean", data_images.mean().template item<double>()},
-      {"data_std", data_images.std().template item<double>()}};
+  auto extra = casdm::app::end_pictures(out, previews.sample(), caption(a.steps), set, a.samples);
+  extra["sample_seconds"] = previews.last_seconds();
+  extra["sample_steps"] = a.sample_steps;
   if (group) extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
   report.finish(ckpt, extra);
   fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n", ckpt.string(), a.out);
@@ -208,7 +166,7 @@ int main(int argc, char** argv) {
                "of PNG/JPEG images), writing checkpoints, sample grids and loss figures."};
   app.get_formatter()->column_width(34);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later --steps wins
-  casdm::examples::RunSettings settings;
+  casdm::app::RunSettings settings;
   auto setting = [&](const std::string& name, auto* field, const std::string& help) {
     settings.add(name, field);
     auto* o = app.add_option("--" + name, *field, help)->capture_default_str();
@@ -232,24 +190,24 @@ int main(int argc, char** argv) {
   setting("precision", &a.precision, "fp32, bf16 (the networks under autocast; weights and losses fp32), or fp16 (CUDA; with dynamic loss scaling)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->group("Optimisation");
   setting("seed", &a.seed, "seed of weights, noise and data order")->check(at_least<int64_t>(0))->group("Optimisation");
-  setting("diffusion-steps", &a.T, "T, diffusion steps of training (paper: 4000)")->check(in_range<int64_t>(2, 1 << 20))->group("Model");
-  setting("model-channels", &a.model_channels, "U-Net width (paper: 128)")->check(in_range<int64_t>(1, 1 << 14))->group("Model");
-  setting("channel-mult", &a.channel_mult, "width multipliers per level (paper: 1,2,2,2)")->check(in_range<int64_t>(1, 64))->group("Model");
-  setting("res-blocks", &a.res_blocks, "residual blocks per level (paper: 3)")->check(in_range<int64_t>(1, 64))->group("Model");
-  setting("attention", &a.attention, "resolutions with self-attention (paper: 16,8)")->check(at_least<int64_t>(1))->group("Model");
-  setting("heads", &a.heads, "attention heads")->check(in_range<int64_t>(1, 1024))->group("Model");
-  setting("norm-groups", &a.norm_groups, "GroupNorm groups (paper: 32)")->check(in_range<int64_t>(1, 1024))->group("Model");
-  setting("dropout", &a.dropout, "U-Net dropout (paper: 0.3)")->check(in_range<double>(0, 1, false, true))->group("Model");
-  setting("phi-model-channels", &a.phi_model_channels, "cascaded presets: phi's width (0: as theta)")->check(in_range<int64_t>(0, 1 << 14))->group("Model");
-  setting("phi-channel-mult", &a.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->check(in_range<int64_t>(1, 64))->group("Model");
-  setting("phi-res-blocks", &a.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->check(in_range<int64_t>(0, 64))->group("Model");
-  setting("phi-attention", &a.phi_attention, "cascaded presets: phi's attention resolutions")->check(at_least<int64_t>(1))->group("Model");
-  setting("feature-size", &a.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->check(in_range<int64_t>(0, 4096))->group("Model");
-  setting("feature-weights", &a.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
-  settings.add("class-cond", &a.class_cond);
-  app.add_flag("--class-cond", a.class_cond, "class-conditional: the data set's labels embedded in theta and phi "
+  setting("diffusion-steps", &a.model.diffusion_steps, "T, diffusion steps of training (paper: 4000)")->check(in_range<int64_t>(2, 1 << 20))->group("Model");
+  setting("model-channels", &a.model.model_channels, "U-Net width (paper: 128)")->check(in_range<int64_t>(1, 1 << 14))->group("Model");
+  setting("channel-mult", &a.model.channel_mult, "width multipliers per level (paper: 1,2,2,2)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("res-blocks", &a.model.res_blocks, "residual blocks per level (paper: 3)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("attention", &a.model.attention, "resolutions with self-attention (paper: 16,8)")->check(at_least<int64_t>(1))->group("Model");
+  setting("heads", &a.model.heads, "attention heads")->check(in_range<int64_t>(1, 1024))->group("Model");
+  setting("norm-groups", &a.model.norm_groups, "GroupNorm groups (paper: 32)")->check(in_range<int64_t>(1, 1024))->group("Model");
+  setting("dropout", &a.model.dropout, "U-Net dropout (paper: 0.3)")->check(in_range<double>(0, 1, false, true))->group("Model");
+  setting("phi-model-channels", &a.model.phi_model_channels, "cascaded presets: phi's width (0: as theta)")->check(in_range<int64_t>(0, 1 << 14))->group("Model");
+  setting("phi-channel-mult", &a.model.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->check(in_range<int64_t>(1, 64))->group("Model");
+  setting("phi-res-blocks", &a.model.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->check(in_range<int64_t>(0, 64))->group("Model");
+  setting("phi-attention", &a.model.phi_attention, "cascaded presets: phi's attention resolutions")->check(at_least<int64_t>(1))->group("Model");
+  setting("feature-size", &a.model.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->check(in_range<int64_t>(0, 4096))->group("Model");
+  setting("feature-weights", &a.model.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
+  settings.add("class-cond", &a.model.class_cond);
+  app.add_flag("--class-cond", a.model.class_cond, "class-conditional: the data set's labels embedded in theta and phi "
                                              "(classifier-free guidance at sampling)")->group("Model");
-  setting("label-dropout", &a.label_dropout, "--class-cond: probability that a label is dropped in training")
+  setting("label-dropout", &a.model.label_dropout, "--class-cond: probability that a label is dropped in training")
       ->check(in_range<double>(0, 1))->group("Model");
   app.add_option("--steps", a.steps, "total steps to reach")->capture_default_str()->check(at_least<int64_t>(1));
   app.add_option("--out", a.out, "output folder")->capture_default_str();
@@ -286,24 +244,15 @@ int main(int argc, char** argv) {
     const auto resume = casdm::train::CheckpointDir(fs::path(a.out) / "checkpoints", a.keep)
                             .resume_point(a.resume, a.resume_from);
     if (resume) {
-      auto stored = resume->meta_under("args.");
-      stored.try_emplace("precision", "fp32");  // runs from before --precision trained in float32
-      stored.try_emplace("class-cond", "false");  // runs from before --class-cond were unconditional
-      stored.try_emplace("label-dropout", casdm::io::number_str(0.1));
-      settings.resume_from(stored, app, resume->path.string());
+      settings.resume_from(casdm::app::stored_settings(*resume),
+                           [&](const std::string& name) { return app.count("--" + name) > 0; }, resume->path.string());
     }
-    if (a.sample_steps > a.T && app.count("--sample-steps"))
-      throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, a.T));
-    a.sample_steps = std::min(a.sample_steps, a.T);  // the default, 50, on a shorter process
-    const auto traits = casdm::presets::traits(a.preset);
-    for (const char* o : {"--phi-model-channels", "--phi-channel-mult", "--phi-res-blocks", "--phi-attention"})
-      if (app.count(o) && !traits.phi_net)
-        throw std::runtime_error(
-            fmt::format("{}: preset {} has no phi network (only the cascaded presets do)", o, a.preset));
-    if (app.count("--label-dropout") && !a.class_cond) throw std::runtime_error("--label-dropout: only with --class-cond");
-    for (const char* o : {"--feature-size", "--feature-weights"})
-      if (app.count(o) && !traits.features)
-        throw std::runtime_error(fmt::format("{}: preset {} has no feature loss", o, a.preset));
+    const int64_t T = a.model.diffusion_steps;
+    if (a.sample_steps > T && app.count("--sample-steps"))
+      throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, T));
+    a.sample_steps = std::min(a.sample_steps, T);  // the default, 50, on a shorter process
+    a.model.check(a.preset);
+    if (app.count("--label-dropout") && !a.model.class_cond) throw std::runtime_error("--label-dropout: only with --class-cond");
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
     casdm::examples::precision_type(a.precision, c10::Device(a.device));
     casdm::data::parse_fit(a.fit);

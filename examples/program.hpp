@@ -1,8 +1,10 @@
 #pragma once
-// What the example programs share: the settings a run keeps across a resume, --threads/--device,
-// output-folder checks and small helpers. Choosing a preset by name (casdm::presets::visit) and
-// loading a trained denoiser (casdm::train::load_denoiser) are library calls.
+// What the example programs share: option validators in the programs' words, --threads/--device,
+// output-folder checks and small helpers. Choosing a preset by name (casdm::presets::visit),
+// loading a trained denoiser (casdm::train::load_denoiser) and the settings a run keeps across a
+// resume (casdm::app::RunSettings) are library calls.
 #include "casdm/presets.hpp"
+#include "casdm/app/run_settings.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
@@ -26,94 +28,12 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <variant>
 #include <vector>
 
 namespace casdm::examples {
 
 /// "DDPM_Eps, DDPM_X0, ..." — every preset the programs know (for --help).
 inline std::string preset_names() { return fmt::format("{}", fmt::join(presets::names(), ", ")); }
-
-namespace detail {
-// A setting's text as checkpoints keep it (numbers: io::number_str, which reads back exactly).
-inline std::string text(int64_t v) { return fmt::format("{}", v); }
-inline std::string text(const std::string& v) { return v; }
-inline std::string text(bool v) { return v ? "true" : "false"; }
-inline std::string text(double v) { return io::number_str(v); }
-template <class T>
-std::string text(const std::vector<T>& v) {
-  std::vector<std::string> parts;
-  for (const auto& x : v) parts.push_back(text(x));
-  return fmt::format("{}", fmt::join(parts, ","));
-}
-template <class T>
-T parse_one(const std::string& s) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    return s;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (s != "true" && s != "false") throw std::invalid_argument("not true/false: " + s);
-    return s == "true";
-  } else {
-    T v{};
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (r.ec != std::errc() || r.ptr != s.data() + s.size()) throw std::invalid_argument("not a number: " + s);
-    return v;
-  }
-}
-template <class T>
-void parse(const std::string& s, T& out) {
-  out = parse_one<T>(s);
-}
-template <class T>
-void parse(const std::string& s, std::vector<T>& out) {
-  out.clear();
-  size_t start = 0;
-  while (start < s.size()) {
-    const size_t end = std::min(s.find(',', start), s.size());
-    out.push_back(parse_one<T>(s.substr(start, end - start)));
-    start = end + 1;
-  }
-}
-}  // namespace detail
-
-/// The settings that define a run (kept in its checkpoints as "casdm.args.<name>"): a resumed run
-/// takes them from the checkpoint, and refuses a command line that asks for other values.
-class RunSettings {
- public:
-  using Ref = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*, std::vector<double>*>;
-  void add(const std::string& option, Ref ref) { refs_.emplace(option, ref); }
-
-  std::map<std::string, std::string> values() const {
-    std::map<std::string, std::string> out;
-    for (const auto& [k, r] : refs_) out[k] = std::visit([](auto* p) { return detail::text(*p); }, r);
-    return out;
-  }
-
-  /// Takes the stored values; `given` (options on this command line) must agree with them.
-  void resume_from(const std::map<std::string, std::string>& stored, const CLI::App& app, const std::string& source) {
-    const auto mine = values();
-    std::string conflicts;
-    for (const auto& [k, v] : mine) {
-      auto it = stored.find(k);
-      if (it == stored.end())
-        throw std::runtime_error(fmt::format("{} does not record --{} (not written by casdm-train?)", source, k));
-      if (app.count("--" + k) && it->second != v)
-        conflicts += fmt::format("\n  --{} {} (the run has {})", k, v, it->second.empty() ? "\"\"" : it->second);
-    }
-    if (!conflicts.empty())
-      throw std::runtime_error("a resumed run keeps its settings; these differ from " + source + ":" + conflicts);
-    for (auto& [k, r] : refs_) {
-      try {
-        std::visit([&](auto* p) { detail::parse(stored.at(k), *p); }, r);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{} has a damaged --{}: {}", source, k, e.what()));
-      }
-    }
-  }
-
- private:
-  std::map<std::string, Ref> refs_;
-};
 
 /// An option's integer text, or one line naming the option.
 inline int64_t parse_int(const std::string& s, const char* option) {

@@ -7,13 +7,16 @@
 #include <fstream>
 #include <iterator>
 #include <regex>
+#include <set>
 
 #include "casdm/report/chart.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "casdm/report/progress.hpp"
 #include "casdm/presets.hpp"
 #include "casdm/report/run_page.hpp"
+#include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
+#include "casdm/app/run_settings.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -471,4 +474,140 @@ TEST_CASE("an image grid puts image i at row i / cols, column i % cols, and says
   CHECK_THROWS_WITH(report::write_grid(dir / "bad.png", at::zeros({1, 2, 4, 4}), 2), Catch::Contains("got 1x2x4x4"));
   CHECK_THROWS_WITH(report::write_grid(dir / "bad.png", x, 0), Catch::Contains("0 columns"));
   CHECK(!std::filesystem::exists(dir / "bad.png"));
+}
+
+TEST_CASE("RunSettings: values as checkpoints keep them; a resume takes them and refuses contradictions, changing nothing", "[app]") {
+  int64_t batch = 32;
+  double lr = 0.1;
+  bool hflip = false;
+  std::string fit = "pad";
+  std::vector<int64_t> mult{1, 2, 2};
+  std::vector<double> ema{0.9999, 0.99};
+  app::RunSettings s;
+  s.add("batch", &batch), s.add("lr", &lr), s.add("hflip", &hflip), s.add("fit", &fit), s.add("channel-mult", &mult);
+  s.add("ema", &ema);
+  const std::map<std::string, std::string> want{{"batch", "32"}, {"lr", "0.1"}, {"hflip", "false"}, {"fit", "pad"},
+                                                {"channel-mult", "1,2,2"}, {"ema", "0.9999,0.99"}};
+  CHECK(s.values() == want);
+  CHECK_THROWS_WITH(s.add("lr", &lr), "RunSettings: 'lr' is registered twice");
+  CHECK_THROWS_WITH(s.add("--lr", &lr), Catch::Contains("give it without dashes"));
+
+  // The stored values come in, exactly (1/3 written by io::number_str reads back to the same double).
+  auto stored = want;
+  stored["batch"] = "64", stored["lr"] = io::number_str(1.0 / 3), stored["hflip"] = "true", stored["channel-mult"] = "1,2";
+  auto given = [](std::set<std::string> names) { return [names](const std::string& n) { return names.count(n) > 0; }; };
+  s.resume_from(stored, given({"fit"}), "c.pt");  // --fit pad agrees with the run
+  CHECK(batch == 64);
+  CHECK(lr == 1.0 / 3);
+  CHECK(hflip);
+  CHECK(mult == std::vector<int64_t>{1, 2});
+  CHECK(ema == std::vector<double>{0.9999, 0.99});
+
+  // Contradictions: every one listed in one error; nothing changes.
+  batch = 8, lr = 0.5;
+  CHECK_THROWS_WITH(s.resume_from(stored, given({"batch", "lr", "ema"}), "c.pt"),
+                    "a resumed run keeps its settings; these differ from c.pt:\n  --batch 8 (the run has 64)\n"
+                    "  --lr 0.5 (the run has " + io::number_str(1.0 / 3) + ")");
+  CHECK(batch == 8);
+  // A setting the checkpoint does not record, or a damaged one, is refused before any variable
+  // changes (here "batch" reads before the damaged "lr").
+  auto missing = stored;
+  missing.erase("fit");
+  CHECK_THROWS_WITH(s.resume_from(missing, {}, "c.pt"), "c.pt does not record --fit (not written by casdm-train?)");
+  for (const auto& [key, bad] : std::map<std::string, std::string>{{"lr", "0.1x"}, {"hflip", "yes"}, {"channel-mult", "1,,2"}}) {
+    auto damaged = stored;
+    damaged[key] = bad;
+    batch = 8;
+    CHECK_THROWS_WITH(s.resume_from(damaged, {}, "c.pt"), Catch::StartsWith("c.pt has a damaged --" + key + ": "));
+    CHECK(batch == 8);
+  }
+
+  // A checkpoint from before --precision, --class-cond and --label-dropout existed: their values then.
+  train::CheckpointInfo info;
+  info.meta = {{"args.batch", "16"}, {"args.precision", "bf16"}, {"format", "x"}};
+  CHECK(app::stored_settings(info) == std::map<std::string, std::string>{
+                                          {"batch", "16"}, {"precision", "bf16"}, {"class-cond", "false"}, {"label-dropout", "0.1"}});
+}
+
+TEST_CASE("ModelFlags: the options a training program gives, as the model's sizes, checked against the preset", "[app]") {
+  app::ModelFlags f;
+  f.diffusion_steps = 300, f.model_channels = 24, f.res_blocks = 2, f.heads = 2, f.norm_groups = 4;
+  f.channel_mult = {1, 2}, f.attention = {14}, f.dropout = 0.25;
+  auto o = f.options(3, 28, 10);
+  CHECK(o.image_size() == 28);
+  CHECK(o.channels() == 3);
+  CHECK(o.diffusion_steps() == 300);
+  CHECK(o.num_classes() == 0);  // without class_cond the classes are not used
+  CHECK(!o.phi_net().has_value());
+  for (const auto& n : {o.theta_net(), o.phi_net_options()}) {  // φ as θ
+    CHECK(n.model_channels() == 24);
+    CHECK(n.num_res_blocks() == 2);
+    CHECK(n.num_heads() == 2);
+    CHECK(n.norm_groups() == 4);
+    CHECK(n.channel_mult() == std::vector<int64_t>{1, 2});
+    CHECK(n.attention_resolutions() == std::vector<int64_t>{14});
+    CHECK(n.dropout() == 0.25);
+    CHECK(n.image_size() == 28);
+  }
+  // φ's overrides change what they name and nothing else.
+  f.phi_res_blocks = 1, f.phi_attention = {7};
+  o = f.options(3, 28, 10);
+  REQUIRE(o.phi_net().has_value());
+  const auto phi = o.phi_net_options();
+  CHECK(phi.num_res_blocks() == 1);
+  CHECK(phi.attention_resolutions() == std::vector<int64_t>{7});
+  CHECK(phi.model_channels() == 24);
+  CHECK(phi.channel_mult() == std::vector<int64_t>{1, 2});
+  CHECK(o.theta_net().num_res_blocks() == 2);
+  // Class conditioning takes the data set's classes and the label dropout.
+  f.class_cond = true, f.label_dropout = 0.2;
+  o = f.options(1, 32, 10);
+  CHECK(o.num_classes() == 10);
+  CHECK(o.theta_net().num_classes() == 10);
+  CHECK(o.phi_net_options().num_classes() == 10);
+  CHECK(o.label_dropout() == 0.2);
+  CHECK_THROWS_WITH(f.options(1, 32, 0), "--class-cond: the data set has 0 classes");
+
+  // What the preset would not read is refused, naming the option.
+  CHECK_NOTHROW(f.check("CasDM"));
+  CHECK_THROWS_WITH(f.check("DDPM_Eps"), "--phi-res-blocks: preset DDPM_Eps has no phi network (only the cascaded presets do)");
+  app::ModelFlags g;
+  CHECK_NOTHROW(g.check("DDPM_Eps"));
+  g.feature_weights = "w";
+  CHECK_THROWS_WITH(g.check("CasDM"), "--feature-weights: preset CasDM has no feature loss");
+  CHECK_NOTHROW(g.check("CasDM_LPIPS"));
+  g.feature_weights.clear(), g.label_dropout = 1.5;
+  CHECK_THROWS_WITH(g.check("CasDM"), "--label-dropout: a probability in [0, 1], got 1.5");
+  g.label_dropout = 0.1;
+  CHECK_THROWS_WITH(g.check("NoSuchPreset"), Catch::Contains("NoSuchPreset"));
+}
+
+TEST_CASE("end_pictures: the last samples and the training images beside the page, their figures for run.json", "[app]") {
+  const auto dir = test::scratch("end_pictures");
+  // Samples: two 1x2x2 images, values -1, 1, 0, 0.5 and 1, 1, 1, -1.
+  const auto samples = at::tensor({-1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0, -1.0}).to(at::kFloat).reshape({2, 1, 2, 2});
+  data::ImageSet set;
+  set.images = at::tensor({0, 255, 255, 255, 51, 51, 51, 51, 0, 0, 0, 0}, at::kByte).reshape({3, 1, 2, 2});
+  set.source = "toy";
+  const auto j = app::end_pictures(dir, samples, "the end", set, 2);  // the first two training images
+  CHECK(j["images"] == 3);
+  CHECK(j["image_shape"] == nlohmann::json::array({1, 2, 2}));
+  // By hand: samples' sum 2.5 over 8, so mean 0.3125; squares sum 6.25 → var (6.25 − 8·0.3125²)/7.
+  CHECK(j["sample_mean"].get<double>() == Approx(0.3125).epsilon(1e-12));
+  CHECK(j["sample_std"].get<double>() == Approx(std::sqrt((6.25 - 8 * 0.3125 * 0.3125) / 7)).epsilon(1e-12));
+  // Training images 0 and 1 in [-1, 1]: -1, 1, 1, 1 and four of 51/127.5 − 1 = −0.6.
+  const double m = (2 - 4 * 0.6) / 8, ss = 4 + 4 * 0.36;
+  CHECK(j["data_mean"].get<double>() == Approx(m).epsilon(1e-12));
+  CHECK(j["data_std"].get<double>() == Approx(std::sqrt((ss - 8 * m * m) / 7)).epsilon(1e-12));
+  const auto data_png = load_png(dir / "data.png");
+  CHECK(data_png.w == 8 * (2 + 2) + 2);  // write_grid's 8 columns
+  CHECK(int(data_png.rgb[(2 * data_png.w + 2) * 3]) == 0);
+  CHECK(int(data_png.rgb[(2 * data_png.w + 3) * 3]) == 255);
+  CHECK(int(data_png.rgb[(2 * data_png.w + 6) * 3]) == 51);  // the second image
+  CHECK(int(data_png.rgb[(2 * data_png.w + 10) * 3]) == 255);  // no third: count was 2
+  const auto samples_png = load_png(dir / "samples.png");
+  CHECK(int(samples_png.rgb[(3 * samples_png.w + 3) * 3]) == 191);  // sample 0's 0.5: 1.5 · 127.5 = 191.25
+  CHECK_THROWS_WITH(app::end_pictures(dir, samples, "", set, 0), "end_pictures: count must be >= 1, got 0");
+  set.images = set.images.to(at::kFloat);
+  CHECK_THROWS_WITH(app::end_pictures(dir, samples, "", set, 2), Catch::Contains("uint8 images"));
 }

@@ -15,9 +15,11 @@
 //   report.training(first);                        // the page, at the start
 //   ... after a step: if (report.due()) report.training(step);
 //   report.stop_clock();                           // training is over
-//   report.finish(checkpoint, {{"sample_steps", 50}});  // run.json and the final page
+//   report.finish(checkpoint, end_pictures(out, samples, "CasDM, step 1200", set, 64));  // run.json, final page
+#include "casdm/data/idx.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/io/text.hpp"
+#include "casdm/report/image_grid.hpp"
 #include "casdm/report/run_page.hpp"
 #include "casdm/train/checkpoint.hpp"
 #include "casdm/train/loss_log.hpp"
@@ -167,5 +169,27 @@ class RunReport {
   double start_ = 0, paused_at_stop_ = 0, wait_at_stop_ = 0;
   std::optional<double> stopped_at_, written_at_;
 };
+
+/// The pictures of a run's end, beside its page in `dir`: `samples` (model range [-1, 1], [N,C,H,W])
+/// as samples.png with `caption`, the first `count` training images of `set` (uint8) as data.png.
+/// Returns what run.json says of them: the set's size and image shape, and the mean and standard
+/// deviation of the samples and of those training images, in the model's range (a model that has
+/// learnt the data's brightness has a sample mean near the data's).
+inline nlohmann::json end_pictures(const std::filesystem::path& dir, const at::Tensor& samples, const std::string& caption,
+                                   const data::ImageSet& set, int64_t count) {
+  if (!set.images.defined() || set.images.dim() != 4 || set.images.scalar_type() != at::kByte || set.images.size(0) < 1)
+    throw std::invalid_argument("end_pictures: the training set must hold uint8 images [N >= 1, C, H, W]");
+  if (count < 1) throw std::invalid_argument(fmt::format("end_pictures: count must be >= 1, got {}", count));
+  report::write_grid(dir / "samples.png", samples, 8, caption);
+  const auto data = set.images.slice(0, 0, std::min(count, set.size())).to(at::kDouble).div(127.5).sub(1);
+  report::write_grid(dir / "data.png", data, 8, "training images: " + set.source);
+  const auto x = samples.detach().to(at::kCPU, at::kDouble);
+  return {{"images", set.size()},
+          {"image_shape", {set.images.size(1), set.images.size(2), set.images.size(3)}},
+          {"sample_mean", x.mean().item<double>()},
+          {"sample_std", x.std().item<double>()},
+          {"data_mean", data.mean().item<double>()},
+          {"data_std", data.std().item<double>()}};
+}
 
 }  // namespace casdm::app
