@@ -657,14 +657,17 @@ TEST_CASE("draw_samples: batches after one seed, each taking its rows of the lab
   const auto by5 = eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(noisy).batch(5).seed(1));
   CHECK(at::equal(by5, casdm::sample<sampler::DDIM<>>(d, 5, noisy)));
   CHECK(test::max_abs_diff(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(noisy).batch(2).seed(2)), by5) < 1e-5);
-  // The progress line.
+  // The progress line; at 0 s (a coarse clock, a tiny batch) no rate, rather than "inf images/s".
   std::FILE* f = std::tmpfile();
   eval::print_draw_progress(f)(2, 5, 4.0);
+  eval::print_draw_progress(f)(2, 5, 0.0);
+  eval::print_draw_progress(f)(0, 5, 1.0);
   std::rewind(f);
-  char line[200] = {};
-  CHECK(std::fgets(line, sizeof line, f) != nullptr);
+  std::vector<std::string> lines;
+  for (char line[200] = {}; std::fgets(line, sizeof line, f) != nullptr;) lines.emplace_back(line);
   std::fclose(f);
-  CHECK(std::string(line) == "sampled 2/5  0.5 images/s  ETA " + io::duration_str(6.0) + "\n");
+  CHECK(lines == std::vector<std::string>{"sampled 2/5  0.5 images/s  ETA " + io::duration_str(6.0) + "\n",
+                                          "sampled 2/5\n", "sampled 0/5\n"});
   // Refusals, in one line.
   CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 0), Catch::Contains("draw_samples: n must be >= 1, got 0"));
   CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().batch(0)),

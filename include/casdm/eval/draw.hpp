@@ -35,9 +35,14 @@ struct DrawOptions {
   TORCH_ARG(std::function<void(int64_t, int64_t, double)>, progress);
 };
 
-/// A progress callback for DrawOptions: "sampled 300/1000  41.2 images/s  ETA 17 s" on stderr.
+/// A progress callback for DrawOptions: "sampled 300/1000  41.2 images/s  ETA 17s" on stderr
+/// (the count alone while no time or no image has passed: no rate can be told yet).
 inline std::function<void(int64_t, int64_t, double)> print_draw_progress(std::FILE* out = stderr) {
   return [out](int64_t done, int64_t n, double s) {
+    if (!(s > 0) || done <= 0) {
+      fmt::print(out, "sampled {}/{}\n", done, n);
+      return;
+    }
     fmt::print(out, "sampled {}/{}  {:.1f} images/s  ETA {}\n", done, n, static_cast<double>(done) / s,
                io::duration_str(s / static_cast<double>(done) * static_cast<double>(n - done)));
   };
