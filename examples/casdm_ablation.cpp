@@ -17,6 +17,7 @@
 // distance comes with its bootstrap spread (± one standard deviation over resamples of the
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
+#include "casdm/app/score_cache.hpp"
 #include "casdm/report/table.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "scoring.hpp"
@@ -34,10 +35,7 @@ namespace {
 /// The cache key of one cell: what its numbers depend on.
 std::string cell_key(const casdm::report::TableRow& r, int64_t steps, int64_t n, int64_t seed, int64_t batch, int64_t bootstrap,
                      const std::string& scorer_key, const std::string& sampler) {
-  const fs::path f(r.checkpoint);
-  const auto time = fs::last_write_time(f).time_since_epoch().count();
-  return r.label + "|" + fs::absolute(f).lexically_normal().string() + "|" + std::to_string(fs::file_size(f)) + "|" +
-         std::to_string(time) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
+  return r.label + "|" + casdm::app::file_key(r.checkpoint) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
          std::to_string(seed) + "|batch=" + std::to_string(batch) + "|bootstrap=" + std::to_string(bootstrap) + "|" +
          scorer_key + (sampler == "ddim" ? std::string() : "|sampler=" + sampler);  // DDIM: the keys of before
 }
@@ -122,14 +120,7 @@ int main(int argc, char** argv) {
     casdm::examples::require_writable_folder(out);
     if (bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     // Cells already scored by an earlier run with the same arguments (see the top of this file).
-    const auto cells_path = fs::path(out) / "cells.json";
-    nlohmann::json cells = nlohmann::json::object();
-    if (fs::exists(cells_path)) {
-      std::ifstream f(cells_path);
-      cells = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-      if (!cells.is_object())
-        throw std::runtime_error(cells_path.string() + " is not a cells file of casdm-ablation (remove it to start afresh)");
-    }
+    casdm::app::ScoreCache cells(fs::path(out) / "cells.json");
     bool fid = false;
     std::string scorer_name;
     casdm::report::Table table{title, "", false, n, bootstrap, std::min(grid, n), steps, {}, sampler_name};
@@ -146,9 +137,9 @@ int main(int argc, char** argv) {
           for (auto s : steps) {
             const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
             const auto grid_path = fs::path(out) / (rows[i].label + ".png");
-            if (cells.contains(key) && (s != steps.back() || fs::exists(grid_path))) {
-              fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells_path.string());
-              rows[i].cells.push_back(casdm::report::TableCell::from_json(cells.at(key)));
+            if (const auto* hit = cells.find(key); hit && (s != steps.back() || fs::exists(grid_path))) {
+              fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells.path().string());
+              rows[i].cells.push_back(casdm::report::TableCell::from_json(*hit));
               continue;
             }
             fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
@@ -164,8 +155,7 @@ int main(int argc, char** argv) {
                 cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
             if (s == steps.back())
               casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
-            cells[key] = rows[i].cells.back().json();
-            casdm::examples::write_text(cells_path, cells.dump(2) + "\n");
+            cells.put(key, rows[i].cells.back().json());
           }
           return 0;
         });

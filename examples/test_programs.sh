@@ -430,7 +430,7 @@ assert j['bootstrap'] == 50, j
     "${ab[@]}" --steps 2 --seed 1 --title "tiny" --out "$W/t" > /dev/null 2> "$W/seed.err" || fail "casdm-ablation seed"
     ! grep -q "scored before" "$W/seed.err" || fail "a cell of seed 0 reused for seed 1"
     echo "not json" > "$W/t/cells.json"
-    refuse "is not a cells file of casdm-ablation" "${ab[@]}" --steps 2 --out "$W/t"
+    refuse "cells.json is not a cache of scores (remove it to start afresh)" "${ab[@]}" --steps 2 --out "$W/t"
     refuse "--bootstrap: 0 (none) or at least 2" "${ab[@]}" --steps 2 --bootstrap 1 --out "$W/o"
     refuse "--row eps: expected LABEL=CHECKPOINT" "${ab[@]}" --row eps --steps 2 --out "$W/o"
     refuse "--row eps=$R/CasDM: the label eps names two rows" "${ab[@]}" --row "eps=$R/CasDM" --steps 2 --out "$W/o"

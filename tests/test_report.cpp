@@ -17,6 +17,7 @@
 #include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
+#include "casdm/app/score_cache.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -610,4 +611,44 @@ TEST_CASE("end_pictures: the last samples and the training images beside the pag
   CHECK_THROWS_WITH(app::end_pictures(dir, samples, "", set, 0), "end_pictures: count must be >= 1, got 0");
   set.images = set.images.to(at::kFloat);
   CHECK_THROWS_WITH(app::end_pictures(dir, samples, "", set, 2), Catch::Contains("uint8 images"));
+}
+
+TEST_CASE("ScoreCache: each result on disk as soon as it is put, found again by a later run; file_key changes with the file", "[app]") {
+  const auto dir = test::scratch("score_cache");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "cells.json";
+  {
+    app::ScoreCache c(file);  // no file yet: empty, nothing written
+    CHECK(c.size() == 0);
+    CHECK(!std::filesystem::exists(file));
+    CHECK(c.find("a") == nullptr);
+    c.put("a", {{"fd", 1.5}});
+    c.put("b|steps=10", 2);
+    c.put("a", {{"fd", 2.5}});  // replaced
+    CHECK((*c.find("a"))["fd"] == 2.5);
+  }
+  app::ScoreCache again(file);  // a later run
+  CHECK(again.size() == 2);
+  CHECK((*again.find("a"))["fd"] == 2.5);
+  CHECK(*again.find("b|steps=10") == 2);
+  CHECK(nlohmann::json::parse(read_text(file)) == nlohmann::json{{"a", {{"fd", 2.5}}}, {"b|steps=10", 2}});
+  for (const std::string bad : {"not json", "[1, 2]", ""}) {
+    { std::ofstream(file) << bad; }
+    CHECK_THROWS_WITH(app::ScoreCache(file), file.string() + " is not a cache of scores (remove it to start afresh)");
+    CHECK(read_text(file) == bad);  // left as it was
+  }
+
+  // The key of a file: its absolute path, size and time, as casdm-ablation's cells.json files
+  // written before this function existed have them; rewriting the file changes it.
+  const auto ckpt = dir / "sub" / ".." / "c.pt";
+  std::filesystem::create_directories(dir / "sub");
+  { std::ofstream(ckpt) << "12345"; }
+  const auto t = std::filesystem::last_write_time(ckpt).time_since_epoch().count();
+  const auto k = app::file_key(ckpt);
+  CHECK(k == (dir / "c.pt").string() + "|5|" + std::to_string(t));
+  { std::ofstream(ckpt) << "123456"; }
+  std::filesystem::last_write_time(ckpt, std::filesystem::last_write_time(ckpt) + std::chrono::seconds(1));
+  CHECK(app::file_key(ckpt) != k);
+  CHECK_THROWS_WITH(app::file_key(dir / "missing.pt"), Catch::StartsWith((dir / "missing.pt").string() + ": "));
 }
