@@ -1,6 +1,7 @@
 // casdm-eval: draws N samples from a casdm-train checkpoint and scores them against a data set.
 //
 //   casdm-eval --checkpoint out/casdm --scorer weights/fmnist/small_vgg.pt -n 1000 --steps 50
+//   casdm-eval ... --sampler dpmpp2m --steps 10                     # DPM-Solver++(2M); any of casdm-sample's samplers
 //   casdm-eval --checkpoint out/cifar --data cifar-10-batches-bin --scorer weights/inception_fid.pt -n 50000 --device cuda
 //   casdm-eval --checkpoint out/cond --class all --guidance 3 ...   # a --class-cond run: class i % K for sample i;
 //                                                                   # the domain scorer also gives its accuracy on them
@@ -16,34 +17,44 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <iostream>
 
 namespace fs = std::filesystem;
 
 struct Args {
   std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", fit, stats, out,
-      weights = "ema", device = "cpu";
+      weights = "ema", device = "cpu", sampler = "ddim";
   int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
   double eta = 0, ema_rate = -1, guidance = 0;
   std::string cls;
 };
 
-template <class Scorer, class Model>
+/// The samples of the checkpoint's model with sampler S (instantiated per preset and sampler, not
+/// per scorer); `which` names the weights used.
+template <class Model, class S>
+at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, const c10::Device& device,
+                std::string& which) {
+  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
+      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
+  denoiser->to(device);
+  auto so = casdm::SampleOptions().steps(a.steps).labels(labels).guidance(a.guidance);
+  if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
+  return casdm::eval::draw_samples<S>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
+                                                         .seed(static_cast<uint64_t>(a.seed))
+                                                         .progress(casdm::eval::print_draw_progress()));
+}
+
+template <class Scorer>
 nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, Scorer& scorer,
-                        const c10::Device& device) {
+                        const c10::Device& device, const std::function<at::Tensor(std::string&)>& sample) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto ref = casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device,
                                               a.batch);
   const auto t1 = std::chrono::steady_clock::now();
   std::string which;
-  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
-      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
-  denoiser->to(device);
   const int64_t K = c.options.num_classes();
-  const auto samples = casdm::eval::draw_samples<casdm::sampler::DDIM<>>(
-      denoiser, a.n, casdm::eval::DrawOptions()
-                         .sample(casdm::SampleOptions().steps(a.steps).eta(a.eta).labels(labels).guidance(a.guidance))
-                         .batch(a.batch).seed(static_cast<uint64_t>(a.seed)).progress(casdm::eval::print_draw_progress()));
+  const auto samples = sample(which);
   const auto t2 = std::chrono::steady_clock::now();
   const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
   const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
@@ -54,7 +65,8 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, co
   j["preset"] = c.get("preset");
   j["step"] = c.step;
   j["weights"] = which;
-  j["sampler"] = {{"kind", "ddim"}, {"steps", a.steps}, {"eta", a.eta}};
+  j["sampler"] = {{"kind", a.sampler}, {"steps", a.steps}};
+  if (casdm::sampler::has_eta(a.sampler)) j["sampler"]["eta"] = a.eta;
   if (labels.defined()) {
     j["class"] = a.cls;
     j["guidance"] = a.guidance;
@@ -87,9 +99,12 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--scorer", a.scorer, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
   app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
-  app.add_option("--steps", a.steps, "DDIM steps (0: DDIM's default, 100, or T if less)")->capture_default_str()
+  app.add_option("--sampler", a.sampler, "ddim, ancestral, dpmpp2m (DPM-Solver++(2M)), euler or heun (Karras et al.)")
+      ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
+  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default: DDIM 100, ancestral 1000, dpmpp2m 20, "
+                                     "euler 20, heun 10; at most T)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--eta", a.eta, "DDIM eta")->capture_default_str()->check(casdm::examples::at_least<double>(0));
+  app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str()->check(casdm::examples::at_least<double>(0));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
@@ -115,6 +130,8 @@ int main(int argc, char** argv) {
     const auto device = casdm::examples::use_machine(a.threads, a.device);
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
+    if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
+      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (it is DDIM's)", a.sampler));
     if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
@@ -126,15 +143,18 @@ int main(int argc, char** argv) {
     const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
     const int64_t T = c.options.diffusion_steps();
     if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
-    a.steps = a.steps > 0 ? a.steps : std::min(casdm::sampler::DDIM<>::default_steps, T);  // what the JSON records
+    const int64_t default_steps = casdm::sampler::visit(a.sampler, [](auto s) { return decltype(s)::type::default_steps; });
+    a.steps = a.steps > 0 ? a.steps : std::min(default_steps, T);  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
-    nlohmann::json j;
-    casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {
-      casdm::presets::visit(preset, [&](auto type) {
+    // Every preset with every sampler, but once for both scorers.
+    const std::function<at::Tensor(std::string&)> sample = [&](std::string& which) {
+      return casdm::presets::visit(preset, [&](auto type) {
         using P = typename decltype(type)::type;
-        j = evaluate<std::decay_t<decltype(scorer)>, P>(a, c, labels, scorer, device);
+        return casdm::sampler::visit(a.sampler, [&](auto s) { return draw<P, typename decltype(s)::type>(a, c, labels, device, which); });
       });
-    });
+    };
+    nlohmann::json j;
+    casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) { j = evaluate(a, c, labels, scorer, device, sample); });
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");
     fmt::print("{}\n", j.dump(2));
     return 0;

@@ -362,6 +362,8 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
     "${ev[@]}" --out "$W/e1.json" > /dev/null || fail "first evaluation"
     "${ev[@]}" --out "$W/e2.json" --bootstrap 20 > /dev/null || fail "second evaluation"
     "${ev[@]}" --out "$W/e3.json" --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at DDIM's default steps"
+    "${ev[@]}" --out "$W/e4.json" --sampler dpmpp2m > /dev/null || fail "evaluation with DPM-Solver++(2M)"
+    "${ev[@]}" --out "$W/e5.json" --sampler heun --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at Heun's default steps"
     [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
     "$PY" -c "
 import json, sys
@@ -371,8 +373,13 @@ assert a['fd_domain'] == b['fd_domain'] and a['fd_domain'] > 0, (a['fd_domain'],
 assert a['n'] == 20 and a['reference_images'] == 200 and a['data_fit'] == 'resize' and a['step'] == 2, a
 assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), a
 assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] == 20, b
-assert a['sampler']['steps'] == 2 and json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM's 100, at most T
-" "$W/e1.json" "$W/e2.json" "$W/e3.json" || fail "evaluation JSON"
+assert a['sampler'] == {'kind': 'ddim', 'steps': 2, 'eta': 0.0}, a['sampler']
+assert json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM's 100, at most T
+d, e = (json.load(open(f)) for f in sys.argv[4:6])
+assert d['sampler'] == {'kind': 'dpmpp2m', 'steps': 2} and d['fd_domain'] != a['fd_domain'], (d, a)  # another sampler ran
+assert e['sampler'] == {'kind': 'heun', 'steps': 10}, e['sampler']  # Heun's default, 10
+" "$W/e1.json" "$W/e2.json" "$W/e3.json" "$W/e4.json" "$W/e5.json" || fail "evaluation JSON"
+    refuse "--eta: the heun sampler has no eta (it is DDIM's)" "${ev[@]}" --sampler heun --eta 0.5
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
