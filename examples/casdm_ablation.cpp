@@ -13,11 +13,13 @@
 //
 // Each cell's scores go to OUT/cells.json as soon as they are known, under a key naming the
 // checkpoint file (path, size, time), the sampling settings and the scorer's weights: a run that
-// is stopped and started again with the same arguments samples only the cells still missing. The
+// is stopped (Ctrl-C or SIGTERM: the batch of samples under way finishes, exit 130 or 143) and started
+// again with the same arguments samples only the cells still missing. The
 // distance comes with its bootstrap spread (± one standard deviation over resamples of the
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
 #include "casdm/app/score_cache.hpp"
+#include "casdm/app/stop.hpp"
 #include "casdm/report/table.hpp"
 #include "casdm/report/image_grid.hpp"
 #include "scoring.hpp"
@@ -125,42 +127,51 @@ int main(int argc, char** argv) {
     std::string scorer_name;
     casdm::report::Table table{title, "", false, n, bootstrap, std::min(grid, n), steps, {}, sampler_name};
     const std::string sampler_words = table.sampler_short();
-    casdm::eval::with_scorer(scorer_path, device, [&](auto& scorer) {
-      fid = casdm::eval::is_fid_v<std::decay_t<decltype(scorer)>>;
-      scorer_name = scorer.name();
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
-        casdm::presets::visit(rows[i].preset, [&](auto type) {
-          using P = typename decltype(type)::type;
-          auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
-          denoiser->to(device);
-          for (auto s : steps) {
-            const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
-            const auto grid_path = fs::path(out) / (rows[i].label + ".png");
-            if (const auto* hit = cells.find(key); hit && (s != steps.back() || fs::exists(grid_path))) {
-              fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells.path().string());
-              rows[i].cells.push_back(casdm::report::TableCell::from_json(*hit));
-              continue;
+    // SIGINT/SIGTERM: the batch under way finishes, the cells scored so far stay in cells.json.
+    casdm::train::StopSignals signals("this batch of samples");
+    const auto progress = casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress());
+    try {
+      casdm::eval::with_scorer(scorer_path, device, [&](auto& scorer) {
+        fid = casdm::eval::is_fid_v<std::decay_t<decltype(scorer)>>;
+        scorer_name = scorer.name();
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
+          casdm::presets::visit(rows[i].preset, [&](auto type) {
+            using P = typename decltype(type)::type;
+            auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
+            denoiser->to(device);
+            for (auto s : steps) {
+              const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
+              const auto grid_path = fs::path(out) / (rows[i].label + ".png");
+              if (const auto* hit = cells.find(key); hit && (s != steps.back() || fs::exists(grid_path))) {
+                fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells.path().string());
+                rows[i].cells.push_back(casdm::report::TableCell::from_json(*hit));
+                continue;
+              }
+              fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
+              const auto t0 = std::chrono::steady_clock::now();
+              const auto x = casdm::sampler::visit(sampler_name, [&](auto smp) {
+                return casdm::eval::draw_samples<typename decltype(smp)::type>(
+                    denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
+                                     .seed(static_cast<uint64_t>(seed)).progress(progress));
+              });
+              const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+              const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
+              rows[i].cells.push_back(
+                  cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
+              if (s == steps.back())
+                casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
+              cells.put(key, rows[i].cells.back().json());
             }
-            fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
-            const auto t0 = std::chrono::steady_clock::now();
-            const auto x = casdm::sampler::visit(sampler_name, [&](auto smp) {
-              return casdm::eval::draw_samples<typename decltype(smp)::type>(
-                  denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
-                                   .seed(static_cast<uint64_t>(seed)).progress(casdm::eval::print_draw_progress()));
-            });
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
-            rows[i].cells.push_back(
-                cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
-            if (s == steps.back())
-              casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
-            cells.put(key, rows[i].cells.back().json());
-          }
-          return 0;
-        });
-      }
-    });
+            return 0;
+          });
+        }
+      });
+    } catch (const casdm::app::Stopped& stop) {
+      fmt::print(stderr, "casdm-ablation: {}; the cells scored so far are kept in {} (the same command goes on from there)\n",
+                 stop.what(), cells.path().string());
+      return 128 + stop.signal;
+    }
     table.scorer = scorer_name;
     table.fid = fid;
     table.rows = rows;

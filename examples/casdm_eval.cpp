@@ -12,6 +12,7 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
+#include "casdm/app/stop.hpp"
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
@@ -34,7 +35,7 @@ struct Args {
 /// per scorer); `which` names the weights used.
 template <class Model, class S>
 at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, const c10::Device& device,
-                std::string& which) {
+                const casdm::train::StopSignals& signals, std::string& which) {
   auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
   denoiser->to(device);
@@ -42,7 +43,8 @@ at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   return casdm::eval::draw_samples<S>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
                                                          .seed(static_cast<uint64_t>(a.seed))
-                                                         .progress(casdm::eval::print_draw_progress()));
+                                                         .progress(casdm::app::stop_between_batches(
+                                                             signals, casdm::eval::print_draw_progress())));
 }
 
 template <class Scorer>
@@ -146,11 +148,13 @@ int main(int argc, char** argv) {
     const int64_t default_steps = casdm::sampler::visit(a.sampler, [](auto s) { return decltype(s)::type::default_steps; });
     a.steps = a.steps > 0 ? a.steps : std::min(default_steps, T);  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
+    // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
+    casdm::train::StopSignals signals("this batch of samples");
     // Every preset with every sampler, but once for both scorers.
     const std::function<at::Tensor(std::string&)> sample = [&](std::string& which) {
       return casdm::presets::visit(preset, [&](auto type) {
         using P = typename decltype(type)::type;
-        return casdm::sampler::visit(a.sampler, [&](auto s) { return draw<P, typename decltype(s)::type>(a, c, labels, device, which); });
+        return casdm::sampler::visit(a.sampler, [&](auto s) { return draw<P, typename decltype(s)::type>(a, c, labels, device, signals, which); });
       });
     };
     nlohmann::json j;
@@ -158,6 +162,9 @@ int main(int argc, char** argv) {
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");
     fmt::print("{}\n", j.dump(2));
     return 0;
+  } catch (const casdm::app::Stopped& stop) {
+    fmt::print(stderr, "casdm-eval: {} while sampling; nothing written\n", stop.what());
+    return 128 + stop.signal;
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-eval: {}\n", casdm::examples::message(e));
     return 1;

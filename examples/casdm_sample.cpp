@@ -10,6 +10,7 @@
 // [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
+#include "casdm/app/stop.hpp"
 #include "casdm/sampler/registry.hpp"
 #include "casdm/eval/draw.hpp"
 #include "casdm/train/trainer.hpp"
@@ -35,6 +36,8 @@ struct Args {
 // The denoiser alone is rebuilt and loaded: no loss, so no feature network's weights are needed.
 template <class Model, class Sampler>
 int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
+  // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
+  casdm::train::StopSignals signals("this batch of samples");
   const auto device = c10::Device(a.device);
   std::string weights;
   auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
@@ -50,7 +53,8 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto x = casdm::eval::draw_samples<Sampler>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
                                                                       .seed(static_cast<uint64_t>(a.seed))
-                                                                      .progress(casdm::eval::print_draw_progress()));
+                                                                      .progress(casdm::app::stop_between_batches(
+                                                                          signals, casdm::eval::print_draw_progress())));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::report::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
                               fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,
@@ -119,6 +123,9 @@ int main(int argc, char** argv) {
       if (a.sampler == std::string_view(P::Impl::sampler_type::name)) return sample<P, typename P::Impl::sampler_type>(a, c);
       return casdm::sampler::visit(a.sampler, [&](auto s) { return sample<P, typename decltype(s)::type>(a, c); });
     });
+  } catch (const casdm::app::Stopped& stop) {
+    fmt::print(stderr, "casdm-sample: {} while sampling; nothing written\n", stop.what());
+    return 128 + stop.signal;
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-sample: {}\n", casdm::examples::message(e));
     return 1;

@@ -88,7 +88,15 @@ for path, s in [(sys.argv[1], 'dpmpp2m'), (sys.argv[2], 'heun')]:
     assert d['casdm.sampler'] == s and d['casdm.preset'] == 'CasDM_V', d
     desc = PIL.Image.open(path + '/samples.png').text.get('Description')
     assert desc.startswith('CasDM_V, step 2, ') and s in desc, desc
-" "$W/dpm" "$W/heun" || fail "solver samples" ;;
+" "$W/dpm" "$W/heun" || fail "solver samples"
+    # SIGTERM while sampling: the batch under way finishes, nothing is written, exit 143.
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 100000 --steps 20 --batch 2 --threads 1 --out "$W/sig" 2> "$W/sig.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^sampled 2/" "$W/sig.err" && break; sleep 0.1; done
+    kill -TERM $pid; wait $pid; rc=$?
+    tail -2 "$W/sig.err"
+    [ $rc -eq 143 ] || fail "exit status $rc after SIGTERM, expected 143"
+    grep -qF "casdm-sample: stopped by SIGTERM while sampling; nothing written" "$W/sig.err" || fail "no stop message"
+    [ -z "$(ls -A "$W/sig")" ] || fail "files written by a stopped casdm-sample: $(ls -A "$W/sig")" ;;
   class-cond)  # --class-cond training, guided sampling of one class and of every class; the refusals
     R="$W.run" && rm -rf "$R" && mkdir -p "$R"
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM --class-cond --label-dropout 0.2 --out "$R/run" 2> "$R/train.err" ||
@@ -443,7 +451,23 @@ assert j['bootstrap'] == 50, j
     refuse "--row eps=$R/CasDM: the label eps names two rows" "${ab[@]}" --row "eps=$R/CasDM" --steps 2 --out "$W/o"
     refuse "--steps: 2 is given twice" "${ab[@]}" --steps 2 3 2 --out "$W/o"
     refuse "--steps 30: more than" "${ab[@]}" --steps 30 --out "$W/o"
-    refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o" ;;
+    refuse "cannot open $R/none.pt (no such file)" "${ab[@]}" --row "x=$R/none.pt" --steps 2 --out "$W/o"
+    # SIGINT while a cell samples: the batch under way finishes, the cells scored before stay in
+    # cells.json, nothing half-written is left, exit 130.
+    "${ab[@]}" --steps 2,20 -n 2000 --out "$W/sig" > /dev/null 2> "$W/sig.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^eps, 20 DDIM steps" "$W/sig.err" && break; sleep 0.1; done
+    kill -INT $pid; wait $pid; rc=$?
+    tail -3 "$W/sig.err"
+    [ $rc -eq 130 ] || fail "exit status $rc after SIGINT, expected 130"
+    grep -qF "stopping after this batch of samples (a second Ctrl-C exits at once)" "$W/sig.err" || fail "no stopping line"
+    grep -qF "casdm-ablation: stopped by SIGINT; the cells scored so far are kept in $W/sig/cells.json" "$W/sig.err" ||
+      fail "no stop message"
+    "$PY" -c "
+import json, sys
+keys = list(json.load(open(sys.argv[1])))
+assert len(keys) == 1 and keys[0].startswith('eps|') and '|steps=2|' in keys[0], keys
+" "$W/sig/cells.json" || fail "cells.json after the stop"
+    ! ls -A "$W/sig" | grep -v "^cells.json$" || fail "files besides cells.json after the stop" ;;
   tables)  # scripts/tables.sh 4 at a tiny size; a row stopped part-way continues from its checkpoint, scored cells are kept
     R="$W.run" && rm -rf "$R" && mkdir -p "$R"
     "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||

@@ -18,6 +18,8 @@
 #include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
 #include "casdm/app/score_cache.hpp"
+#include "casdm/app/stop.hpp"
+#include "casdm/eval/draw.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -651,4 +653,32 @@ TEST_CASE("ScoreCache: each result on disk as soon as it is put, found again by 
   std::filesystem::last_write_time(ckpt, std::filesystem::last_write_time(ckpt) + std::chrono::seconds(1));
   CHECK(app::file_key(ckpt) != k);
   CHECK_THROWS_WITH(app::file_key(dir / "missing.pt"), Catch::StartsWith((dir / "missing.pt").string() + ": "));
+}
+
+TEST_CASE("stop_between_batches: a drawing goes on until a signal, then stops after the batch under way", "[app][signal]") {
+  std::vector<int64_t> seen;
+  train::StopSignals signals("this batch of samples");
+  auto progress = app::stop_between_batches(signals, [&](int64_t done, int64_t, double) { seen.push_back(done); });
+  CHECK_NOTHROW(progress(10, 30, 1.0));
+  ::raise(SIGTERM);  // recorded by the handler, the process goes on
+  try {
+    progress(20, 30, 2.0);
+    FAIL("no stop");
+  } catch (const app::Stopped& s) {
+    CHECK(s.signal == SIGTERM);
+    CHECK(std::string(s.what()) == "stopped by SIGTERM");
+  }
+  CHECK(seen == std::vector<int64_t>{10, 20});  // the batch's progress is still reported
+  // In a drawing: the samples of a tiny model stop after the first batch.
+  train::StopSignals again;  // a new guard starts with no signal
+  torch::manual_seed(0);
+  presets::CasDM model(test::tiny_options());
+  int64_t calls = 0;
+  auto counting = app::stop_between_batches(again, [&](int64_t, int64_t, double) {
+    if (++calls == 1) ::raise(SIGINT);
+  });
+  CHECK_THROWS_AS(eval::draw_samples<sampler::DDIM<>>(model->denoiser(), 6,
+                                                      eval::DrawOptions().sample(SampleOptions().steps(2)).batch(2).progress(counting)),
+                  app::Stopped);
+  CHECK(calls == 1);
 }

@@ -1,6 +1,7 @@
 #pragma once
-// Stopping a training run cleanly on SIGINT or SIGTERM: the first signal is recorded and the loop
-// finishes its step, saves and exits; a second one ends the process at once.
+// Stopping a long run cleanly on SIGINT or SIGTERM: the first signal is recorded and the loop
+// finishes its step (a training step, a batch of samples), saves what it has and exits; a second
+// one ends the process at once.
 //
 //   casdm::train::StopSignals stop;                    // handlers installed for its lifetime
 //   for (...) {
@@ -10,7 +11,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -18,8 +21,13 @@ namespace casdm::train {
 
 class StopSignals {
  public:
-  StopSignals() {
+  /// `unit` names what finishes before the stop, in the line printed at the first signal:
+  /// "stopping after this step (a second Ctrl-C exits at once)".
+  explicit StopSignals(const char* unit = "this step") {
     received() = 0;
+    // Composed here, not in the handler (which may only write).
+    const int n = std::snprintf(message(), message_size, "\nstopping after %s (a second Ctrl-C exits at once)\n", unit);
+    message_length() = n < 0 ? 0 : std::min(static_cast<size_t>(n), message_size - 1);
     struct sigaction sa {};
     sa.sa_handler = &StopSignals::handle;
     sigemptyset(&sa.sa_mask);
@@ -40,6 +48,15 @@ class StopSignals {
   static const char* name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
  private:
+  static constexpr size_t message_size = 160;
+  static char* message() {
+    static char m[message_size] = {};
+    return m;
+  }
+  static size_t& message_length() {
+    static size_t n = 0;
+    return n;
+  }
   static std::atomic<int>& received() {
     static std::atomic<int> s{0};
     return s;
@@ -50,8 +67,7 @@ class StopSignals {
       [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
       ::_exit(128 + sig);
     }
-    static const char msg[] = "\nstopping after this step (a second Ctrl-C exits at once)\n";
-    [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, message(), message_length());
   }
 
   struct sigaction old_int_ {}, old_term_ {};
