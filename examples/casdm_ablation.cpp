@@ -114,10 +114,12 @@ int main(int argc, char** argv) {
       r.preset = infos.back().get("preset");
       r.step = infos.back().step;
       if (r.preset.empty()) throw std::runtime_error(r.checkpoint + " names no preset (not written by casdm-train?)");
-      for (auto s : steps)
+      for (auto s : steps) {
         if (s > infos.back().options.diffusion_steps())
           throw std::runtime_error(fmt::format("--steps {}: more than {}'s T = {}", s, r.checkpoint,
                                                infos.back().options.diffusion_steps()));
+        casdm::sampler::check_steps(sampler_name, infos.back().options.diffusion_steps(), s, "--steps");
+      }
     }
     casdm::examples::require_writable_folder(out);
     if (bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");

@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
     const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
     const int64_t T = c.options.diffusion_steps();
     if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
+    casdm::sampler::check_steps(a.sampler, T, a.steps, "--steps");  // DDIM's integer stride
     const int64_t default_steps = casdm::sampler::visit(a.sampler, [](auto s) { return decltype(s)::type::default_steps; });
     a.steps = a.steps > 0 ? a.steps : std::min(default_steps, T);  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());

@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = c.get("preset");
     if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
+    casdm::sampler::check_steps(a.sampler, c.options.diffusion_steps(), a.steps, "--steps");
     casdm::examples::require_writable_folder(a.out);
     return casdm::presets::visit(preset, [&](auto type) {
       using P = typename decltype(type)::type;

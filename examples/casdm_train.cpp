@@ -25,6 +25,7 @@
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 #include "casdm/report/image_grid.hpp"
+#include "casdm/sampler/registry.hpp"
 #include "program.hpp"
 
 #include <ATen/Parallel.h>
@@ -251,6 +252,7 @@ int main(int argc, char** argv) {
     if (a.sample_steps > T && app.count("--sample-steps"))
       throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, T));
     a.sample_steps = std::min(a.sample_steps, T);  // the default, 50, on a shorter process
+    casdm::sampler::check_steps("ddim", T, a.sample_steps, "--sample-steps");  // refused now, not at the first grid
     a.model.check(a.preset);
     if (app.count("--label-dropout") && !a.model.class_cond) throw std::runtime_error("--label-dropout: only with --class-cond");
     if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");

@@ -127,6 +127,13 @@ assert c['casdm.options.num_classes'] == '10' and c['casdm.options.label_dropout
     refuse "--class -1: the model has 10 classes (0 to 9)" "$BIN/casdm-eval" --checkpoint "$R/run" --class -1 --scorer "$W/none/small_vgg.pt"
     refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-eval" --checkpoint "$R/plain" --class all --scorer "$W/none/small_vgg.pt"
     refuse "--steps 5000 exceeds the checkpoint's T = 20" "$BIN/casdm-eval" --checkpoint "$R/plain" --steps 5000 --scorer "$W/none/small_vgg.pt"
+    # A DDIM step count no integer stride of T makes: refused at once (sampling would refuse it only
+    # after the reference statistics, or, in casdm-train, at the first sample grid).
+    ddim15="--steps 15: DDIM takes the steps of T = 20 at an integer stride, which makes 10 or 20 but not 15"
+    refuse "$ddim15" "$BIN/casdm-eval" --checkpoint "$R/plain" --steps 15 --scorer "$W/none/small_vgg.pt"
+    refuse "$ddim15" "$BIN/casdm-sample" --checkpoint "$R/plain" --steps 15 --out "$W/o"
+    refuse "$ddim15" "$BIN/casdm-ablation" --row "p=$R/plain" --steps 15 --scorer "$W/none/small_vgg.pt" --out "$W/o"
+    refuse "--sample-${ddim15#--}" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --sample-steps 15 --out "$W/o2"
     refuse "--label-dropout: only with --class-cond" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --label-dropout 0.3 --out "$W/o"
     mkdir -p "$R/flat" && "$PY" -c "
 import sys; from PIL import Image

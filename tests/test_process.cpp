@@ -269,6 +269,44 @@ TEST_CASE("DPM-Solver++(2M), Euler and Heun runs equal an independent float64 im
   CHECK_THROWS_WITH(Heun<>::Run(base, casdm::SampleOptions().eta(0.0)), Catch::Contains("the heun sampler has no eta"));
 }
 
+TEST_CASE("check_steps refuses up front exactly the step counts that sampling would refuse", "[sampler]") {
+  using namespace casdm::sampler;
+  // For every count, check_steps agrees with the process's own respacing of each sampler.
+  for (const int64_t T : {7, 20, 1000}) {
+    const Process p(casdm::schedule::Cosine::betas(T));
+    auto each = [&](auto s, int64_t n) {
+      using S = typename decltype(s)::type;
+      bool sampling_refuses = false, refused = false;
+      try {
+        (void)p.respaced(S::spacing(n));
+      } catch (const std::invalid_argument&) {
+        sampling_refuses = true;
+      }
+      try {
+        check_steps(S::name, T, n);
+      } catch (const std::invalid_argument&) {
+        refused = true;
+      }
+      INFO(S::name << " T=" << T << " n=" << n);
+      CHECK(refused == (sampling_refuses || n > T));
+    };
+    for (int64_t n = 1; n <= T + 1; ++n) {
+      each(type_tag<DDIM<>>{}, n);  // the rule with gaps: every count
+      if (T < 100 || n < 3 || n > T - 2 || n % 97 == 0)  // the σ spacings cost O(T) a count: a sample of them at T = 1000
+        std::apply([&](auto... samplers) { (each(type_tag<decltype(samplers)>{}, n), ...); }, All{});
+    }
+  }
+  CHECK_THROWS_WITH(check_steps("ddim", 1000, 999),
+                    "steps 999: DDIM takes the steps of T = 1000 at an integer stride, which makes 500 or 1000 but not 999");
+  CHECK_THROWS_WITH(check_steps("ddim", 1000, 700), Catch::Contains("which makes 500 or 1000 but not 700"));
+  CHECK_THROWS_WITH(check_steps("ddim", 20, 1, "--sample-steps"), "--sample-steps 1: DDIM takes the steps of T = 20 at an integer stride, which makes 2 but not 1");
+  CHECK_THROWS_WITH(check_steps("heun", 20, 21), "steps 21: more than the model's T = 20");
+  CHECK_NOTHROW(check_steps("plms", 20, 15));  // a sampler of the user's: held to T only
+  CHECK_THROWS_WITH(check_steps("plms", 20, 21), "steps 21: more than the model's T = 20");
+  CHECK_NOTHROW(check_steps("ddim", 1000, 0));  // the default
+  CHECK_NOTHROW(check_steps("ancestral", 1000, 999));
+}
+
 TEST_CASE("Euler is DDIM with eta 0, and DPM-Solver++'s first step is DDIM's", "[sampler][solver]") {
   using namespace casdm::sampler;
   const Process p = Process(casdm::schedule::Cosine::betas(1000)).respaced("karras10");

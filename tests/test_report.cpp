@@ -479,7 +479,7 @@ TEST_CASE("an image grid puts image i at row i / cols, column i % cols, and says
   CHECK(!std::filesystem::exists(dir / "bad.png"));
 }
 
-TEST_CASE("RunSettings: values as checkpoints keep them; a resume takes them and refuses contradictions, changing nothing", "[app]") {
+TEST_CASE("RunSettings: values as checkpoints keep them, and a resume takes them and refuses contradictions, changing nothing", "[app]") {
   int64_t batch = 32;
   double lr = 0.1;
   bool hflip = false;
@@ -615,7 +615,7 @@ TEST_CASE("end_pictures: the last samples and the training images beside the pag
   CHECK_THROWS_WITH(app::end_pictures(dir, samples, "", set, 2), Catch::Contains("uint8 images"));
 }
 
-TEST_CASE("ScoreCache: each result on disk as soon as it is put, found again by a later run; file_key changes with the file", "[app]") {
+TEST_CASE("ScoreCache: each result on disk as soon as it is put and found again by a later run, and file_key changes with the file", "[app]") {
   const auto dir = test::scratch("score_cache");
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);

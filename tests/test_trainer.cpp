@@ -636,6 +636,11 @@ TEST_CASE("previews draw the same noise and labels at every grid and leave the r
   CHECK(at::equal(train::cycling_labels(7, 3), at::tensor(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0})));
   CHECK_THROWS_WITH(train::cycling_labels(3, 0), Catch::Contains("3 labels over 0 classes"));
   CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().count(0)), Catch::Contains("count must be >= 1, got 0"));
+  // Step counts the model's DDIM cannot take on T = 100 are refused at construction, not at the first grid.
+  CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().steps(99)),
+                    "PreviewOptions: steps 99: DDIM takes the steps of T = 100 at an integer stride, which makes 50 or 100 but not 99");
+  CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().steps(101)),
+                    "PreviewOptions: steps 101: more than the model's T = 100");
   CHECK_THROWS_WITH(train::Previews(watched, train::PreviewOptions().ema(2)),
                     Catch::Contains("EMA copy 2 asked, the trainer keeps 2"));
   // An unconditional model's previews carry no labels.

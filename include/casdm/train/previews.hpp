@@ -5,6 +5,7 @@
 //
 //   casdm::train::Previews previews(trainer, casdm::train::PreviewOptions().count(64).steps(50).seed(1));
 //   casdm::report::write_grid("samples-1000.png", previews.sample(), 8, "CasDM, step 1000");
+#include "casdm/sampler/registry.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -38,6 +39,8 @@ class Previews {
   Previews(Trainer<Model>& trainer, PreviewOptions o) : trainer_(trainer), options_(o) {
     const auto& mo = trainer.model()->options;
     if (o.count() < 1) throw std::invalid_argument(fmt::format("PreviewOptions: count must be >= 1, got {}", o.count()));
+    // Refused now rather than at the first grid, hours into a run.
+    sampler::check_steps(Model::Impl::sampler_type::name, mo.diffusion_steps(), o.steps(), "PreviewOptions: steps");
     if (o.ema() >= trainer.options().ema_rates().size())
       throw std::invalid_argument(fmt::format("PreviewOptions: EMA copy {} asked, the trainer keeps {}", o.ema(),
                                               trainer.options().ema_rates().size()));
