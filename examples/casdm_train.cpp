@@ -11,153 +11,22 @@
 // the checkpoint; a resume takes them from there and refuses a command line that contradicts them.
 #include <fmt/format.h>
 #include "casdm/casdm.hpp"
-#include "casdm/data/images.hpp"
-#include "casdm/data/loader.hpp"
 #include "casdm/io/files.hpp"
-#include "casdm/report/progress.hpp"
-#include "casdm/app/model_flags.hpp"
-#include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
+#include "casdm/app/training_run.hpp"
 #include "casdm/train/distributed.hpp"
 #include "casdm/train/launch.hpp"
-#include "casdm/train/loop.hpp"
-#include "casdm/train/loss_log.hpp"
-#include "casdm/train/previews.hpp"
-#include "casdm/train/trainer.hpp"
-#include "casdm/report/image_grid.hpp"
-#include "casdm/sampler/registry.hpp"
 #include "program.hpp"
-
-#include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 
 namespace fs = std::filesystem;
 
-struct Args {
-  // The run's settings (kept across --resume).
-  std::string preset = "CasDM";
-  std::string data = "/usr/share/datasets/fashion-mnist";
-  std::string data_format = "auto";
-  std::string fit = "pad";
-  bool hflip = false;
-  int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0;
-  double lr = 1e-3, weight_decay = 0, grad_clip = 0;
-  std::vector<double> ema{0.99};
-  std::string precision = "fp32";
-  casdm::app::ModelFlags model;  // T, the U-Nets, feature-loss and class-conditioning settings
-  // This invocation's choices.
-  int64_t steps = 1200, checkpoint_every = 0, keep = 3, sample_every = 0, samples = 64, sample_steps = 50;
-  int64_t log_every = 100, threads = 0, prefetch = 2, max_nonfinite = 3, nproc = 1, dist_timeout = 300;
-  std::string out = "out/casdm", resume_from, device = "cpu";
+struct Args : casdm::app::TrainingFlags {  // the run (casdm-train's defaults) and how to launch it
+  int64_t threads = 0, nproc = 1, dist_timeout = 300;
+  std::string resume_from;
   bool resume = false;
 };
-
-template <class Model>
-int train(const Args& a, const std::map<std::string, std::string>& settings,
-          const std::optional<casdm::train::CheckpointInfo>& resume, std::shared_ptr<casdm::train::ProcessGroup> group) {
-  const auto device = c10::Device(a.device);
-  const bool writer = !group || group->rank() == 0;  // data-parallel: rank 0 writes, prints and samples
-  const fs::path out = a.out;
-  casdm::train::CheckpointDir ckpts(out / "checkpoints", a.keep);
-
-  // Data first: a bad data set is refused before anything is written.
-  auto set = casdm::data::open_dataset(a.data, a.data_format, true, a.fit == "resize" ? a.image_size : 0);
-  const int64_t size = a.image_size > 0 ? a.image_size : set.images.size(2);
-  set = casdm::data::fit(std::move(set), size, casdm::data::parse_fit(a.fit));
-  const int64_t channels = set.images.size(1);
-  if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
-  const int64_t classes = a.model.class_cond ? set.conditioning_classes("--class-cond") : 0;
-  if (writer && classes > 0) fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
-
-  const auto options = a.model.options(channels, size, classes);
-  casdm::train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
-  if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
-  Model model(options);
-  model->to(device);
-  auto topts = casdm::train::TrainerOptions()
-                   .optimizer(casdm::train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
-                   .ema_rates(a.ema)
-                   .grad_clip(a.grad_clip)
-                   .micro_batch(a.micro_batch)
-                   .max_nonfinite_steps(a.max_nonfinite)
-                   .precision(casdm::examples::precision_type(a.precision, device))
-                   .sync(group);
-  casdm::train::Trainer<Model> trainer(model, topts);
-  if (resume) {
-    for (const auto& note : resume->notes)
-      if (writer) fmt::print(stderr, "{}\n", note);
-    trainer.load(*resume);
-    if (writer) fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
-  }
-  const int64_t first = trainer.step_count();
-  if (first >= a.steps)
-    throw std::runtime_error(fmt::format("the run is at step {} already; --steps is the total to reach", first));
-  casdm::data::Loader loader(set, casdm::data::LoaderOptions().batch_size(a.batch).hflip(a.hflip)
-                                       .seed(static_cast<uint64_t>(a.seed)).prefetch(a.prefetch).device(device), first);
-
-  // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
-  const auto names = Model::Impl::losses_type::describe();
-  casdm::train::LossLog log(writer ? out / "losses.csv" : fs::path(), names,
-                            resume && writer ? std::optional<int64_t>(first) : std::nullopt);
-
-  std::map<std::string, std::string> meta{{"preset", a.preset}, {"program", "casdm-train"}};
-  for (const auto& [k, v] : settings) meta["args." + k] = v;
-  // Sample grids: the same noise (and labels) every time, drawn without touching the run's generators.
-  casdm::train::Previews previews(trainer, casdm::train::PreviewOptions().count(a.samples).steps(a.sample_steps)
-                                               .seed(static_cast<uint64_t>(a.seed) + 1));
-  auto caption = [&](int64_t step) {
-    return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
-  };
-
-  casdm::report::Progress progress(first, a.steps, casdm::report::ProgressOptions().every(a.log_every));
-  // The run's page and loss charts: written at the start, as the run goes and at the end.
-  casdm::app::RunReport report(out, trainer, log, ckpts, first, a.steps,
-      casdm::app::RunReportOptions()
-          .title(fmt::format("casdm-train: {} on {}", a.preset, fs::path(set.source).filename().string()))
-          .preset(a.preset).device(a.device).data_source(set.source).settings(settings).caption(caption)
-          .data_wait_seconds([&] { return loader.wait_seconds(); })
-          .paused_seconds([&] { return previews.total_seconds(); }));
-  if (writer) report.training(first);
-
-  const auto end = casdm::train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, exit 128+signal
-      trainer,
-      [&] { auto [x, y] = loader.next_labelled(classes > 0); return casdm::train::Batch{x, y}; },
-      log, ckpts,
-      casdm::train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta), [&](int64_t step) {
-        if (!writer) return;
-        if (!trainer.last_skip().empty())
-          progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
-        const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
-        if (sampled) casdm::report::write_grid(out / fmt::format("samples-{:09d}.png", step), previews.sample(), 8, caption(step));
-        progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
-        // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
-        if (step != a.steps && (sampled || (step % a.log_every == 0 && report.due()))) {
-          log.flush();
-          report.training(step);
-        }
-      });
-  progress.done();
-  if (!writer) return end.signal ? 128 + end.signal : 0;  // rank 0 writes the rest
-  if (end.signal) {
-    report.stopped(end.step, end.signal);
-    fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
-               casdm::train::StopSignals::name(end.signal), end.step, end.checkpoint.string());
-    return 128 + end.signal;
-  }
-  log.flush();
-  report.stop_clock();
-  const auto ckpt = ckpts.save(trainer, meta);
-
-  auto extra = casdm::app::end_pictures(out, previews.sample(), caption(a.steps), set, a.samples);
-  extra["sample_seconds"] = previews.last_seconds();
-  extra["sample_steps"] = a.sample_steps;
-  if (group) extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
-  report.finish(ckpt, extra);
-  fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n", ckpt.string(), a.out);
-  return 0;
-}
 
 int main(int argc, char** argv) {
   using casdm::examples::at_least, casdm::examples::in_range;
@@ -252,17 +121,22 @@ int main(int argc, char** argv) {
     if (a.sample_steps > T && app.count("--sample-steps"))
       throw std::runtime_error(fmt::format("--sample-steps {} exceeds --diffusion-steps {}", a.sample_steps, T));
     a.sample_steps = std::min(a.sample_steps, T);  // the default, 50, on a shorter process
-    casdm::sampler::check_steps("ddim", T, a.sample_steps, "--sample-steps");  // refused now, not at the first grid
-    a.model.check(a.preset);
     if (app.count("--label-dropout") && !a.model.class_cond) throw std::runtime_error("--label-dropout: only with --class-cond");
-    if (a.micro_batch > a.batch) throw std::runtime_error("--micro-batch must not exceed --batch");
-    casdm::examples::precision_type(a.precision, c10::Device(a.device));
-    casdm::data::parse_fit(a.fit);
+    a.check();  // refused now, not at the first grid
     const auto group = casdm::train::process_group_from_environment(c10::Device(a.device),
                                                                      std::chrono::seconds(a.dist_timeout), a.batch);
-    return casdm::presets::visit(a.preset, [&](auto type) {
-      return train<typename decltype(type)::type>(a, settings.values(), resume, group);
+    const auto end = casdm::presets::visit(a.preset, [&](auto type) {
+      return casdm::app::run_training<typename decltype(type)::type>(a, settings.values(), resume, group);
     });
+    if (!writer) return end.signal ? 128 + end.signal : 0;
+    if (end.signal) {
+      fmt::print(stderr, "casdm-train: stopped by {} after step {}; wrote {} (continue with --resume)\n",
+                 casdm::train::StopSignals::name(end.signal), end.step, end.checkpoint.string());
+      return 128 + end.signal;
+    }
+    fmt::print("wrote {} and {}/{{index.html,samples.png,data.png,loss.png,loss.svg,losses.csv,run.json}}\n",
+               end.checkpoint.string(), a.out);
+    return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "casdm-train: {}\n", casdm::examples::message(e));
     return 1;

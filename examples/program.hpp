@@ -1,9 +1,11 @@
 #pragma once
 // What the example programs share: option validators in the programs' words, --threads/--device,
 // output-folder checks and small helpers. Choosing a preset by name (casdm::presets::visit),
-// loading a trained denoiser (casdm::train::load_denoiser) and the settings a run keeps across a
-// resume (casdm::app::RunSettings) are library calls.
+// loading a trained denoiser (casdm::train::load_denoiser), the settings a run keeps across a
+// resume (casdm::app::RunSettings), a whole training run (casdm::app::run_training) and the
+// machine's threads, device and precision (casdm/app/machine.hpp) are library calls.
 #include "casdm/presets.hpp"
+#include "casdm/app/machine.hpp"
 #include "casdm/app/run_settings.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/train/previews.hpp"
@@ -12,9 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
-#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -27,7 +27,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace casdm::examples {
@@ -116,35 +115,8 @@ inline void add_machine_options(CLI::App& app, int64_t& threads, std::string& de
   app.add_option("--device", device, "cpu, cuda, cuda:1, ...")->capture_default_str();
 }
 
-/// Applies --threads (0: every core) and checks --device: an unknown name or a CUDA device this
-/// LibTorch cannot reach is refused with the reason.
-inline c10::Device use_machine(int64_t threads, const std::string& device) {
-  at::set_num_threads(threads > 0 ? static_cast<int>(threads)
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  std::optional<c10::Device> d;
-  try {
-    d = c10::Device(device);
-  } catch (const c10::Error&) {
-    throw std::runtime_error(fmt::format("--device {}: not a device name (cpu, cuda, cuda:1, ...)", device));
-  }
-  if (d->is_cuda() && (!torch::cuda::is_available() || d->index() >= static_cast<int>(torch::cuda::device_count())))
-    throw std::runtime_error(
-        fmt::format("--device {}: this LibTorch sees {} CUDA device(s)", device, torch::cuda::device_count()));
-  if (!d->is_cpu() && !d->is_cuda())
-    throw std::runtime_error(fmt::format("--device {}: only cpu and cuda are supported", device));
-  return *d;
-}
-
-/// --precision fp32|bf16|fp16 as the networks' autocast type. fp16 is CUDA's (training scales the
-/// loss dynamically, train::LossScaler); LibTorch's CPU autocast runs bfloat16 only.
-inline at::ScalarType precision_type(const std::string& name, c10::Device device) {
-  if (name == "fp32") return at::kFloat;
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "fp16" && device.is_cuda()) return at::kHalf;
-  throw std::runtime_error(fmt::format("--precision {}: float16 autocast needs a CUDA device (LibTorch's CPU autocast "
-                                       "runs bfloat16 only; on {} use bf16)",
-                                       name, device.str()));
-}
+using app::use_machine;     // applies --threads, checks --device (casdm/app/machine.hpp)
+using app::precision_type;  // --precision as the networks' autocast type
 
 /// The weights choice of --weights ema|raw and --ema-rate (negative: the first EMA copy).
 inline train::Weights weights_choice(const std::string& weights, double ema_rate) {

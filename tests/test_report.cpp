@@ -19,6 +19,9 @@
 #include "casdm/app/run_settings.hpp"
 #include "casdm/app/score_cache.hpp"
 #include "casdm/app/stop.hpp"
+#include "casdm/app/machine.hpp"
+#include "casdm/app/training_run.hpp"
+#include "casdm/train/checkpoint.hpp"
 #include "casdm/eval/draw.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
@@ -681,4 +684,96 @@ TEST_CASE("stop_between_batches: a drawing goes on until a signal, then stops af
                                                       eval::DrawOptions().sample(SampleOptions().steps(2)).batch(2).progress(counting)),
                   app::Stopped);
   CHECK(calls == 1);
+}
+
+TEST_CASE("run_training: the files of a run, its settings in the checkpoints, and a run stopped and resumed logs what one run straight through logs", "[app][trainer]") {
+  namespace fs = std::filesystem;
+  const auto dir = test::scratch("run_training");
+  fs::remove_all(dir);
+  app::TrainingFlags f;  // a tiny DDPM (x0) on Fashion-MNIST brought to 8x8
+  f.preset = "DDPM_X0";
+  f.image_size = 8;
+  f.fit = "resize";
+  f.batch = 4;
+  f.samples = 4;
+  f.sample_steps = 2;
+  f.log_every = 1;
+  f.keep = 2;
+  f.checkpoint_every = 2;
+  f.model.diffusion_steps = 20;
+  f.model.model_channels = 4;
+  f.model.channel_mult = {1};
+  f.model.attention = {};
+  f.model.heads = 1;
+  f.model.norm_groups = 2;
+  f.steps = 4;
+  f.out = (dir / "straight").string();
+  REQUIRE_NOTHROW(f.check());
+  const std::map<std::string, std::string> settings{{"batch", "4"}, {"seed", "0"}};
+  const auto end = app::run_training<presets::DDPM_X0>(f, settings);
+  CHECK(end.step == 4);
+  CHECK(end.signal == 0);
+  CHECK(end.checkpoint == dir / "straight" / "checkpoints" / "ckpt-000000004.pt");
+  for (const char* name : {"index.html", "samples.png", "data.png", "loss.png", "loss.svg", "losses.csv", "run.json"})
+    CHECK(fs::exists(dir / "straight" / name));
+  const auto run = nlohmann::json::parse(read_text(dir / "straight" / "run.json"));
+  CHECK(run["steps"] == 4);
+  CHECK(run["preset"] == "DDPM_X0");
+  CHECK(run["sample_steps"] == 2);
+  CHECK(run["image_shape"] == nlohmann::json::array({1, 8, 8}));
+  const auto info = train::read_checkpoint(end.checkpoint);
+  CHECK(info.get("preset") == "DDPM_X0");
+  CHECK(info.get("program") == "casdm-train");
+  CHECK(info.get("args.batch") == "4");
+  const auto samples = load_png(dir / "straight" / "samples.png");
+  CHECK(samples.w == 8 * (8 + 2) + 2);  // write_grid's 8 columns of 8x8 images
+  // The same run in two calls: to step 2, then resumed from that checkpoint to step 4.
+  f.out = (dir / "split").string();
+  f.steps = 2;
+  CHECK(app::run_training<presets::DDPM_X0>(f, settings).step == 2);
+  const auto resume = train::CheckpointDir(dir / "split" / "checkpoints", 2).resume_point(true);
+  REQUIRE(resume.has_value());
+  CHECK(resume->step == 2);
+  f.steps = 4;
+  CHECK(app::run_training<presets::DDPM_X0>(f, settings, resume).step == 4);
+  const auto straight = read_text(dir / "straight" / "losses.csv");
+  CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);  // the header and four steps
+  CHECK(read_text(dir / "split" / "losses.csv") == straight);
+  // A run already at the step asked is refused, and a run's misfit options before anything is read.
+  CHECK_THROWS_WITH(app::run_training<presets::DDPM_X0>(f, settings, train::CheckpointDir(dir / "split" / "checkpoints", 2).resume_point(true)),
+                    "the run is at step 4 already; --steps is the total to reach");
+  auto bad = f;
+  bad.micro_batch = 5;
+  CHECK_THROWS_WITH(bad.check(), "--micro-batch 5: must be in [0, --batch 4]");
+  bad = f;
+  bad.model.phi_res_blocks = 2;
+  CHECK_THROWS_WITH(bad.check(), "--phi-res-blocks: preset DDPM_X0 has no phi network (only the cascaded presets do)");
+  bad = f;
+  bad.sample_steps = 6;
+  CHECK_THROWS_WITH(bad.check(), "--sample-steps 6: DDIM takes the steps of T = 20 at an integer stride, which makes 5 or 7 but not 6");
+  bad = f;
+  bad.fit = "stretch";
+  CHECK_THROWS_WITH(bad.check(), Catch::Contains("stretch"));
+  bad = f;
+  bad.samples = 0;
+  CHECK_THROWS_WITH(bad.check(), "--samples: must be >= 1, got 0");
+  bad = f;
+  bad.data = (dir / "no-such-data").string();
+  CHECK_THROWS_WITH(app::run_training<presets::DDPM_X0>(bad), Catch::Contains("no-such-data"));
+}
+
+TEST_CASE("machine: threads, device and precision as a program's options name them, refused in one line", "[app]") {
+  const int before = at::get_num_threads();
+  CHECK(app::use_machine(1, "cpu") == c10::Device("cpu"));
+  CHECK(at::get_num_threads() == 1);
+  CHECK_THROWS_WITH(app::use_machine(1, "gpu"), "--device gpu: not a device name (cpu, cuda, cuda:1, ...)");
+  CHECK_THROWS_WITH(app::use_machine(-1, "cpu"), "--threads -1: must be >= 0 (0: every core)");
+  if (!torch::cuda::is_available())
+    CHECK_THROWS_WITH(app::use_machine(1, "cuda:0"), "--device cuda:0: this LibTorch sees 0 CUDA device(s)");
+  at::set_num_threads(before);
+  CHECK(app::precision_type("fp32", c10::Device("cpu")) == at::kFloat);
+  CHECK(app::precision_type("bf16", c10::Device("cpu")) == at::kBFloat16);
+  CHECK_THROWS_WITH(app::precision_type("fp16", c10::Device("cpu")),
+                    "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)");
+  CHECK_THROWS_WITH(app::precision_type("fp8", c10::Device("cpu")), "--precision fp8: expected fp32, bf16 or fp16");
 }

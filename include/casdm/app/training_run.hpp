@@ -1,0 +1,208 @@
+#pragma once
+// A training run as casdm-train makes it, in one call: the data set opened and fitted, the model
+// built (or resumed), the trainer, the data loader, the loss log, sample grids from fixed noise,
+// progress lines, checkpoints, and the run's page, charts and run.json in the output folder —
+// stopping cleanly at SIGINT/SIGTERM with a checkpoint to resume from. A program parses its
+// options into TrainingFlags and calls it; data-parallel ranks pass their process group.
+//
+//   casdm::app::TrainingFlags flags;            // casdm-train's defaults: CPU-sized CasDM, Fashion-MNIST
+//   flags.preset = "CasDM"; flags.steps = 1200; flags.out = "out/casdm";
+//   flags.check();                              // one line per misfit, before anything is written
+//   auto end = casdm::app::run_training<casdm::presets::CasDM>(flags);
+//   if (end.signal) ...                         // stopped early: end.checkpoint is where a resume goes on
+//
+// A resume passes the checkpoint (train::CheckpointDir::resume_point) and the settings the run keeps
+// (RunSettings::values(), stored in every checkpoint as "args.<name>"). The output folder is made
+// if missing; locking it against a second run (io::OutputFolder) is the caller's, as casdm-train
+// does before it looks for a checkpoint.
+#include "casdm/app/machine.hpp"
+#include "casdm/app/model_flags.hpp"
+#include "casdm/app/run_report.hpp"
+#include "casdm/data/images.hpp"
+#include "casdm/data/loader.hpp"
+#include "casdm/io/files.hpp"
+#include "casdm/report/image_grid.hpp"
+#include "casdm/report/progress.hpp"
+#include "casdm/sampler/registry.hpp"
+#include "casdm/train/checkpoint.hpp"
+#include "casdm/train/distributed.hpp"
+#include "casdm/train/loop.hpp"
+#include "casdm/train/loss_log.hpp"
+#include "casdm/train/previews.hpp"
+#include "casdm/train/trainer.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace casdm::app {
+
+/// What a training run is asked to do, in casdm-train's option names and defaults.
+struct TrainingFlags {
+  // The run's settings (a program keeps them across a resume with RunSettings).
+  std::string preset = "CasDM";
+  std::string data = "/usr/share/datasets/fashion-mnist";  // IDX files, CIFAR-10 *.bin batches, or images
+  std::string data_format = "auto";                        // auto, idx, cifar10 or images
+  std::string fit = "pad";                                 // pad or resize (data::parse_fit)
+  bool hflip = false;
+  int64_t image_size = 0, batch = 32, micro_batch = 0, seed = 0;  // image_size 0: the data's
+  double lr = 1e-3, weight_decay = 0, grad_clip = 0;
+  std::vector<double> ema{0.99};  // EMA rates; the sample grids use the first
+  std::string precision = "fp32";  // fp32, bf16 or fp16 (precision_type)
+  ModelFlags model;                // T, the U-Nets, feature-loss and class-conditioning settings
+  // This invocation's choices.
+  int64_t steps = 1200;            // the step to reach
+  int64_t checkpoint_every = 0;    // 0: a checkpoint at the end only
+  int64_t keep = 3;                // checkpoints kept
+  int64_t sample_every = 0;        // steps between sample grids (0: at the end only)
+  int64_t samples = 64, sample_steps = 50;  // a grid's images and its DDIM steps
+  int64_t log_every = 100, prefetch = 2, max_nonfinite = 3;
+  std::string out = "out/casdm", device = "cpu";
+  std::string program = "casdm-train";  // the run's page title and run.json name it
+
+  /// Refuses, in one line naming the option, what the run could not do — before anything is read
+  /// or written: a preset that would not read a model setting (ModelFlags::check), a micro-batch
+  /// above the batch, a precision the device has not, an unknown --fit, a grid step count DDIM
+  /// cannot lay out on T, and the counts that must be positive.
+  void check() const {
+    model.check(preset);
+    const std::pair<const char*, int64_t> positive[] = {{"--steps", steps},     {"--batch", batch},
+                                                        {"--samples", samples}, {"--sample-steps", sample_steps},
+                                                        {"--log-every", log_every}, {"--max-nonfinite", max_nonfinite}};
+    for (const auto& [option, v] : positive)
+      if (v < 1) throw std::invalid_argument(fmt::format("{}: must be >= 1, got {}", option, v));
+    if (micro_batch < 0 || micro_batch > batch)
+      throw std::invalid_argument(fmt::format("--micro-batch {}: must be in [0, --batch {}]", micro_batch, batch));
+    if (keep < 2) throw std::invalid_argument(fmt::format("--keep {}: at least 2 checkpoints are kept", keep));
+    if (checkpoint_every < 0 || sample_every < 0 || prefetch < 0 || image_size < 0 || seed < 0)
+      throw std::invalid_argument("--checkpoint-every, --sample-every, --prefetch, --image-size and --seed must be >= 0");
+    if (ema.empty()) throw std::invalid_argument("--ema: at least one rate");
+    precision_type(precision, c10::Device(device));
+    data::parse_fit(fit);
+    sampler::check_steps("ddim", model.diffusion_steps, sample_steps, "--sample-steps");
+  }
+};
+
+/// Trains `Model` as `a` asks (TrainingFlags::check first) and returns where it stopped: the last
+/// step, the signal that stopped it (0: none; then 128 + signal is a program's exit status) and the
+/// checkpoint written there. With `resume` it continues that checkpoint exactly (model, EMA copies,
+/// optimiser, generators, data order); `settings` are stored in every checkpoint as "args.<name>".
+/// With a process group, rank 0 alone writes, prints and samples.
+template <class Model>
+train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, std::string>& settings = {},
+                            const std::optional<train::CheckpointInfo>& resume = std::nullopt,
+                            std::shared_ptr<train::ProcessGroup> group = nullptr) {
+  namespace fs = std::filesystem;
+  const auto device = c10::Device(a.device);
+  const bool writer = !group || group->rank() == 0;
+  const fs::path out = a.out;
+  train::CheckpointDir ckpts(out / "checkpoints", a.keep);
+
+  // Data first: a bad data set is refused before anything is written.
+  auto set = data::open_dataset(a.data, a.data_format, true, a.fit == "resize" ? a.image_size : 0);
+  const int64_t size = a.image_size > 0 ? a.image_size : set.images.size(2);
+  set = data::fit(std::move(set), size, data::parse_fit(a.fit));
+  const int64_t channels = set.images.size(1);
+  if (writer) fmt::print(stderr, "data: {}, {} images {}x{}x{}\n", set.source, set.size(), channels, size, size);
+  const int64_t classes = a.model.class_cond ? set.conditioning_classes("--class-cond") : 0;
+  if (writer && classes > 0)
+    fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
+
+  const auto options = a.model.options(channels, size, classes);
+  train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
+  if (writer) io::require_writable_folder(out);  // made if missing, or refused
+  if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
+  Model model(options);
+  model->to(device);
+  auto topts = train::TrainerOptions()
+                   .optimizer(train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
+                   .ema_rates(a.ema)
+                   .grad_clip(a.grad_clip)
+                   .micro_batch(a.micro_batch)
+                   .max_nonfinite_steps(a.max_nonfinite)
+                   .precision(precision_type(a.precision, device))
+                   .sync(group);
+  train::Trainer<Model> trainer(model, topts);
+  if (resume) {
+    for (const auto& note : resume->notes)
+      if (writer) fmt::print(stderr, "{}\n", note);
+    trainer.load(*resume);
+    if (writer) fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
+  }
+  const int64_t first = trainer.step_count();
+  if (first >= a.steps)
+    throw std::runtime_error(fmt::format("the run is at step {} already; --steps is the total to reach", first));
+  data::Loader loader(set, data::LoaderOptions().batch_size(a.batch).hflip(a.hflip).seed(static_cast<uint64_t>(a.seed))
+                               .prefetch(a.prefetch).device(device), first);
+
+  // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
+  train::LossLog log(writer ? out / "losses.csv" : fs::path(), Model::Impl::losses_type::describe(),
+                     resume && writer ? std::optional<int64_t>(first) : std::nullopt);
+
+  train::Meta meta{{"preset", a.preset}, {"program", a.program}};
+  for (const auto& [k, v] : settings) meta["args." + k] = v;
+  // Sample grids: the same noise (and labels) every time, drawn without touching the run's generators.
+  train::Previews previews(trainer, train::PreviewOptions().count(a.samples).steps(a.sample_steps)
+                                        .seed(static_cast<uint64_t>(a.seed) + 1));
+  auto caption = [&](int64_t step) {
+    return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
+  };
+
+  report::Progress progress(first, a.steps, report::ProgressOptions().every(a.log_every));
+  // The run's page and loss charts: written at the start, as the run goes and at the end.
+  RunReport report(out, trainer, log, ckpts, first, a.steps,
+                   RunReportOptions()
+                       .title(fmt::format("{}: {} on {}", a.program, a.preset, fs::path(set.source).filename().string()))
+                       .preset(a.preset).device(a.device).data_source(set.source).settings(settings).caption(caption)
+                       .data_wait_seconds([&] { return loader.wait_seconds(); })
+                       .paused_seconds([&] { return previews.total_seconds(); }));
+  if (writer) report.training(first);
+
+  auto end = train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, early return
+      trainer,
+      [&] {
+        auto [x, y] = loader.next_labelled(classes > 0);
+        return train::Batch{x, y};
+      },
+      log, ckpts, train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta),
+      [&](int64_t step) {
+        if (!writer) return;
+        if (!trainer.last_skip().empty())
+          progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
+        const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
+        if (sampled) report::write_grid(out / fmt::format("samples-{:09d}.png", step), previews.sample(), 8, caption(step));
+        progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
+        // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
+        if (step != a.steps && (sampled || (step % a.log_every == 0 && report.due()))) {
+          log.flush();
+          report.training(step);
+        }
+      });
+  progress.done();
+  if (!writer) return end;  // rank 0 writes the rest
+  if (end.signal) {
+    report.stopped(end.step, end.signal);
+    return end;
+  }
+  log.flush();
+  report.stop_clock();
+  end.checkpoint = ckpts.save(trainer, meta);
+
+  auto extra = end_pictures(out, previews.sample(), caption(a.steps), set, a.samples);
+  extra["sample_seconds"] = previews.last_seconds();
+  extra["sample_steps"] = a.sample_steps;
+  if (group)
+    extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
+  report.finish(end.checkpoint, extra);
+  return end;
+}
+
+}  // namespace casdm::app
