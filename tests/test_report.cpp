@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iterator>
 #include <regex>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "casdm/report/chart.hpp"
 #include "casdm/report/image_grid.hpp"
@@ -334,6 +336,18 @@ TEST_CASE("progress: one line redrawn in place on a terminal, plain lines elsewh
   CHECK(out.find("ETA") != std::string::npos);
   CHECK(out.find("a message\n") != std::string::npos);
   CHECK(std::count(out.begin(), out.end(), '\n') == 4);
+  // No rate from a time too short to measure (it printed "1.1e+08 steps/s" for 100 steps reported at
+  // once); a rate once min_rate_seconds have passed.
+  report::Progress early(0, 1000, report::ProgressOptions().live(false));
+  const auto first = early.line(100, "", 0, false);  // "?" unless this thread waited 10 ms for a core
+  if (first.find('?') != std::string::npos)
+    CHECK(first == "100/1000 | ? steps/s | ETA ?");
+  else
+    CHECK(std::stod(first.substr(first.find("| ") + 2)) <= 100 / 0.01);  // min_rate_seconds
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto later = early.line(100, "", 0, false);
+  CHECK(later.find('?') == std::string::npos);
+  CHECK(std::stod(later.substr(later.find("| ") + 2)) <= 100 / 0.02);
 }
 
 TEST_CASE("run_json takes the run's figures from the page's state and the program's own keys", "[report]") {

@@ -58,17 +58,21 @@ class Progress {
 
   bool live() const { return live_; }
 
+  /// The shortest time a rate is measured over (below it the line says "? steps/s").
+  static constexpr double min_rate_seconds = 0.01;
+
   /// "350/1200 [======>       ]  29% | 12.3 steps/s | ETA 1m09s | total 0.031 eps 0.030": after
   /// step `step` of the run, with `details` (the latest losses) at the end, cut to `width`
   /// characters (0: whole); without the bar and percentage when `with_bar` is false.
   std::string line(int64_t step, std::string_view details, int width, bool with_bar = true) const {
     const double secs = seconds(), done = static_cast<double>(step - first_);
-    const double rate = secs > 0 ? done / secs : 0;
+    // A rate needs a measurable time: steps reported within min_rate_seconds of the start say "?".
+    const double rate = secs >= min_rate_seconds ? done / secs : 0;
     const double frac = last_ > 0 ? std::clamp(static_cast<double>(step) / static_cast<double>(last_), 0.0, 1.0) : 1;
     const std::string eta = rate > 0 ? io::duration_str(static_cast<double>(last_ - step) / rate) : "?";
     std::string s = fmt::format("{}/{}", step, last_);
     if (with_bar) s += fmt::format(" {} {:3.0f}%", bar(frac, 20), 100 * frac);
-    s += fmt::format(" | {:.3g} steps/s | ETA {}", rate, eta);
+    s += rate > 0 ? fmt::format(" | {:.3g} steps/s | ETA {}", rate, eta) : fmt::format(" | ? steps/s | ETA {}", eta);
     if (!details.empty()) s += fmt::format(" | {}", details);
     if (width > 0 && static_cast<int>(s.size()) > width) s.resize(static_cast<size_t>(std::max(width - 1, 0))), s += "…";
     return s;
