@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/nn/module.h>
@@ -186,13 +187,16 @@ inline TensorFile read_tensor_file(const std::filesystem::path& path) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   c10::IValue v;
   try {
+    // Every record is read through BoundedReader: pickle_load's own reader copies whatever length a
+    // damaged zip directory gives a record, past the end of the file (found by fuzzing).
+    caffe2::serialize::PyTorchStreamReader zip(std::make_shared<detail::BoundedReader>(bytes));
     {  // the pickle is checked before LibTorch's unpickler trusts its lengths
-      caffe2::serialize::PyTorchStreamReader zip(std::make_shared<detail::BoundedReader>(bytes));
       auto [data, size] = zip.getRecord("data.pkl");
       if (auto why = detail::pickle_problem(static_cast<const char*>(data.get()), size); !why.empty())
         throw std::runtime_error(fmt::format("its pickle is damaged: {}", why));
     }
-    v = torch::jit::pickle_load(bytes);
+    v = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"", /*type_resolver=*/c10::nullopt,
+                                          /*obj_loader=*/c10::nullopt, /*device=*/c10::nullopt, zip);
   } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
     throw std::runtime_error(fmt::format("{} is not a readable tensor file (corrupt or truncated?): {}", path.string(),
                                          e.what_without_backtrace()));
