@@ -70,6 +70,20 @@ if(NOT TARGET casdm::fmt)
   endif()
 endif()
 
+# nlohmann/json (header-only): checkpoints' settings document (train/checkpoint.hpp) and the reports.
+# GPU machines without its package carry its headers: CASDM_JSON_INCLUDE_DIR names the folder holding
+# nlohmann/json.hpp.
+if(NOT TARGET casdm::json)
+  set(CASDM_JSON_INCLUDE_DIR "" CACHE PATH "Folder that holds nlohmann/json.hpp when its CMake package is absent")
+  add_library(casdm::json INTERFACE IMPORTED)
+  if(CASDM_JSON_INCLUDE_DIR)
+    set_target_properties(casdm::json PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_JSON_INCLUDE_DIR}")
+  else()
+    _casdm_find(nlohmann_json 3 CONFIG)
+    set_target_properties(casdm::json PROPERTIES INTERFACE_LINK_LIBRARIES nlohmann_json::nlohmann_json)
+  endif()
+endif()
+
 # zlib: the CRC-32 of every tensor in a tensor file (io/tensor_file.hpp). GPU machines without its
 # headers carry zlib.h (CASDM_ZLIB_INCLUDE_DIR) and link the system's libz.so.1.
 if(NOT TARGET casdm::zlib)

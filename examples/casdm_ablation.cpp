@@ -18,6 +18,7 @@
 // distance comes with its bootstrap spread (± one standard deviation over resamples of the
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
+#include "casdm/app/preset_of.hpp"
 #include "casdm/app/score_cache.hpp"
 #include "casdm/app/stop.hpp"
 #include "casdm/report/table.hpp"
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--steps", steps, "sampling steps, one column each")->capture_default_str()->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--sampler", sampler_name, "the sampler of every cell: ddim (eta 0), dpmpp2m, euler, heun or ancestral")
+  app.add_option("--sampler", sampler_name, "the sampler of every cell, one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
   app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(casdm::examples::in_range<int64_t>(10, int64_t{1} << 40));
@@ -111,9 +112,8 @@ int main(int argc, char** argv) {
     std::vector<casdm::train::CheckpointInfo> infos;
     for (auto& r : rows) {
       infos.push_back(casdm::train::read_checkpoint(r.checkpoint));
-      r.preset = infos.back().get("preset");
+      r.preset = casdm::app::preset_of(infos.back());
       r.step = infos.back().step;
-      if (r.preset.empty()) throw std::runtime_error(r.checkpoint + " names no preset (not written by casdm-train?)");
       for (auto s : steps) {
         if (s > infos.back().options.diffusion_steps())
           throw std::runtime_error(fmt::format("--steps {}: more than {}'s T = {}", s, r.checkpoint,

@@ -12,6 +12,7 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
+#include "casdm/app/preset_of.hpp"
 #include "casdm/app/stop.hpp"
 #include "scoring.hpp"
 
@@ -101,16 +102,16 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--scorer", a.scorer, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
   app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
-  app.add_option("--sampler", a.sampler, "ddim, ancestral, dpmpp2m (DPM-Solver++(2M)), euler or heun (Karras et al.)")
+  app.add_option("--sampler", a.sampler, "one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
-  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default: DDIM 100, ancestral 1000, dpmpp2m 20, "
-                                     "euler 20, heun 10; at most T)")->capture_default_str()
+  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str()->check(casdm::examples::at_least<double>(0));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
-  app.add_option("--data-format", a.data_format, "auto, idx, cifar10 or images")->capture_default_str();
+  app.add_option("--data-format", a.data_format, "one of: " + casdm::data::formats_help())->capture_default_str()
+      ->check(CLI::IsMember(casdm::data::format_names()));
   app.add_option("--fit", a.fit, "pad or resize data of another side (default: the run's --fit)")
       ->check(CLI::IsMember({"pad", "resize"}));
   app.add_option("--ref-n", a.ref_n, "reference images (0: the whole training split)")->capture_default_str()
@@ -139,8 +140,7 @@ int main(int argc, char** argv) {
     if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
     const auto path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
-    const auto preset = c.get("preset");
-    if (preset.empty()) throw std::runtime_error(fmt::format("{} names no preset (not written by casdm-train?)", path.string()));
+    const auto preset = casdm::app::preset_of(c);
     // Refused before the scorer and the data set are read: --class and --steps against the checkpoint's model.
     const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
     const int64_t T = c.options.diffusion_steps();

@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a small VGG-style classifier on a labelled data set, as the CasDM_SmallVGG metric network"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--data", data, "data folder: IDX files or CIFAR-10 *.bin batches")->capture_default_str();
-  app.add_option("--data-format", format, "auto, idx or cifar10")->capture_default_str()
-      ->check(CLI::IsMember({"auto", "idx", "cifar10"}));
+  app.add_option("--data-format", format, "one of (a train and a test split): " + casdm::data::formats_help(true))
+      ->capture_default_str()->check(CLI::IsMember(casdm::data::format_names(true)));
   app.add_option("--out", out, "output folder (becomes casdm-train's --feature-weights)")->required();
   app.add_option("--steps", steps, "training steps")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--batch", batch, "images per step")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));

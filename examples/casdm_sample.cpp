@@ -10,8 +10,10 @@
 // [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
+#include "casdm/app/preset_of.hpp"
 #include "casdm/app/stop.hpp"
 #include "casdm/sampler/registry.hpp"
+#include "casdm/sampler/trajectory.hpp"
 #include "casdm/eval/draw.hpp"
 #include "casdm/train/trainer.hpp"
 #include "casdm/report/image_grid.hpp"
@@ -29,7 +31,7 @@ struct Args {
   std::string checkpoint, out = "out/samples", sampler = "ddim", weights = "ema", device = "cpu", precision = "fp32";
   std::string cls;  // "", a class index, or "all"
   double guidance = 0;
-  int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8;
+  int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8, trajectory = 0;
   double eta = 0, ema_rate = -1;
 };
 
@@ -50,6 +52,8 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
   if (!labels.defined() && a.guidance != 0) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
   so.labels(labels);
+  casdm::sampler::Trajectory trajectory(std::max<int64_t>(a.trajectory, 1), a.columns);
+  if (a.trajectory > 0) so.on_step(trajectory.recorder());
   const auto t0 = std::chrono::steady_clock::now();
   const auto x = casdm::eval::draw_samples<Sampler>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
                                                                       .seed(static_cast<uint64_t>(a.seed))
@@ -61,6 +65,9 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
                                           a.sampler, a.steps ? fmt::format("{}", a.steps) : std::string("default"), a.seed,
                                           a.cls.empty() ? std::string()
                                                         : fmt::format(", class {}, guidance {}", a.cls, casdm::io::number_str(a.guidance))));
+  if (a.trajectory > 0)
+    casdm::report::write_grid(fs::path(a.out) / "trajectory.png", trajectory.images(), trajectory.columns(),
+                              fmt::format("x0 estimate of the first images every {} steps (rows: images)", a.trajectory));
   casdm::io::TensorFile f;
   f.tensors["samples"] = x;
   f.meta = {{"checkpoint", c.path.string()},
@@ -89,10 +96,9 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--out", a.out, "output folder")->capture_default_str();
   app.add_option("-n,--n", a.n, "images to draw")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
-  app.add_option("--sampler", a.sampler, "ddim, ancestral, dpmpp2m (DPM-Solver++(2M)), euler or heun (Karras et al.)")
+  app.add_option("--sampler", a.sampler, "one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
-  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default: DDIM 100, ancestral 1000, dpmpp2m 20, "
-                                     "euler 20, heun 10; at most T)")
+  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
       ->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str()->check(casdm::examples::at_least<double>(0));
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every image, or 'all' (class i % K at i)");
@@ -102,6 +108,8 @@ int main(int argc, char** argv) {
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--batch", a.batch, "images per sampling pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--columns", a.columns, "grid columns")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
+  app.add_option("--trajectory", a.trajectory, "every this many steps, the x0 estimate of the first --columns images "
+                 "into trajectory.png (0: none)")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--seed", a.seed, "seed of the noise")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--precision", a.precision, "fp32, or bf16 (the networks under autocast)")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
@@ -115,8 +123,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
-    const auto preset = c.get("preset");
-    if (preset.empty()) throw std::runtime_error(path.string() + " names no preset (not written by casdm-train?)");
+    const auto preset = casdm::app::preset_of(c);
     casdm::sampler::check_steps(a.sampler, c.options.diffusion_steps(), a.steps, "--steps");
     casdm::examples::require_writable_folder(a.out);
     return casdm::presets::visit(preset, [&](auto type) {

@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(34);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later --steps wins
   casdm::app::RunSettings settings;
-  auto setting = [&](const std::string& name, auto* field, const std::string& help) {
-    settings.add(name, field);
+  using OnResume = casdm::app::RunSettings::OnResume;
+  auto setting = [&](const std::string& name, auto* field, const std::string& help, OnResume r = OnResume::kept) {
+    settings.add(name, field, r);
     auto* o = app.add_option("--" + name, *field, help)->capture_default_str();
     if constexpr (!std::is_same_v<decltype(*field), std::string&> && requires { field->push_back(field->front()); })
       o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);  // lists: --ema 0.9 0.99
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
   };
   setting("preset", &a.preset, "one of: " + presets)->group("Run");
   setting("data", &a.data, "data folder: IDX files, CIFAR-10 *.bin batches, or images")->group("Data");
-  setting("data-format", &a.data_format, "auto, idx, cifar10 or images")->group("Data");
+  setting("data-format", &a.data_format, "one of: " + casdm::data::formats_help())
+      ->check(CLI::IsMember(casdm::data::format_names()))->group("Data");
   setting("image-size", &a.image_size, "side the images are brought to (0: the data's)")->check(in_range<int64_t>(0, 1 << 16))->group("Data");
   setting("fit", &a.fit, "pad (centre on black) or resize (centre-crop, bilinear)")->group("Data");
   settings.add("hflip", &a.hflip);
@@ -72,8 +74,12 @@ int main(int argc, char** argv) {
   setting("phi-channel-mult", &a.model.phi_channel_mult, "cascaded presets: phi's multipliers (empty: as theta)")->check(in_range<int64_t>(1, 64))->group("Model");
   setting("phi-res-blocks", &a.model.phi_res_blocks, "cascaded presets: phi's blocks per level (0: as theta)")->check(in_range<int64_t>(0, 64))->group("Model");
   setting("phi-attention", &a.model.phi_attention, "cascaded presets: phi's attention resolutions")->check(at_least<int64_t>(1))->group("Model");
-  setting("feature-size", &a.model.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)")->check(in_range<int64_t>(0, 4096))->group("Model");
-  setting("feature-weights", &a.model.feature_weights, "feature-loss presets: folder of the backbone's weight files")->group("Model");
+  setting("feature-size", &a.model.feature_size, "feature-loss presets: resize side (0: the preset's, 224; CasDM_SmallVGG 32)",
+          OnResume::may_change)->check(in_range<int64_t>(0, 4096))->group("Objective");
+  setting("feature-weights", &a.model.feature_weights, "feature-loss presets: folder of the backbone's weight files "
+          "(a resume may give a new place)", OnResume::may_change)->group("Objective");
+  setting("loss-weight", &a.model.loss_weights, "NAME=VALUE: a loss term's weight instead of the preset's, e.g. x0=0.5 "
+          "(repeatable; a resume may change it)", OnResume::may_change)->group("Objective");
   settings.add("class-cond", &a.model.class_cond);
   app.add_flag("--class-cond", a.model.class_cond, "class-conditional: the data set's labels embedded in theta and phi "
                                              "(classifier-free guidance at sampling)")->group("Model");

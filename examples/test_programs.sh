@@ -71,6 +71,15 @@ for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'ra
     assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
     assert d['casdm.weights'] == w and d['casdm.sampler'] == s and d['casdm.preset'] == 'Dual', d
 " "$W/ddim/samples.pt" "$W/anc/samples.pt" || fail "samples.pt"
+    # --trajectory: x0 estimates every 2 of 5 Heun steps (steps 2, 4 and 5) of the first 3 images, a row each.
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 4 --sampler heun --steps 5 --trajectory 2 --columns 3 --threads 1 \
+      --out "$W/traj" || fail "trajectory"
+    "$PY" -c "
+import sys, PIL.Image
+a, b = PIL.Image.open(sys.argv[1] + '/trajectory.png'), PIL.Image.open(sys.argv[1] + '/samples.png')
+assert a.size[0] == b.size[0] and a.size[1] == a.size[0], (a.size, b.size)  # 3 x 3 as samples.png is 3 wide
+assert 'every 2 steps' in a.text.get('Description'), a.text
+" "$W/traj" || fail "trajectory.png"
     "$PY" -c "
 import sys, PIL.Image
 d = PIL.Image.open(sys.argv[1]).text.get('Description')
@@ -105,7 +114,7 @@ for path, s in [(sys.argv[1], 'dpmpp2m'), (sys.argv[2], 'heun')]:
     "$BIN/casdm-sample" --checkpoint "$R/run" -n 5 --class all --guidance 2 --steps 3 --threads 1 --out "$R/all" || fail "sample all"
     "$BIN/casdm-sample" --checkpoint "$R/run" -n 2 --class 7 --sampler heun --steps 2 --threads 1 --out "$R/seven" || fail "sample 7"
     "$PY" -c "
-import sys, torch, PIL.Image
+import json, sys, torch, PIL.Image
 d = torch.load(sys.argv[1] + '/samples.pt', weights_only=True)
 assert d['labels'].tolist() == [0, 1, 2, 3, 4] and d['casdm.guidance'] == '2' and d['casdm.class'] == 'all', d
 assert d['samples'].shape == (5, 1, 28, 28) and torch.isfinite(d['samples']).all()
@@ -114,7 +123,8 @@ assert desc.endswith(', class all, guidance 2'), desc
 e = torch.load(sys.argv[2] + '/samples.pt', weights_only=True)
 assert e['labels'].tolist() == [7, 7], e
 c = torch.load(sys.argv[3], weights_only=True)
-assert c['casdm.options.num_classes'] == '10' and c['casdm.options.label_dropout'] == '0.2', sorted(k for k in c if 'options' in k)
+cfg = json.loads(c['casdm.config'])
+assert c['casdm.format'] == 'casdm-checkpoint-2' and cfg['denoiser']['num_classes'] == 10 and cfg['trainer']['label_dropout'] == 0.2, cfg
 " "$R/all" "$R/seven" "$R/run/checkpoints/ckpt-000000002.pt" || fail "conditional samples"
     "$BIN/casdm-train" --resume --steps 3 --threads 1 --out "$R/run" > /dev/null 2>&1 || fail "resume a conditional run"
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --out "$R/plain" > /dev/null 2>&1 || fail "train unconditional"
@@ -358,6 +368,29 @@ j = json.load(open(sys.argv[1]))
 assert j['frozen_parameters'] == (3*8*9 + 8) + (8*8*9 + 8) + (8*16*9 + 16) + (16*16*9 + 16) + (16*10 + 10), j['frozen_parameters']
 assert j['parameters'] > 0, j
 " "$W/run/run.json" || fail "parameter counts"
+    # The weights folder moved: a resume given the new place, and a loss weight changed, goes on (and says so).
+    mv "$W/m" "$W/moved"
+    out=$("$BIN/casdm-train" --resume --steps 3 --threads 1 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "SmallVGG weights file not found: $W/m/small_vgg.pt" <<<"$out" || fail "resume from a folder that moved"
+    out=$("$BIN/casdm-train" --resume --steps 3 --threads 1 --loss-weight bogus=1 --out "$W/run" 2>&1); rc=$?
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "preset CasDM_SmallVGG has no loss term 'bogus' (its terms: eps, x0, mu, small_vgg)" <<<"$out" ||
+      fail "unknown --loss-weight"
+    "$BIN/casdm-train" --resume --steps 3 --threads 1 --feature-weights "$W/moved" --loss-weight x0=0.5 --out "$W/run" \
+      2> "$W/resume.err" || { cat "$W/resume.err"; fail "resume with the weights moved"; }
+    grep -qF "changed on resume (checkpoint vs this run): loss_weight.x0: '1' vs '0.5'" "$W/resume.err" || fail "no change reported"
+    grep -qF "changed on resume (checkpoint vs this run): feature_weights: '$W/m' vs '$W/moved'" "$W/resume.err" || fail "no move reported"
+    "$PY" -c "
+import json, sys, torch
+j = json.load(open(sys.argv[1] + '/run.json'))
+assert j['loss_weights'] == {'eps': 1, 'x0': 0.5, 'mu': 1, 'small_vgg': 0.1}, j['loss_weights']
+assert j['identity'] == 'cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + small_vgg(32):1/10', j['identity']
+assert any('loss_weight.x0' in c for c in j['changed_on_resume']), j['changed_on_resume']
+c = torch.load(sys.argv[1] + '/checkpoints/ckpt-000000003.pt', weights_only=True)
+cfg = json.loads(c['casdm.config'])
+assert cfg['objective']['loss_weights']['x0'] == 0.5 and cfg['objective']['feature_weights'] == sys.argv[2], cfg['objective']
+assert cfg['run']['args.loss-weight'] == 'x0=0.5', cfg['run']
+" "$W/run" "$W/moved" || fail "the changed objective is not recorded"
+    mv "$W/moved" "$W/m"
     rm -rf "$W/run"; touch "$W/.start"
     mkdir -p "$W/pngs" && "$PY" -c "
 import sys

@@ -2,6 +2,7 @@
 """Writes the small seed corpus of each fuzz target under fuzz/corpus/ (committed; rerun to renew)."""
 import gzip
 import io
+import json
 import pathlib
 import struct
 import zlib
@@ -45,6 +46,21 @@ ckpt = {"casdm.format": "casdm-checkpoint-1", "casdm.model": "fuzz", "casdm.step
         "model.theta.w": w, "ema.0.theta.w": w * 2, "rng.cpu": torch.zeros(8, dtype=torch.uint8)}
 ckpt.update({"casdm.options." + k: v for k, v in options.items()})
 torch.save(ckpt, root / "checkpoint" / "checkpoint.pt")
+# The same in format 2: identities and one JSON settings document (train/checkpoint.hpp).
+net = {"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "num_heads": 2,
+       "dropout": 0.0, "use_scale_shift_norm": True, "norm_groups": 8, "resample": True, "middle_attention": True}
+denoiser = {"image_size": 8, "channels": 1, "diffusion_steps": 20, "net": net}
+model2 = {"casdm.format": "casdm-denoiser-2", "casdm.denoiser": "cosine | eps-only(unet)", "theta.w": w,
+          "casdm.config": json.dumps({"denoiser": denoiser, "run": {"preset": "fuzz"}})}
+model2["casdm.crc32.theta.w"] = model["casdm.crc32.theta.w"]
+torch.save(model2, root / "checkpoint" / "model2.pt")
+config = {"denoiser": denoiser, "objective": {"feature_size": 0, "feature_weights": "", "loss_weights": {"eps": 1.0}},
+          "trainer": {"lr": 0.001, "weight_decay": 0.0, "grad_clip": 0.0, "micro_batch": 0, "ema_rates": [0.9],
+                      "skipped_steps": 0}, "run": {"preset": "fuzz"}}
+ckpt2 = {"casdm.format": "casdm-checkpoint-2", "casdm.identity": "cosine | eps-only(unet) | eps:1",
+         "casdm.denoiser": "cosine | eps-only(unet)", "casdm.step": "3", "casdm.config": json.dumps(config),
+         "model.theta.w": w, "ema.0.theta.w": w * 2, "rng.cpu": torch.zeros(8, dtype=torch.uint8)}
+torch.save(ckpt2, root / "checkpoint" / "checkpoint2.pt")
 for p in sorted(root.rglob("*")):
     if p.is_file():
         print(p.relative_to(root), p.stat().st_size)

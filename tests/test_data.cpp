@@ -231,11 +231,11 @@ TEST_CASE("horizontal flips: each image is itself or its mirror, about half mirr
   CHECK(mirrored < 48);
 }
 
-// The README's training loop, as written there but at a tiny size and for three steps.
+// The training loop of docs/training.md, as written there but at a tiny size and for three steps.
 #include "casdm/casdm.hpp"
 #include "tiny.hpp"
 
-TEST_CASE("the README's training loop runs and resumes from its checkpoint folder", "[data][trainer]") {
+TEST_CASE("the training loop of docs/training.md runs and resumes from its checkpoint folder", "[data][trainer]") {
   const auto dir = test::scratch("readme-loop");
   std::filesystem::remove_all(dir);
   auto run = [&](int64_t until) {

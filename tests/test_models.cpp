@@ -475,7 +475,7 @@ TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-
   }
 }
 
-// The README's custom composition, compiled and run as written there.
+// The custom composition of docs/policies.md, compiled and run as written there.
 struct Constant {
   static constexpr const char* name = "constant";
   static at::Tensor betas(int64_t T) { return at::full({T}, 0.02, at::kDouble); }
@@ -695,23 +695,53 @@ TEST_CASE("class-conditional options survive their string form and unconditional
 // The Model's and Denoiser's C++ type names are in every checkpoint and model file, and a load
 // refuses another name: the presets' names must stay what they were before the v-prediction and
 // weighting arguments existed, or every earlier checkpoint would be refused as "another model".
-TEST_CASE("the presets' type names, kept in checkpoints, are those of earlier checkpoints", "[model][checkpoint]") {
-  presets::CasDM m(tiny_options());
-  CHECK(m->name() ==
-        "casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
-        "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet>, casdm::loss::Set<casdm::loss::EpsMSE<std::ratio<1l, "
-        "1l> >, casdm::loss::X0MSE<std::ratio<1l, 1l> >, casdm::loss::MuMix<std::ratio<1l, 1l> > >, "
-        "casdm::sampler::DDIM<100l, std::ratio<0l, 1l> > >");
-  CHECK(m->denoiser()->name() ==
-        "casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
-        "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet> >");
-  presets::DDPM_X0 x(tiny_options());
-  CHECK(x->name() ==
-        "casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::X0Only<casdm::net::arch::UNet>, "
-        "casdm::loss::Set<casdm::loss::X0MSE<std::ratio<1l, 1l> > >, casdm::sampler::DDIM<100l, std::ratio<0l, 1l> > >");
-  // The new arguments still make other types.
-  static_assert(!std::is_same_v<topology::CascadedV<>, topology::Cascaded<>>);
-  static_assert(std::is_same_v<loss::Weighted<loss::EpsMSE<>, loss::weighting::MinSNR<>>::weighting_type, loss::weighting::MinSNR<>>);
+TEST_CASE("every preset's identity is built from registered names, with no C++ spelling and no sampler", "[model][identity]") {
+  const std::map<std::string, std::string> expected{
+      {"DDPM_Eps", "cosine | eps-only(unet) | eps:1"},
+      {"DDPM_X0", "cosine | x0-only(unet) | x0:1"},
+      {"Dual", "cosine | dual-head(unet) | x0:1 + eps:1 + mu:1"},
+      {"CasDM", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1"},
+      {"CasDM_FixRes", "cosine | cascaded(fixres <- x0star, unet) | eps:1 + x0:1 + mu:1"},
+      {"CasDM_FixRes_Concat", "cosine | cascaded(fixres <- concat, unet) | eps:1 + x0:1 + mu:1"},
+      {"DDPM_X0_LPIPS", "cosine | x0-only(unet) | x0:1 + lpips(224):1/10"},
+      {"Dual_LPIPS", "cosine | dual-head(unet) | x0:1 + eps:1 + mu:1 + lpips(224):1/10"},
+      {"CasDM_LPIPS", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + lpips(224):1/10"},
+      {"CasDM_FixRes_LPIPS", "cosine | cascaded(fixres <- x0star, unet) | eps:1 + x0:1 + mu:1 + lpips(224):1/10"},
+      {"CasDM_ResNet", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + resnet(224):1/10"},
+      {"CasDM_Inception", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + inception(224):1/10"},
+      {"CasDM_Swin", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + swin(224):1/10"},
+      {"CasDM_SmallVGG", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + small_vgg(32):1/10"},
+      {"DDPM_V", "cosine | v-only(unet) | v:1"},
+      {"CasDM_V", "cosine | cascaded-v(unet <- x0star, unet) | v:1 + x0:1 + mu:1"}};
+  std::set<std::string> seen;
+  presets::for_each([&](const char* name, auto type) {
+    using P = typename decltype(type)::type;
+    INFO(name);
+    const auto id = P::Impl::identity();
+    CHECK(id == expected.at(name));
+    for (const char* cxx : {"std::", "casdm::", "ratio", "::", ">", "1l"}) CHECK(id.find(cxx) == std::string::npos);
+    CHECK(id.find('<') == id.find("<- "));  // a '<' only in the cascade's arrow (npos == npos elsewhere)
+    // The denoiser's identity is the model's without the loss terms.
+    CHECK(id.rfind(P::Denoiser::Impl::identity() + " | ", 0) == 0);
+    // The sampler is not part of it.
+    CHECK(with_sampler_t<P, sampler::DDIM<10>>::Impl::identity() == id);
+    CHECK(with_sampler_t<P, sampler::Heun<>>::Impl::identity() == id);
+    CHECK(P::Impl::sampler_spec() == "ddim(100)");
+    seen.insert(id);
+  });
+  // Presets that differ in their type differ in their identity, but for the feature losses, whose
+  // backbones differ in name (checked above), every preset is a distinct string.
+  CHECK(seen.size() == expected.size());
+  // Compile-time parameters are spelled: weights as exact ratios, weightings, samplers' settings.
+  using MinSNRCas = Model<schedule::Linear, topology::Cascaded<>,
+                          loss::Set<loss::Weighted<loss::EpsMSE<std::ratio<1, 3>>, loss::weighting::MinSNR<std::ratio<5, 2>>>,
+                                    loss::X0MSE<std::ratio<2>>, loss::MuMix<>>,
+                          sampler::DDIM<>>;
+  CHECK(MinSNRCas::Impl::identity() == "linear | cascaded(unet <- x0star, unet) | eps@min-snr(5/2):1/3 + x0:2 + mu:1");
+  CHECK(sampler::spec<sampler::DDIM<50, std::ratio<1, 2>>>() == "ddim(50, eta=1/2)");
+  CHECK(sampler::spec<sampler::Heun<>>() == "heun(10)");
+  CHECK(sampler::spec<sampler::Ancestral<250, sampler::FixedSmall>>() == "ancestral(250, fixed-small)");
+  CHECK(names::ratio<std::ratio<4, 8>>() == "1/2");
 }
 
 // ---- the PyTorch eager replica that bench/vs_pytorch.py times casdm against is the same model ----
@@ -866,4 +896,60 @@ TEST_CASE("Attention: every path equals softmax(q kT / sqrt d) v in float64 with
     }
 #endif
   }
+}
+
+TEST_CASE("a sampler's run reports every step: its timestep, sigma, the images and the step's x0 estimate", "[sampler][callback]") {
+  torch::manual_seed(8);
+  presets::CasDM m(tiny_options());
+  test::perturb(*m);
+  auto& d = *m->denoiser();
+  const auto noise = at::randn({3, 1, 8, 8});
+  std::vector<int64_t> steps, ts;
+  std::vector<double> sigmas;
+  std::vector<at::Tensor> xs, x0s;
+  auto record = [&](const SampleStep& s) {
+    CHECK(s.steps == 5);
+    steps.push_back(s.step), ts.push_back(s.t), sigmas.push_back(s.sigma);
+    xs.push_back(s.x.clone()), x0s.push_back(s.x0.clone());
+  };
+  const auto so = SampleOptions().steps(5).noise(noise);
+  const auto plain = sample<sampler::DDIM<>>(d, 3, so);
+  const auto watched = sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(record));
+  CHECK(at::equal(plain, watched));  // watching changes nothing
+  CHECK(steps == std::vector<int64_t>{1, 2, 3, 4, 5});
+  const auto& p = d.respaced(sampler::DDIM<>::spacing(5));
+  for (int64_t i = 0; i < 5; ++i) {
+    const int64_t idx = 4 - i;  // the respaced index of step i + 1
+    CHECK(ts[i] == p.timestep_map()[idx].item<int64_t>());
+    const double a = p.alphas_cumprod()[idx].item<double>();
+    CHECK(sigmas[i] == Approx(std::sqrt((1 - a) / a)).epsilon(1e-12));
+    // x̂0 is the denoiser's estimate at the step's input (x_T, then the last step's output).
+    const auto x_in = i == 0 ? noise : xs[i - 1];
+    const auto e = d.denoise(p, x_in, at::full({3}, idx, at::kLong), true);
+    CHECK(at::allclose(x0s[i], e.x0, 1e-5, 1e-6));
+  }
+  CHECK(at::equal(xs.back().clamp(-1, 1), watched));
+  CHECK(ts.front() > ts.back());
+  CHECK(ts.back() == 0);
+  // Heun evaluates twice a step but reports once, with the step's first estimate.
+  steps.clear(), xs.clear(), x0s.clear(), ts.clear(), sigmas.clear();
+  sample<sampler::Heun<>>(d, 3, SampleOptions().steps(5).noise(noise).on_step(record));
+  CHECK(steps.size() == 5);
+
+  // A trajectory every 2 of 5 steps keeps steps 2, 4 and 5 of the first 2 images, a row each.
+  sampler::Trajectory tr(2, 2);
+  sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(tr.recorder()));
+  sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(tr.recorder()));  // a second run is not kept
+  REQUIRE(tr.columns() == 3);
+  const auto grid = tr.images();
+  CHECK(grid.sizes() == at::IntArrayRef({6, 1, 8, 8}));
+  steps.clear(), xs.clear(), x0s.clear(), ts.clear(), sigmas.clear();
+  sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(record));
+  for (int64_t k = 0; k < 3; ++k) {
+    const size_t step = k < 2 ? static_cast<size_t>(2 * k + 1) : 4;  // steps 2, 4, 5
+    CHECK(at::equal(grid[k], x0s[step][0].clamp(-1, 1)));      // image 0: row 0
+    CHECK(at::equal(grid[3 + k], x0s[step][1].clamp(-1, 1)));  // image 1: row 1
+  }
+  CHECK_THROWS_WITH(sampler::Trajectory(0), Catch::Contains("every must be >= 1"));
+  CHECK_THROWS_WITH(sampler::Trajectory(1).images(), Catch::Contains("no sampling step was recorded"));
 }

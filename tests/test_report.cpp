@@ -546,7 +546,41 @@ TEST_CASE("RunSettings: values as checkpoints keep them, and a resume takes them
   train::CheckpointInfo info;
   info.meta = {{"args.batch", "16"}, {"args.precision", "bf16"}, {"format", "x"}};
   CHECK(app::stored_settings(info) == std::map<std::string, std::string>{
-                                          {"batch", "16"}, {"precision", "bf16"}, {"class-cond", "false"}, {"label-dropout", "0.1"}});
+                                          {"batch", "16"}, {"precision", "bf16"}, {"class-cond", "false"}, {"label-dropout", "0.1"}, {"loss-weight", ""}});
+}
+
+TEST_CASE("RunSettings: a setting that may change on resume takes the command line's value and is reported", "[app]") {
+  std::string weights = "/old";
+  std::vector<std::string> loss{"x0=0.5"};
+  int64_t batch = 32;
+  app::RunSettings s;
+  using R = app::RunSettings::OnResume;
+  s.add("feature-weights", &weights, R::may_change), s.add("loss-weight", &loss, R::may_change), s.add("batch", &batch);
+  CHECK(s.values().at("loss-weight") == "x0=0.5");
+  const std::map<std::string, std::string> stored{{"feature-weights", "/run/weights"}, {"loss-weight", ""}, {"batch", "64"}};
+  auto given = [](std::set<std::string> names) { return [names](const std::string& n) { return names.count(n) > 0; }; };
+  // Not on the command line: the run's values, changing nothing.
+  s.resume_from(stored, given({}), "c.pt");
+  CHECK(weights == "/run/weights");
+  CHECK(loss.empty());
+  CHECK(batch == 64);
+  CHECK(s.changes().empty());
+  // Given anew: taken, and listed; a kept setting still refuses a contradiction.
+  weights = "/new", loss = {"x0=0.5", "mu=2"};
+  s.resume_from(stored, given({"feature-weights", "loss-weight"}), "c.pt");
+  CHECK(weights == "/new");
+  CHECK(loss == std::vector<std::string>{"x0=0.5", "mu=2"});
+  CHECK(s.changes() == std::vector<std::string>{"--feature-weights /new (the run had /run/weights)",
+                                                "--loss-weight x0=0.5,mu=2 (the run had \"\")"});
+  batch = 8;
+  CHECK_THROWS_WITH(s.resume_from(stored, given({"batch", "feature-weights"}), "c.pt"),
+                    Catch::Contains("--batch 8 (the run has 64)"));
+  // A checkpoint from before the setting existed: the command line's value counts as a change.
+  auto older = stored;
+  older.erase("loss-weight");
+  batch = 64;
+  s.resume_from(older, given({"loss-weight"}), "c.pt");
+  CHECK(s.changes() == std::vector<std::string>{"--loss-weight x0=0.5,mu=2 (the run had none)"});
 }
 
 TEST_CASE("ModelFlags: the options a training program gives, as the model's sizes, checked against the preset", "[app]") {
@@ -600,6 +634,22 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   CHECK_THROWS_WITH(g.check("CasDM"), "--label-dropout: a probability in [0, 1], got 1.5");
   g.label_dropout = 0.1;
   CHECK_THROWS_WITH(g.check("NoSuchPreset"), Catch::Contains("NoSuchPreset"));
+  // --loss-weight NAME=VALUE: into ModelOptions::loss_weights, checked against the preset's terms.
+  g.loss_weights = {"x0=0.5", "mu=2"};
+  CHECK_NOTHROW(g.check("CasDM"));
+  CHECK(g.options(1, 8, 0, "CasDM").loss_weights() == std::map<std::string, double>{{"x0", 0.5}, {"mu", 2.0}});
+  CHECK_THROWS_WITH(g.check("DDPM_Eps"), "--loss-weight x0=0.5: preset DDPM_Eps has no loss term 'x0' (its terms: eps)");
+  for (const auto& [bad, why] : std::map<std::string, std::string>{
+           {"x0", "--loss-weight x0: expected NAME=VALUE, e.g. x0=0.5"},
+           {"=1", "--loss-weight =1: expected NAME=VALUE, e.g. x0=0.5"},
+           {"x0=half", "--loss-weight x0=half: expected NAME=VALUE, e.g. x0=0.5"},
+           {"x0=-1", "--loss-weight x0=-1: a weight is a finite number >= 0"},
+           {"x0=inf", "--loss-weight x0=inf: a weight is a finite number >= 0"}}) {
+    g.loss_weights = {bad};
+    CHECK_THROWS_WITH(g.check("CasDM"), why);
+  }
+  g.loss_weights = {"x0=1", "x0=2"};
+  CHECK_THROWS_WITH(g.check("CasDM"), "--loss-weight x0=2: term 'x0' is given twice");
 }
 
 TEST_CASE("end_pictures: the last samples and the training images beside the page, their figures for run.json", "[app]") {
@@ -790,4 +840,47 @@ TEST_CASE("machine: threads, device and precision as a program's options name th
   CHECK_THROWS_WITH(app::precision_type("fp16", c10::Device("cpu")),
                     "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)");
   CHECK_THROWS_WITH(app::precision_type("fp8", c10::Device("cpu")), "--precision fp8: expected fp32, bf16 or fp16");
+}
+
+namespace {
+/// What `command` prints on stdout and stderr.
+std::string output_of(const std::string& command) {
+  std::string out;
+  if (FILE* p = popen((command + " 2>&1").c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("every program's --help lists every entry of the registries it chooses from", "[app][registry]") {
+  // The programs are built beside the tests (examples/); without them (CASDM_BUILD_EXAMPLES=OFF) nothing to check.
+  const auto dir = std::filesystem::path(CASDM_TEST_BINARY_DIR) / ".." / "examples";
+  if (!std::filesystem::exists(dir / "casdm-sample")) {
+    WARN("the example programs are not built; nothing to check");
+    return;
+  }
+  // CLI11 wraps long help lines: compare with whitespace runs made one space.
+  auto help = [&](const std::string& program) {
+    return std::regex_replace(output_of((dir / program).string() + " --help"), std::regex(R"(\s+)"), " ");
+  };
+  for (const char* program : {"casdm-sample", "casdm-eval", "casdm-ablation"}) {
+    INFO(program);
+    const auto text = help(program);
+    for (const auto& s : sampler::infos()) {
+      CHECK_THAT(text, Catch::Contains(s.name + " (" + s.description));
+      CHECK_THAT(text, Catch::Contains(fmt::format("{} steps)", s.default_steps)));
+    }
+  }
+  const auto train = help("casdm-train");
+  for (const auto& p : presets::names()) CHECK_THAT(train, Catch::Contains(p));
+  for (const char* program : {"casdm-train", "casdm-eval"}) {
+    INFO(program);
+    const auto text = help(program);
+    for (const auto& f : data::formats()) CHECK_THAT(text, Catch::Contains(f.name + " (" + f.description + ")"));
+  }
+  const auto metric = help("casdm-metric");
+  for (const auto& f : data::formats()) CHECK((metric.find(f.name + " (") != std::string::npos) == f.split);  // labelled splits only
 }

@@ -57,6 +57,15 @@ train::TrainerOptions resume_trainer_options() {
       .micro_batch(3);
 }
 
+/// Rewrites checkpoint `from` into `to` after `edit` changed its casdm.config document.
+void edit_config(const fs::path& from, const fs::path& to, const std::function<void(nlohmann::json&)>& edit) {
+  auto f = io::read_tensor_file(from);
+  auto j = nlohmann::json::parse(f.meta.at("config"));
+  edit(j);
+  f.meta["config"] = j.dump();
+  io::write_tensor_file(to, f);
+}
+
 }  // namespace
 
 TEST_CASE("AdamW and gradient clipping equal torch.optim.AdamW and clip_grad_norm_", "[trainer]") {
@@ -241,7 +250,8 @@ TEST_CASE("2N steps straight equal N steps, save, load into a fresh trainer, N s
   auto info = train::read_checkpoint(dir / "half.pt");
   CHECK(info.step == N);
   CHECK(info.get("preset") == "CasDM");
-  CHECK(options_differences(info.options, resume_options()).empty());
+  CHECK(options_differences(info.options, resume_options(), /*denoiser=*/true).empty());
+  CHECK(info.options.loss_weights() == std::map<std::string, double>{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}});
 }
 
 TEST_CASE("resuming on every device continues the run, its generators included", "[trainer][resume][device]") {
@@ -279,7 +289,7 @@ TEST_CASE("a checkpoint of another model, size, T or EMA set is refused and chan
   train::Trainer<presets::DDPM_Eps> te(eps, to);
   te.save(dir / "eps.pt", {{"preset", "DDPM_Eps"}});
   CHECK_THROWS_WITH(t.load(dir / "eps.pt"), Catch::Contains("holds another model (preset DDPM_Eps)") &&
-                                                Catch::Contains("topology::EpsOnly"));
+                                                Catch::Contains("cosine | eps-only(unet) | eps:1, not cosine | cascaded("));
   unchanged();
 
   presets::CasDM wide(test::tiny_options().net(test::tiny_options().net().model_channels(32)));
@@ -351,7 +361,8 @@ TEST_CASE("checkpoint folders keep the newest K, and an interrupted save keeps t
   train::Trainer<presets::DDPM_Eps> tb(back, train::TrainerOptions().ema_rates({0.9}));
   tb.load(files[1]);
   CHECK(count_different(saved, everything(tb)) == 0);
-  CHECK_THROWS_WITH(train::CheckpointDir(dir, 0), Catch::Contains("must be >= 1"));
+  CHECK_THROWS_WITH(train::CheckpointDir(dir, 1), Catch::Contains("checkpoints to keep must be >= 2"));
+  CHECK_THROWS_WITH(train::CheckpointDir(dir, 0), Catch::Contains("got 0"));
 }
 
 TEST_CASE("model options survive their string form, and bad strings are named", "[trainer][options]") {
@@ -434,9 +445,7 @@ TEST_CASE("non-finite weights are never written to a checkpoint, and a checkpoin
                     Catch::Contains("holds non-finite values in 'ema.0.theta.in_conv.weight'; it cannot be resumed"));
   CHECK(tf.step_count() == 0);
   // A damaged skip count is refused before anything is loaded.
-  auto g = io::read_tensor_file(good);
-  g.meta["trainer.skipped_steps"] = "x";
-  io::write_tensor_file(dir / "damaged.pt", g);
+  edit_config(good, dir / "damaged.pt", [](auto& j) { j["trainer"]["skipped_steps"] = "x"; });
   CHECK_THROWS_WITH(tf.load(dir / "damaged.pt"), Catch::Contains("has a damaged casdm.trainer.skipped_steps: 'x'"));
   CHECK(tf.step_count() == 0);
 }
@@ -735,10 +744,10 @@ TEST_CASE("the loss scale and its good-step count resume exactly", "[trainer][pr
   CHECK(info.get("trainer.loss_scale_good_steps") == "1");
   auto second = make();
   // A damaged scale is refused in one line before anything changes.
-  auto f = io::read_tensor_file(dir / "ckpt.pt");
   for (const char* bad : {"abc", "-4", "inf"}) {
-    f.meta["trainer.loss_scale"] = bad;
-    io::write_tensor_file(dir / "damaged.pt", f);
+    edit_config(dir / "ckpt.pt", dir / "damaged.pt", [&](auto& j) {
+      j["trainer"]["loss_scale"] = std::string(bad) == "-4" ? nlohmann::json(-4) : nlohmann::json(bad);
+    });
     const auto before = everything(*second);
     CHECK_THROWS_WITH(second->load(dir / "damaged.pt"), Catch::Contains(fmt::format("has a damaged loss scale: casdm.trainer.loss_scale '{}'", bad)));
     CHECK(count_different(before, everything(*second)) == 0);
@@ -769,4 +778,243 @@ TEST_CASE("float16 training turns loss scaling on and is refused on a CPU whose 
     CHECK(t.skipped_steps() < 4);  // float16 really trained (an overflow or two may be skipped)
     CHECK(count_different(before, everything(t)) > 0);
   }
+}
+
+// ---- checkpoint format 2: stable identities, one settings document, format 1 still read ----
+
+namespace {
+train::TrainerOptions fixture_trainer_options() {
+  return train::TrainerOptions().optimizer(train::AdamWOptions().lr(1e-3)).ema_rates({0.9});
+}
+
+/// A format-1 fixture (tests/data/format1/, written by the code of 3606e7b: 2 steps of batch_for(0),
+/// batch_for(1)) loads exactly, resumes bit for bit through a format-2 checkpoint, and samples.
+template <class P>
+void check_format1(const std::string& name) {
+  INFO(name);
+  const auto dir = test::scratch("format1-" + name);
+  const auto file = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1" / (name + ".pt");
+  const auto info = train::read_checkpoint(file);
+  CHECK(info.format_version == 1);
+  CHECK(info.step == 2);
+  CHECK(info.get("preset") == name);
+  CHECK(train::holds_model<typename P::Impl>(info));
+  CHECK(train::holds_model<typename with_sampler_t<P, sampler::Heun<>>::Impl>(info));  // any sampler
+
+  auto trainer = [&] {
+    torch::manual_seed(99);  // other initial weights: loading must replace every one
+    P m(info.options);
+    return std::make_unique<train::Trainer<P>>(m, fixture_trainer_options());
+  };
+  // Every tensor the file holds is loaded as it is.
+  auto a = trainer();
+  a->load(info);
+  CHECK(a->step_count() == 2);
+  a->save(dir / "as-loaded.pt");  // format 2, nothing changed
+  const auto loaded = everything(*a);
+  for (const auto& [k, v] : io::state_of(*a->model()->denoiser())) CHECK(at::equal(v, info.file.tensors.at("model." + k)));
+  for (const auto& [k, v] : io::state_of(*a->ema(0))) CHECK(at::equal(v, info.file.tensors.at("ema.0." + k)));
+  // Two more steps straight, against one step, a format-2 checkpoint, a fresh trainer, one step.
+  for (int64_t s = 2; s < 4; ++s) a->step(batch_for(s));
+  auto b = trainer();
+  b->load(file);
+  b->step(batch_for(2));
+  b->save(dir / "v2.pt", {{"preset", name}});
+  for (int i = 0; i < 3; ++i) at::randn({3});  // the generators come from the file
+  auto c = trainer();
+  c->load(dir / "v2.pt");
+  c->step(batch_for(3));
+  CHECK(count_different(everything(*a), everything(*c)) == 0);
+  CHECK(count_different(everything(*a), loaded) > 0);  // the comparison can fail
+  const auto v2 = train::read_checkpoint(dir / "v2.pt");
+  CHECK(v2.format_version == 2);
+  CHECK(v2.model_type == P::Impl::identity());
+  CHECK(options_differences(v2.options, info.options, /*denoiser=*/true).empty());
+  // Format 2 lists every term's weight where format 1 listed none: the same weights.
+  CHECK(options_differences(v2.options, info.options, /*denoiser=*/false).size() == P::Impl::losses_type::size);
+  // A sampler's run from the file's EMA copy: images of the model's size, the same from either format.
+  auto d1 = train::load_denoiser<typename P::Denoiser>(info);
+  torch::manual_seed(3);
+  const auto x1 = sample<sampler::DDIM<4>>(d1, 2);
+  CHECK(x1.sizes() == at::IntArrayRef({2, 1, 8, 8}));
+  CHECK(at::isfinite(x1).all().template item<bool>());
+  auto d2 = train::load_denoiser<typename P::Denoiser>(train::read_checkpoint(dir / "as-loaded.pt"), train::Weights::raw());
+  auto d3 = train::load_denoiser<typename P::Denoiser>(info, train::Weights::raw());
+  torch::manual_seed(3);
+  const auto x2 = sample<sampler::DDIM<4>>(d2, 2);
+  torch::manual_seed(3);
+  CHECK(at::equal(x2, sample<sampler::DDIM<4>>(d3, 2)));
+}
+}  // namespace
+
+TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bit and sample", "[checkpoint][format1][resume]") {
+  check_format1<presets::DDPM_Eps>("DDPM_Eps");
+  check_format1<presets::DDPM_X0>("DDPM_X0");
+  check_format1<presets::DDPM_V>("DDPM_V");
+  check_format1<presets::Dual>("Dual");
+  check_format1<presets::CasDM>("CasDM");
+  check_format1<presets::CasDM_V>("CasDM_V");
+  // The format-1 model file (CasDM's EMA copy) loads, equal to the checkpoint's EMA copy.
+  const auto dir = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1";
+  auto m = train::load_denoiser<presets::CasDM::Denoiser>(dir / "CasDM.model.pt");
+  auto e = train::load_denoiser<presets::CasDM::Denoiser>(dir / "CasDM.pt");
+  for (const auto& [k, v] : io::state_of(*m)) CHECK(at::equal(v, io::state_of(*e).at(k)));
+  CHECK_THROWS_WITH(train::load_denoiser<presets::Dual::Denoiser>(dir / "CasDM.model.pt"),
+                    Catch::Contains("CasDM.model.pt holds another denoiser (preset CasDM)") &&
+                        Catch::Contains("not cosine | dual-head(unet)"));
+  // And a format-1 checkpoint of another model is refused by name.
+  presets::Dual dual(train::read_checkpoint(dir / "Dual.pt").options);
+  train::Trainer<presets::Dual> t(dual, fixture_trainer_options());
+  CHECK_THROWS_WITH(t.load(dir / "CasDM.pt"), Catch::Contains("holds another model (preset CasDM)") &&
+                                                  Catch::Contains("not cosine | dual-head(unet) | x0:1 + eps:1 + mu:1"));
+  CHECK(t.step_count() == 0);
+}
+
+TEST_CASE("a checkpoint names its model by identity, and a with_sampler_t model resumes its preset's checkpoint", "[checkpoint][identity][resume]") {
+  const auto dir = test::scratch("identity");
+  using Fast = with_sampler_t<presets::CasDM, sampler::DDIM<10>>;
+  torch::manual_seed(1);
+  presets::CasDM m(resume_options());
+  train::Trainer<presets::CasDM> t(m, resume_trainer_options());
+  t.step(batch_for(0));
+  t.save(dir / "cas.pt", {{"preset", "CasDM"}});
+  const auto raw = io::read_tensor_file(dir / "cas.pt");
+  CHECK(raw.meta.at("format") == "casdm-checkpoint-2");
+  CHECK(raw.meta.at("identity") == "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1");
+  CHECK(raw.meta.at("denoiser") == "cosine | cascaded(unet <- x0star, unet)");
+  std::set<std::string> keys;
+  for (const auto& [k, v] : raw.meta) keys.insert(k);
+  CHECK(keys == std::set<std::string>{"config", "denoiser", "format", "identity", "step"});
+  for (const auto& [k, v] : raw.meta)
+    for (const char* cxx : {"std::", "casdm::", "ratio"}) CHECK(v.find(cxx) == std::string::npos);
+  const auto config = nlohmann::json::parse(raw.meta.at("config"));
+  CHECK(config["denoiser"]["net"]["model_channels"] == 16);
+  CHECK(config["denoiser"]["net"]["channel_mult"] == nlohmann::json::array({1, 2}));
+  CHECK(config["trainer"]["ema_rates"] == nlohmann::json::array({0.9, 0.99}));
+  CHECK(config["trainer"]["micro_batch"] == 3);
+  CHECK(config["objective"]["loss_weights"] == nlohmann::json({{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}}));
+  CHECK(config["run"] == nlohmann::json({{"preset", "CasDM"}}));
+
+  // The same model with another sampler resumes it, continuing exactly as the preset does.
+  torch::manual_seed(2);
+  Fast fm(resume_options());
+  train::Trainer<Fast> fast(fm, resume_trainer_options());
+  fast.load(dir / "cas.pt");
+  fast.step(batch_for(1));
+  fast.save(dir / "fast.pt");
+  presets::CasDM pm(resume_options());
+  train::Trainer<presets::CasDM> preset(pm, resume_trainer_options());
+  preset.load(dir / "cas.pt");  // the generators as the file has them, as for `fast`
+  preset.step(batch_for(1));
+  std::map<std::string, at::Tensor> a, b;
+  for (const auto& [k, v] : io::state_of(*fast.model()->denoiser())) a.emplace(k, v);
+  for (const auto& [k, v] : io::state_of(*preset.model()->denoiser())) b.emplace(k, v);
+  CHECK(count_different(a, b) == 0);
+  // ... and the preset resumes the variant's checkpoint; the denoiser loads from either.
+  train::Trainer<presets::CasDM> back(pm, resume_trainer_options());
+  back.load(dir / "fast.pt");
+  CHECK(back.step_count() == 2);
+  CHECK(train::read_checkpoint(dir / "fast.pt").model_type == presets::CasDM::Impl::identity());
+  auto d = train::load_denoiser<Fast::Denoiser>(dir / "fast.pt");
+  CHECK(d->identity() == "cosine | cascaded(unet <- x0star, unet)");
+}
+
+TEST_CASE("a format-2 file holding what this build does not know is refused naming the file and the entry", "[checkpoint][identity]") {
+  const auto dir = test::scratch("format2-refusals");
+  torch::manual_seed(1);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(batch_for(0));
+  t.save(dir / "good.pt");
+  const auto before = everything(t);
+  presets::DDPM_Eps fresh_model(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> fresh(fresh_model, train::TrainerOptions().ema_rates({0.9}));
+  auto refused = [&](const fs::path& file, const std::string& why) {
+    const auto path = file.string();
+    CHECK_THROWS_WITH(fresh.load(file), Catch::StartsWith(path) && Catch::Contains(why));
+    CHECK(fresh.step_count() == 0);
+  };
+  auto f = io::read_tensor_file(dir / "good.pt");
+  auto g = f;
+  g.meta["note"] = "hi";
+  io::write_tensor_file(dir / "meta.pt", g);
+  refused(dir / "meta.pt", "has damaged metadata: it holds an entry this build does not know: 'casdm.note'");
+  g = f;
+  g.tensors.emplace("extra.w", at::zeros({1}));
+  io::write_tensor_file(dir / "tensor.pt", g);
+  refused(dir / "tensor.pt", "it holds a tensor this build does not know: 'extra.w'");
+  g = f;
+  g.meta.erase("config");
+  io::write_tensor_file(dir / "no-config.pt", g);
+  refused(dir / "no-config.pt", "it lacks 'casdm.config'");
+  g = f;
+  g.meta["config"] = "{\"denoiser\": ";
+  io::write_tensor_file(dir / "bad-json.pt", g);
+  refused(dir / "bad-json.pt", "its casdm.config is not valid JSON");
+  edit_config(dir / "good.pt", dir / "section.pt", [](auto& j) { j["schedule"] = nlohmann::json::object(); });
+  refused(dir / "section.pt", "casdm.config has a section 'schedule' this build does not know");
+  edit_config(dir / "good.pt", dir / "net-key.pt", [](auto& j) { j["denoiser"]["net"]["width"] = 3; });
+  refused(dir / "net-key.pt", "casdm.config has 'denoiser.net.width', a setting this build does not know");
+  edit_config(dir / "good.pt", dir / "objective-key.pt", [](auto& j) { j["objective"]["gamma"] = 5; });
+  refused(dir / "objective-key.pt", "casdm.config has 'objective.gamma', a setting this build does not know");
+  edit_config(dir / "good.pt", dir / "trainer-key.pt", [](auto& j) { j["trainer"]["momentum"] = 0.9; });
+  refused(dir / "trainer-key.pt", "casdm.config has 'trainer.momentum', a setting this build does not know");
+  edit_config(dir / "good.pt", dir / "type.pt", [](auto& j) { j["denoiser"]["image_size"] = "eight"; });
+  refused(dir / "type.pt", "model options: 'image_size' = 'eight' is not an integer");
+  edit_config(dir / "good.pt", dir / "list.pt", [](auto& j) { j["denoiser"]["net"]["channel_mult"] = nlohmann::json::object(); });
+  refused(dir / "list.pt", "config 'denoiser.net.channel_mult' is object, not a value");
+  g = f;
+  g.meta["format"] = "casdm-checkpoint-3";
+  io::write_tensor_file(dir / "v3.pt", g);
+  CHECK_THROWS_WITH(fresh.load(dir / "v3.pt"), Catch::Contains("has format 'casdm-checkpoint-3'; this build reads 'casdm-checkpoint-2'"));
+  fresh.load(dir / "good.pt");  // the untouched file loads
+  CHECK(count_different(before, everything(fresh)) == 0);
+}
+
+TEST_CASE("a loss weight set at run time weights its term, is kept in the checkpoint, and may change on resume", "[checkpoint][loss][resume]") {
+  const auto dir = test::scratch("loss-weights");
+  torch::manual_seed(4);
+  auto o = test::tiny_options();
+  presets::CasDM m(ModelOptions(o).loss_weights({{"x0", 0.5}}));
+  CHECK(m->objective()->weights() == std::vector<std::pair<std::string, double>>{{"eps", 1.0}, {"x0", 0.5}, {"mu", 1.0}});
+  const auto x0 = batch_for(0);
+  const auto tt = at::randint(0, 100, {4}, at::kLong);
+  const auto noise = at::randn_like(x0);
+  auto r = m->training_losses(x0, tt, noise);
+  CHECK(at::equal(r.total, r["eps"] + r["x0"] * 0.5 + r["mu"]));
+  presets::CasDM plain(o);
+  io::load_state_strict(*plain->denoiser(), io::state_of(*m->denoiser()), "same");
+  auto rp = plain->training_losses(x0, tt, noise);
+  CHECK(at::equal(rp.total, rp["eps"] + rp["x0"] + rp["mu"]));
+  CHECK(at::equal(rp["x0"], r["x0"]));
+
+  train::Trainer<presets::CasDM> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(batch_for(0));
+  t.save(dir / "half.pt");
+  auto info = train::read_checkpoint(dir / "half.pt");
+  CHECK(info.config["objective"]["loss_weights"]["x0"] == 0.5);
+  CHECK(info.options.loss_weights().at("x0") == 0.5);
+  // The same weight resumes with nothing to report; another is allowed, and reported.
+  presets::CasDM same(ModelOptions(o).loss_weights({{"x0", 0.5}}));
+  train::Trainer<presets::CasDM> ts(same, train::TrainerOptions().ema_rates({0.9}));
+  ts.load(dir / "half.pt");
+  CHECK(ts.resume_changes().empty());
+  presets::CasDM other(o);
+  train::Trainer<presets::CasDM> to(other, train::TrainerOptions().ema_rates({0.9}));
+  to.load(dir / "half.pt");
+  CHECK(to.resume_changes() == std::vector<std::string>{"loss_weight.x0: '0.5' vs '1'"});
+  CHECK(to.step_count() == 1);
+  // Moving the feature weights, or another feature side, is the objective's business too; the
+  // denoiser's sizes are not.
+  presets::CasDM moved(ModelOptions(o).loss_weights({{"x0", 0.5}}).feature_weights("/new/place").feature_size(64));
+  train::Trainer<presets::CasDM> tm(moved, train::TrainerOptions().ema_rates({0.9}));
+  tm.load(dir / "half.pt");
+  CHECK(tm.resume_changes() == std::vector<std::string>{"feature_size: '0' vs '64'", "feature_weights: '' vs '/new/place'"});
+  // Refusals, in one line naming the term.
+  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"lpips", 1.0}})),
+                    Catch::Contains("loss weight 'lpips': this model has no such loss term (its terms: eps, x0, mu)"));
+  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"mu", -1.0}})),
+                    Catch::Contains("loss weight 'mu' = -1: a weight is a finite number >= 0"));
+  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"mu", std::nan("")}})),
+                    Catch::Contains("loss weight 'mu' = nan"));
 }

@@ -19,7 +19,7 @@ read -r TORCH_PREFIX TORCH_ROOT ABI TV < <($PY -c 'import torch,os;print(torch.u
 log "torch $TV at $TORCH_ROOT (cxx11 abi $ABI), cuda available: $($PY -c 'import torch;print(torch.cuda.is_available())')"
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 common=("${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCASDM_BUILD_EXAMPLES=OFF -DCASDM_INSTALL=OFF
-        -DCASDM_HANA_INCLUDE_DIR="$deps/include" -DCASDM_FMT_INCLUDE_DIR="$deps/include" -DCASDM_CATCH2_INCLUDE_DIR="$deps/include"
+        -DCASDM_HANA_INCLUDE_DIR="$deps/include" -DCASDM_FMT_INCLUDE_DIR="$deps/include" -DCASDM_JSON_INCLUDE_DIR="$deps/include" -DCASDM_CATCH2_INCLUDE_DIR="$deps/include"
         -DCASDM_BENCHMARK_SOURCE_DIR="$deps/benchmark" -DCASDM_PYTHON="$PY")
 [ -f /usr/include/zlib.h ] || common+=(-DCASDM_ZLIB_INCLUDE_DIR="$deps/include")  # with the system's libz.so.1
 B=build-gpu

@@ -24,6 +24,8 @@
 #include "casdm/sampler/dpm_solver.hpp"
 #include "casdm/sampler/karras.hpp"
 #include "casdm/sampler/options.hpp"
+#include "casdm/sampler/registry.hpp"
+#include "casdm/sampler/trajectory.hpp"
 #include "casdm/schedule/cosine.hpp"
 #include "casdm/schedule/linear.hpp"
 #include "casdm/topology/cascaded.hpp"

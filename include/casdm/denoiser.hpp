@@ -8,6 +8,7 @@
 //   auto images = casdm::sample<casdm::sampler::DDIM<50>>(d, 16);     // [16, C, H, W] in [−1, 1]
 #include "casdm/core/compat.hpp"
 #include "casdm/core/estimate.hpp"
+#include "casdm/core/names.hpp"
 #include "casdm/topology/options.hpp"
 #include "casdm/core/process.hpp"
 #include "casdm/io/text.hpp"
@@ -33,6 +34,10 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   using topology_type = Topo;
 
   explicit DenoiserImpl(ModelOptions o = {}) : options(std::move(o)) { reset(); }
+
+  /// The denoiser's stable identity, "schedule | topology(networks)" (docs/policies.md,
+  /// "Identities"): what model files and checkpoints name it by, the same on every compiler.
+  static std::string identity() { return names::spec<S>() + " | " + names::spec<Topo>(); }
 
   void reset() override;
 

@@ -43,6 +43,13 @@ class ModelImpl : public torch::nn::Module {
 
   explicit ModelImpl(ModelOptions o = {});
 
+  /// The trained model's stable identity, "schedule | topology(networks) | loss terms" (docs/policies.md,
+  /// "Identities"). The sampler is not part of it: with_sampler_t<M, S> has M's identity, and either
+  /// resumes and samples the other's checkpoints.
+  static std::string identity() { return Denoiser::Impl::identity() + " | " + Losses::spec(); }
+  /// The sampler's name and settings ("ddim(100)"), for reports.
+  static std::string sampler_spec() { return sampler::spec<Smp>(); }
+
   Denoiser& denoiser() { return denoiser_; }
   const Denoiser& denoiser() const { return denoiser_; }
   Objective& objective() { return objective_; }

@@ -19,6 +19,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace casdm {
 
@@ -62,6 +64,9 @@ class ObjectiveImpl : public torch::nn::Module {
   /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
   /// keeps it, so a resume notices replaced weight files.
   std::string checksum() const { return io::checksum_of(*this); }
+  /// The loss terms in order with the weights λ this objective sums them by (ModelOptions::loss_weights
+  /// or the type's).
+  std::vector<std::pair<std::string, double>> weights() const { return losses_.weights(); }
 
  private:
   Losses losses_;

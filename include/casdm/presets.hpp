@@ -10,6 +10,7 @@
 //   casdm::presets::visit("CasDM", [&](auto type) { using P = typename decltype(type)::type; ... });
 //   casdm::presets::names();            // {"DDPM_Eps", "DDPM_X0", ...}
 //   casdm::presets::traits("CasDM_LPIPS").features;   // true: needs ModelOptions::feature_weights
+//   casdm::presets::find_by_identity("cosine | eps-only(unet) | eps:1");   // "DDPM_Eps"
 #include "casdm/presets/features.hpp"
 #include "casdm/presets/lpips.hpp"
 #include "casdm/presets/table1.hpp"
@@ -83,6 +84,19 @@ auto visit(std::string_view name, F&& f) {
     if (!out) throw std::invalid_argument(fmt::format("unknown preset '{}'; choose one of: {}", name, fmt::join(names(), ", ")));
     return std::remove_cvref_t<R>(std::move(*out));  // by value: out dies here
   }
+}
+
+/// The preset whose model identity (Model::Impl::identity(), a checkpoint's casdm.identity) is
+/// `identity`, or failing that the first whose denoiser identity it is (a model file's
+/// casdm.denoiser: presets that differ only in their loss share a denoiser); none if no preset has it.
+inline std::optional<std::string> find_by_identity(std::string_view identity) {
+  std::optional<std::string> model, denoiser;
+  for_each([&](const char* n, auto type) {
+    using P = typename decltype(type)::type;
+    if (!model && identity == P::Impl::identity()) model = n;
+    if (!denoiser && identity == P::Denoiser::Impl::identity()) denoiser = n;
+  });
+  return model ? model : denoiser;
 }
 
 /// What a preset is made of, for programs that refuse options meaning nothing to it.

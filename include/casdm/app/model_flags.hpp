@@ -7,13 +7,19 @@
 //   casdm::app::ModelFlags flags;               // filled by the program's options
 //   flags.model_channels = 32;
 //   flags.check("CasDM");                        // one line per misfit: "--phi-res-blocks: preset ..."
-//   CasDM model(flags.options(/*channels=*/1, /*image_size=*/28, /*classes=*/0));
+//   CasDM model(flags.options(/*channels=*/1, /*image_size=*/28, /*classes=*/0, "CasDM"));
 #include "casdm/presets.hpp"
 #include "casdm/topology/options.hpp"
 
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -36,6 +42,35 @@ struct ModelFlags {
   // Class conditioning: the data set's labels embedded in θ and φ, dropped with this probability.
   bool class_cond = false;
   double label_dropout = 0.1;
+  // Loss weights λ by term, "NAME=VALUE" ("x0=0.5"), replacing the preset's (ModelOptions::loss_weights).
+  std::vector<std::string> loss_weights;
+
+  /// loss_weights as ModelOptions::loss_weights; a malformed entry, a term `preset` lacks, a negative
+  /// or non-finite λ, or a term given twice is refused in one line naming it.
+  std::map<std::string, double> loss_weight_map(std::string_view preset) const {
+    const auto traits = presets::traits(preset);
+    std::map<std::string, double> out;
+    for (const auto& s : loss_weights) {
+      const auto eq = s.find('=');
+      double v = 0;
+      const char* end = s.data() + s.size();
+      auto r = eq == std::string::npos ? std::from_chars_result{end, std::errc::invalid_argument}
+                                       : std::from_chars(s.data() + eq + 1, end, v);
+      if (eq == std::string::npos || eq == 0 || r.ec != std::errc() || r.ptr != end)
+        throw std::invalid_argument(fmt::format("--loss-weight {}: expected NAME=VALUE, e.g. x0=0.5", s));
+      const auto name = s.substr(0, eq);
+      std::vector<std::string> terms;
+      for (const auto& [term, w] : traits.losses) terms.push_back(term);
+      if (std::find(terms.begin(), terms.end(), name) == terms.end())
+        throw std::invalid_argument(fmt::format("--loss-weight {}: preset {} has no loss term '{}' (its terms: {})", s,
+                                                preset, name, fmt::join(terms, ", ")));
+      if (!(v >= 0) || !std::isfinite(v))
+        throw std::invalid_argument(fmt::format("--loss-weight {}: a weight is a finite number >= 0", s));
+      if (!out.emplace(name, v).second)
+        throw std::invalid_argument(fmt::format("--loss-weight {}: term '{}' is given twice", s, name));
+    }
+    return out;
+  }
 
   /// Whether any of φ's sizes is overridden.
   bool phi_overridden() const {
@@ -60,13 +95,14 @@ struct ModelFlags {
     for (const auto& [option, set] : features)
       if (set && !traits.features)
         throw std::invalid_argument(fmt::format("{}: preset {} has no feature loss", option, preset));
+    loss_weight_map(preset);
     if (!(label_dropout >= 0 && label_dropout <= 1))
       throw std::invalid_argument(fmt::format("--label-dropout: a probability in [0, 1], got {}", label_dropout));
   }
 
   /// The model's sizes for images of `channels` x `image_size` x `image_size` and, with
-  /// class_cond, `classes` classes (ignored without it).
-  ModelOptions options(int64_t channels, int64_t image_size, int64_t classes) const {
+  /// class_cond, `classes` classes (ignored without it); loss weights, if any, checked against `preset`.
+  ModelOptions options(int64_t channels, int64_t image_size, int64_t classes, std::string_view preset = "") const {
     if (class_cond && classes < 1)
       throw std::invalid_argument(fmt::format("--class-cond: the data set has {} classes", classes));
     auto net = net::UNetOptions()
@@ -86,6 +122,7 @@ struct ModelFlags {
                  .feature_weights(feature_weights)
                  .num_classes(class_cond ? classes : 0)
                  .label_dropout(label_dropout);
+    if (!loss_weights.empty()) o.loss_weights(loss_weight_map(preset));
     if (phi_overridden()) {
       auto phi = net;
       if (phi_model_channels) phi.model_channels(phi_model_channels);

@@ -139,7 +139,8 @@ class RunReport {
   }
 
   /// The end of the run: run.json (report::run_json() of the finished state with resumed_at_step,
-  /// checkpoint, train_seconds_this_invocation, loss_weights, then `extra`'s keys) and the final
+  /// checkpoint, train_seconds_this_invocation, identity, loss_weights (as trained: the options'
+  /// λ where set), changed_on_resume (Trainer::resume_changes, if any), then `extra`'s keys) and the final
   /// page, which links it. Returns what run.json holds.
   nlohmann::json finish(const std::filesystem::path& checkpoint, const nlohmann::json& extra = nlohmann::json::object()) {
     stop_clock();
@@ -147,7 +148,9 @@ class RunReport {
                                             io::duration_str(*stopped_at_)), false);
     nlohmann::json own = {{"resumed_at_step", first_}, {"checkpoint", checkpoint.string()},
                           {"train_seconds_this_invocation", *stopped_at_}};
-    for (const auto& [name, weight] : Model::Impl::losses_type::describe()) own["loss_weights"][name] = weight;
+    own["identity"] = Model::Impl::identity();
+    for (const auto& [name, weight] : trainer_.model()->objective()->weights()) own["loss_weights"][name] = weight;
+    if (!trainer_.resume_changes().empty()) own["changed_on_resume"] = trainer_.resume_changes();
     own.update(extra);
     auto j = report::run_json(s, own);
     io::write_atomic(dir_ / "run.json", j.dump(2) + "\n");

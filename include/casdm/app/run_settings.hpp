@@ -2,7 +2,9 @@
 // The settings that define a training run and the rule a resumed run follows: the program's
 // option variables are registered by name, their values are stored in every checkpoint as
 // "args.<name>" (text that reads back exactly: numbers by io::number_str), and a resumed run takes
-// them from its checkpoint and refuses a command line that asks for other values.
+// them from its checkpoint and refuses a command line that asks for other values — but for those
+// registered as OnResume::may_change (the objective's: a moved weights folder, a loss weight),
+// which the command line may give anew; changes() lists them.
 //
 //   casdm::app::RunSettings settings;
 //   settings.add("batch", &batch);                  // the variable behind --batch
@@ -19,6 +21,7 @@
 #include <charconv>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -79,14 +82,23 @@ std::string setting_text(const T& v) {
 /// The settings that define a run, each the variable behind an option.
 class RunSettings {
  public:
-  using Ref = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*, std::vector<double>*>;
+  using Ref = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*, std::vector<double>*,
+                           std::vector<std::string>*>;
+  /// Whether a resumed run must keep a setting (the default) or may take a new value from its
+  /// command line (settings of the objective, which the checkpoint's weights do not depend on).
+  enum class OnResume { kept, may_change };
   /// Registers the variable behind option `name` (no dashes); it must outlive this object.
-  void add(const std::string& name, Ref ref) {
+  void add(const std::string& name, Ref ref, OnResume on_resume = OnResume::kept) {
     if (name.empty() || name.front() == '-')
       throw std::invalid_argument(fmt::format("RunSettings: '{}' is not a setting's name (give it without dashes)", name));
     if (!refs_.emplace(name, ref).second)
       throw std::invalid_argument(fmt::format("RunSettings: '{}' is registered twice", name));
+    if (on_resume == OnResume::may_change) changeable_.insert(name);
   }
+
+  /// What the last resume_from took from the command line against the checkpoint:
+  /// "--feature-weights /new (the run had /old)".
+  const std::vector<std::string>& changes() const { return changes_; }
 
   /// The current values as text, by name.
   std::map<std::string, std::string> values() const {
@@ -103,11 +115,21 @@ class RunSettings {
                    const std::string& source) {
     const auto mine = values();
     std::string conflicts;
+    std::vector<std::string> changes;
+    std::set<std::string> keep_mine;
     for (const auto& [k, v] : mine) {
       auto it = stored.find(k);
+      const bool here = given && given(k);
+      if (here && changeable_.count(k)) {  // the command line's value, whatever the run had
+        keep_mine.insert(k);
+        if (it == stored.end() || it->second != v)
+          changes.push_back(fmt::format("--{} {} (the run had {})", k, v.empty() ? "\"\"" : v,
+                                        it == stored.end() ? "none" : it->second.empty() ? "\"\"" : it->second));
+        continue;
+      }
       if (it == stored.end())
         throw std::runtime_error(fmt::format("{} does not record --{} (not written by casdm-train?)", source, k));
-      if (given && given(k) && it->second != v)
+      if (here && it->second != v)
         conflicts += fmt::format("\n  --{} {} (the run has {})", k, v, it->second.empty() ? "\"\"" : it->second);
     }
     if (!conflicts.empty())
@@ -115,6 +137,7 @@ class RunSettings {
     // Read every value first: a damaged one leaves all the variables as they were.
     std::vector<std::function<void()>> assign;
     for (auto& [k, r] : refs_) {
+      if (keep_mine.count(k)) continue;
       try {
         std::visit([&](auto* p) {
           auto v = *p;
@@ -126,19 +149,23 @@ class RunSettings {
       }
     }
     for (auto& a : assign) a();
+    changes_ = std::move(changes);
   }
 
  private:
   std::map<std::string, Ref> refs_;
+  std::set<std::string> changeable_;
+  std::vector<std::string> changes_;
 };
 
 /// A checkpoint's stored settings ("args.<name>"), with the values that runs from before a setting
-/// existed had: --precision fp32, --class-cond false, --label-dropout 0.1.
+/// existed had: --precision fp32, --class-cond false, --label-dropout 0.1, no --loss-weight.
 inline std::map<std::string, std::string> stored_settings(const train::CheckpointInfo& info) {
   auto stored = info.meta_under("args.");
   stored.try_emplace("precision", "fp32");
   stored.try_emplace("class-cond", "false");
   stored.try_emplace("label-dropout", io::number_str(0.1));
+  stored.try_emplace("loss-weight", "");
   return stored;
 }
 

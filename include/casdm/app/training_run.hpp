@@ -81,7 +81,11 @@ struct TrainingFlags {
       if (v < 1) throw std::invalid_argument(fmt::format("{}: must be >= 1, got {}", option, v));
     if (micro_batch < 0 || micro_batch > batch)
       throw std::invalid_argument(fmt::format("--micro-batch {}: must be in [0, --batch {}]", micro_batch, batch));
-    if (keep < 2) throw std::invalid_argument(fmt::format("--keep {}: at least 2 checkpoints are kept", keep));
+    try {
+      train::CheckpointDir::check_keep(keep);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("--keep: {}", e.what()));
+    }
     if (checkpoint_every < 0 || sample_every < 0 || prefetch < 0 || image_size < 0 || seed < 0)
       throw std::invalid_argument("--checkpoint-every, --sample-every, --prefetch, --image-size and --seed must be >= 0");
     if (ema.empty()) throw std::invalid_argument("--ema: at least one rate");
@@ -116,7 +120,7 @@ train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, 
   if (writer && classes > 0)
     fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
 
-  const auto options = a.model.options(channels, size, classes);
+  const auto options = a.model.options(channels, size, classes, a.preset);
   train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (writer) io::require_writable_folder(out);  // made if missing, or refused
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
@@ -135,7 +139,11 @@ train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, 
     for (const auto& note : resume->notes)
       if (writer) fmt::print(stderr, "{}\n", note);
     trainer.load(*resume);
-    if (writer) fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
+    if (writer) {
+      fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
+      for (const auto& change : trainer.resume_changes())  // the objective's settings may change on resume
+        fmt::print(stderr, "changed on resume (checkpoint vs this run): {}\n", change);
+    }
   }
   const int64_t first = trainer.step_count();
   if (first >= a.steps)

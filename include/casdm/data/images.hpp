@@ -8,6 +8,7 @@
 // Needs zlib (IDX .gz) and stb_image (libstb): link casdm::data instead of casdm::casdm.
 // Every error names the file and what is wrong with it; nothing half-read is returned.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include "casdm/data/idx.hpp"
 #include "casdm/io/files.hpp"
 
@@ -170,9 +171,39 @@ inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t chan
   return {at::cat(images), labels, "images " + dir.string(), classes};
 }
 
-/// A data set by folder, its format detected (IDX, CIFAR-10 binary, image folder) or named
-/// ("idx", "cifar10", "images"). `train` picks the split where the format has two; `image_size`
-/// resizes an image folder's images as they are read (they may differ in size).
+/// A data format open_dataset reads: its name, what it is, whether it has a train and a test split.
+struct Format {
+  std::string name, description;
+  bool split = false;
+};
+
+/// Every data format, the one list that programs' help and choices read ("auto" detects one).
+inline const std::vector<Format>& formats() {
+  static const std::vector<Format> all{{"idx", "IDX files (Fashion-MNIST, MNIST)", true},
+                                       {"cifar10", "CIFAR-10 *.bin batches", true},
+                                       {"images", "a folder of PNG/JPEG/BMP images (one sub-folder per class: labels)", false}};
+  return all;
+}
+
+/// "auto" and the names of formats(), those with a train/test split alone if `split_only`.
+inline std::vector<std::string> format_names(bool split_only = false) {
+  std::vector<std::string> out{"auto"};
+  for (const auto& f : formats())
+    if (f.split || !split_only) out.push_back(f.name);
+  return out;
+}
+
+/// "auto (detected), idx (IDX files …), …" for a program's --help.
+inline std::string formats_help(bool split_only = false) {
+  std::string out = "auto (detected)";
+  for (const auto& f : formats())
+    if (f.split || !split_only) out += fmt::format(", {} ({})", f.name, f.description);
+  return out;
+}
+
+/// A data set by folder, its format detected (IDX, CIFAR-10 binary, image folder) or named (one of
+/// formats()). `train` picks the split where the format has two; `image_size` resizes an image
+/// folder's images as they are read (they may differ in size).
 inline ImageSet open_dataset(const std::filesystem::path& dir, const std::string& format = "auto", bool train = true,
                              int64_t image_size = 0) {
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error("data folder not found: " + dir.string());
@@ -181,7 +212,7 @@ inline ImageSet open_dataset(const std::filesystem::path& dir, const std::string
   if (f == "idx") return load_mnist_like(dir, train);
   if (f == "cifar10") return load_cifar10(dir, train);
   if (f == "images") return load_image_folder(dir, 0, image_size);
-  throw std::invalid_argument("unknown data format '" + format + "' (auto, idx, cifar10, images)");
+  throw std::invalid_argument(fmt::format("unknown data format '{}' ({})", format, fmt::join(format_names(), ", ")));
 }
 
 }  // namespace casdm::data

@@ -12,12 +12,14 @@
 //     at::Tensor operator()(const LossInputs&);     // unweighted scalar
 //   };
 #include "casdm/topology/options.hpp"
+#include "casdm/core/names.hpp"
 #include "casdm/core/prediction.hpp"
 
 #include <torch/nn/module.h>
 
 #include <concepts>
 #include <ratio>
+#include <string>
 #include <type_traits>
 
 namespace casdm::loss {
@@ -50,6 +52,13 @@ inline constexpr bool needs_v_head = requires { requires L::needs_v_head; };
 
 template <class R>
 inline constexpr double ratio_value = static_cast<double>(R::num) / static_cast<double>(R::den);
+
+/// A term's part of an identity: "name[@weighting]:λ" ("eps:1", "eps@min-snr(5):1", "lpips(224):1/10"),
+/// λ the exact ratio of the type.
+template <class L>
+std::string term_spec() {
+  return names::spec<L>() + ":" + names::ratio<typename L::weight>();
+}
 
 /// Base for terms that own no module.
 struct Stateless {

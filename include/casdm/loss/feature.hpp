@@ -17,6 +17,7 @@
 #include "casdm/metric/transform.hpp"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 
 #include <string>
 #include <vector>
@@ -50,6 +51,8 @@ struct Feature {
   static constexpr const char* name = Backbone::name;
   static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
   static constexpr int64_t default_size = Size;
+  /// "lpips(224)": the backbone and the side it sees by default.
+  static std::string spec() { return fmt::format("{}({})", names::spec<Backbone>(), Size); }
 
   explicit Feature(const ModelOptions& o)
       : size_(o.feature_size() > 0 ? o.feature_size() : Size), module_(Backbone::make(o)) {}

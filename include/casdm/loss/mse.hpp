@@ -62,6 +62,8 @@ template <class T, weighting::Weighting Wt>
 struct Weighted : T {
   static_assert(requires { T::target; }, "casdm rule: Weighted<T, W> takes a regression term (EpsMSE, X0MSE or VMSE)");
   using weighting_type = Wt;
+  /// "eps@min-snr(5)": the term and its weighting.
+  static std::string spec() { return std::string(T::name) + "@" + names::spec<Wt>(); }
   using T::T;
   at::Tensor operator()(const LossInputs& in) const { return weighting::mse<Wt>(T::truth(in), T::guess(in), in, T::target); }
 };

@@ -5,6 +5,12 @@
 #include "casdm/detail/hana.hpp"
 #include "casdm/loss/concepts.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -41,7 +47,24 @@ class Set {
   /// A term computes features of a fixed network (it reads ModelOptions::feature_size/weights).
   static constexpr bool uses_features = (requires { Terms::default_size; } || ...);
 
-  explicit Set(const ModelOptions& o) : terms_(Terms(o)...) {}
+  /// The terms, each weighted by its type's λ or by o.loss_weights()[name]; an unknown name or a
+  /// negative or non-finite λ is refused naming it.
+  explicit Set(const ModelOptions& o) : terms_(Terms(o)...) {
+    const auto defaults = describe();
+    for (size_t i = 0; i < size; ++i) weights_[i] = defaults[i].second;
+    for (const auto& [name, w] : o.loss_weights()) {
+      auto it = std::find_if(defaults.begin(), defaults.end(), [&](const auto& d) { return d.first == name; });
+      if (it == defaults.end()) {
+        std::vector<std::string> known;
+        for (const auto& d : defaults) known.push_back(d.first);
+        throw std::invalid_argument(fmt::format("loss weight '{}': this model has no such loss term (its terms: {})", name,
+                                                fmt::join(known, ", ")));
+      }
+      if (!(w >= 0) || !std::isfinite(w))
+        throw std::invalid_argument(fmt::format("loss weight '{}' = {}: a weight is a finite number >= 0", name, w));
+      weights_[static_cast<size_t>(it - defaults.begin())] = w;
+    }
+  }
 
   void attach(torch::nn::Module& owner) {
     std::apply([&](auto&... t) { (t.attach(owner), ...); }, terms_);
@@ -56,7 +79,7 @@ class Set {
               [&](auto& term) {
                 using T = std::remove_cvref_t<decltype(term)>;
                 auto v = term(in);
-                auto weighted = v * ratio_value<typename T::weight>;
+                auto weighted = v * weights_[r.terms.size()];
                 r.total = r.total.defined() ? r.total + weighted : weighted;
                 r.terms.emplace_back(T::name, std::move(v));
               }(t),
@@ -64,6 +87,15 @@ class Set {
         },
         terms_);
     return r;
+  }
+
+  /// The set's part of an identity: its terms' specs joined by " + " ("eps:1 + x0:1 + mu:1").
+  static std::string spec() {
+    std::string out;
+    casdm::detail::for_each_type<Terms...>([&](auto t) {
+      out += (out.empty() ? "" : " + ") + term_spec<typename decltype(t)::type>();
+    });
+    return out;
   }
 
   /// Term names in order, with their weights.
@@ -76,8 +108,16 @@ class Set {
     return out;
   }
 
+  /// Term names in order, with the weights this set uses (the type's, or the options' overrides).
+  std::vector<std::pair<std::string, double>> weights() const {
+    auto out = describe();
+    for (size_t i = 0; i < size; ++i) out[i].second = weights_[i];
+    return out;
+  }
+
  private:
   std::tuple<Terms...> terms_;
+  std::array<double, size> weights_{};
 };
 
 template <class S>

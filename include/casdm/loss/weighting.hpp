@@ -8,10 +8,12 @@
 // ‖ε − ε′‖² = SNR·‖x0 − x0′‖² and ‖v − v′‖² = (SNR + 1)·‖x0 − x0′‖², so
 //   L_x0: min(SNR, γ),   L_ε: min(SNR, γ)/SNR,   L_v: min(SNR, γ)/(SNR + 1).
 // The weighted term is mean over the batch of w(t_i)·(mean squared error of image i).
+#include "casdm/core/names.hpp"
 #include "casdm/core/prediction.hpp"
 
 #include <concepts>
 #include <ratio>
+#include <string>
 #include <type_traits>
 
 namespace casdm::loss::weighting {
@@ -29,6 +31,7 @@ template <class Gamma = std::ratio<5>>
 struct MinSNR {
   static_assert(Gamma::num > 0 && Gamma::den > 0, "casdm rule: Min-SNR's gamma must be positive");
   static constexpr const char* name = "min-snr";
+  static std::string spec() { return "min-snr(" + names::ratio<Gamma>() + ")"; }
   static constexpr double gamma = static_cast<double>(Gamma::num) / static_cast<double>(Gamma::den);
   /// The weight of a term on `target` for images of signal-to-noise ratio `snr`.
   static at::Tensor weight(const at::Tensor& snr, Target target) {

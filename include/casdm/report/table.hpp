@@ -12,10 +12,12 @@
 #include "casdm/io/files.hpp"
 #include "casdm/report/chart.hpp"
 #include "casdm/report/html.hpp"
+#include "casdm/sampler/registry.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -71,21 +73,13 @@ struct Table {
   std::string sampler = "ddim";
 
   /// The sampler's short name in the table's words ("DDIM", "DPM-Solver++(2M)", …).
-  std::string sampler_short() const {
-    if (sampler == "ddim") return "DDIM";
-    if (sampler == "dpmpp2m") return "DPM-Solver++(2M)";
-    if (sampler == "euler") return "Euler";
-    if (sampler == "heun") return "Heun";
-    if (sampler == "ancestral") return "ancestral";
-    return sampler;
-  }
+  std::string sampler_short() const { return known() ? casdm::sampler::info(sampler).label : sampler; }
   /// How the table's samples were drawn, for its text.
-  std::string sampler_long() const {
-    if (sampler == "ddim") return "DDIM (η = 0)";
-    if (sampler == "dpmpp2m") return "DPM-Solver++(2M) (log-SNR steps)";
-    if (sampler == "euler" || sampler == "heun") return sampler_short() + " (Karras et al., ρ = 7 steps)";
-    if (sampler == "ancestral") return "DDPM ancestral";
-    return sampler;
+  std::string sampler_long() const { return known() ? casdm::sampler::info(sampler).description : sampler; }
+  /// Whether `sampler` is one of the registry's (tables of a user's own sampler show its name).
+  bool known() const {
+    const auto all = casdm::sampler::names();
+    return std::find(all.begin(), all.end(), sampler) != all.end();
   }
 
   /// What row r's grid (<label>.png, drawn at the last column's steps) shows.

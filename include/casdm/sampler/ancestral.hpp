@@ -11,9 +11,11 @@
 namespace casdm::sampler {
 
 struct FixedLarge {
+  static constexpr const char* name = "fixed-large";
   static const at::Tensor& log_variance(const Process& p) { return p.log_variance_fixed_large(); }
 };
 struct FixedSmall {
+  static constexpr const char* name = "fixed-small";
   static const at::Tensor& log_variance(const Process& p) { return p.posterior_log_variance_clipped(); }
 };
 
@@ -21,8 +23,10 @@ template <int64_t Steps = 1000, class Variance = FixedLarge>
 struct Ancestral {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "ancestral";
+  static constexpr const char *label = "ancestral", *description = "DDPM ancestral";
   static constexpr int64_t default_steps = Steps;
   static std::string spacing(int64_t steps) { return fmt::format("{}", steps); }
+  static std::string spec() { return fmt::format("ancestral({}, {})", Steps, Variance::name); }
 
   class Run {
    public:

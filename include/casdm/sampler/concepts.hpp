@@ -23,6 +23,7 @@
 #include "casdm/core/process.hpp"
 #include "casdm/sampler/options.hpp"
 
+#include <cmath>
 #include <concepts>
 #include <string>
 
@@ -39,11 +40,40 @@ concept Sampler = requires(int64_t n) {
       { run.step(f, x, i) } -> std::same_as<at::Tensor>;
     };
 
-/// Runs sampler S on process `p` from x = x_T down to t = 0 and returns the result (unclamped).
+/// A sampler's name with its compile-time settings: S::spec() where it has one ("ddim(100)"), else
+/// "name(default steps)" ("heun(10)"). Not part of a trained model's identity.
+template <Sampler S>
+std::string spec() {
+  if constexpr (requires { { S::spec() } -> std::convertible_to<std::string>; })
+    return std::string(S::spec());
+  else
+    return std::string(S::name) + "(" + std::to_string(S::default_steps) + ")";
+}
+
+/// Runs sampler S on process `p` from x = x_T down to t = 0 and returns the result (unclamped),
+/// calling so.on_step() after every step.
 template <Sampler S>
 at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const SampleOptions& so) {
   typename S::Run r(p, so);
-  for (int64_t i = p.size() - 1; i >= 0; --i) x = r.step(denoise, x, i);
+  if (!so.on_step()) {
+    for (int64_t i = p.size() - 1; i >= 0; --i) x = r.step(denoise, x, i);
+    return x;
+  }
+  at::Tensor first;  // the step's first estimate of x0
+  const Denoise watched = [&](const at::Tensor& x_t, const at::Tensor& t) {
+    auto e = denoise(x_t, t);
+    if (!first.defined()) first = e.x0;
+    return e;
+  };
+  const auto acp = p.alphas_cumprod().to(at::kDouble).contiguous();
+  const auto map = p.timestep_map().contiguous();
+  const int64_t n = p.size();
+  for (int64_t i = n - 1; i >= 0; --i) {
+    first = at::Tensor();
+    x = r.step(watched, x, i);
+    const double a = acp.data_ptr<double>()[i];
+    so.on_step()(SampleStep{n - i, n, map.data_ptr<int64_t>()[i], std::sqrt((1 - a) / a), x, first});
+  }
   return x;
 }
 

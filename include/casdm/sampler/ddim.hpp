@@ -6,6 +6,7 @@
 // The paper samples with 100 steps (Table 1) and 10 (Table 5).
 //
 //   using Fast = casdm::with_sampler_t<casdm::presets::CasDM, casdm::sampler::DDIM<10>>;
+#include "casdm/core/names.hpp"
 #include "casdm/sampler/concepts.hpp"
 
 #include <fmt/format.h>
@@ -19,9 +20,14 @@ template <int64_t Steps = 100, class Eta = std::ratio<0>>
 struct DDIM {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "ddim";
+  static constexpr const char *label = "DDIM", *description = "DDIM (η = 0)";
   static constexpr int64_t default_steps = Steps;
   static constexpr double default_eta = static_cast<double>(Eta::num) / static_cast<double>(Eta::den);
   static std::string spacing(int64_t steps) { return fmt::format("ddim{}", steps); }
+  /// "ddim(100)", "ddim(50, eta=1/2)".
+  static std::string spec() {
+    return Eta::num == 0 ? fmt::format("ddim({})", Steps) : fmt::format("ddim({}, eta={})", Steps, names::ratio<Eta>());
+  }
 
   class Run {
    public:

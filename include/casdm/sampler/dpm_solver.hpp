@@ -31,6 +31,7 @@ template <int64_t Steps = 20>
 struct DPMSolverPP {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "dpmpp2m";
+  static constexpr const char *label = "DPM-Solver++(2M)", *description = "DPM-Solver++(2M) (log-SNR steps)";
   static constexpr int64_t default_steps = Steps;
   static std::string spacing(int64_t steps) { return fmt::format("logsnr{}", steps); }
 

@@ -58,6 +58,7 @@ template <int64_t Steps = 20>
 struct Euler {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "euler";
+  static constexpr const char *label = "Euler", *description = "Euler (Karras et al., ρ = 7 steps)";
   static constexpr int64_t default_steps = Steps;
   static std::string spacing(int64_t steps) { return fmt::format("karras{}", steps); }
   class Run : public detail::KarrasRun<false> {
@@ -71,6 +72,7 @@ template <int64_t Steps = 10>
 struct Heun {
   static_assert(Steps >= 1, "casdm rule: a sampler needs at least one step");
   static constexpr const char* name = "heun";
+  static constexpr const char *label = "Heun", *description = "Heun (Karras et al., ρ = 7 steps)";
   static constexpr int64_t default_steps = Steps;
   static std::string spacing(int64_t steps) { return fmt::format("karras{}", steps); }
   class Run : public detail::KarrasRun<true> {

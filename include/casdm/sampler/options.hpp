@@ -3,9 +3,21 @@
 #include <ATen/core/Tensor.h>
 #include <torch/arg.h>
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 
 namespace casdm {
+
+/// One step of a sampling run, as SampleOptions::on_step sees it (after the step).
+struct SampleStep {
+  int64_t step = 0;   // steps done: 1 … steps
+  int64_t steps = 0;  // steps of the run
+  int64_t t = 0;      // the step's timestep on the training process (0 … T − 1)
+  double sigma = 0;   // its noise level σ = √((1 − ᾱ_t)/ᾱ_t)
+  const at::Tensor& x;   // the images after the step (x at the next timestep; the result after the last)
+  const at::Tensor& x0;  // the step's estimate x̂0 (its first network evaluation; mixed, clipped as asked)
+};
 
 struct SampleOptions {
   /// Number of (respaced) steps; 0 means the sampler's default.
@@ -23,6 +35,9 @@ struct SampleOptions {
   /// Classifier-free guidance scale w ≥ 0 (Ho & Salimans 2022), applied to the (mixed) estimate:
   /// x̂0 = (1+w)·x̂0(y) − w·x̂0(∅), ε̂ likewise; 0 is the plain conditional model. Needs labels.
   TORCH_ARG(double, guidance) = 0.0;
+  /// Called after every step of the run with the step, its timestep and σ, the images and the step's
+  /// x̂0 (progress lines, trajectories: casdm-sample --trajectory). Empty: none.
+  TORCH_ARG(std::function<void(const SampleStep&)>, on_step) = nullptr;
 };
 
 }  // namespace casdm

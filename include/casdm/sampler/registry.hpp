@@ -1,8 +1,12 @@
 #pragma once
-// Every sampler of the library by name, for programs that choose one at run time:
+// Every sampler of the library by name, for programs that choose one at run time — the one list that
+// programs' help and choices and the reports' labels read:
 //   casdm::sampler::visit("heun", [&](auto type) { using S = typename decltype(type)::type; ... });
 //   casdm::sampler::names();   // {"ddim", "ancestral", "dpmpp2m", "euler", "heun"}
+//   casdm::sampler::info("dpmpp2m").label;   // "DPM-Solver++(2M)"
 // Each with its default step count (DDIM 100, ancestral 1000, DPM-Solver++ 20, Euler 20, Heun 10).
+// A new sampler is its header and one entry in All below; a sampler may give `label` (a table's
+// column header) and `description` (a table's text), else its name stands for both.
 #include "casdm/sampler/ancestral.hpp"
 #include "casdm/sampler/ddim.hpp"
 #include "casdm/sampler/dpm_solver.hpp"
@@ -29,8 +33,43 @@ struct type_tag {
 
 using All = std::tuple<DDIM<>, Ancestral<>, DPMSolverPP<>, Euler<>, Heun<>>;
 
+/// What the programs and reports say of a registered sampler.
+struct Info {
+  std::string name, label, description;
+  int64_t default_steps = 0;
+  bool eta = false;  // reads SampleOptions::eta
+};
+
+template <class S>
+Info info_of() {
+  Info i{S::name, S::name, S::name, S::default_steps, false};
+  if constexpr (requires { S::label; }) i.label = S::label;
+  if constexpr (requires { S::description; }) i.description = S::description;
+  if constexpr (requires { S::default_eta; }) i.eta = true;
+  return i;
+}
+
+/// Every registered sampler, in order.
+inline std::vector<Info> infos() {
+  return std::apply([](auto... s) { return std::vector<Info>{info_of<decltype(s)>()...}; }, All{});
+}
+
 inline std::vector<std::string> names() {
   return std::apply([](auto... s) { return std::vector<std::string>{decltype(s)::name...}; }, All{});
+}
+
+/// The registered sampler called `name`; an unknown name is refused, listing the known ones.
+inline Info info(std::string_view name) {
+  for (auto& i : infos())
+    if (i.name == name) return i;
+  throw std::invalid_argument(fmt::format("unknown sampler '{}'; choose one of: {}", name, fmt::join(names(), ", ")));
+}
+
+/// "ddim (DDIM (η = 0), 100 steps), ancestral (…)": every sampler for a program's --help.
+inline std::string help() {
+  std::vector<std::string> parts;
+  for (const auto& i : infos()) parts.push_back(fmt::format("{} ({}, {} steps)", i.name, i.description, i.default_steps));
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 /// Calls f(type_tag<S>{}) for the sampler called `name` and returns what f returns (the same type
@@ -56,8 +95,12 @@ auto visit(std::string_view name, F&& f) {
       All{});
 }
 
-/// Whether sampler `name` reads SampleOptions::eta (DDIM only; the others refuse one).
-inline bool has_eta(std::string_view name) { return name == DDIM<>::name; }
+/// Whether registered sampler `name` reads SampleOptions::eta (DDIM only; the others refuse one).
+inline bool has_eta(std::string_view name) {
+  for (const auto& i : infos())
+    if (i.name == name) return i.eta;
+  return false;
+}
 
 /// Refuses, in one line starting "<what> <steps>: ", a step count that sampler `name` cannot take
 /// on a process of T training steps — before any work, where sampling would refuse it only when it

@@ -6,27 +6,35 @@
 // then ε′ and x0⋆ are derived from v′ and L_v trains θ. φ's input is x0⋆ (paper) or concat(x0⋆, ε′)
 // (Table 4 ablation).
 #include "casdm/topology/concepts.hpp"
+#include "casdm/core/names.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
 
 #include <utility>
 
 namespace casdm::topology {
 
 namespace phi_input {
-/// A φ input policy: `channel_multiplier` (φ's input channels = multiplier·C) and
+/// A φ input policy: its `name`, `channel_multiplier` (φ's input channels = multiplier·C) and
 /// `make(x0_star, eps)`, both arguments already detached from θ.
 template <class P>
 concept PhiInput = requires(const at::Tensor& a) {
+  { P::name } -> std::convertible_to<const char*>;
   { P::channel_multiplier } -> std::convertible_to<int64_t>;
   { P::make(a, a) } -> std::same_as<at::Tensor>;
 } && (P::channel_multiplier >= 1);
 
 /// φ sees x0⋆ (paper default).
 struct X0Star {
+  static constexpr const char* name = "x0star";
   static constexpr int64_t channel_multiplier = 1;
   static at::Tensor make(const at::Tensor& x0_star, const at::Tensor&) { return x0_star; }
 };
 /// φ sees concat(x0⋆, ε′) (Table 4: "Fix-Res CNN + concat").
 struct Concat {
+  static constexpr const char* name = "concat";
   static constexpr int64_t channel_multiplier = 2;
   static at::Tensor make(const at::Tensor& x0_star, const at::Tensor& eps) { return at::cat({x0_star, eps}, 1); }
 };
@@ -71,8 +79,12 @@ struct Cascaded {
   static_assert(phi_input::PhiInput<Input>,
                 "casdm rule: the cascaded phi input must be a phi input policy built from theta's detached "
                 "outputs (topology::phi_input::X0Star, topology::phi_input::Concat, or a type with "
-                "channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
+                "a name, channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
   static constexpr const char* name = Head::predicts_v ? "cascaded-v" : "cascaded";
+  /// "cascaded(φ <- φ input, θ)": the networks and what φ sees.
+  static std::string spec() {
+    return fmt::format("{}({} <- {}, {})", name, names::spec<PhiNet>(), names::spec<Input>(), names::spec<ThetaNet>());
+  }
   static constexpr bool has_eps_head = !Head::predicts_v, has_x0_head = true, has_mix = true,
                         has_v_head = Head::predicts_v;
   /// φ is a network of its own, sized by ModelOptions::phi_net.

@@ -8,6 +8,7 @@
 
 #include <torch/arg.h>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -34,6 +35,12 @@ struct ModelOptions {
   /// Probability that training replaces an image's label by "no label" (classifier-free guidance
   /// learns the unconditional model from these; Ho & Salimans 2022 use 0.1–0.2).
   TORCH_ARG(double, label_dropout) = 0.1;
+  /// λ of loss terms by name ("x0" → 0.5), replacing the type's ratio for this run: a sweep over λ
+  /// needs no new type. A name the loss set lacks, or a negative or non-finite λ, is refused when the
+  /// objective is built. Like feature_size and feature_weights an objective setting: a resumed run
+  /// may change it (the change is reported), while the denoiser's options must match.
+  using LossWeights = std::map<std::string, double>;
+  TORCH_ARG(LossWeights, loss_weights) = {};
 
  public:
   net::UNetOptions theta_net() const {

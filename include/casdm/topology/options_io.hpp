@@ -121,6 +121,7 @@ inline std::map<std::string, std::string> options_to_map(const ModelOptions& o) 
     m["num_classes"] = fmt::format("{}", o.num_classes());
     m["label_dropout"] = detail::format_double(o.label_dropout());
   }
+  for (const auto& [name, w] : o.loss_weights()) m["loss_weight." + name] = detail::format_double(w);
   return m;
 }
 
@@ -135,11 +136,34 @@ inline ModelOptions options_from_map(const std::map<std::string, std::string>& m
                .feature_weights(r.raw("feature_weights"))
                .net(detail::get_net(m, "net."));
   if (m.count("phi_net.model_channels")) o.phi_net(detail::get_net(m, "phi_net."));
-  if (m.count("num_classes")) o.num_classes(r.integer("num_classes")).label_dropout(r.real("label_dropout"));
+  if (m.count("num_classes")) {
+    o.num_classes(r.integer("num_classes"));
+    if (m.count("label_dropout")) o.label_dropout(r.real("label_dropout"));  // model files have none
+  }
+  std::map<std::string, double> weights;
+  for (const auto& [k, v] : m)
+    if (k.rfind("loss_weight.", 0) == 0) weights[k.substr(12)] = r.real(k);
+  o.loss_weights(weights);
   return o;
 }
 
+/// Whether option `key` (options_to_map's name) shapes the denoiser — its networks, sizes, T and
+/// classes — rather than how it is trained: the objective's feature_size, feature_weights and
+/// loss_weight.<term>, and the trainer's label_dropout. A resume must match the first kind only.
+inline bool is_denoiser_option(const std::string& key) {
+  return key != "feature_size" && key != "feature_weights" && key != "label_dropout" && key.rfind("loss_weight.", 0) != 0;
+}
+
 /// "key: a vs b" for every field where `a` and `b` differ (empty when they are the same).
+inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b);
+/// The same for the denoiser's fields alone (is_denoiser_option; `denoiser`) or the others alone.
+inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b, bool denoiser) {
+  std::vector<std::string> out;
+  for (auto& d : options_differences(a, b))
+    if (is_denoiser_option(d.substr(0, d.find(':'))) == denoiser) out.push_back(std::move(d));
+  return out;
+}
+
 inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b) {
   const auto ma = options_to_map(a), mb = options_to_map(b);
   std::vector<std::string> out;

@@ -2,6 +2,11 @@
 // The DDPM baselines (Ho et al. 2020): one network θ(x_t, t) with C outputs read as ε′
 // (EpsOnly), as x0′ (X0Only) or as v′ (VOnly); the other quantities are derived through the process.
 #include "casdm/topology/concepts.hpp"
+#include "casdm/core/names.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
 
 namespace casdm::topology {
 
@@ -20,6 +25,7 @@ SingleNet<Net> build_single(torch::nn::Module& owner, const ModelOptions& o, int
 template <NetArch Net = net::arch::UNet>
 struct EpsOnly {
   static constexpr const char* name = "eps-only";
+  static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = false, has_mix = false;
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
@@ -38,6 +44,7 @@ struct EpsOnly {
 template <NetArch Net = net::arch::UNet>
 struct X0Only {
   static constexpr const char* name = "x0-only";
+  static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = true, has_mix = false;
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
@@ -58,6 +65,7 @@ struct X0Only {
 template <NetArch Net = net::arch::UNet>
 struct VOnly {
   static constexpr const char* name = "v-only";
+  static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = false, has_mix = false, has_v_head = true;
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
@@ -78,6 +86,7 @@ struct VOnly {
 template <NetArch Net = net::arch::UNet>
 struct DualHead {
   static constexpr const char* name = "dual-head";
+  static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const ModelOptions& o) {

@@ -7,38 +7,139 @@
 //   casdm::train::save_denoiser(*d, "casdm.pt");                 // a model file: weights + options
 //   auto back = casdm::train::load_denoiser<casdm::presets::CasDM::Denoiser>("casdm.pt");
 //
-// A checkpoint (train/trainer.hpp writes it) is a tensor file (io/tensor_file.hpp) holding
-// "model.*" (the denoiser), "ema.<i>.*", "optim.*", "rng.*" and metadata "casdm.format",
-// "casdm.model", "casdm.denoiser", "casdm.step", "casdm.options.*", "casdm.ema.<i>.rate", ….
-// A model file holds one denoiser's tensors with "casdm.format" = casdm-denoiser-1,
-// "casdm.denoiser" and "casdm.options.*". Neither holds a frozen metric network.
+// Format 2 (casdm-checkpoint-2, casdm-denoiser-2; docs/checkpoints.md). A tensor file (io/tensor_file.hpp)
+// whose metadata strings are exactly
+//   casdm.format    "casdm-checkpoint-2" or "casdm-denoiser-2"
+//   casdm.identity  the model's stable identity (checkpoints): "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1"
+//   casdm.denoiser  the denoiser's: "cosine | cascaded(unet <- x0star, unet)"
+//   casdm.step      optimiser steps taken (checkpoints)
+//   casdm.config    one JSON document of the run's settings in the library's option names:
+//                   {"denoiser": {...}, "objective": {...}, "trainer": {...}, "run": {...}}
+// and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
+// denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
+// Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
+// still read, resumed and sampled. Neither holds a frozen metric network.
 #include "casdm/topology/options_io.hpp"
 #include "casdm/io/tensor_file.hpp"
 
+#include <c10/util/Type.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <regex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 namespace casdm::train {
 
-inline constexpr const char* checkpoint_format = "casdm-checkpoint-1";
-inline constexpr const char* denoiser_format = "casdm-denoiser-1";
+inline constexpr const char* checkpoint_format = "casdm-checkpoint-2";
+inline constexpr const char* denoiser_format = "casdm-denoiser-2";
+/// The formats before 2026-12-07, still read.
+inline constexpr const char* checkpoint_format_1 = "casdm-checkpoint-1";
+inline constexpr const char* denoiser_format_1 = "casdm-denoiser-1";
+
+namespace detail {
+
+/// The JSON type of a ModelOptions field (options_to_map's names; the last part after '.').
+enum class OptionKind { integer, real, boolean, integers, text };
+inline std::optional<OptionKind> option_kind(const std::string& key) {
+  static const std::map<std::string, OptionKind> kinds{
+      {"image_size", OptionKind::integer}, {"channels", OptionKind::integer}, {"diffusion_steps", OptionKind::integer},
+      {"num_classes", OptionKind::integer}, {"feature_size", OptionKind::integer}, {"feature_weights", OptionKind::text},
+      {"label_dropout", OptionKind::real}, {"model_channels", OptionKind::integer}, {"channel_mult", OptionKind::integers},
+      {"num_res_blocks", OptionKind::integer}, {"attention_resolutions", OptionKind::integers},
+      {"num_heads", OptionKind::integer}, {"dropout", OptionKind::real}, {"use_scale_shift_norm", OptionKind::boolean},
+      {"norm_groups", OptionKind::integer}, {"resample", OptionKind::boolean}, {"middle_attention", OptionKind::boolean}};
+  auto it = kinds.find(key.substr(key.rfind('.') + 1));
+  if (it == kinds.end()) return std::nullopt;
+  return it->second;
+}
+
+/// An options_to_map value as JSON of its kind ("1,2,2" → [1, 2, 2]).
+inline nlohmann::json option_json(const std::string& key, const std::string& v) {
+  switch (option_kind(key).value_or(OptionKind::text)) {
+    case OptionKind::integer: return std::stoll(v);
+    case OptionKind::real: return std::stod(v);
+    case OptionKind::boolean: return v == "true";
+    case OptionKind::integers: {
+      auto arr = nlohmann::json::array();
+      for (size_t p = 0; p < v.size();) {
+        auto q = v.find(',', p);
+        arr.push_back(std::stoll(v.substr(p, q - p)));
+        p = q == std::string::npos ? v.size() : q + 1;
+      }
+      return arr;
+    }
+    case OptionKind::text: break;
+  }
+  return v;
+}
+
+/// A JSON scalar (or list of integers) as the text format 1 stored: integers in decimal, reals by
+/// io::number_str, booleans "true"/"false", lists "1,2,2". Anything else is refused naming `key`.
+inline std::string json_text(const nlohmann::json& v, const std::string& key) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return fmt::format("{}", v.get<int64_t>());
+  if (v.is_number()) return io::number_str(v.get<double>());
+  if (v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_number_integer(); })) {
+    std::vector<int64_t> xs;
+    for (const auto& e : v) xs.push_back(e.template get<int64_t>());
+    return fmt::format("{}", fmt::join(xs, ","));
+  }
+  throw std::invalid_argument(fmt::format("config '{}' is {}, not a value", key, v.type_name()));
+}
+
+}  // namespace detail
+
+/// The "denoiser" section of a format-2 config: the fields of ModelOptions that shape the denoiser
+/// (is_denoiser_option), nets as objects: {"image_size": 32, ..., "net": {"model_channels": 128, ...}}.
+inline nlohmann::json denoiser_config(const ModelOptions& o) {
+  auto j = nlohmann::json::object();
+  for (const auto& [k, v] : options_to_map(o)) {
+    if (!is_denoiser_option(k)) continue;
+    if (auto dot = k.find('.'); dot != std::string::npos)
+      j[k.substr(0, dot)][k.substr(dot + 1)] = detail::option_json(k, v);
+    else
+      j[k] = detail::option_json(k, v);
+  }
+  return j;
+}
+
+/// The "objective" section: feature-loss side and weights path, the λ of every term, and the checksum
+/// of the frozen metric networks' weights (if any).
+inline nlohmann::json objective_config(const ModelOptions& o, const std::vector<std::pair<std::string, double>>& weights,
+                                       const std::string& weights_checksum) {
+  nlohmann::json j = {{"feature_size", o.feature_size()}, {"feature_weights", o.feature_weights()}};
+  j["loss_weights"] = nlohmann::json::object();
+  for (const auto& [name, w] : weights) j["loss_weights"][name] = w;
+  if (!weights_checksum.empty()) j["weights_checksum"] = weights_checksum;
+  return j;
+}
 
 /// What a checkpoint or model file says about itself, read without building a model.
 struct CheckpointInfo {
   std::filesystem::path path;
   io::TensorFile file;
+  int format_version = 2;
   int64_t step = 0;
-  std::string model_type;  // the Model's C++ type (checkpoints), empty in model files
+  /// The model's identity (format 2: Model::identity(); format 1: its C++ type), empty in model files.
+  std::string model_type;
+  /// The denoiser's identity (format 2: Denoiser::identity(); format 1: its C++ type).
+  std::string denoiser_type;
   ModelOptions options;
-  std::map<std::string, std::string> meta;  // every metadata string, "casdm." stripped
+  /// Format 2: the settings document (casdm.config); format 1: empty.
+  nlohmann::json config;
+  /// Every setting as a flat string ("casdm." stripped), the same keys for both formats: "options.*",
+  /// "trainer.*", "ema.<i>.rate", "external.checksum", and the caller's ("preset", "args.*").
+  std::map<std::string, std::string> meta;
   /// What choosing this file passed over (CheckpointDir::resume_point: newer files that are corrupt).
   std::vector<std::string> notes;
 
@@ -46,7 +147,7 @@ struct CheckpointInfo {
     auto it = meta.find(key);
     return it == meta.end() ? fallback : it->second;
   }
-  bool is_model_file() const { return get("format") == denoiser_format; }
+  bool is_model_file() const { return get("format") == denoiser_format || get("format") == denoiser_format_1; }
   /// The metadata under `prefix` ("args." → a program's stored settings), the prefix removed.
   std::map<std::string, std::string> meta_under(const std::string& prefix) const {
     std::map<std::string, std::string> out;
@@ -62,31 +163,181 @@ struct CheckpointInfo {
   }
 };
 
-/// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is.
+namespace detail {
+
+/// Format 2's config turned into the flat settings format 1 stored (CheckpointInfo::meta), checking
+/// every section and key: one this build does not know is refused naming it.
+inline void read_config(CheckpointInfo& c, bool model_file) {
+  const auto& j = c.config;
+  if (!j.is_object()) throw std::invalid_argument("casdm.config is not a JSON object");
+  static const std::set<std::string> checkpoint_sections{"denoiser", "objective", "trainer", "run"};
+  static const std::set<std::string> model_sections{"denoiser", "run"};
+  const auto& known = model_file ? model_sections : checkpoint_sections;
+  for (const auto& [k, v] : j.items()) {
+    if (!known.count(k))
+      throw std::invalid_argument(fmt::format("casdm.config has a section '{}' this build does not know (it reads: {})", k,
+                                              fmt::join(known, ", ")));
+    if (!v.is_object()) throw std::invalid_argument(fmt::format("casdm.config section '{}' is not an object", k));
+  }
+  if (!j.contains("denoiser")) throw std::invalid_argument("casdm.config has no 'denoiser' section");
+  std::map<std::string, std::string> opts;
+  auto option = [&](const std::string& key, const nlohmann::json& v) {
+    if (!option_kind(key) || !is_denoiser_option(key))
+      throw std::invalid_argument(fmt::format("casdm.config has 'denoiser.{}', a setting this build does not know", key));
+    opts[key] = json_text(v, "denoiser." + key);
+  };
+  for (const auto& [k, v] : j["denoiser"].items()) {
+    if (k == "net" || k == "phi_net") {
+      if (!v.is_object()) throw std::invalid_argument(fmt::format("casdm.config 'denoiser.{}' is not an object", k));
+      for (const auto& [nk, nv] : v.items()) option(k + "." + nk, nv);
+    } else {
+      option(k, v);
+    }
+  }
+  if (j.contains("objective")) {
+    for (const auto& [k, v] : j["objective"].items()) {
+      if (k == "feature_size" || k == "feature_weights") {
+        opts[k] = json_text(v, "objective." + k);
+      } else if (k == "loss_weights") {
+        if (!v.is_object()) throw std::invalid_argument("casdm.config 'objective.loss_weights' is not an object");
+        for (const auto& [name, w] : v.items()) {
+          if (!w.is_number()) throw std::invalid_argument(fmt::format("casdm.config 'objective.loss_weights.{}' is not a number", name));
+          opts["loss_weight." + name] = json_text(w, "objective.loss_weights." + name);
+        }
+      } else if (k == "weights_checksum") {
+        c.meta["external.checksum"] = json_text(v, "objective." + k);
+      } else {
+        throw std::invalid_argument(fmt::format("casdm.config has 'objective.{}', a setting this build does not know", k));
+      }
+    }
+  } else if (!model_file) {
+    throw std::invalid_argument("casdm.config has no 'objective' section");
+  }
+  if (model_file) {  // the objective's settings are not the model file's; the defaults stand in
+    opts.emplace("feature_size", "0");
+    opts.emplace("feature_weights", "");
+  }
+  if (j.contains("trainer")) {
+    static const std::set<std::string> trainer_keys{"lr", "weight_decay", "grad_clip", "micro_batch", "skipped_steps",
+                                                    "loss_scale", "loss_scale_good_steps", "ema_rates", "label_dropout"};
+    for (const auto& [k, v] : j["trainer"].items()) {
+      if (!trainer_keys.count(k))
+        throw std::invalid_argument(fmt::format("casdm.config has 'trainer.{}', a setting this build does not know", k));
+      if (k == "ema_rates") {
+        if (!v.is_array()) throw std::invalid_argument("casdm.config 'trainer.ema_rates' is not a list");
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!v[i].is_number()) throw std::invalid_argument("casdm.config 'trainer.ema_rates' holds a value that is not a number");
+          c.meta[fmt::format("ema.{}.rate", i)] = json_text(v[i], "trainer.ema_rates");
+        }
+      } else if (k == "label_dropout") {
+        opts[k] = json_text(v, "trainer." + k);
+      } else {
+        c.meta["trainer." + k] = json_text(v, "trainer." + k);
+      }
+    }
+  } else if (!model_file) {
+    throw std::invalid_argument("casdm.config has no 'trainer' section");
+  }
+  if (j.contains("run"))
+    for (const auto& [k, v] : j["run"].items()) {
+      if (!v.is_string()) throw std::invalid_argument(fmt::format("casdm.config 'run.{}' is not a string", k));
+      if (c.meta.count(k)) throw std::invalid_argument(fmt::format("casdm.config 'run.{}' names a setting of the library", k));
+      c.meta[k] = v.get<std::string>();
+    }
+  for (const auto& [k, v] : opts) c.meta["options." + k] = v;
+  c.options = options_from_map(opts);
+}
+
+}  // namespace detail
+
+/// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is,
+/// and a format-2 file holding an entry this build does not know is refused naming the entry.
 inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
   CheckpointInfo c;
   c.path = path;
   c.file = io::read_tensor_file(path);
-  c.meta = c.file.meta;
-  const auto format = c.get("format");
+  const auto& raw = c.file.meta;
+  auto raw_get = [&](const std::string& k) {
+    auto it = raw.find(k);
+    return it == raw.end() ? std::string() : it->second;
+  };
+  const auto format = raw_get("format");
   if (format.empty())
     throw std::runtime_error(fmt::format("{} is not a casdm checkpoint or model file (no casdm.format entry; "
                                          "another program's torch.save?)",
                                          path.string()));
-  if (format != checkpoint_format && format != denoiser_format)
-    throw std::runtime_error(fmt::format("{} has format '{}'; this build reads '{}' and '{}'", path.string(), format,
-                                         checkpoint_format, denoiser_format));
-  c.model_type = c.get("model");
+  if (format != checkpoint_format && format != denoiser_format && format != checkpoint_format_1 &&
+      format != denoiser_format_1)
+    throw std::runtime_error(fmt::format("{} has format '{}'; this build reads '{}' and '{}' (and their version 1)",
+                                         path.string(), format, checkpoint_format, denoiser_format));
+  const bool model_file = format == denoiser_format || format == denoiser_format_1;
   try {
-    c.step = std::stoll(c.get("step", "0"));
-    std::map<std::string, std::string> opts;
-    for (const auto& [k, v] : c.meta)
-      if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
-    c.options = options_from_map(opts);
+    if (format == checkpoint_format_1 || format == denoiser_format_1) {
+      c.format_version = 1;
+      c.meta = raw;
+      c.model_type = c.get("model");
+      c.denoiser_type = c.get("denoiser");
+      std::map<std::string, std::string> opts;
+      for (const auto& [k, v] : c.meta)
+        if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
+      c.options = options_from_map(opts);
+    } else {
+      static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config"};
+      static const std::set<std::string> model_keys{"format", "denoiser", "config"};
+      for (const auto& [k, v] : raw)
+        if (!(model_file ? model_keys : checkpoint_keys).count(k))
+          throw std::invalid_argument(fmt::format("it holds an entry this build does not know: 'casdm.{}'", k));
+      for (const char* k : {"denoiser", "config"})
+        if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
+      if (!model_file)
+        for (const char* k : {"identity", "step"})
+          if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
+      if (!model_file) {
+        static const std::regex tensor_name(R"((model|optim|ema\.\d+)\..+|rng\.(cpu|cuda))");
+        for (const auto& [k, v] : c.file.tensors)
+          if (!std::regex_match(k, tensor_name))
+            throw std::invalid_argument(fmt::format("it holds a tensor this build does not know: '{}'", k));
+      }
+      c.config = nlohmann::json::parse(raw_get("config"), nullptr, /*allow_exceptions=*/false);
+      if (c.config.is_discarded()) throw std::invalid_argument("its casdm.config is not valid JSON");
+      c.meta["format"] = format;
+      c.meta["model"] = c.model_type = raw_get("identity");
+      c.meta["denoiser"] = c.denoiser_type = raw_get("denoiser");
+      if (model_file)
+        c.meta.erase("model");
+      else
+        c.meta["step"] = raw_get("step");
+      detail::read_config(c, model_file);
+    }
+    const auto step = c.get("step", "0");
+    size_t used = 0;
+    c.step = std::stoll(step, &used);
+    if (used != step.size() || c.step < 0) throw std::invalid_argument(fmt::format("casdm.step '{}' is not a step count", step));
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{} has damaged metadata: {}", path.string(), e.what()));
   }
   return c;
+}
+
+/// Whether file `c` holds a denoiser of type DImpl (a DenoiserImpl): format 2 compares identities,
+/// format 1 the C++ type as this build spells it.
+template <class DImpl>
+bool holds_denoiser(const CheckpointInfo& c) {
+  if (c.format_version == 1) return c.denoiser_type == c10::demangle(typeid(DImpl).name());
+  return c.denoiser_type == DImpl::identity();
+}
+
+/// Whether checkpoint `c` holds a model of type MImpl (a ModelImpl), whatever sampler either names:
+/// format 2 compares identities; format 1 the C++ type as this build spells it, the sampler left out.
+template <class MImpl>
+bool holds_model(const CheckpointInfo& c) {
+  if (c.format_version != 1) return c.model_type == MImpl::identity();
+  const auto mine = c10::demangle(typeid(MImpl).name());
+  const auto sampler = c10::demangle(typeid(typename MImpl::sampler_type).name());
+  const auto at = mine.rfind(sampler);
+  if (at == std::string::npos) return c.model_type == mine;
+  const auto prefix = mine.substr(0, at);
+  return c.model_type.rfind(prefix, 0) == 0 && c.model_type.compare(prefix.size(), 16, "casdm::sampler::") == 0;
 }
 
 /// The tensors of `f` under `prefix`, with the prefix removed. Files written before 2026-11-27 also
@@ -138,11 +389,12 @@ inline std::map<std::string, at::Tensor> chosen_weights(const CheckpointInfo& c,
 /// chooses, loaded strictly. A file of another denoiser type is refused naming both.
 template <class D>
 D load_denoiser(const CheckpointInfo& c, const Weights& w = {}, std::string* which = nullptr) {
-  D d(c.options);
-  if (auto t = c.get("denoiser"); !t.empty() && t != d->name())
+  using Impl = typename D::Impl;
+  if (!c.denoiser_type.empty() && !holds_denoiser<Impl>(c))
     throw std::runtime_error(fmt::format("{} holds another denoiser{}: {}, not {}", c.path.string(),
-                                         c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")", t,
-                                         d->name()));
+                                         c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")",
+                                         c.denoiser_type, Impl::identity()));
+  D d(c.options);
   io::load_state_strict(*d, chosen_weights(c, w, which), c.path.string());
   return d;
 }
@@ -151,14 +403,16 @@ D load_denoiser(const std::filesystem::path& path, const Weights& w = {}, std::s
   return load_denoiser<D>(read_checkpoint(path), w, which);
 }
 
-/// Writes a model file: the denoiser's tensors, its type and options, and `extra` metadata.
+/// Writes a model file (format 2): the denoiser's tensors, its identity and options, and `extra`
+/// settings of the caller (config section "run": "preset", ...).
 template <class DImpl>
 void save_denoiser(const DImpl& d, const std::filesystem::path& path, const std::map<std::string, std::string>& extra = {}) {
   io::TensorFile f;
-  f.meta = extra;
   f.meta["format"] = denoiser_format;
-  f.meta["denoiser"] = d.name();
-  for (const auto& [k, v] : options_to_map(d.options)) f.meta["options." + k] = v;
+  f.meta["denoiser"] = DImpl::identity();
+  nlohmann::json config = {{"denoiser", denoiser_config(d.options)}, {"run", nlohmann::json::object()}};
+  for (const auto& [k, v] : extra) config["run"][k] = v;
+  f.meta["config"] = config.dump();
   f.tensors = io::state_of(d);
   io::write_tensor_file(path, f);
 }
@@ -166,8 +420,13 @@ void save_denoiser(const DImpl& d, const std::filesystem::path& path, const std:
 /// A run's checkpoint folder: files ckpt-<step>.pt, of which the newest `keep` are kept.
 class CheckpointDir {
  public:
-  explicit CheckpointDir(std::filesystem::path dir, int64_t keep = 3) : dir_(std::move(dir)), keep_(keep) {
-    if (keep_ < 1) throw std::invalid_argument(fmt::format("checkpoints to keep must be >= 1, got {}", keep_));
+  explicit CheckpointDir(std::filesystem::path dir, int64_t keep = 3) : dir_(std::move(dir)), keep_(keep) { check_keep(keep_); }
+  /// The one rule on `keep`: at least 2, so that a resume has one to fall back to when the newest is
+  /// damaged (resume_point).
+  static void check_keep(int64_t keep) {
+    if (keep < 2)
+      throw std::invalid_argument(fmt::format("checkpoints to keep must be >= 2 (a resume falls back to the one before "
+                                              "a damaged newest), got {}", keep));
   }
   const std::filesystem::path& path() const { return dir_; }
 

@@ -9,10 +9,10 @@
 //   trainer.save("run/ckpt.pt", {{"preset", "CasDM"}});   // model, EMA, optimiser, step, RNG
 //   trainer.load("run/ckpt.pt");                          // strict: refuses another model or size
 //
-// A checkpoint is a torch.save-format dict (Python's torch.load reads it): tensors "model.*",
-// "ema.<i>.*", "optim.*", "rng.cpu" (and "rng.cuda"), and metadata strings "casdm.format",
-// "casdm.model" (the Model's C++ type), "casdm.denoiser" (the Denoiser's), "casdm.step", "casdm.options.*" (ModelOptions),
-// "casdm.ema.<i>.rate", "casdm.trainer.*" and whatever the caller adds.
+// A checkpoint is a torch.save-format dict (Python's torch.load reads it) in format 2
+// (train/checkpoint.hpp, docs/checkpoints.md): tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu"
+// (and "rng.cuda"), the model's and the denoiser's identities, the step, and one JSON document of the
+// settings (denoiser, objective, trainer, and the caller's under "run").
 //
 // Exactness: with the same data per step, 2N steps straight and N steps + save + load + N steps
 // give bit-identical parameters (tests/test_trainer.cpp), because the checkpoint holds everything
@@ -30,6 +30,7 @@
 #include <ATen/core/Generator.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -365,27 +366,14 @@ class Trainer {
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra = {},
             const std::function<void()>& before_rename = {}) const {
     io::TensorFile f;
-    f.meta = extra;
     f.meta["format"] = checkpoint_format;
-    f.meta["model"] = model_->name();
-    f.meta["denoiser"] = model_->denoiser()->name();
+    f.meta["identity"] = Impl::identity();
+    f.meta["denoiser"] = Denoiser::Impl::identity();
     f.meta["step"] = fmt::format("{}", step_);
-    for (const auto& [k, v] : options_to_map(model_->options)) f.meta["options." + k] = v;
-    const auto& o = options_.optimizer();
-    f.meta["trainer.lr"] = io::number_str(o.lr());
-    f.meta["trainer.weight_decay"] = io::number_str(o.weight_decay());
-    f.meta["trainer.grad_clip"] = io::number_str(options_.grad_clip());
-    f.meta["trainer.micro_batch"] = fmt::format("{}", options_.micro_batch());
-    f.meta["trainer.skipped_steps"] = fmt::format("{}", skipped_);
-    if (scaler_) {
-      f.meta["trainer.loss_scale"] = io::number_str(scaler_->scale());
-      f.meta["trainer.loss_scale_good_steps"] = fmt::format("{}", scaler_->growth_tracker());
-    }
+    f.meta["config"] = config(extra).dump();
     for (const auto& [k, v] : io::state_of(*model_->denoiser())) f.tensors.emplace("model." + k, v);
-    if (auto sum = model_->objective()->checksum(); !sum.empty()) f.meta["external.checksum"] = sum;
     for (size_t i = 0; i < emas_.size(); ++i) {
       const auto p = fmt::format("ema.{}.", i);
-      f.meta[p + "rate"] = io::number_str(options_.ema_rates()[i]);
       for (const auto& [k, v] : io::state_of(*emas_[i])) f.tensors.emplace(p + k, v);
     }
     for (const auto& [k, v] : optimizer_.state()) f.tensors.emplace("optim." + k, v);
@@ -404,7 +392,36 @@ class Trainer {
     io::write_tensor_file(path, f, before_rename);
   }
 
-  /// Restores a checkpoint written by save() for the same model type, options and EMA rates.
+  /// The settings a checkpoint keeps (its casdm.config): the denoiser's options, the objective's
+  /// (feature-loss side and weights, every term's λ), the trainer's and its state, and `extra`
+  /// (the caller's: "preset", a program's "args.*") under "run".
+  nlohmann::json config(const std::map<std::string, std::string>& extra = {}) const {
+    const auto& mo = model_->options;
+    const auto& o = options_.optimizer();
+    nlohmann::json trainer = {{"lr", o.lr()}, {"weight_decay", o.weight_decay()}, {"grad_clip", options_.grad_clip()},
+                              {"micro_batch", options_.micro_batch()}, {"ema_rates", options_.ema_rates()},
+                              {"skipped_steps", skipped_}};
+    if (mo.num_classes() > 0) trainer["label_dropout"] = mo.label_dropout();
+    if (scaler_) {
+      trainer["loss_scale"] = scaler_->scale();
+      trainer["loss_scale_good_steps"] = scaler_->growth_tracker();
+    }
+    nlohmann::json run = nlohmann::json::object();
+    for (const auto& [k, v] : extra) run[k] = v;
+    return {{"denoiser", denoiser_config(mo)},
+            {"objective", objective_config(mo, model_->objective()->weights(), model_->objective()->checksum())},
+            {"trainer", std::move(trainer)},
+            {"run", std::move(run)}};
+  }
+
+  /// What the last load() found changed in the objective's or the trainer's settings against the
+  /// checkpoint ("loss_weight.x0: '1' vs '0.5'", checkpoint first): a resume may change those, and
+  /// the program reports them. Empty when nothing changed.
+  const std::vector<std::string>& resume_changes() const { return resume_changes_; }
+
+  /// Restores a checkpoint written by save() (format 2, or format 1 of before 2026-12-07) of a model
+  /// with the same identity (any sampler), denoiser options and EMA rates; the objective's settings
+  /// (feature side and weights path, loss weights) and label dropout may differ (resume_changes()).
   /// Everything is checked before anything changes: a refused file leaves the trainer as it was.
   void load(const std::filesystem::path& path) { load(read_checkpoint(path)); }
 
@@ -414,11 +431,11 @@ class Trainer {
     if (c.is_model_file())
       throw std::runtime_error(src + " is a model file (one denoiser's weights), not a checkpoint: it has no "
                                      "optimiser state or step to resume from");
-    if (c.model_type != model_->name())
+    if (!holds_model<Impl>(c))
       throw std::runtime_error(fmt::format("{} holds another model{}: {}, not {}", src,
                                            c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")",
-                                           c.model_type, model_->name()));
-    if (auto diff = options_differences(c.options, model_->options); !diff.empty())
+                                           c.model_type, Impl::identity()));
+    if (auto diff = options_differences(c.options, model_->options, /*denoiser=*/true); !diff.empty())
       throw std::runtime_error(fmt::format("{} was trained with other model options (checkpoint vs this run):\n  {}",
                                            src, fmt::join(diff, "\n  ")));
     std::vector<double> rates;
@@ -474,6 +491,7 @@ class Trainer {
       std::lock_guard<std::mutex> lock(g->mutex());
       g->set_state(c.file.tensors.at("rng.cuda"));
     }
+    resume_changes_ = changes_from(c);
     step_ = c.step;
     if (scaler_) scaler_->restore(scale, good);
     skipped_ = skipped;
@@ -483,6 +501,26 @@ class Trainer {
 
  private:
   c10::Device device() const { return model_->parameters().front().device(); }
+
+  /// The objective's and trainer's settings that differ from checkpoint `c`'s (see resume_changes);
+  /// λ compared as used: a term a checkpoint does not list (format 1) had its type's weight.
+  std::vector<std::string> changes_from(const CheckpointInfo& c) const {
+    std::vector<std::string> out;
+    for (auto& d : options_differences(c.options, model_->options, /*denoiser=*/false))
+      if (d.rfind("loss_weight.", 0) != 0) out.push_back(std::move(d));
+    const auto defaults = Impl::losses_type::describe();
+    const auto& stored = c.options.loss_weights();
+    for (const auto& [name, w] : model_->objective()->weights()) {
+      double before = 0;
+      if (auto it = stored.find(name); it != stored.end())
+        before = it->second;
+      else
+        for (const auto& [n, d] : defaults) before = n == name ? d : before;
+      if (before != w)
+        out.push_back(fmt::format("loss_weight.{}: '{}' vs '{}'", name, io::number_str(before), io::number_str(w)));
+    }
+    return out;
+  }
 
   /// The parameters' gradients, made zeros where a parameter has none (every rank the same list).
   std::vector<at::Tensor> grads_for_sync() {
@@ -544,6 +582,7 @@ class Trainer {
   int64_t skipped_ = 0, consecutive_skips_ = 0;
   std::string last_skip_;
   std::optional<LossScaler> scaler_;
+  std::vector<std::string> resume_changes_;
 };
 
 }  // namespace casdm::train
