@@ -18,8 +18,7 @@
 // distance comes with its bootstrap spread (± one standard deviation over resamples of the
 // samples' features), so that differences between rows can be weighed against the sample count.
 #include "casdm/casdm.hpp"
-#include "casdm/app/preset_of.hpp"
-#include "casdm/app/score_cache.hpp"
+#include "casdm/app/ablation.hpp"
 #include "casdm/app/stop.hpp"
 #include "casdm/report/table.hpp"
 #include "casdm/report/image_grid.hpp"
@@ -32,23 +31,6 @@
 #include <iostream>
 
 namespace fs = std::filesystem;
-
-namespace {
-
-/// The cache key of one cell: what its numbers depend on.
-std::string cell_key(const casdm::report::TableRow& r, int64_t steps, int64_t n, int64_t seed, int64_t batch, int64_t bootstrap,
-                     const std::string& scorer_key, const std::string& sampler) {
-  return r.label + "|" + casdm::app::file_key(r.checkpoint) + "|steps=" + std::to_string(steps) + "|n=" + std::to_string(n) + "|seed=" +
-         std::to_string(seed) + "|batch=" + std::to_string(batch) + "|bootstrap=" + std::to_string(bootstrap) + "|" +
-         scorer_key + (sampler == "ddim" ? std::string() : "|sampler=" + sampler);  // DDIM: the keys of before
-}
-
-/// A cell of the table from the scores of its samples.
-casdm::report::TableCell cell_of(const casdm::eval::Scores& s, int64_t steps, double seconds) {
-  return {steps, s.fd, s.fd_std, s.is.mean, s.is.std, s.n, seconds, s.spatial_fd};
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> rows_arg;
@@ -91,36 +73,11 @@ int main(int argc, char** argv) {
     }
     if (rows_arg.empty() || scorer_path.empty()) throw std::runtime_error("--row and --scorer are required (or --redraw)");
     const auto device = casdm::examples::use_machine(threads, device_name);
+    // Every checkpoint is read (and refused, as is a step count it cannot take) before any sampling starts.
     std::vector<casdm::report::TableRow> rows;
-    for (const auto& r : rows_arg) {
-      const auto eq = r.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
-        throw std::runtime_error("--row " + r + ": expected LABEL=CHECKPOINT");
-      if (r.find_first_of("/\\:") < eq || r.front() == '.')  // the label names the row's grid file
-        throw std::runtime_error("--row " + r + ": a label is a file name (no '/', '\\' or ':', not starting with '.')");
-      const auto label = r.substr(0, eq);
-      for (const auto& before : rows)  // one grid file and one line of the table per label
-        if (before.label == label) throw std::runtime_error(fmt::format("--row {}: the label {} names two rows", r, label));
-      rows.push_back({label, casdm::train::resolve_checkpoint(r.substr(eq + 1)).string(), "", "", 0, {}});
-    }
-    for (size_t i = 0; i < steps.size(); ++i) {
-      if (steps[i] < 1) throw std::runtime_error("--steps: every entry must be at least 1");
-      if (std::find(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(i), steps[i]) != steps.begin() + static_cast<std::ptrdiff_t>(i))
-        throw std::runtime_error(fmt::format("--steps: {} is given twice", steps[i]));
-    }
-    // Every checkpoint is read (and refused) before any sampling starts.
     std::vector<casdm::train::CheckpointInfo> infos;
-    for (auto& r : rows) {
-      infos.push_back(casdm::train::read_checkpoint(r.checkpoint));
-      r.preset = casdm::app::preset_of(infos.back());
-      r.step = infos.back().step;
-      for (auto s : steps) {
-        if (s > infos.back().options.diffusion_steps())
-          throw std::runtime_error(fmt::format("--steps {}: more than {}'s T = {}", s, r.checkpoint,
-                                               infos.back().options.diffusion_steps()));
-        casdm::sampler::check_steps(sampler_name, infos.back().options.diffusion_steps(), s, "--steps");
-      }
-    }
+    for (auto& [row, info] : casdm::app::ablation_rows(rows_arg, steps, sampler_name))
+      rows.push_back(std::move(row)), infos.push_back(std::move(info));
     casdm::examples::require_writable_folder(out);
     if (bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     // Cells already scored by an earlier run with the same arguments (see the top of this file).
@@ -143,7 +100,7 @@ int main(int argc, char** argv) {
             auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
             denoiser->to(device);
             for (auto s : steps) {
-              const auto key = cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
+              const auto key = casdm::app::cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
               const auto grid_path = fs::path(out) / (rows[i].label + ".png");
               if (const auto* hit = cells.find(key); hit && (s != steps.back() || fs::exists(grid_path))) {
                 fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells.path().string());
@@ -160,7 +117,7 @@ int main(int argc, char** argv) {
               const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
               const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
               rows[i].cells.push_back(
-                  cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
+                  casdm::app::cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
               if (s == steps.back())
                 casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
               cells.put(key, rows[i].cells.back().json());

@@ -12,6 +12,7 @@
 // The data set's statistics are computed once and cached (--stats, default beside the scorer,
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
+#include "casdm/app/draw.hpp"
 #include "casdm/app/preset_of.hpp"
 #include "casdm/app/stop.hpp"
 #include "scoring.hpp"
@@ -37,15 +38,11 @@ struct Args {
 template <class Model, class S>
 at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, const c10::Device& device,
                 const casdm::train::StopSignals& signals, std::string& which) {
-  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
-      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
-  denoiser->to(device);
   auto so = casdm::SampleOptions().steps(a.steps).labels(labels).guidance(a.guidance);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
-  return casdm::eval::draw_samples<S>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
-                                                         .seed(static_cast<uint64_t>(a.seed))
-                                                         .progress(casdm::app::stop_between_batches(
-                                                             signals, casdm::eval::print_draw_progress())));
+  return casdm::app::draw_from_checkpoint<Model, S>(c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
+      casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
+          .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())), &which);
 }
 
 template <class Scorer>
@@ -85,11 +82,7 @@ nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, co
   j["reference_images"] = ref.n;
   j["reference_cached"] = ref.cached;
   j["data_fit"] = ref.fit;
-  constexpr bool fid = casdm::eval::is_fid_v<Scorer>;
-  j[fid ? "fid" : "fd_domain"] = scores.fd;
-  if (!std::isnan(scores.fd_std)) j[fid ? "fid_std" : "fd_domain_std"] = scores.fd_std, j["bootstrap"] = a.bootstrap;
-  if (!std::isnan(scores.spatial_fd)) j["sfid"] = scores.spatial_fd;
-  j[fid ? "inception_score" : "domain_score"] = {{"mean", scores.is.mean}, {"std", scores.is.std}, {"splits", a.splits}};
+  j.update(casdm::eval::scores_json(scores, casdm::eval::is_fid_v<Scorer>, a.splits, a.bootstrap));
   j["seconds"] = {{"reference", secs(t0, t1)}, {"sampling", secs(t1, t2)}, {"scoring", secs(t2, t3)}};
   return j;
 }
@@ -119,8 +112,7 @@ int main(int argc, char** argv) {
   app.add_option("--stats", a.stats, "reference statistics cache (default: reference-stats.pt beside the scorer)");
   app.add_option("--splits", a.splits, "Inception Score splits")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
   app.add_option("--batch", a.batch, "images per pass")->capture_default_str()->check(casdm::examples::at_least<int64_t>(1));
-  app.add_option("--bootstrap", a.bootstrap, "resamples for the distance's spread (0: none)")
-      ->capture_default_str()
+  app.add_option("--bootstrap", a.bootstrap, "resamples for the distance's spread (0: none)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K)");
@@ -145,9 +137,7 @@ int main(int argc, char** argv) {
     const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
     const int64_t T = c.options.diffusion_steps();
     if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
-    casdm::sampler::check_steps(a.sampler, T, a.steps, "--steps");  // DDIM's integer stride
-    const int64_t default_steps = casdm::sampler::visit(a.sampler, [](auto s) { return decltype(s)::type::default_steps; });
-    a.steps = a.steps > 0 ? a.steps : std::min(default_steps, T);  // what the JSON records
+    a.steps = casdm::sampler::resolve_steps(a.sampler, T, a.steps, "--steps");  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
     // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
     casdm::train::StopSignals signals("this batch of samples");

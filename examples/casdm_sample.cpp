@@ -10,6 +10,7 @@
 // [N, C, H, W] in [−1, 1], plus "casdm.*" strings naming the checkpoint, weights and sampler).
 // The checkpoint names its preset and sizes; the model is rebuilt from them and loaded strictly.
 #include "casdm/casdm.hpp"
+#include "casdm/app/draw.hpp"
 #include "casdm/app/preset_of.hpp"
 #include "casdm/app/stop.hpp"
 #include "casdm/sampler/registry.hpp"
@@ -42,10 +43,6 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   casdm::train::StopSignals signals("this batch of samples");
   const auto device = c10::Device(a.device);
   std::string weights;
-  auto denoiser = casdm::train::load_denoiser<typename Model::Denoiser>(
-      c, casdm::examples::weights_choice(a.weights, a.ema_rate), &weights);
-  denoiser->to(device);
-  denoiser->precision(casdm::examples::precision_type(a.precision, device));
   auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   // Class labels of a class-conditional checkpoint: one class, or every class in turn.
@@ -55,10 +52,11 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   casdm::sampler::Trajectory trajectory(std::max<int64_t>(a.trajectory, 1), a.columns);
   if (a.trajectory > 0) so.on_step(trajectory.recorder());
   const auto t0 = std::chrono::steady_clock::now();
-  const auto x = casdm::eval::draw_samples<Sampler>(denoiser, a.n, casdm::eval::DrawOptions().sample(so).batch(a.batch)
-                                                                      .seed(static_cast<uint64_t>(a.seed))
-                                                                      .progress(casdm::app::stop_between_batches(
-                                                                          signals, casdm::eval::print_draw_progress())));
+  const auto x = casdm::app::draw_from_checkpoint<Model, Sampler>(
+      c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
+      casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
+          .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())),
+      &weights, casdm::examples::precision_type(a.precision, device));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::report::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
                               fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,

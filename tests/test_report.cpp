@@ -16,6 +16,7 @@
 #include "casdm/report/progress.hpp"
 #include "casdm/presets.hpp"
 #include "casdm/report/run_page.hpp"
+#include "casdm/app/ablation.hpp"
 #include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
@@ -883,4 +884,37 @@ TEST_CASE("every program's --help lists every entry of the registries it chooses
   }
   const auto metric = help("casdm-metric");
   for (const auto& f : data::formats()) CHECK((metric.find(f.name + " (") != std::string::npos) == f.split);  // labelled splits only
+}
+
+TEST_CASE("ablation rows: LABEL=CHECKPOINT read and checked before any sampling, and the cells' cache keys of before", "[app]") {
+  const auto dir = test::scratch("ablation-rows");
+  torch::manual_seed(3);
+  presets::DDPM_Eps m(test::tiny_options(8, 1, 20));
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  t.save(dir / "eps.pt");  // no "preset": found by its identity
+  const auto rows = app::ablation_rows({"a=" + (dir / "eps.pt").string()}, {5, 20}, "ddim");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].first.label == "a");
+  CHECK(rows[0].first.preset == "DDPM_Eps");
+  CHECK(rows[0].first.step == 1);
+  CHECK(rows[0].second.step == 1);
+  const auto eps = (dir / "eps.pt").string();
+  for (const auto& [args, why] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"a"}, "--row a: expected LABEL=CHECKPOINT"},
+           {{"=x"}, "--row =x: expected LABEL=CHECKPOINT"},
+           {{"a/b=" + eps}, "a label is a file name"},
+           {{"a=" + eps, "a=" + eps}, "the label a names two rows"},
+           {{"a=" + (dir / "absent.pt").string()}, "(no such file)"}})
+    CHECK_THROWS_WITH(app::ablation_rows(args, {5}, "ddim"), Catch::Contains(why));
+  CHECK_THROWS_WITH(app::ablation_rows({"a=" + eps}, {40}, "ddim"), Catch::Contains("--steps 40: more than"));
+  CHECK_THROWS_WITH(app::ablation_rows({"a=" + eps}, {9}, "ddim"), Catch::Contains("--steps 9: DDIM takes the steps of T = 20"));
+  CHECK_THROWS_WITH(app::check_step_list({5, 0}), "--steps: every entry must be at least 1");
+  CHECK_THROWS_WITH(app::check_step_list({5, 10, 5}), "--steps: 5 is given twice");
+  // The keys casdm-ablation's cells.json was written with: a DDIM cell's names no sampler.
+  const auto key = app::file_key(eps);
+  CHECK(app::cell_key(rows[0].first, 10, 100, 0, 50, 20, "scorer", "ddim") ==
+        "a|" + key + "|steps=10|n=100|seed=0|batch=50|bootstrap=20|scorer");
+  CHECK(app::cell_key(rows[0].first, 10, 100, 0, 50, 20, "scorer", "heun") ==
+        "a|" + key + "|steps=10|n=100|seed=0|batch=50|bootstrap=20|scorer|sampler=heun");
 }

@@ -13,6 +13,7 @@
 #include "casdm/eval/scores.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "casdm/metric/transform.hpp"
 #include "casdm/metric/inception.hpp"
@@ -116,6 +117,18 @@ struct Scores {
   InceptionScore is;
   int64_t n = 0;
 };
+
+/// `s` as a report gives it: "fid"/"fid_std"/"sfid"/"inception_score" with the FID Inception
+/// (`fid`), else "fd_domain"/"fd_domain_std"/"domain_score" — a domain classifier's scores are not
+/// FID or IS; the spread and the bootstrap count only where one was drawn.
+inline nlohmann::json scores_json(const Scores& s, bool fid, int64_t splits, int64_t bootstrap) {
+  nlohmann::json j;
+  j[fid ? "fid" : "fd_domain"] = s.fd;
+  if (!std::isnan(s.fd_std)) j[fid ? "fid_std" : "fd_domain_std"] = s.fd_std, j["bootstrap"] = bootstrap;
+  if (!std::isnan(s.spatial_fd)) j["sfid"] = s.spatial_fd;
+  j[fid ? "inception_score" : "domain_score"] = {{"mean", s.is.mean}, {"std", s.is.std}, {"splits", splits}};
+  return j;
+}
 
 /// The scores of samples against reference statistics (pool, and spatial where present);
 /// `bootstrap` > 0 resamples (of features kept by image_stats) also give the distance's spread.

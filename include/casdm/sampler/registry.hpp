@@ -125,4 +125,11 @@ inline void check_steps(std::string_view name, int64_t T, int64_t steps, std::st
       below && above ? fmt::format("{} or {}", below, above) : fmt::format("{}", below ? below : above), steps));
 }
 
+/// The step count a run of sampler `name` takes on a process of T steps: `steps` after check_steps,
+/// or for 0 the sampler's default (at most T).
+inline int64_t resolve_steps(std::string_view name, int64_t T, int64_t steps, std::string_view what = "steps") {
+  check_steps(name, T, steps, what);
+  return steps > 0 ? steps : std::min(info(name).default_steps, T);
+}
+
 }  // namespace casdm::sampler

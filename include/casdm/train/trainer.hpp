@@ -269,54 +269,11 @@ class Trainer {
   loss::LossReport step(const at::Tensor& x0, const at::Tensor& y = {}) {
     model_->train();
     optimizer_.zero_grad();
+    const auto shard = draw(x0, y);  // t, ε and dropped labels for the whole batch; this rank's part
+    loss::LossReport out = forward_backward(shard);
     const auto& sync = options_.sync();
-    const int64_t world = sync ? sync->world_size() : 1, rank = sync ? sync->rank() : 0;
-    model_->denoiser()->check_images(x0, "Trainer::step");
-    if (x0.size(0) % world != 0)
-      throw std::invalid_argument(fmt::format("Trainer::step: a batch of {} images does not divide among {} ranks",
-                                              x0.size(0), world));
-    // t and ε for the whole batch, then this rank's shard of everything.
-    const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
-    const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
-    const auto noise_all = at::randn_like(x0);
-    const int64_t K = model_->options.num_classes();
-    if (K > 0 && !y.defined())
-      throw std::invalid_argument("Trainer::step: a class-conditional model (num_classes > 0) trains on labelled batches");
-    if (y.defined() && (K < 1 || y.dim() != 1 || y.size(0) != x0.size(0)))
-      throw std::invalid_argument(K < 1 ? std::string("Trainer::step: labels given to an unconditional model (num_classes 0)")
-                                        : fmt::format("Trainer::step: expected one label per image ({}), got {}", x0.size(0),
-                                                      io::shape_str(y.sizes())));
-    const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, model_->options.label_dropout()) : at::Tensor{};
-    const auto x = x0.slice(0, lo, lo + n), t = t_all.slice(0, lo, lo + n), noise = noise_all.slice(0, lo, lo + n);
-    const auto labels = y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{};
-    const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
-    loss::LossReport out;
-    const double scale = scaler_ ? scaler_->scale() : 1.0;
-    for (int64_t s = 0; s < n; s += chunk) {
-      const int64_t e = std::min(n, s + chunk);
-      auto r = model_->training_losses(x.slice(0, s, e), t.slice(0, s, e), noise.slice(0, s, e),
-                                       labels.defined() ? labels.slice(0, s, e) : at::Tensor{});
-      const double w = static_cast<double>(e - s) / static_cast<double>(n);
-      struct Off {  // the hooks stay off outside the last backward, also when it throws
-        Overlap& o;
-        ~Off() { o.active = false, o.grads.clear(); }
-      } off{*overlap_};
-      if (sync && e == n) {  // the step's last backward: the gradients are averaged as it goes
-        overlap_->grads = grads_for_sync();
-        sync->begin(overlap_->grads);
-        overlap_->active = true;
-      }
-      auto objective = chunk == n ? r.total : r.total * w;
-      (scaler_ ? objective * scale : objective).backward();
-      if (!out.total.defined()) {
-        out.total = r.total.detach() * w;
-        for (auto& [name, v] : r.terms) out.terms.emplace_back(name, v.detach() * w);
-      } else {
-        out.total = out.total + r.total.detach() * w;
-        for (size_t i = 0; i < r.terms.size(); ++i) out.terms[i].second = out.terms[i].second + r.terms[i].second.detach() * w;
-      }
-    }
     if (sync) average_over_ranks(*sync, out);
+    const double scale = scaler_ ? scaler_->scale() : 1.0;
     if (scaler_) {  // exact: the scale is a power of two
       c10::NoGradGuard no_grad;
       if (auto grads = grads_of(optimizer_.parameters()); !grads.empty()) at::_foreach_mul_(grads, 1.0 / scale);
@@ -518,6 +475,71 @@ class Trainer {
         for (const auto& [n, d] : defaults) before = n == name ? d : before;
       if (before != w)
         out.push_back(fmt::format("loss_weight.{}: '{}' vs '{}'", name, io::number_str(before), io::number_str(w)));
+    }
+    return out;
+  }
+
+  /// One step's draws and this rank's part of them.
+  struct Shard {
+    at::Tensor x, t, noise, labels;
+  };
+
+  /// Checks a batch, draws t and ε for all of it (then the label dropout, so unconditional runs draw
+  /// what they drew before) and returns this rank's shard (images r·n/W … (r+1)·n/W − 1).
+  Shard draw(const at::Tensor& x0, const at::Tensor& y) {
+    const auto& sync = options_.sync();
+    const int64_t world = sync ? sync->world_size() : 1, rank = sync ? sync->rank() : 0;
+    model_->denoiser()->check_images(x0, "Trainer::step");
+    if (x0.size(0) % world != 0)
+      throw std::invalid_argument(fmt::format("Trainer::step: a batch of {} images does not divide among {} ranks",
+                                              x0.size(0), world));
+    const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+    const auto noise_all = at::randn_like(x0);
+    const int64_t K = model_->options.num_classes();
+    if (K > 0 && !y.defined())
+      throw std::invalid_argument("Trainer::step: a class-conditional model (num_classes > 0) trains on labelled batches");
+    if (y.defined() && (K < 1 || y.dim() != 1 || y.size(0) != x0.size(0)))
+      throw std::invalid_argument(K < 1 ? std::string("Trainer::step: labels given to an unconditional model (num_classes 0)")
+                                        : fmt::format("Trainer::step: expected one label per image ({}), got {}", x0.size(0),
+                                                      io::shape_str(y.sizes())));
+    const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, model_->options.label_dropout()) : at::Tensor{};
+    const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
+    return {x0.slice(0, lo, lo + n), t_all.slice(0, lo, lo + n), noise_all.slice(0, lo, lo + n),
+            y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{}};
+  }
+
+  /// The loss and its gradients over the shard, in micro-batches; with a process group the last
+  /// backward averages the gradients as it goes. Returns the loss terms (detached; with
+  /// micro-batches, their size-weighted mean).
+  loss::LossReport forward_backward(const Shard& b) {
+    const auto& sync = options_.sync();
+    const int64_t n = b.x.size(0);
+    const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
+    const double scale = scaler_ ? scaler_->scale() : 1.0;
+    loss::LossReport out;
+    for (int64_t s = 0; s < n; s += chunk) {
+      const int64_t e = std::min(n, s + chunk);
+      auto r = model_->training_losses(b.x.slice(0, s, e), b.t.slice(0, s, e), b.noise.slice(0, s, e),
+                                       b.labels.defined() ? b.labels.slice(0, s, e) : at::Tensor{});
+      const double w = static_cast<double>(e - s) / static_cast<double>(n);
+      struct Off {  // the hooks stay off outside the last backward, also when it throws
+        Overlap& o;
+        ~Off() { o.active = false, o.grads.clear(); }
+      } off{*overlap_};
+      if (sync && e == n) {  // the step's last backward: the gradients are averaged as it goes
+        overlap_->grads = grads_for_sync();
+        sync->begin(overlap_->grads);
+        overlap_->active = true;
+      }
+      auto objective = chunk == n ? r.total : r.total * w;
+      (scaler_ ? objective * scale : objective).backward();
+      if (!out.total.defined()) {
+        out.total = r.total.detach() * w;
+        for (auto& [name, v] : r.terms) out.terms.emplace_back(name, v.detach() * w);
+      } else {
+        out.total = out.total + r.total.detach() * w;
+        for (size_t i = 0; i < r.terms.size(); ++i) out.terms[i].second = out.terms[i].second + r.terms[i].second.detach() * w;
+      }
     }
     return out;
   }
