@@ -6,11 +6,11 @@
 #include "casdm/loss/concepts.hpp"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -31,6 +31,28 @@ struct LossReport {
   }
 };
 
+namespace detail {
+/// The weights of terms `defaults` (name, the type's λ) with `overrides` applied by name; an unknown
+/// name, or a negative or non-finite λ, is refused naming it. Not a template: compiled once per unit.
+inline std::vector<double> term_weights(const std::vector<std::pair<std::string, double>>& defaults,
+                                        const std::map<std::string, double>& overrides) {
+  std::vector<double> out;
+  for (const auto& d : defaults) out.push_back(d.second);
+  for (const auto& [name, w] : overrides) {
+    auto it = std::find_if(defaults.begin(), defaults.end(), [&](const auto& d) { return d.first == name; });
+    if (it == defaults.end()) {
+      std::string known;
+      for (const auto& d : defaults) known += (known.empty() ? "" : ", ") + d.first;
+      throw std::invalid_argument("loss weight '" + name + "': this model has no such loss term (its terms: " + known + ")");
+    }
+    if (!(w >= 0) || !std::isfinite(w))
+      throw std::invalid_argument(fmt::format("loss weight '{}' = {}: a weight is a finite number >= 0", name, w));
+    out[static_cast<size_t>(it - defaults.begin())] = w;
+  }
+  return out;
+}
+}  // namespace detail
+
 template <LossTerm... Terms>
 class Set {
   static_assert(sizeof...(Terms) > 0, "casdm rule: a loss set needs at least one term");
@@ -50,20 +72,8 @@ class Set {
   /// The terms, each weighted by its type's λ or by o.loss_weights()[name]; an unknown name or a
   /// negative or non-finite λ is refused naming it.
   explicit Set(const ModelOptions& o) : terms_(Terms(o)...) {
-    const auto defaults = describe();
-    for (size_t i = 0; i < size; ++i) weights_[i] = defaults[i].second;
-    for (const auto& [name, w] : o.loss_weights()) {
-      auto it = std::find_if(defaults.begin(), defaults.end(), [&](const auto& d) { return d.first == name; });
-      if (it == defaults.end()) {
-        std::vector<std::string> known;
-        for (const auto& d : defaults) known.push_back(d.first);
-        throw std::invalid_argument(fmt::format("loss weight '{}': this model has no such loss term (its terms: {})", name,
-                                                fmt::join(known, ", ")));
-      }
-      if (!(w >= 0) || !std::isfinite(w))
-        throw std::invalid_argument(fmt::format("loss weight '{}' = {}: a weight is a finite number >= 0", name, w));
-      weights_[static_cast<size_t>(it - defaults.begin())] = w;
-    }
+    const auto w = detail::term_weights(describe(), o.loss_weights());
+    std::copy(w.begin(), w.end(), weights_.begin());
   }
 
   void attach(torch::nn::Module& owner) {

@@ -40,6 +40,14 @@ concept Sampler = requires(int64_t n) {
       { run.step(f, x, i) } -> std::same_as<at::Tensor>;
     };
 
+namespace detail {
+/// What SampleOptions::on_step is told after step (n − i) of a run on `p` (not a template).
+inline SampleStep sample_step(const Process& p, int64_t i, const at::Tensor& x, const at::Tensor& x0) {
+  const double a = p.alphas_cumprod()[i].item<double>();
+  return {p.size() - i, p.size(), p.timestep_map()[i].item<int64_t>(), std::sqrt((1 - a) / a), x, x0};
+}
+}  // namespace detail
+
 /// A sampler's name with its compile-time settings: S::spec() where it has one ("ddim(100)"), else
 /// "name(default steps)" ("heun(10)"). Not part of a trained model's identity.
 template <Sampler S>
@@ -55,24 +63,18 @@ std::string spec() {
 template <Sampler S>
 at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const SampleOptions& so) {
   typename S::Run r(p, so);
-  if (!so.on_step()) {
-    for (int64_t i = p.size() - 1; i >= 0; --i) x = r.step(denoise, x, i);
-    return x;
-  }
-  at::Tensor first;  // the step's first estimate of x0
+  const auto& report = so.on_step();
+  at::Tensor first;  // a step's first estimate of x0, for the report
   const Denoise watched = [&](const at::Tensor& x_t, const at::Tensor& t) {
     auto e = denoise(x_t, t);
     if (!first.defined()) first = e.x0;
     return e;
   };
-  const auto acp = p.alphas_cumprod().to(at::kDouble).contiguous();
-  const auto map = p.timestep_map().contiguous();
   const int64_t n = p.size();
   for (int64_t i = n - 1; i >= 0; --i) {
     first = at::Tensor();
-    x = r.step(watched, x, i);
-    const double a = acp.data_ptr<double>()[i];
-    so.on_step()(SampleStep{n - i, n, map.data_ptr<int64_t>()[i], std::sqrt((1 - a) / a), x, first});
+    x = r.step(report ? watched : denoise, x, i);
+    if (report) report(detail::sample_step(p, i, x, first));
   }
   return x;
 }
