@@ -13,13 +13,13 @@
 // keyed by scorer, data and count). Writes a JSON file (--out) and prints it.
 #include "casdm/casdm.hpp"
 #include "casdm/app/draw.hpp"
+#include "casdm/app/evaluate.hpp"
 #include "casdm/app/preset_of.hpp"
 #include "casdm/app/stop.hpp"
 #include "scoring.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <functional>
 #include <iostream>
 
@@ -43,48 +43,6 @@ at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::
   return casdm::app::draw_from_checkpoint<Model, S>(c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
       casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
           .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())), &which);
-}
-
-template <class Scorer>
-nlohmann::json evaluate(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, Scorer& scorer,
-                        const c10::Device& device, const std::function<at::Tensor(std::string&)>& sample) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto ref = casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device,
-                                              a.batch);
-  const auto t1 = std::chrono::steady_clock::now();
-  std::string which;
-  const int64_t K = c.options.num_classes();
-  const auto samples = sample(which);
-  const auto t2 = std::chrono::steady_clock::now();
-  const auto stats = casdm::eval::image_stats(scorer, samples, device, a.batch, {}, a.bootstrap > 0);
-  const auto scores = casdm::eval::scores_of(stats, ref.stats, a.splits, a.bootstrap, static_cast<uint64_t>(a.seed));
-  const auto t3 = std::chrono::steady_clock::now();
-  auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
-  nlohmann::json j;
-  j["checkpoint"] = c.path.string();
-  j["preset"] = c.get("preset");
-  j["step"] = c.step;
-  j["weights"] = which;
-  j["sampler"] = {{"kind", a.sampler}, {"steps", a.steps}};
-  if (casdm::sampler::has_eta(a.sampler)) j["sampler"]["eta"] = a.eta;
-  if (labels.defined()) {
-    j["class"] = a.cls;
-    j["guidance"] = a.guidance;
-    // The scorer's classes against the labels asked for (meaningful for a classifier of the same
-    // classes: the domain scorer of the data set the model was trained on).
-    if (!casdm::eval::is_fid_v<Scorer> && stats.probs.size(1) == K)
-      j["class_accuracy"] = stats.probs.argmax(1).eq(labels).to(at::kDouble).mean().template item<double>();
-  }
-  j["n"] = a.n;
-  j["seed"] = a.seed;
-  j["scorer"] = scorer.name();
-  j["data"] = ref.source;
-  j["reference_images"] = ref.n;
-  j["reference_cached"] = ref.cached;
-  j["data_fit"] = ref.fit;
-  j.update(casdm::eval::scores_json(scores, casdm::eval::is_fid_v<Scorer>, a.splits, a.bootstrap));
-  j["seconds"] = {{"reference", secs(t0, t1)}, {"sampling", secs(t1, t2)}, {"scoring", secs(t2, t3)}};
-  return j;
 }
 
 int main(int argc, char** argv) {
@@ -149,7 +107,12 @@ int main(int argc, char** argv) {
       });
     };
     nlohmann::json j;
-    casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) { j = evaluate(a, c, labels, scorer, device, sample); });
+    const casdm::app::EvalRequest request{a.sampler, a.cls, a.steps, a.n, a.seed, a.splits, a.bootstrap, a.batch, a.eta, a.guidance};
+    casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {
+      j = casdm::app::evaluate(c, scorer, [&] {
+        return casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device, a.batch);
+      }, sample, request, labels, device);
+    });
     if (!a.out.empty()) casdm::examples::write_text(a.out, j.dump(2) + "\n");
     fmt::print("{}\n", j.dump(2));
     return 0;

@@ -798,6 +798,8 @@ void check_format1(const std::string& name) {
   CHECK(info.format_version == 1);
   CHECK(info.step == 2);
   CHECK(info.get("preset") == name);
+  CHECK(info.model_type == P::Impl::identity());  // read from the C++ type it names
+  CHECK(info.denoiser_type == P::Denoiser::Impl::identity());
   CHECK(train::holds_model<typename P::Impl>(info));
   CHECK(train::holds_model<typename with_sampler_t<P, sampler::Heun<>>::Impl>(info));  // any sampler
 
@@ -868,6 +870,23 @@ TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bi
   CHECK_THROWS_WITH(t.load(dir / "CasDM.pt"), Catch::Contains("holds another model (preset CasDM)") &&
                                                   Catch::Contains("not cosine | dual-head(unet) | x0:1 + eps:1 + mu:1"));
   CHECK(t.step_count() == 0);
+  // The old spellings of parts no fixture holds: a feature loss, a weighted term, libc++'s "ll".
+  using train::detail::legacy_identity;
+  CHECK(legacy_identity("casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::FixResCNN, "
+                        "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet>, casdm::loss::Set<casdm::loss::EpsMSE<std::ratio<1l, "
+                        "1l> >, casdm::loss::X0MSE<std::ratio<1l, 1l> >, casdm::loss::MuMix<std::ratio<1l, 1l> >, "
+                        "casdm::loss::Feature<casdm::loss::LPIPSBackbone, std::ratio<1l, 10l>, 224l> >, casdm::sampler::DDIM<100l, "
+                        "std::ratio<0l, 1l> > >") == presets::CasDM_FixRes_LPIPS::Impl::identity());
+  CHECK(legacy_identity("casdm::ModelImpl<casdm::schedule::Linear, casdm::topology::VOnly<casdm::net::arch::UNet>, "
+                        "casdm::loss::Set<casdm::loss::Weighted<casdm::loss::VMSE<std::ratio<1ll, 3ll> >, "
+                        "casdm::loss::weighting::MinSNR<std::ratio<5ll, 1ll> > > >, casdm::sampler::Heun<10ll> >") ==
+        "linear | v-only(unet) | v@min-snr(5):1/3");
+  CHECK(legacy_identity("casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
+                        "casdm::topology::phi_input::Concat, casdm::net::arch::UNet, casdm::topology::theta_head::V> >") ==
+        "cosine | cascaded-v(unet <- concat, unet)");
+  for (const char* unknown : {"mine::Model<int>", "casdm::ModelImpl<casdm::schedule::Mine, x, y, z>", "casdm::DenoiserImpl<",
+                              "casdm::ModelImpl<casdm::schedule::Cosine>"})
+    CHECK(legacy_identity(unknown) == unknown);  // matches no model; the refusal names it
 }
 
 TEST_CASE("a checkpoint names its model by identity, and a with_sampler_t model resumes its preset's checkpoint", "[checkpoint][identity][resume]") {

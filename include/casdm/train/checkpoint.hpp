@@ -18,11 +18,11 @@
 // and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
 // denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
 // Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
-// still read, resumed and sampled. Neither holds a frozen metric network.
+// still read, resumed and sampled: its type names are read into identities by a fixed table of the
+// library's old spellings (detail::legacy_identity). Neither holds a frozen metric network.
 #include "casdm/topology/options_io.hpp"
 #include "casdm/io/tensor_file.hpp"
 
-#include <c10/util/Type.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -34,7 +34,6 @@
 #include <set>
 #include <stdexcept>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
 namespace casdm::train {
@@ -130,9 +129,10 @@ struct CheckpointInfo {
   io::TensorFile file;
   int format_version = 2;
   int64_t step = 0;
-  /// The model's identity (format 2: Model::identity(); format 1: its C++ type), empty in model files.
+  /// The model's identity (Model::Impl::identity(); format 1: that of the C++ type it names, read by
+  /// the table of the old spellings), empty in model files.
   std::string model_type;
-  /// The denoiser's identity (format 2: Denoiser::identity(); format 1: its C++ type).
+  /// The denoiser's identity (Denoiser::Impl::identity(); format 1 as above).
   std::string denoiser_type;
   ModelOptions options;
   /// Format 2: the settings document (casdm.config); format 1: empty.
@@ -164,6 +164,113 @@ struct CheckpointInfo {
 };
 
 namespace detail {
+
+/// A C++ type as format 1 stored it (GCC's demangled spelling, "casdm::X<a, b>"): a name and its
+/// arguments.
+struct LegacyType {
+  std::string name;
+  std::vector<LegacyType> args;
+};
+
+inline LegacyType parse_legacy(const std::string& s, size_t& i) {
+  LegacyType t;
+  while (i < s.size() && s[i] == ' ') ++i;
+  while (i < s.size() && s[i] != '<' && s[i] != ',' && s[i] != '>') t.name += s[i++];
+  while (!t.name.empty() && t.name.back() == ' ') t.name.pop_back();
+  if (t.name.rfind("casdm::", 0) == 0) t.name.erase(0, 7);
+  if (i < s.size() && s[i] == '<') {
+    do {
+      ++i;
+      t.args.push_back(parse_legacy(s, i));
+    } while (i < s.size() && s[i] == ',');
+    if (i >= s.size() || s[i] != '>') throw std::invalid_argument("unbalanced '<'");
+    ++i;
+    while (i < s.size() && s[i] == ' ') ++i;
+  }
+  return t;
+}
+
+/// The identity (Model::Impl::identity(), Denoiser::Impl::identity()) of a type format 1 named, from
+/// the fixed table of the library's spellings before 2026-12-07 (not the compiler's spelling now);
+/// nullopt for a type that table does not hold.
+inline std::optional<std::string> legacy_identity(const LegacyType& t) {
+  auto arg = [&](size_t k) -> const LegacyType& {
+    if (k >= t.args.size()) throw std::invalid_argument("too few arguments");
+    return t.args[k];
+  };
+  auto number = [](std::string n) {  // "1l", "224ll" → "1", "224"
+    while (!n.empty() && (n.back() == 'l' || n.back() == 'L' || n.back() == 'u')) n.pop_back();
+    return n;
+  };
+  auto ratio = [&](const LegacyType& r) -> std::optional<std::string> {
+    if (r.name != "std::ratio" || r.args.empty()) return std::nullopt;
+    const auto num = number(r.args[0].name), den = r.args.size() > 1 ? number(r.args[1].name) : "1";
+    return den == "1" ? num : num + "/" + den;
+  };
+  auto sub = [](const LegacyType& x) { return legacy_identity(x); };
+  static const std::map<std::string, std::string> leaves{
+      {"schedule::Cosine", "cosine"}, {"schedule::Linear", "linear"}, {"net::arch::UNet", "unet"},
+      {"net::arch::FixResCNN", "fixres"}, {"topology::phi_input::X0Star", "x0star"}, {"topology::phi_input::Concat", "concat"},
+      {"loss::weighting::Uniform", "uniform"}, {"loss::LPIPSBackbone", "lpips"}, {"loss::ResNetBackbone", "resnet"},
+      {"loss::InceptionBackbone", "inception"}, {"loss::SwinBackbone", "swin"}, {"loss::SmallVGGBackbone", "small_vgg"}};
+  static const std::map<std::string, std::string> single{{"topology::EpsOnly", "eps-only"}, {"topology::X0Only", "x0-only"},
+                                                         {"topology::VOnly", "v-only"}, {"topology::DualHead", "dual-head"}};
+  static const std::map<std::string, std::string> terms{
+      {"loss::EpsMSE", "eps"}, {"loss::X0MSE", "x0"}, {"loss::VMSE", "v"}, {"loss::MuMix", "mu"}};
+  if (auto it = leaves.find(t.name); it != leaves.end()) return it->second;
+  auto join = [](std::initializer_list<std::optional<std::string>> parts, const std::string& first,
+                 const std::string& sep, const std::string& last) -> std::optional<std::string> {
+    std::string out = first;
+    bool head = true;
+    for (const auto& p : parts) {
+      if (!p) return std::nullopt;
+      out += (head ? "" : sep) + *p;
+      head = false;
+    }
+    return out + last;
+  };
+  if (auto it = single.find(t.name); it != single.end()) return join({sub(arg(0))}, it->second + "(", "", ")");
+  if (t.name == "topology::Cascaded") {
+    const bool v = t.args.size() > 3 && t.args[3].name == "topology::theta_head::V";
+    const auto phi = sub(arg(0)), in = sub(arg(1)), theta = sub(arg(2));
+    if (!phi || !in || !theta) return std::nullopt;
+    return fmt::format("{}({} <- {}, {})", v ? "cascaded-v" : "cascaded", *phi, *in, *theta);
+  }
+  if (auto it = terms.find(t.name); it != terms.end()) return join({ratio(arg(0))}, it->second + ":", "", "");
+  if (t.name == "loss::weighting::MinSNR") return join({ratio(arg(0))}, "min-snr(", "", ")");
+  if (t.name == "loss::Weighted") {  // "eps@min-snr(5):1": the term's name, its weighting, its λ
+    const auto term = sub(arg(0)), weighting = sub(arg(1));
+    if (!term || !weighting) return std::nullopt;
+    const auto colon = term->rfind(':');
+    return term->substr(0, colon) + "@" + *weighting + term->substr(colon);
+  }
+  if (t.name == "loss::Feature") return join({sub(arg(0)), ratio(arg(1))}, "", "(" + number(arg(2).name) + "):", "");
+  if (t.name == "loss::Set") {
+    std::string out;
+    for (const auto& a : t.args) {
+      auto term = sub(a);
+      if (!term) return std::nullopt;
+      out += (out.empty() ? "" : " + ") + *term;
+    }
+    return out;
+  }
+  if (t.name == "DenoiserImpl") return join({sub(arg(0)), sub(arg(1))}, "", " | ", "");
+  if (t.name == "ModelImpl") return join({sub(arg(0)), sub(arg(1)), sub(arg(2))}, "", " | ", "");  // no sampler
+  return std::nullopt;
+}
+
+/// A format-1 type name as an identity; the name itself where the table does not know it (then it
+/// matches no model of this build, and the refusal names it).
+inline std::string legacy_identity(const std::string& cxx) {
+  if (cxx.empty()) return cxx;
+  try {
+    size_t i = 0;
+    auto id = legacy_identity(parse_legacy(cxx, i));
+    return id && i == cxx.size() ? *id : cxx;
+  } catch (const std::exception&) {
+    return cxx;
+  }
+}
 
 /// Format 2's config turned into the flat settings format 1 stored (CheckpointInfo::meta), checking
 /// every section and key: one this build does not know is refused naming it.
@@ -275,8 +382,8 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
     if (format == checkpoint_format_1 || format == denoiser_format_1) {
       c.format_version = 1;
       c.meta = raw;
-      c.model_type = c.get("model");
-      c.denoiser_type = c.get("denoiser");
+      c.model_type = detail::legacy_identity(c.get("model"));  // the identities of the types it names
+      c.denoiser_type = detail::legacy_identity(c.get("denoiser"));
       std::map<std::string, std::string> opts;
       for (const auto& [k, v] : c.meta)
         if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
@@ -319,25 +426,17 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
   return c;
 }
 
-/// Whether file `c` holds a denoiser of type DImpl (a DenoiserImpl): format 2 compares identities,
-/// format 1 the C++ type as this build spells it.
+/// Whether file `c` holds a denoiser of type DImpl (a DenoiserImpl): their identities are the same.
 template <class DImpl>
 bool holds_denoiser(const CheckpointInfo& c) {
-  if (c.format_version == 1) return c.denoiser_type == c10::demangle(typeid(DImpl).name());
   return c.denoiser_type == DImpl::identity();
 }
 
 /// Whether checkpoint `c` holds a model of type MImpl (a ModelImpl), whatever sampler either names:
-/// format 2 compares identities; format 1 the C++ type as this build spells it, the sampler left out.
+/// their identities are the same.
 template <class MImpl>
 bool holds_model(const CheckpointInfo& c) {
-  if (c.format_version != 1) return c.model_type == MImpl::identity();
-  const auto mine = c10::demangle(typeid(MImpl).name());
-  const auto sampler = c10::demangle(typeid(typename MImpl::sampler_type).name());
-  const auto at = mine.rfind(sampler);
-  if (at == std::string::npos) return c.model_type == mine;
-  const auto prefix = mine.substr(0, at);
-  return c.model_type.rfind(prefix, 0) == 0 && c.model_type.compare(prefix.size(), 16, "casdm::sampler::") == 0;
+  return c.model_type == MImpl::identity();
 }
 
 /// The tensors of `f` under `prefix`, with the prefix removed. Files written before 2026-11-27 also

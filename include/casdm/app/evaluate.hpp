@@ -1,0 +1,68 @@
+#pragma once
+// One evaluation of a checkpoint, as casdm-eval records it: the reference statistics, the samples,
+// their scores under a scorer, and a JSON record of what was asked, what was used and how long each
+// part took.
+//
+//   auto j = casdm::app::evaluate(info, scorer, [&] { return casdm::app::checkpoint_reference(scorer, info, spec, device); },
+//                                 [&](std::string& which) { return samples; }, casdm::app::EvalRequest{...}, {}, device);
+#include "casdm/app/preset_of.hpp"
+#include "casdm/app/reference.hpp"
+#include "casdm/eval/scorers.hpp"
+#include "casdm/sampler/registry.hpp"
+#include "casdm/train/checkpoint.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace casdm::app {
+
+/// What an evaluation asked for (recorded as given; `steps` as run).
+struct EvalRequest {
+  std::string sampler = "ddim", cls;  // cls: "", a class index or "all"
+  int64_t steps = 0, n = 0, seed = 0, splits = 10, bootstrap = 0, batch = 100;
+  double eta = 0, guidance = 0;
+};
+
+/// The reference statistics (`reference`), the samples (`sample`, which names the weights it used)
+/// and their scores under `scorer`, as a JSON record: checkpoint, preset, step, weights, sampler, the
+/// class asked for (and, with a domain classifier of the model's classes, its accuracy on the
+/// samples' labels `labels`), the scorer, the data, the scores (eval::scores_json) and the seconds of
+/// each part.
+template <class Scorer>
+nlohmann::json evaluate(const train::CheckpointInfo& c, Scorer& scorer, const std::function<Reference()>& reference,
+                        const std::function<at::Tensor(std::string&)>& sample, const EvalRequest& r,
+                        const at::Tensor& labels, const c10::Device& device) {
+  constexpr bool fid = eval::is_fid_v<Scorer>;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto ref = reference();
+  const auto t1 = std::chrono::steady_clock::now();
+  std::string which;
+  const auto samples = sample(which);
+  const auto t2 = std::chrono::steady_clock::now();
+  const auto stats = eval::image_stats(scorer, samples, device, r.batch, {}, r.bootstrap > 0);
+  const auto scores = eval::scores_of(stats, ref.stats, r.splits, r.bootstrap, static_cast<uint64_t>(r.seed));
+  const auto t3 = std::chrono::steady_clock::now();
+  auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
+  nlohmann::json j{{"checkpoint", c.path.string()}, {"preset", preset_of(c)}, {"step", c.step}, {"weights", which},
+                   {"sampler", {{"kind", r.sampler}, {"steps", r.steps}}}};
+  if (sampler::has_eta(r.sampler)) j["sampler"]["eta"] = r.eta;
+  if (labels.defined()) {
+    j["class"] = r.cls;
+    j["guidance"] = r.guidance;
+    // The scorer's classes against the labels asked for (meaningful for a classifier of the same
+    // classes: the domain scorer of the data set the model was trained on).
+    if (!fid && stats.probs.size(1) == c.options.num_classes())
+      j["class_accuracy"] = stats.probs.argmax(1).eq(labels.to(stats.probs.device())).to(at::kDouble).mean().template item<double>();
+  }
+  j.update({{"n", r.n}, {"seed", r.seed}, {"scorer", scorer.name()}, {"data", ref.source}, {"reference_images", ref.n},
+            {"reference_cached", ref.cached}, {"data_fit", ref.fit}});
+  j.update(eval::scores_json(scores, fid, r.splits, r.bootstrap));
+  j["seconds"] = {{"reference", secs(t0, t1)}, {"sampling", secs(t1, t2)}, {"scoring", secs(t2, t3)}};
+  return j;
+}
+
+}  // namespace casdm::app
