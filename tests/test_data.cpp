@@ -343,3 +343,122 @@ TEST_CASE("a checkpoint's reference: its data brought to its side as its run did
   CHECK_THROWS_WITH(app::checkpoint_reference(scorer, c, app::ReferenceSpec(spec).n(-1), at::kCPU),
                     Catch::Contains("ReferenceSpec: n must be >= 0 (0: all), got -1"));
 }
+
+// train::Session: the library's training run, its hooks, its stop at a signal and its resume.
+#include <csignal>
+
+#include "casdm/presets.hpp"
+#include "casdm/train/session.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+/// 16 random uint8 images of tiny_options()' shape, the same every call.
+data::ImageSet tiny_images() {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(7);
+  return {at::randint(0, 256, {16, 1, 8, 8}, g, at::kByte), {}, "tiny"};
+}
+train::SessionOptions session_options(const fs::path& dir, int64_t steps) {
+  return train::SessionOptions().steps(steps).checkpoints(dir / "checkpoints").keep(10).loader(
+      data::LoaderOptions().batch_size(4).prefetch(0).seed(3));
+}
+}  // namespace
+
+TEST_CASE("Session: hooks in order, periodic checkpoints, the last one, and at SIGTERM a checkpoint after the current step", "[trainer][session]") {
+  const auto dir = test::scratch("session");
+  fs::remove_all(dir);
+  torch::manual_seed(13);
+  using M = presets::DDPM_Eps;
+  std::vector<std::string> seen;
+  auto record = [&](train::Session<M>& s) {
+    s.on_step([&](const train::StepEvent& e) {
+       CHECK(e.losses.total.defined());
+       seen.push_back(fmt::format("step {}/{}", e.step, e.last));
+     })
+        .before_checkpoint([&](int64_t step) { seen.push_back(fmt::format("save {}", step)); })
+        .on_checkpoint([&](const train::CheckpointEvent& e) {
+          seen.push_back(fmt::format("saved {} {} {}", e.step, e.file.filename().string(), static_cast<int>(e.why)));
+        })
+        .on_preview([&](const train::PreviewEvent& e) {
+          CHECK(e.images.sizes() == at::IntArrayRef{2, 1, 8, 8});
+          seen.push_back(fmt::format("preview {} {}", e.step, e.last));
+        })
+        .on_end([&](const train::SessionEnd& e) { seen.push_back(fmt::format("end {} {}", e.step, e.signal)); });
+  };
+  {
+    train::Session<M> s(M(test::tiny_options()), tiny_images(), train::TrainerOptions().ema_rates({0.9}),
+                        session_options(dir, 5).checkpoint_every(2).preview_every(3).meta({{"run", "a"}})
+                            .preview(train::PreviewOptions().count(2).steps(5)));
+    record(s);
+    const auto end = s.run();
+    CHECK(end.step == 5);
+    CHECK(end.signal == 0);
+    CHECK(end.checkpoint == dir / "checkpoints" / "ckpt-000000005.pt");
+    CHECK(seen == std::vector<std::string>{"step 1/5", "step 2/5", "save 2", "saved 2 ckpt-000000002.pt 0", "step 3/5",
+                                           "preview 3 false", "step 4/5", "save 4", "saved 4 ckpt-000000004.pt 0",
+                                           "step 5/5", "save 5", "saved 5 ckpt-000000005.pt 2", "preview 5 true", "end 5 0"});
+    CHECK(train::read_checkpoint(end.checkpoint).get("run") == "a");
+    CHECK_THROWS_WITH(s.run(), "Session::run: a session runs once");
+    CHECK_THROWS_WITH(s.on_step([](const train::StepEvent&) {}), "Session: hooks are added before run()");
+  }
+  // Resumed at 5; a signal during step 7: a checkpoint of step 7, no step 8, no preview, then the end.
+  seen.clear();
+  train::Session<M> s(M(test::tiny_options()), tiny_images(), train::TrainerOptions().ema_rates({0.9}),
+                      session_options(dir, 100).preview(train::PreviewOptions().count(2).steps(5)));
+  s.resume(*train::CheckpointDir(dir / "checkpoints", 10).resume_point(true));
+  record(s);
+  s.on_step([](const train::StepEvent& e) {
+    if (e.step == 6) ::raise(SIGTERM);  // seen by the stop check that follows step 6's hooks
+  });
+  const auto end = s.run();
+  CHECK(end.signal == SIGTERM);
+  CHECK(end.step == 6);
+  CHECK(seen == std::vector<std::string>{"step 6/100", "save 6", "saved 6 ckpt-000000006.pt 1",
+                                         fmt::format("end 6 {}", SIGTERM)});
+  CHECK(train::read_checkpoint(end.checkpoint).step == 6);
+}
+
+TEST_CASE("Session: stopped and resumed, a run ends bit for bit where one straight run ends", "[trainer][session][resume]") {
+  const auto dir = test::scratch("session-resume");
+  fs::remove_all(dir);
+  using M = presets::CasDM;
+  auto run = [&](const std::string& name, int64_t steps, bool resume) {
+    torch::manual_seed(5);
+    train::Session<M> s(M(test::tiny_options()), tiny_images(), train::TrainerOptions().ema_rates({0.9}),
+                        session_options(dir / name, steps));
+    if (resume) s.resume(*train::CheckpointDir(dir / name / "checkpoints", 10).resume_point(true));
+    std::vector<double> totals;
+    s.on_step([&](const train::StepEvent& e) { totals.push_back(e.losses.total.item<double>()); });
+    s.run();
+    return std::pair(s.trainer().model()->parameters(), totals);
+  };
+  const auto [straight, all] = run("straight", 4, false);
+  const auto [half, first] = run("split", 2, false);
+  const auto [resumed, rest] = run("split", 4, true);
+  REQUIRE(straight.size() == resumed.size());
+  for (size_t i = 0; i < straight.size(); ++i) CHECK(at::equal(straight[i], resumed[i]));
+  CHECK(std::vector<double>{first[0], first[1], rest[0], rest[1]} == all);
+}
+
+TEST_CASE("Session refuses, in one line, what it could not run", "[trainer][session]") {
+  using M = presets::DDPM_Eps;
+  const auto dir = test::scratch("session-refusals");
+  auto make = [&](train::SessionOptions o, data::ImageSet images = tiny_images()) {
+    return std::make_unique<train::Session<M>>(M(test::tiny_options()), images, train::TrainerOptions(), o);
+  };
+  CHECK_THROWS_WITH(make(session_options(dir, 0)), "Session: steps must be >= 1, got 0");
+  CHECK_THROWS_WITH(make(session_options(dir, 3).checkpoint_every(-1)),
+                    "Session: checkpoint_every and preview_every must be >= 0");
+  CHECK_THROWS_WITH(make(session_options(dir, 3).keep(1)), Catch::Contains("checkpoints to keep must be >= 2"));
+  CHECK_THROWS_WITH(make(session_options(dir, 3), {at::zeros({4, 3, 8, 8}, at::kByte), {}, "rgb"}),
+                    "Session: the images of rgb are 3x8x8, the model takes 1x8x8");
+  CHECK_THROWS_WITH(make(session_options(dir, 3), {}), "Session: the images must be a uint8 tensor [N, C, H, W]");
+  CHECK_THROWS_WITH(make(session_options(dir, 3).preview(train::PreviewOptions().steps(200)))
+                        ->on_preview([](const train::PreviewEvent&) {}),
+                    Catch::Contains("PreviewOptions: steps"));  // 200 sampler steps on T = 100
+  CHECK_THROWS_WITH(make(session_options(dir, 3))->on_step(nullptr), "Session: an empty hook");
+  auto s = make(session_options(dir, 3));
+  for (int i = 0; i < 3; ++i) s->trainer().step(at::rand({4, 1, 8, 8}) * 2 - 1);
+  CHECK_THROWS_WITH(s->run(), "the run is at step 3 already; steps (3) is the total to reach");
+}
+

@@ -1,11 +1,9 @@
 // The trainer: AdamW and clipping against PyTorch, exact resume, strict checkpoint loading that
 // changes nothing on refusal, atomic writes and keep-last-K.
 #include "casdm/presets.hpp"
-#include "casdm/train/loop.hpp"
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
-#include <csignal>
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -463,38 +461,6 @@ TEST_CASE("absurd network sizes are refused by name before anything is built", "
   // 1e12 images of 8x8 at 16 channels: 4.1e15 bytes, refused before any allocation.
   CHECK_THROWS_WITH(train::check_memory(o, 1'000'000'000'000), Catch::Contains("needs 4.1e+06 GB; this machine has"));
   CHECK_NOTHROW(train::check_memory(o, 64));
-}
-
-TEST_CASE("run_steps checkpoints periodically, and on SIGTERM after the current step, then returns", "[trainer][loop]") {
-  const auto dir = test::scratch("run-steps");
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  torch::manual_seed(13);
-  presets::DDPM_Eps m(test::tiny_options());
-  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
-  train::LossLog log(dir / "losses.csv", presets::DDPM_Eps::Impl::losses_type::describe());
-  train::CheckpointDir ckpts(dir / "checkpoints", 10);
-  std::vector<int64_t> after;
-  auto end = train::run_steps(t, [&] { return batch_for(t.step_count()); }, log, ckpts,
-                              train::LoopOptions().last(5).checkpoint_every(2).meta({{"run", "a"}}),
-                              [&](int64_t s) { after.push_back(s); });
-  CHECK(after == std::vector<int64_t>{1, 2, 3, 4, 5});
-  CHECK(end.step == 5);
-  CHECK(end.signal == 0);
-  CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(2), ckpts.file_for(4)});  // the last is the caller's
-  CHECK(train::read_checkpoint(ckpts.file_for(4)).get("run") == "a");
-  // A signal during step 7 (the batch is drawn inside it): a checkpoint of step 7, no step 8.
-  after.clear();
-  end = train::run_steps(t, [&] {
-        if (t.step_count() == 6) ::raise(SIGTERM);
-        return batch_for(t.step_count());
-      }, log, ckpts, train::LoopOptions().last(100), [&](int64_t s) { after.push_back(s); });
-  CHECK(end.signal == SIGTERM);
-  CHECK(end.step == 7);
-  CHECK(end.checkpoint == ckpts.file_for(7));
-  CHECK(t.step_count() == 7);
-  CHECK(after == std::vector<int64_t>{6});
-  CHECK(train::read_checkpoint(ckpts.file_for(7)).step == 7);
 }
 
 TEST_CASE("bf16 autocast: the networks in bfloat16, the process and the losses in float32, close to float32", "[trainer][precision]") {

@@ -1,5 +1,5 @@
 # cmake -DMODE=... -DSOURCE=... -DBUILD=... -DWORK=... [-DTORCH_DIR=...] [-DHANA=...] [-DLAUNCHER=...] -P run_consumer.cmake
-# Builds tests/package/consumer against casdm by MODE and runs it.
+# Builds tests/package/consumer against casdm by MODE and runs its two programs.
 file(REMOVE_RECURSE "${WORK}")
 set(args -S "${SOURCE}/tests/package/consumer" -B "${WORK}/build" -G Ninja -DCMAKE_BUILD_TYPE=Release
     -DCASDM_MODE=${MODE} -DCASDM_SOURCE_DIR=${SOURCE} -DTorch_DIR=${TORCH_DIR})
@@ -16,13 +16,15 @@ if(MODE STREQUAL "find_package")
   endif()
   list(APPEND args -DCMAKE_PREFIX_PATH=${WORK}/prefix)
 endif()
-foreach(step IN ITEMS configure build run)
+foreach(step IN ITEMS configure build run session)
   if(step STREQUAL "configure")
     set(cmd ${CMAKE_COMMAND} ${args})
   elseif(step STREQUAL "build")
     set(cmd ${CMAKE_COMMAND} --build "${WORK}/build")
-  else()
+  elseif(step STREQUAL "run")
     set(cmd "${WORK}/build/consumer")
+  else()
+    set(cmd "${WORK}/build/session" "${WORK}/session-runs")
   endif()
   execute_process(COMMAND ${cmd} RESULT_VARIABLE rc)
   if(rc)

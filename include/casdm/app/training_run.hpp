@@ -1,9 +1,9 @@
 #pragma once
 // A training run as casdm-train makes it, in one call: the data set opened and fitted, the model
-// built (or resumed), the trainer, the data loader, the loss log, sample grids from fixed noise,
-// progress lines, checkpoints, and the run's page, charts and run.json in the output folder —
-// stopping cleanly at SIGINT/SIGTERM with a checkpoint to resume from. A program parses its
-// options into TrainingFlags and calls it; data-parallel ranks pass their process group.
+// built (or resumed) and trained by a train::Session (checkpoints, SIGINT/SIGTERM, previews, data
+// parallel), with the output folder's files as the session's hooks: the loss log, progress lines,
+// sample grids, and the run's page, charts and run.json. A program parses its options into
+// TrainingFlags and calls it; data-parallel ranks pass their process group.
 //
 //   casdm::app::TrainingFlags flags;            // casdm-train's defaults: CPU-sized CasDM, Fashion-MNIST
 //   flags.preset = "CasDM"; flags.steps = 1200; flags.out = "out/casdm";
@@ -26,9 +26,8 @@
 #include "casdm/sampler/registry.hpp"
 #include "casdm/train/checkpoint.hpp"
 #include "casdm/train/distributed.hpp"
-#include "casdm/train/loop.hpp"
 #include "casdm/train/loss_log.hpp"
-#include "casdm/train/previews.hpp"
+#include "casdm/train/session.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <fmt/format.h>
@@ -101,14 +100,13 @@ struct TrainingFlags {
 /// optimiser, generators, data order); `settings` are stored in every checkpoint as "args.<name>".
 /// With a process group, rank 0 alone writes, prints and samples.
 template <class Model>
-train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, std::string>& settings = {},
-                            const std::optional<train::CheckpointInfo>& resume = std::nullopt,
-                            std::shared_ptr<train::ProcessGroup> group = nullptr) {
+train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::string, std::string>& settings = {},
+                               const std::optional<train::CheckpointInfo>& resume = std::nullopt,
+                               std::shared_ptr<train::ProcessGroup> group = nullptr) {
   namespace fs = std::filesystem;
   const auto device = c10::Device(a.device);
   const bool writer = !group || group->rank() == 0;
   const fs::path out = a.out;
-  train::CheckpointDir ckpts(out / "checkpoints", a.keep);
 
   // Data first: a bad data set is refused before anything is written.
   auto set = data::open_dataset(a.data, a.data_format, true, a.fit == "resize" ? a.image_size : 0);
@@ -126,19 +124,25 @@ train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, 
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
   Model model(options);
   model->to(device);
-  auto topts = train::TrainerOptions()
-                   .optimizer(train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
-                   .ema_rates(a.ema)
-                   .grad_clip(a.grad_clip)
-                   .micro_batch(a.micro_batch)
-                   .max_nonfinite_steps(a.max_nonfinite)
-                   .precision(precision_type(a.precision, device))
-                   .sync(group);
-  train::Trainer<Model> trainer(model, topts);
+  train::Meta meta{{"preset", a.preset}, {"program", a.program}};
+  for (const auto& [k, v] : settings) meta["args." + k] = v;
+  train::Session<Model> session(
+      model, set,
+      train::TrainerOptions()
+          .optimizer(train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
+          .ema_rates(a.ema).grad_clip(a.grad_clip).micro_batch(a.micro_batch).max_nonfinite_steps(a.max_nonfinite)
+          .precision(precision_type(a.precision, device)).sync(group),
+      train::SessionOptions()
+          .steps(a.steps).checkpoints(out / "checkpoints").checkpoint_every(a.checkpoint_every).keep(a.keep).meta(meta)
+          .loader(data::LoaderOptions().batch_size(a.batch).hflip(a.hflip).seed(static_cast<uint64_t>(a.seed))
+                      .prefetch(a.prefetch).device(device))
+          .preview_every(a.sample_every)  // the same noise (and labels) every time, the run's generators untouched
+          .preview(train::PreviewOptions().count(a.samples).steps(a.sample_steps).seed(static_cast<uint64_t>(a.seed) + 1)));
+  auto& trainer = session.trainer();
   if (resume) {
     for (const auto& note : resume->notes)
       if (writer) fmt::print(stderr, "{}\n", note);
-    trainer.load(*resume);
+    session.resume(*resume);
     if (writer) {
       fmt::print(stderr, "resumed from {} at step {}\n", resume->path.string(), trainer.step_count());
       for (const auto& change : trainer.resume_changes())  // the objective's settings may change on resume
@@ -148,69 +152,63 @@ train::LoopEnd run_training(const TrainingFlags& a, const std::map<std::string, 
   const int64_t first = trainer.step_count();
   if (first >= a.steps)
     throw std::runtime_error(fmt::format("the run is at step {} already; --steps is the total to reach", first));
-  data::Loader loader(set, data::LoaderOptions().batch_size(a.batch).hflip(a.hflip).seed(static_cast<uint64_t>(a.seed))
-                               .prefetch(a.prefetch).device(device), first);
+  if (!writer) return session.run();  // rank 0 prints and writes
 
-  // Loss log: on resume, the rows up to the checkpoint's step are kept and the rest redone.
-  train::LossLog log(writer ? out / "losses.csv" : fs::path(), Model::Impl::losses_type::describe(),
-                     resume && writer ? std::optional<int64_t>(first) : std::nullopt);
-
-  train::Meta meta{{"preset", a.preset}, {"program", a.program}};
-  for (const auto& [k, v] : settings) meta["args." + k] = v;
-  // Sample grids: the same noise (and labels) every time, drawn without touching the run's generators.
-  train::Previews previews(trainer, train::PreviewOptions().count(a.samples).steps(a.sample_steps)
-                                        .seed(static_cast<uint64_t>(a.seed) + 1));
+  // The hooks: the loss log (on resume, the rows up to the checkpoint's step are kept and the rest
+  // redone), progress lines, sample grids, and the run's page and run.json.
+  train::LossLog log(out / "losses.csv", Model::Impl::losses_type::describe(),
+                     resume ? std::optional<int64_t>(first) : std::nullopt);
   auto caption = [&](int64_t step) {
     return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
   };
-
   report::Progress progress(first, a.steps, report::ProgressOptions().every(a.log_every));
-  // The run's page and loss charts: written at the start, as the run goes and at the end.
+  const train::CheckpointDir ckpts(out / "checkpoints", a.keep);
   RunReport report(out, trainer, log, ckpts, first, a.steps,
                    RunReportOptions()
                        .title(fmt::format("{}: {} on {}", a.program, a.preset, fs::path(set.source).filename().string()))
                        .preset(a.preset).device(a.device).data_source(set.source).settings(settings).caption(caption)
-                       .data_wait_seconds([&] { return loader.wait_seconds(); })
-                       .paused_seconds([&] { return previews.total_seconds(); }));
-  if (writer) report.training(first);
-
-  auto end = train::run_steps(  // SIGINT/SIGTERM: checkpoint after the step, early return
-      trainer,
-      [&] {
-        auto [x, y] = loader.next_labelled(classes > 0);
-        return train::Batch{x, y};
-      },
-      log, ckpts, train::LoopOptions().last(a.steps).checkpoint_every(a.checkpoint_every).meta(meta),
-      [&](int64_t step) {
-        if (!writer) return;
-        if (!trainer.last_skip().empty())
-          progress.print(fmt::format("step {} skipped: {} ({} so far)", step, trainer.last_skip(), trainer.skipped_steps()));
-        const bool sampled = a.sample_every > 0 && step % a.sample_every == 0 && step != a.steps;
-        if (sampled) report::write_grid(out / fmt::format("samples-{:09d}.png", step), previews.sample(), 8, caption(step));
-        progress.update(step, fmt::format("{} | data wait {:.3g}%", log.last(), 100 * loader.wait_seconds() / progress.seconds()));
-        // The page: at every sample grid, and at progress lines at most every 15 s (~40 ms a time).
-        if (step != a.steps && (sampled || (step % a.log_every == 0 && report.due()))) {
-          log.flush();
-          report.training(step);
-        }
-      });
-  progress.done();
-  if (!writer) return end;  // rank 0 writes the rest
-  if (end.signal) {
-    report.stopped(end.step, end.signal);
-    return end;
-  }
-  log.flush();
-  report.stop_clock();
-  end.checkpoint = ckpts.save(trainer, meta);
-
-  auto extra = end_pictures(out, previews.sample(), caption(a.steps), set, a.samples);
-  extra["sample_seconds"] = previews.last_seconds();
-  extra["sample_steps"] = a.sample_steps;
-  if (group)
-    extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
-  report.finish(end.checkpoint, extra);
-  return end;
+                       .data_wait_seconds([&] { return session.data_wait_seconds(); })
+                       .paused_seconds([&] { return session.preview_seconds(); }));
+  report.training(first);
+  session.on_step([&](const train::StepEvent& e) {
+    log.append(e.step, e.losses);
+    if (!e.skipped.empty())
+      progress.print(fmt::format("step {} skipped: {} ({} so far)", e.step, e.skipped, trainer.skipped_steps()));
+    progress.update(e.step, fmt::format("{} | data wait {:.3g}%", log.last(),
+                                        100 * session.data_wait_seconds() / progress.seconds()));
+    if (e.step == e.last) {
+      progress.done();
+      report.stop_clock();
+    } else if (e.step % a.log_every == 0 && report.due()) {  // the page at most every 15 s (~40 ms a time)
+      log.flush();
+      report.training(e.step);
+    }
+  });
+  session.before_checkpoint([&](int64_t) { log.flush(); });  // a resume reads the rows up to its step
+  at::Tensor last_grid;  // the end's grid, written with the run's other pictures
+  session.on_preview([&](const train::PreviewEvent& e) {
+    if (e.last) {
+      last_grid = e.images;
+      return;
+    }
+    report::write_grid(out / fmt::format("samples-{:09d}.png", e.step), e.images, 8, caption(e.step));
+    log.flush();
+    report.training(e.step);
+  });
+  session.on_end([&](const train::SessionEnd& end) {
+    if (end.signal) {
+      progress.done();
+      report.stopped(end.step, end.signal);
+      return;
+    }
+    auto extra = end_pictures(out, last_grid, caption(a.steps), set, a.samples);
+    extra["sample_seconds"] = session.previews()->last_seconds();
+    extra["sample_steps"] = a.sample_steps;
+    if (group)
+      extra["data_parallel"] = {{"world_size", group->world_size()}, {"allreduce_wait_seconds", group->seconds_waiting()}};
+    report.finish(end.checkpoint, extra);
+  });
+  return session.run();
 }
 
 }  // namespace casdm::app
