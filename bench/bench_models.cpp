@@ -56,7 +56,7 @@ void sampler_step(benchmark::State& state, c10::Device device) {
   m->to(device);
   m->eval();
   auto& d = *m->denoiser();
-  const auto& p = d.respaced("ddim100");
+  const auto& p = d.template respaced<casdm::sampler::spacing::Stride>(100);
   auto x = at::randn({16, 3, 16, 16}, at::TensorOptions().device(device));
   torch::NoGradGuard g;
   // One DDIM step (η = 0, clipped) as a sampling run takes it: the (mixed) estimate, then the step.

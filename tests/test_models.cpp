@@ -586,7 +586,7 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   presets::CasDM m(tiny_options().num_classes(4));
   test::perturb(*m, 0.2);
   auto& d = *m->denoiser();
-  const auto& p = d.respaced("ddim10");
+  const auto& p = d.respaced<sampler::spacing::Stride>(10);
   const auto x = at::randn({3, 1, 8, 8}), t = at::full({3}, 7, at::kLong);
   const auto y = at::tensor(std::vector<int64_t>{0, 3, 1}), none = at::full({3}, 4, at::kLong);
   torch::NoGradGuard g;
@@ -917,7 +917,7 @@ TEST_CASE("a sampler's run reports every step: its timestep, sigma, the images a
   const auto watched = sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(record));
   CHECK(at::equal(plain, watched));  // watching changes nothing
   CHECK(steps == std::vector<int64_t>{1, 2, 3, 4, 5});
-  const auto& p = d.respaced(sampler::DDIM<>::spacing(5));
+  const auto& p = d.respaced<sampler::DDIM<>::Spacing>(5);
   for (int64_t i = 0; i < 5; ++i) {
     const int64_t idx = 4 - i;  // the respaced index of step i + 1
     CHECK(ts[i] == p.timestep_map()[idx].item<int64_t>());

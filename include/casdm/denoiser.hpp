@@ -64,8 +64,15 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   /// label"), naming `what`; one host sync.
   void check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok = false) const;
 
-  /// The process respaced by an improved-diffusion spec; built once per spec.
-  const Process& respaced(const std::string& spec);
+  /// The process respaced by spacing policy P to `steps` steps (sampler/spacing.hpp); built once
+  /// per policy and count.
+  template <sampler::spacing::Spacing P>
+  const Process& respaced(int64_t steps) {
+    const auto key = fmt::format("{}:{}", P::name, steps);
+    auto it = respaced_.find(key);
+    if (it == respaced_.end()) it = respaced_.emplace(key, process_.respaced(P::timesteps(process_, steps))).first;
+    return it->second;
+  }
 
   /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
   void check_images(const at::Tensor& x, const char* what) const;
@@ -158,13 +165,6 @@ void DenoiserImpl<S, Topo>::check_labels(const at::Tensor& y, int64_t n, const c
 }
 
 template <schedule::Schedule S, topology::Topology Topo>
-const Process& DenoiserImpl<S, Topo>::respaced(const std::string& spec) {
-  auto it = respaced_.find(spec);
-  if (it == respaced_.end()) it = respaced_.emplace(spec, process_.respaced(spec)).first;
-  return it->second;
-}
-
-template <schedule::Schedule S, topology::Topology Topo>
 void DenoiserImpl<S, Topo>::check_images(const at::Tensor& x, const char* what) const {
   const auto& o = options;
   if (x.dim() == 4 && x.size(1) == o.channels() && x.size(2) == o.image_size() && x.size(3) == o.image_size()) return;
@@ -223,7 +223,9 @@ at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so =
   const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(Smp::default_steps, T);
   if (steps > T)
     throw std::invalid_argument(fmt::format("sample: {} steps requested but the process has T = {}", steps, T));
-  const auto& p = d.respaced(Smp::spacing(steps));
+  if (auto why = sampler::spacing::refusal<typename Smp::Spacing>(T, steps, sampler::label<Smp>()); !why.empty())
+    throw std::invalid_argument(fmt::format("sample: {} steps: {}", steps, why));
+  const auto& p = d.template respaced<typename Smp::Spacing>(steps);
   const auto param = d.parameters().front();
   const std::vector<int64_t> shape{n, d.options.channels(), d.options.image_size(), d.options.image_size()};
   at::Tensor x;

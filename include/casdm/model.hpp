@@ -58,7 +58,10 @@ class ModelImpl : public torch::nn::Module {
   const Process& process() const { return denoiser_->process(); }
   typename Topo::Nets& nets() { return denoiser_->nets(); }
   Prediction predict(const at::Tensor& x_t, const at::Tensor& t) { return denoiser_->predict(x_t, t); }
-  const Process& respaced(const std::string& spec) { return denoiser_->respaced(spec); }
+  template <sampler::spacing::Spacing P>
+  const Process& respaced(int64_t steps) {
+    return denoiser_->template respaced<P>(steps);
+  }
 
   /// The training objective on a batch x0 ∈ [−1, 1]^{N×C×H×W}, with t ~ U{0..T−1} and ε ~ N(0, I).
   loss::LossReport training_losses(const at::Tensor& x0);

@@ -20,65 +20,6 @@
 
 namespace casdm {
 
-/// improved-diffusion's `space_timesteps`: which of T steps a respaced process keeps.
-/// "ddimN" picks the integer stride s with len(range(0, T, s)) == N; otherwise `spec` is a comma
-/// list of section counts, each section strided with frac_stride = (size-1)/(count-1) and
-/// rounded half to even (Python's round). Returns the steps sorted ascending.
-inline std::vector<int64_t> space_timesteps(int64_t T, const std::string& spec) {
-  if (T < 1) throw std::invalid_argument(fmt::format("space_timesteps: T must be >= 1, got {}", T));
-  auto parse_int = [&](const std::string& s) -> int64_t {
-    size_t pos = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(s, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
-    }
-    if (s.empty() || pos != s.size())
-      throw std::invalid_argument("space_timesteps: cannot read '" + s + "' in spec '" + spec + "'");
-    return v;
-  };
-  std::vector<int64_t> out;
-  if (spec.rfind("ddim", 0) == 0) {
-    const int64_t want = parse_int(spec.substr(4));
-    for (int64_t stride = 1; stride < T; ++stride) {
-      if ((T + stride - 1) / stride == want) {
-        for (int64_t i = 0; i < T; i += stride) out.push_back(i);
-        return out;
-      }
-    }
-    throw std::invalid_argument(
-        fmt::format("space_timesteps: cannot create exactly {} steps with an integer stride from T={}", want, T));
-  }
-  std::vector<int64_t> counts;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = spec.find(',', start);
-    counts.push_back(parse_int(spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  const int64_t n = static_cast<int64_t>(counts.size());
-  const int64_t size_per = T / n, extra = T % n;
-  int64_t start_idx = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t size = size_per + (i < extra ? 1 : 0);
-    const int64_t count = counts[static_cast<size_t>(i)];
-    if (count < 0 || size < count)
-      throw std::invalid_argument(fmt::format("space_timesteps: cannot divide a section of {} steps into {}", size, count));
-    const double frac_stride = count <= 1 ? 1.0 : static_cast<double>(size - 1) / static_cast<double>(count - 1);
-    double cur = 0.0;
-    for (int64_t k = 0; k < count; ++k) {
-      out.push_back(start_idx + static_cast<int64_t>(std::nearbyint(cur)));  // half to even
-      cur += frac_stride;
-    }
-    start_idx += size;
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 /// The diffusion process q(x_t | x_0) with its posterior, built from a float64 beta table.
 /// Index t runs over 0..size()-1 of *this* process; `timestep_map()` maps it to the original
 /// step (identity unless respaced) and `model_timesteps(t)` gives what the network receives:
@@ -126,61 +67,8 @@ class Process {
     return Process(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
   }
 
-  /// Respaced by an improved-diffusion spec ("ddim100", "250", "10,20,30"), or by one of the
-  /// σ-based specs that need this process's ᾱ (σ = √((1−ᾱ)/ᾱ), the noise level of x_t/√ᾱ):
-  ///   "karrasN": N steps whose σ follow Karras et al. 2022 (eq. 5, ρ = 7) from σ_max down to σ_min;
-  ///   "logsnrN": N steps uniform in log σ, i.e. in log-SNR (Lu et al. 2022, for low resolutions).
-  /// σ_min = σ at index 0, σ_max = min(σ at the last index, 80) (EDM's σ_max for data in [−1, 1]; a
-  /// cosine schedule's last σ is ~2e4, where every image is noise already). Each target σ picks the
-  /// index nearest in log σ, then indices are made distinct (see sigma_timesteps).
-  Process respaced(const std::string& spec) const {
-    for (const char* kind : {"karras", "logsnr"}) {
-      const std::string k(kind);
-      if (spec.rfind(k, 0) != 0) continue;
-      const std::string digits = spec.substr(k.size());
-      size_t pos = 0;
-      int64_t n = 0;
-      try {
-        n = std::stoll(digits, &pos);
-      } catch (const std::exception&) {
-        pos = 0;
-      }
-      if (digits.empty() || pos != digits.size() || n < 1)
-        throw std::invalid_argument(fmt::format("Process::respaced: cannot read the step count of '{}'", spec));
-      return respaced(sigma_timesteps(n, k == "karras" ? 7.0 : 0.0));
-    }
-    return respaced(space_timesteps(size(), spec));
-  }
-
   /// σ_i = √((1−ᾱ_i)/ᾱ_i) for every index (float64, CPU).
   at::Tensor sigmas() const { return ((1.0 - alphas_cumprod_) / alphas_cumprod_).sqrt(); }
-
-  /// n distinct indices of this process whose σ follow σ_max^(1/ρ) → σ_min^(1/ρ) linearly (ρ > 0,
-  /// Karras et al.) or log σ linearly (ρ = 0), each the index nearest in log σ; where two targets
-  /// fall on one index (σ changes fastest at the ends), the later is moved up to the next free
-  /// index, so the result always has n steps, sorted ascending, with index 0 included.
-  std::vector<int64_t> sigma_timesteps(int64_t n, double rho) const {
-    const int64_t T = size();
-    if (n < 1 || n > T)
-      throw std::invalid_argument(fmt::format("Process: cannot choose {} steps out of {}", n, T));
-    auto sig = sigmas().contiguous();
-    const auto* s = sig.data_ptr<double>();
-    const double lo = s[0], hi = std::max(lo, std::min(s[T - 1], 80.0));
-    std::vector<int64_t> out;
-    for (int64_t k = 0; k < n; ++k) {
-      const double f = n == 1 ? 1.0 : static_cast<double>(k) / static_cast<double>(n - 1);  // 0: σ_min, 1: σ_max
-      const double target = rho > 0 ? std::pow(std::pow(lo, 1 / rho) + f * (std::pow(hi, 1 / rho) - std::pow(lo, 1 / rho)), rho)
-                                    : std::exp(std::log(lo) + f * (std::log(hi) - std::log(lo)));
-      const double lt = std::log(target);
-      int64_t best = 0;
-      for (int64_t i = 1; i < T; ++i)
-        if (std::abs(std::log(s[i]) - lt) < std::abs(std::log(s[best]) - lt)) best = i;
-      out.push_back(best);
-    }
-    for (size_t k = 1; k < out.size(); ++k) out[k] = std::max(out[k], out[k - 1] + 1);
-    for (int64_t k = n - 1; k >= 0; --k) out[static_cast<size_t>(k)] = std::min(out[static_cast<size_t>(k)], T - n + k);
-    return out;
-  }
 
   /// Network input for index t: original step · 1000 / T_original, in float32 on t's device.
   at::Tensor model_timesteps(const at::Tensor& t) const {
@@ -190,10 +78,14 @@ class Process {
 
   /// Gathers table[t] in float64 on t's device, casts to `like`'s dtype and shapes it [N,1,1,…].
   at::Tensor gather(const at::Tensor& tab, const at::Tensor& t, const at::Tensor& like) const {
+    return gather(tab, t, like.dim(), like.scalar_type());
+  }
+  /// Gathers table[t] on t's device as `type`, shaped [N,1,…] with `dim` dimensions.
+  at::Tensor gather(const at::Tensor& tab, const at::Tensor& t, int64_t dim, at::ScalarType type) const {
     auto v = table(tab, t.device()).index_select(0, t.reshape({-1}));
-    std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+    std::vector<int64_t> shape(static_cast<size_t>(dim), 1);
     shape[0] = v.size(0);
-    return v.to(like.scalar_type()).reshape(shape);
+    return v.to(type).reshape(shape);
   }
 
   /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε
@@ -244,24 +136,6 @@ class Process {
     return (gather(sqrt_recip_alphas_cumprod_, t, x_t) * x_t - x0) / gather(sqrt_recipm1_alphas_cumprod_, t, x_t);
   }
 
-  /// σ_t(η) = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev), gathered like `like`.
-  at::Tensor ddim_sigma(const at::Tensor& t, double eta, const at::Tensor& like) const {
-    return gather(ddim_sigma_unit_, t, like) * eta;
-  }
-  /// The DDIM mean without noise: √ᾱ_prev·x0 + √(1−ᾱ_prev−σ²)·ε.
-  at::Tensor ddim_mean(const at::Tensor& t, const at::Tensor& x0, const at::Tensor& eps, double eta) const {
-    check_same_shape(x0, eps, "ddim_mean");
-    auto sigma = ddim_sigma(t, eta, x0);
-    auto acp_prev = gather(alphas_cumprod_prev_, t, x0);
-    return acp_prev.sqrt() * x0 + (1.0 - acp_prev - sigma * sigma).clamp_min(0).sqrt() * eps;
-  }
-  /// One DDIM step x_t → x_{t−1}: ddim_mean + σ·z, with no noise where t == 0.
-  at::Tensor ddim_step(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& x0, const at::Tensor& eps,
-                       double eta, const at::Tensor& noise) const {
-    check_same_shape(x_t, noise, "ddim_step");
-    return ddim_mean(t, x0, eps, eta) + nonzero_mask(t, x_t) * ddim_sigma(t, eta, x_t) * noise;
-  }
-
   /// 0 where t == 0, else 1, shaped like `like`'s batch.
   at::Tensor nonzero_mask(const at::Tensor& t, const at::Tensor& like) const {
     std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
@@ -297,8 +171,6 @@ class Process {
     log_variance_fixed_large_ = large.log();
     posterior_mean_coef1_ = betas_ * alphas_cumprod_prev_.sqrt() / (1.0 - alphas_cumprod_);
     posterior_mean_coef2_ = (1.0 - alphas_cumprod_prev_) * alphas.sqrt() / (1.0 - alphas_cumprod_);
-    ddim_sigma_unit_ = ((1.0 - alphas_cumprod_prev_) / (1.0 - alphas_cumprod_)).sqrt() *
-                       (1.0 - alphas_cumprod_ / alphas_cumprod_prev_).sqrt();
     cache_ = std::make_shared<Cache>();
   }
 
@@ -323,7 +195,7 @@ class Process {
 
   at::Tensor betas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_, sqrt_one_minus_alphas_cumprod_,
       sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_, posterior_variance_, posterior_log_variance_clipped_, log_variance_fixed_large_,
-      posterior_mean_coef1_, posterior_mean_coef2_, ddim_sigma_unit_, snr_, timestep_map_;
+      posterior_mean_coef1_, posterior_mean_coef2_, snr_, timestep_map_;
   int64_t original_T_ = 0;
   std::shared_ptr<Cache> cache_;
 };

@@ -3,6 +3,7 @@
 // posterior mean μ̃ and a fixed variance: `FixedLarge` v = [σ̃²_1, β_1, β_2, …] or `FixedSmall`
 // v = σ̃²_t (clipped at t = 0), as improved-diffusion. Respaced by section count ("250").
 #include "casdm/sampler/concepts.hpp"
+#include "casdm/sampler/spacing.hpp"
 
 #include <fmt/format.h>
 
@@ -25,7 +26,7 @@ struct Ancestral {
   static constexpr const char* name = "ancestral";
   static constexpr const char *label = "ancestral", *description = "DDPM ancestral";
   static constexpr int64_t default_steps = Steps;
-  static std::string spacing(int64_t steps) { return fmt::format("{}", steps); }
+  using Spacing = spacing::Even;
   static std::string spec() { return fmt::format("ancestral({}, {})", Steps, Variance::name); }
 
   class Run {

@@ -5,10 +5,10 @@
 //   struct MySampler {
 //     static constexpr const char* name = "mine";
 //     static constexpr int64_t default_steps = 100;
-//     static std::string spacing(int64_t steps);    // improved-diffusion spec: "ddim100", "250", ...
+//     using Spacing = casdm::sampler::spacing::Stride;  // which steps it visits (sampler/spacing.hpp)
 //     class Run {                                    // made when a sampling run starts
 //      public:
-//       Run(const Process& p, const SampleOptions&);  // p: the process respaced by spacing(steps)
+//       Run(const Process& p, const SampleOptions&);  // p: the process respaced by Spacing
 //       // x at index i of p → x at index i − 1 (the images, after i == 0). `denoise(x, t)` gives the
 //       // Estimate (x̂0, ε̂) — mixed for dual/cascaded topologies, clipped if asked; call it as
 //       // often as the method needs. Keep history (a multistep solver) in members.
@@ -22,6 +22,7 @@
 #include "casdm/core/estimate.hpp"
 #include "casdm/core/process.hpp"
 #include "casdm/sampler/options.hpp"
+#include "casdm/sampler/spacing.hpp"
 
 #include <cmath>
 #include <concepts>
@@ -30,12 +31,12 @@
 namespace casdm::sampler {
 
 template <class S>
-concept Sampler = requires(int64_t n) {
+concept Sampler = requires {
   { S::name } -> std::convertible_to<const char*>;
   { S::default_steps } -> std::convertible_to<int64_t>;
-  { S::spacing(n) } -> std::same_as<std::string>;
+  typename S::Spacing;
   typename S::Run;
-} && std::constructible_from<typename S::Run, const Process&, const SampleOptions&> &&
+} && spacing::Spacing<typename S::Spacing> && std::constructible_from<typename S::Run, const Process&, const SampleOptions&> &&
     requires(typename S::Run& run, const Denoise& f, const at::Tensor& x, int64_t i) {
       { run.step(f, x, i) } -> std::same_as<at::Tensor>;
     };
@@ -77,6 +78,21 @@ at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const Sam
     if (report) report(detail::sample_step(p, i, x, first));
   }
   return x;
+}
+
+/// S::label where it has one ("DDIM"), else its name: what messages call it.
+template <class S>
+const char* label() {
+  if constexpr (requires { { S::label } -> std::convertible_to<const char*>; })
+    return S::label;
+  else
+    return S::name;
+}
+
+/// Process `p` respaced to the steps sampler S visits in a run of `steps` steps (its Spacing).
+template <Sampler S>
+Process respace(const Process& p, int64_t steps) {
+  return p.respaced(S::Spacing::timesteps(p, steps));
 }
 
 /// The timestep tensor [n] holding index i, on x's device.

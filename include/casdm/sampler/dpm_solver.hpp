@@ -14,11 +14,12 @@
 // DDIM is this solver's first-order step, so DPM-Solver++ extrapolates the same x̂0 that the paper's
 // sampler steps with, and reduces to it where it drops to first order.
 //
-// Spacing "logsnrN" (Process::respaced): N steps uniform in log-SNR from σ_max = min(80, σ_{T−1})
+// Spacing spacing::LogSNR: N steps uniform in log-SNR from σ_max = min(80, σ_{T−1})
 // to index 0, Lu et al.'s choice for low resolutions.
 //
 //   using Fast = casdm::with_sampler_t<casdm::presets::CasDM, casdm::sampler::DPMSolverPP<10>>;
 #include "casdm/sampler/concepts.hpp"
+#include "casdm/sampler/spacing.hpp"
 
 #include <fmt/format.h>
 
@@ -33,7 +34,7 @@ struct DPMSolverPP {
   static constexpr const char* name = "dpmpp2m";
   static constexpr const char *label = "DPM-Solver++(2M)", *description = "DPM-Solver++(2M) (log-SNR steps)";
   static constexpr int64_t default_steps = Steps;
-  static std::string spacing(int64_t steps) { return fmt::format("logsnr{}", steps); }
+  using Spacing = spacing::LogSNR;
 
   class Run {
    public:

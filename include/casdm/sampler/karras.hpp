@@ -13,11 +13,12 @@
 // Mixed topologies: x̂0 is the r-weighted estimate, the data prediction of the paper's mixed mean
 // (see sampler/dpm_solver.hpp for why).
 //
-// Spacing "karrasN" (Process::respaced): N steps whose σ follow Karras et al.'s ρ = 7 schedule from
+// Spacing spacing::Karras: N steps whose σ follow Karras et al.'s ρ = 7 schedule from
 // σ_max = min(80, σ_{T−1}) to σ at index 0, each the nearest step of the process.
 //
 //   using Heun10 = casdm::with_sampler_t<casdm::presets::CasDM, casdm::sampler::Heun<10>>;
 #include "casdm/sampler/concepts.hpp"
+#include "casdm/sampler/spacing.hpp"
 
 #include <fmt/format.h>
 
@@ -60,7 +61,7 @@ struct Euler {
   static constexpr const char* name = "euler";
   static constexpr const char *label = "Euler", *description = "Euler (Karras et al., ρ = 7 steps)";
   static constexpr int64_t default_steps = Steps;
-  static std::string spacing(int64_t steps) { return fmt::format("karras{}", steps); }
+  using Spacing = spacing::Karras;
   class Run : public detail::KarrasRun<false> {
    public:
     Run(const Process& p, const SampleOptions& so) : KarrasRun(p, so, name) {}
@@ -74,7 +75,7 @@ struct Heun {
   static constexpr const char* name = "heun";
   static constexpr const char *label = "Heun", *description = "Heun (Karras et al., ρ = 7 steps)";
   static constexpr int64_t default_steps = Steps;
-  static std::string spacing(int64_t steps) { return fmt::format("karras{}", steps); }
+  using Spacing = spacing::Karras;
   class Run : public detail::KarrasRun<true> {
    public:
     Run(const Process& p, const SampleOptions& so) : KarrasRun(p, so, name) {}

@@ -42,8 +42,7 @@ struct Info {
 
 template <class S>
 Info info_of() {
-  Info i{S::name, S::name, S::name, S::default_steps, false};
-  if constexpr (requires { S::label; }) i.label = S::label;
+  Info i{S::name, label<S>(), S::name, S::default_steps, false};
   if constexpr (requires { S::description; }) i.description = S::description;
   if constexpr (requires { S::default_eta; }) i.eta = true;
   return i;
@@ -104,25 +103,18 @@ inline bool has_eta(std::string_view name) {
 
 /// Refuses, in one line starting "<what> <steps>: ", a step count that sampler `name` cannot take
 /// on a process of T training steps — before any work, where sampling would refuse it only when it
-/// starts: more than T, or for DDIM a count that no integer stride makes (improved-diffusion's
-/// "ddimN" rule: with T = 1000, 999 cannot be made, 500 and 1000 can; the message names the nearest
-/// counts that can). 0, the sampler's default, passes; a sampler not in the registry (a user's) is
-/// held to T only.
+/// starts: more than T, or what the sampler's spacing cannot lay out (DDIM's integer stride: with
+/// T = 1000, 999 cannot be made, 500 and 1000 can; the message names the nearest counts that can).
+/// 0, the sampler's default, passes; a sampler not in the registry (a user's) is held to T only.
 inline void check_steps(std::string_view name, int64_t T, int64_t steps, std::string_view what = "steps") {
   if (steps < 0) throw std::invalid_argument(fmt::format("{} {}: a step count is >= 0 (0: the sampler's default)", what, steps));
   if (steps == 0) return;
-  if (steps > T) throw std::invalid_argument(fmt::format("{} {}: more than the model's T = {}", what, steps, T));
-  if (name != DDIM<>::name) return;
-  int64_t below = 0, above = 0;  // the nearest counts an integer stride makes
-  for (int64_t stride = 1; stride < T; ++stride) {
-    const int64_t count = (T + stride - 1) / stride;
-    if (count == steps) return;
-    if (count < steps) below = std::max(below, count);
-    if (count > steps) above = above == 0 ? count : std::min(above, count);
-  }
-  throw std::invalid_argument(fmt::format(
-      "{} {}: DDIM takes the steps of T = {} at an integer stride, which makes {} but not {}", what, steps, T,
-      below && above ? fmt::format("{} or {}", below, above) : fmt::format("{}", below ? below : above), steps));
+  std::string why = steps > T ? fmt::format("more than the model's T = {}", T) : std::string();
+  std::apply([&](auto... s) {
+    ((name == decltype(s)::name ? (void)(why = spacing::refusal<typename decltype(s)::Spacing>(T, steps, label<decltype(s)>()))
+                                : void()), ...);
+  }, All{});
+  if (!why.empty()) throw std::invalid_argument(fmt::format("{} {}: {}", what, steps, why));
 }
 
 /// The step count a run of sampler `name` takes on a process of T steps: `steps` after check_steps,
