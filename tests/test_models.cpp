@@ -430,8 +430,10 @@ TEST_CASE("models refuse images of the wrong shape with the expected shape", "[m
   presets::DDPM_Eps m(tiny_options());
   CHECK_THROWS_WITH(m->training_losses(at::zeros({2, 3, 8, 8})),
                     Catch::Contains("expected images [N, 1, 8, 8], got [2,3,8,8]"));
-  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(1000)),
-                    Catch::Contains("1000 steps requested but the process has T = 100"));
+  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(1000)), "sample: 1000 steps: more than the model's T = 100");
+  // The spacing's own rule, the one check_steps reads: DDIM's integer stride.
+  CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(99)),
+                    "sample: 99 steps: DDIM takes the steps of T = 100 at an integer stride, which makes 50 or 100 but not 99");
   CHECK_THROWS_WITH(m->sample(2, SampleOptions().noise(at::zeros({3, 1, 8, 8}))), Catch::Contains("starting noise"));
   CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)),
                     Catch::Contains("diffusion_steps must be >= 2"));

@@ -339,3 +339,61 @@ TEST_CASE("an output folder has one writer, and a stale lock file does not block
   }
   io::FolderLock after(dir);  // released with its holder
 }
+
+TEST_CASE("the checkpoint folder keeps what a resume needs: damaged files aside, strays passed over, rotation never losing the newest", "[train][checkpoint][integrity]") {
+  const auto dir = test::scratch("folder-hygiene") / "run";
+  fs::remove_all(dir);
+  const train::CheckpointDir ckpts(dir / "checkpoints", 2);
+  torch::manual_seed(7);
+  presets::DDPM_Eps m(test::tiny_options());
+  train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
+  for (int s = 0; s < 3; ++s) {
+    t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+    ckpts.save(t);
+  }
+  CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(2), ckpts.file_for(3)});
+  // The two newest damaged: the resume goes back to 1... which rotation removed; with keep 2 only 2
+  // and 3 exist, so damage 3 only, and add a stray: another model's checkpoint named as step 9.
+  flip_bit_in(ckpts.file_for(3), io::state_of(*m->denoiser()).at("theta.out_conv.weight"));
+  presets::DDPM_Eps other(test::tiny_options(8, 1, 50));  // T = 50: another model
+  train::Trainer<presets::DDPM_Eps> o(other, train::TrainerOptions().ema_rates({0.9}));
+  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  o.save(dir / "checkpoints" / "ckpt-000000009.pt");  // step 1 inside: its name lies
+  put_bytes(dir / "checkpoints" / "ckpt-99999999999999999999999.pt", {'j', 'u', 'n', 'k'});  // not a step count
+  // Sampling a folder passes over the stray and the damaged file, and moves nothing.
+  CHECK(train::resolve_checkpoint(dir) == ckpts.file_for(2));
+  CHECK(fs::exists(ckpts.file_for(3)));
+  const auto c = ckpts.resume_point(true);
+  REQUIRE(c);
+  CHECK(c->step == 2);
+  REQUIRE(c->notes.size() == 3);
+  CHECK_THAT(c->notes[0], Catch::Contains("ckpt-000000009.pt holds step 1, not the step its name says") &&
+                              Catch::Contains("moved it aside to ckpt-000000009.pt.damaged"));
+  CHECK_THAT(c->notes[1], Catch::Contains("ckpt-000000003.pt is corrupt") && Catch::Contains("ckpt-000000003.pt.damaged"));
+  CHECK(c->notes[2] == "resuming from ckpt-000000002.pt, the newest valid checkpoint");
+  CHECK(fs::exists(dir / "checkpoints" / "ckpt-000000003.pt.damaged"));
+  // Resumed at 2, the run saves 3 again: rotation keeps 2 and the new 3, nothing lost.
+  train::Trainer<presets::DDPM_Eps> r(m, train::TrainerOptions().ema_rates({0.9}));
+  r.load(*c);
+  r.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  ckpts.save(r);
+  CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(2), ckpts.file_for(3)});
+  CHECK(train::read_checkpoint(ckpts.file_for(3)).step == 3);
+  // A later step's file (another branch) is neither counted nor removed, and the new file stays.
+  fs::copy_file(ckpts.file_for(3), dir / "elsewhere.pt");
+  fs::rename(dir / "elsewhere.pt", ckpts.file_for(50));
+  r.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  ckpts.save(r);
+  CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(3), ckpts.file_for(4), ckpts.file_for(50)});
+  // A file copied in from another model with a matching name and step is passed over too.
+  fs::remove(ckpts.file_for(50));
+  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);  // step 5
+  o.save(ckpts.file_for(5));
+  const auto again = ckpts.resume_point(true);
+  REQUIRE(again);
+  CHECK(again->step == 4);
+  CHECK_THAT(again->notes.at(0), Catch::Contains("ckpt-000000005.pt holds another model than ckpt-000000004.pt"));
+}

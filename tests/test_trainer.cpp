@@ -4,6 +4,8 @@
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
+#include <set>
+
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -61,6 +63,7 @@ void edit_config(const fs::path& from, const fs::path& to, const std::function<v
   auto j = nlohmann::json::parse(f.meta.at("config"));
   edit(j);
   f.meta["config"] = j.dump();
+  train::detail::seal(f);  // a consistent file: what is refused is the edit, not the checksum
   io::write_tensor_file(to, f);
 }
 
@@ -869,7 +872,7 @@ TEST_CASE("a checkpoint names its model by identity, and a with_sampler_t model 
   CHECK(raw.meta.at("denoiser") == "cosine | cascaded(unet <- x0star, unet)");
   std::set<std::string> keys;
   for (const auto& [k, v] : raw.meta) keys.insert(k);
-  CHECK(keys == std::set<std::string>{"config", "denoiser", "format", "identity", "step"});
+  CHECK(keys == std::set<std::string>{"checksum", "config", "denoiser", "format", "identity", "step"});
   for (const auto& [k, v] : raw.meta)
     for (const char* cxx : {"std::", "casdm::", "ratio"}) CHECK(v.find(cxx) == std::string::npos);
   const auto config = nlohmann::json::parse(raw.meta.at("config"));
@@ -934,8 +937,15 @@ TEST_CASE("a format-2 file holding what this build does not know is refused nami
   refused(dir / "no-config.pt", "it lacks 'casdm.config'");
   g = f;
   g.meta["config"] = "{\"denoiser\": ";
+  io::write_tensor_file(dir / "unsealed.pt", g);  // an edit that leaves the checksum as it was
+  refused(dir / "unsealed.pt", "has damaged metadata: its settings fail their checksum (casdm.checksum");
+  train::detail::seal(g);
   io::write_tensor_file(dir / "bad-json.pt", g);
   refused(dir / "bad-json.pt", "its casdm.config is not valid JSON");
+  g = f;
+  g.meta.erase("checksum");
+  io::write_tensor_file(dir / "no-checksum.pt", g);
+  refused(dir / "no-checksum.pt", "it lacks 'casdm.checksum'");
   edit_config(dir / "good.pt", dir / "section.pt", [](auto& j) { j["schedule"] = nlohmann::json::object(); });
   refused(dir / "section.pt", "casdm.config has a section 'schedule' this build does not know");
   edit_config(dir / "good.pt", dir / "net-key.pt", [](auto& j) { j["denoiser"]["net"]["width"] = 3; });
@@ -1002,4 +1012,51 @@ TEST_CASE("a loss weight set at run time weights its term, is kept in the checkp
                     Catch::Contains("loss weight 'mu' = -1: a weight is a finite number >= 0"));
   CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"mu", std::nan("")}})),
                     Catch::Contains("loss weight 'mu' = nan"));
+}
+
+TEST_CASE("each part of a trainer writes and reads its own state: optimiser, EMA copies, generators, loss scaler", "[trainer][checkpoint][state]") {
+  const auto dir = test::scratch("state-dicts");
+  torch::manual_seed(3);
+  using M = presets::DDPM_Eps;
+  train::Trainer<M> t(M(test::tiny_options()), train::TrainerOptions().ema_rates({0.9, 0.99}).loss_scaling(true));
+  t.step(batch_for(0));
+  t.save(dir / "ckpt.pt");
+  // The checkpoint's tensors are the parts' state_dicts under their prefixes, and nothing else.
+  std::set<std::string> want;
+  for (const auto& [k, v] : t.optimizer().state_dict().tensors) want.insert("optim." + k);
+  for (const auto& [k, v] : train::Generators(c10::Device(c10::kCPU)).state_dict().tensors) want.insert("rng." + k);
+  for (size_t i = 0; i < 2; ++i)
+    for (const auto& [k, v] : io::state_of(*t.ema(i))) want.insert(fmt::format("ema.{}.{}", i, k));
+  for (const auto& [k, v] : io::state_of(*t.model()->denoiser())) want.insert("model." + k);
+  std::set<std::string> have;
+  for (const auto& [k, v] : io::read_tensor_file(dir / "ckpt.pt").tensors) have.insert(k);
+  CHECK(have == want);
+  // The settings of the parts are in the config's trainer section.
+  const auto c = train::read_checkpoint(dir / "ckpt.pt");
+  CHECK(c.config["trainer"]["ema_rates"] == nlohmann::json({0.9, 0.99}));
+  CHECK(c.config["trainer"]["loss_scale"] == t.loss_scaler()->scale());
+  CHECK(c.config["trainer"]["loss_scale_good_steps"] == 1);
+  // A loss scaler reads back what it wrote; a damaged state is refused and changes nothing.
+  train::LossScaler scaler;
+  scaler.load_state_dict(t.loss_scaler()->state_dict(), "here");
+  CHECK(scaler.scale() == t.loss_scaler()->scale());
+  CHECK(scaler.growth_tracker() == 1);
+  CHECK_THROWS_WITH(scaler.load_state_dict({{}, {{"loss_scale", 0.0}}}, "there"),
+                    "there has a damaged loss scale: casdm.trainer.loss_scale '0', casdm.trainer.loss_scale_good_steps ''");
+  CHECK(scaler.growth_tracker() == 1);
+  scaler.load_state_dict({}, "a run without a scaler");
+  CHECK(scaler.scale() == train::LossScalerOptions().init_scale());
+  // The generators: a state loaded back replays the same draws.
+  train::Generators g(c10::Device(c10::kCPU));
+  const auto saved = g.state_dict();
+  const auto first = at::randn({4});
+  g.load_state_dict(saved, "here");
+  CHECK(at::equal(at::randn({4}), first));
+  CHECK_THROWS_WITH(g.load_state_dict({}, "file.pt"), "file.pt lacks the generator state rng.cpu");
+  // The optimiser refuses a state of other parameters before changing anything.
+  auto state = t.optimizer().state_dict();
+  state.tensors.erase(state.tensors.begin());
+  const auto before = t.optimizer().state();
+  CHECK_THROWS_WITH(t.optimizer().load_state_dict(state, "file.pt"), Catch::StartsWith("file.pt: optimiser state does not fit this model:\n  missing "));
+  for (const auto& [k, v] : t.optimizer().state()) CHECK(at::equal(v, before.at(k)));
 }

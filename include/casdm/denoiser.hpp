@@ -221,8 +221,6 @@ at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so =
   const int64_t T = d.process().size();
   if (so.steps() < 0) throw std::invalid_argument(fmt::format("sample: steps must be >= 0 (0: the sampler's default), got {}", so.steps()));
   const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(Smp::default_steps, T);
-  if (steps > T)
-    throw std::invalid_argument(fmt::format("sample: {} steps requested but the process has T = {}", steps, T));
   if (auto why = sampler::spacing::refusal<typename Smp::Spacing>(T, steps, sampler::label<Smp>()); !why.empty())
     throw std::invalid_argument(fmt::format("sample: {} steps: {}", steps, why));
   const auto& p = d.template respaced<typename Smp::Spacing>(steps);

@@ -15,6 +15,7 @@
 //   casdm.step      optimiser steps taken (checkpoints)
 //   casdm.config    one JSON document of the run's settings in the library's option names:
 //                   {"denoiser": {...}, "objective": {...}, "trainer": {...}, "run": {...}}
+//   casdm.checksum  the CRC-32 of the records above (detail::records_checksum), checked on read
 // and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
 // denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
 // Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
@@ -27,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -357,6 +359,24 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
 
 }  // namespace detail
 
+namespace detail {
+/// The CRC-32 of a format-2 file's records — each of format, identity, denoiser, step and config as
+/// "key=value" and a NUL — as 8 hex digits: a flipped bit in a setting is found on read, as one in
+/// a tensor is by the tensor's own CRC.
+inline std::string records_checksum(const std::map<std::string, std::string>& meta) {
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  for (const char* k : {"format", "identity", "denoiser", "step", "config"}) {
+    auto it = meta.find(k);
+    if (it == meta.end()) continue;
+    const std::string record = std::string(k) + "=" + it->second + '\0';
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(record.data()), record.size());
+  }
+  return fmt::format("{:08x}", crc);
+}
+/// Adds casdm.checksum to a format-2 file's metadata, last, before it is written.
+inline void seal(io::TensorFile& f) { f.meta["checksum"] = records_checksum(f.meta); }
+}  // namespace detail
+
 /// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is,
 /// and a format-2 file holding an entry this build does not know is refused naming the entry.
 inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
@@ -389,16 +409,20 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
         if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
       c.options = options_from_map(opts);
     } else {
-      static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config"};
-      static const std::set<std::string> model_keys{"format", "denoiser", "config"};
+      static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config", "checksum"};
+      static const std::set<std::string> model_keys{"format", "denoiser", "config", "checksum"};
       for (const auto& [k, v] : raw)
         if (!(model_file ? model_keys : checkpoint_keys).count(k))
           throw std::invalid_argument(fmt::format("it holds an entry this build does not know: 'casdm.{}'", k));
-      for (const char* k : {"denoiser", "config"})
+      for (const char* k : {"denoiser", "config", "checksum"})
         if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
       if (!model_file)
         for (const char* k : {"identity", "step"})
           if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
+      if (const auto want = detail::records_checksum(raw); raw_get("checksum") != want)
+        throw std::invalid_argument(fmt::format("its settings fail their checksum (casdm.checksum {}, computed {}): "
+                                                "a record was changed after it was written",
+                                                raw_get("checksum"), want));
       if (!model_file) {
         static const std::regex tensor_name(R"((model|optim|ema\.\d+)\..+|rng\.(cpu|cuda))");
         for (const auto& [k, v] : c.file.tensors)
@@ -417,9 +441,8 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
       detail::read_config(c, model_file);
     }
     const auto step = c.get("step", "0");
-    size_t used = 0;
-    c.step = std::stoll(step, &used);
-    if (used != step.size() || c.step < 0) throw std::invalid_argument(fmt::format("casdm.step '{}' is not a step count", step));
+    c.step = -1;
+    if (std::from_chars(step.data(), step.data() + step.size(), c.step).ptr != step.data() + step.size() || c.step < 0) throw std::invalid_argument(fmt::format("casdm.step '{}' is not a step count", step));
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{} has damaged metadata: {}", path.string(), e.what()));
   }
@@ -512,6 +535,7 @@ void save_denoiser(const DImpl& d, const std::filesystem::path& path, const std:
   nlohmann::json config = {{"denoiser", denoiser_config(d.options)}, {"run", nlohmann::json::object()}};
   for (const auto& [k, v] : extra) config["run"][k] = v;
   f.meta["config"] = config.dump();
+  detail::seal(f);
   f.tensors = io::state_of(d);
   io::write_tensor_file(path, f);
 }
@@ -531,16 +555,26 @@ class CheckpointDir {
 
   std::filesystem::path file_for(int64_t step) const { return dir_ / fmt::format("ckpt-{:09d}.pt", step); }
 
+  /// The step a checkpoint file's name says (ckpt-<step>.pt), or none: another file, or a number
+  /// beyond int64.
+  static std::optional<int64_t> step_of(const std::filesystem::path& file) {
+    static const std::regex re(R"(ckpt-(\d+)\.pt)");
+    std::smatch m;
+    const auto name = file.filename().string();
+    if (!std::regex_match(name, m, re)) return std::nullopt;
+    int64_t step = 0;
+    const auto digits = m[1].str();
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), step).ptr != digits.data() + digits.size())
+      return std::nullopt;
+    return step;
+  }
+
   /// The checkpoint files, oldest first.
   std::vector<std::filesystem::path> list() const {
     std::vector<std::pair<int64_t, std::filesystem::path>> found;
-    static const std::regex re(R"(ckpt-(\d+)\.pt)");
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-      std::smatch m;
-      const auto name = e.path().filename().string();
-      if (std::regex_match(name, m, re)) found.emplace_back(std::stoll(m[1]), e.path());
-    }
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec))
+      if (auto step = step_of(e.path())) found.emplace_back(*step, e.path());
     std::sort(found.begin(), found.end());
     std::vector<std::filesystem::path> out;
     for (auto& [s, p] : found) out.push_back(p);
@@ -553,31 +587,66 @@ class CheckpointDir {
     return l.back();
   }
 
-  /// The checkpoint a run in this folder continues from: `from` when given, else the newest
-  /// readable one here when `resume` (newer files that are corrupt or truncated are passed over and
-  /// named in its `notes`). A fresh run (neither) gets none, and is refused when the folder already
-  /// holds checkpoints: continuing would mix two runs, and starting over would overwrite one.
+  /// The newest checkpoint here that reads, holds the step its name says, and is of the same model
+  /// (identity and denoiser options) as the next older readable one — a file copied in from another
+  /// run is not adopted. Each file passed over is named, with why, in `passed`; none: no checkpoint
+  /// qualifies.
+  std::optional<CheckpointInfo> newest_valid(std::vector<std::pair<std::filesystem::path, std::string>>& passed) const {
+    const auto files = list();
+    std::optional<CheckpointInfo> candidate;
+    std::filesystem::path candidate_file;
+    for (auto it = files.rbegin(); it != files.rend(); ++it) {
+      try {
+        auto c = read_checkpoint(*it);
+        if (c.is_model_file()) throw std::runtime_error(it->string() + " is a model file, not a checkpoint");
+        if (c.step != *step_of(*it))
+          throw std::runtime_error(fmt::format("{} holds step {}, not the step its name says", it->string(), c.step));
+        if (candidate && (c.model_type != candidate->model_type ||
+                          !options_differences(c.options, candidate->options, /*denoiser=*/true).empty())) {
+          passed.emplace_back(candidate_file, fmt::format("{} holds another model than {}, the run's checkpoint before "
+                                                          "it: {}", candidate_file.string(), it->filename().string(),
+                                                          candidate->model_type));
+          candidate = std::move(c);  // the older one is the run's; go on checking it against its own predecessor
+          candidate_file = *it;
+          continue;
+        }
+        if (candidate) return candidate;
+        candidate = std::move(c);
+        candidate_file = *it;
+      } catch (const std::exception& e) {
+        if (!candidate) passed.emplace_back(*it, e.what());
+        else return candidate;  // an unreadable predecessor says nothing against the candidate
+      }
+    }
+    return candidate;
+  }
+
+  /// The checkpoint a run in this folder continues from: `from` when given, else the newest valid
+  /// one here when `resume` (newest_valid: files passed over are moved aside to <name>.damaged, so
+  /// that they hold no place among the kept checkpoints, and named in its `notes`). A fresh run
+  /// (neither) gets none, and is refused when the folder already holds checkpoints: continuing
+  /// would mix two runs, and starting over would overwrite one.
   std::optional<CheckpointInfo> resume_point(bool resume, const std::filesystem::path& from = {}) const {
     if (!from.empty()) return read_checkpoint(from);
     auto newest = latest();
     if (resume) {
       if (!newest) throw std::runtime_error(fmt::format("--resume: no checkpoint in {}", dir_.string()));
-      std::vector<std::string> passed;
-      const auto files = list();
-      for (auto it = files.rbegin(); it != files.rend(); ++it) {
-        try {
-          auto c = read_checkpoint(*it);
-          if (!passed.empty()) {
-            c.notes = passed;
-            c.notes.push_back(fmt::format("resuming from {}, the newest valid checkpoint", it->filename().string()));
-          }
-          return c;
-        } catch (const std::exception& e) {
-          passed.push_back(fmt::format("passing over {}", e.what()));
-        }
+      std::vector<std::pair<std::filesystem::path, std::string>> passed;
+      auto c = newest_valid(passed);
+      std::vector<std::string> why;
+      for (const auto& [file, reason] : passed) why.push_back("passing over " + reason);
+      if (!c) throw std::runtime_error(fmt::format("--resume: no valid checkpoint in {} ({})", dir_.string(), fmt::join(why, "; ")));
+      for (size_t i = 0; i < passed.size(); ++i) {
+        auto aside = passed[i].first;
+        aside += ".damaged";
+        std::error_code ec;
+        std::filesystem::rename(passed[i].first, aside, ec);
+        c->notes.push_back(ec ? fmt::format("{} (could not move it aside: {})", why[i], ec.message())
+                              : fmt::format("{}; moved it aside to {}", why[i], aside.filename().string()));
       }
-      throw std::runtime_error(fmt::format("--resume: no valid checkpoint in {} ({})", dir_.string(),
-                                           fmt::join(passed, "; ")));
+      if (!passed.empty())
+        c->notes.push_back(fmt::format("resuming from {}, the newest valid checkpoint", c->path.filename().string()));
+      return c;
     }
     if (newest)
       throw std::runtime_error(fmt::format("{} holds checkpoints of an earlier run; continue it with --resume, or "
@@ -586,14 +655,19 @@ class CheckpointDir {
     return std::nullopt;
   }
 
-  /// Saves trainer `t` as ckpt-<step>.pt, then removes all but the newest `keep` checkpoints.
+  /// Saves trainer `t` as ckpt-<step>.pt, then removes the oldest checkpoints until `keep` remain
+  /// up to that step: the file just written is never removed, and files of later steps (another
+  /// branch of the run) are neither counted nor removed.
   template <class Trainer>
   std::filesystem::path save(const Trainer& t, const std::map<std::string, std::string>& extra = {}) const {
     std::filesystem::create_directories(dir_);
-    auto file = file_for(t.step_count());
+    const int64_t step = t.step_count();
+    auto file = file_for(step);
     t.save(file, extra);
-    auto l = list();
-    for (size_t i = 0; i + static_cast<size_t>(keep_) < l.size(); ++i) std::filesystem::remove(l[i]);
+    std::vector<std::filesystem::path> upto;
+    for (const auto& f : list())
+      if (*step_of(f) <= step) upto.push_back(f);
+    for (size_t i = 0; i + static_cast<size_t>(keep_) < upto.size(); ++i) std::filesystem::remove(upto[i]);
     return file;
   }
 
@@ -602,13 +676,21 @@ class CheckpointDir {
   int64_t keep_;
 };
 
-/// A checkpoint file, or the newest checkpoint of a casdm-train output folder (or its checkpoints/).
+/// A checkpoint file, or the newest valid checkpoint (CheckpointDir::newest_valid) of a casdm-train
+/// output folder (or its checkpoints/): damaged and stray files are passed over, left in place.
 inline std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
   if (!std::filesystem::is_directory(path)) return path;
   const auto dir = std::filesystem::exists(path / "checkpoints") ? path / "checkpoints" : path;
-  auto latest = CheckpointDir(dir).latest();
-  if (!latest) throw std::runtime_error(fmt::format("no checkpoint (ckpt-*.pt) in {}", path.string()));
-  return *latest;
+  const CheckpointDir ckpts(dir);
+  if (!ckpts.latest()) throw std::runtime_error(fmt::format("no checkpoint (ckpt-*.pt) in {}", path.string()));
+  std::vector<std::pair<std::filesystem::path, std::string>> passed;
+  auto c = ckpts.newest_valid(passed);
+  if (!c) {
+    std::vector<std::string> why;
+    for (const auto& p : passed) why.push_back(p.second);
+    throw std::runtime_error(fmt::format("no valid checkpoint in {} ({})", path.string(), fmt::join(why, "; ")));
+  }
+  return c->path;
 }
 
 }  // namespace casdm::train

@@ -11,8 +11,11 @@
 #include <c10/core/GradMode.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
+#include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -20,6 +23,25 @@
 #include <vector>
 
 namespace casdm::train {
+
+/// A part of a training run's state as its checkpoint keeps it: tensors, and settings (a JSON
+/// object), each named within the part. A part (the optimiser, the loss scaler, the EMA copies, the
+/// generators) writes its state_dict() and reads it back in check_state_dict()/load_state_dict():
+/// its names are spelled there and nowhere else. check_state_dict() refuses, in one line naming
+/// `source`, what would not load, and changes nothing; load_state_dict() checks, then loads.
+struct StateDict {
+  std::map<std::string, at::Tensor> tensors;
+  nlohmann::json values = nlohmann::json::object();
+  /// values[key] as text: a number as written ("8192", "0.5"), a string as it is, "" when absent.
+  std::string text(const std::string& key) const {
+    auto it = values.find(key);
+    if (it == values.end() || it->is_null()) return {};
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number_integer()) return fmt::format("{}", it->get<int64_t>());
+    if (it->is_number()) return fmt::format("{}", it->get<double>());
+    return it->dump();
+  }
+};
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -106,6 +128,13 @@ class AdamW {
   /// Restores a state() of an optimiser over the same parameters. Throws before changing
   /// anything if a name is missing, extra or mis-shaped.
   void load_state(const std::map<std::string, at::Tensor>& s, const std::string& source) {
+    load_state_dict(StateDict{s, {}}, source);
+  }
+
+  /// The moments and step counts as tensors (state()), no settings.
+  StateDict state_dict() const { return {state(), {}}; }
+  void check_state_dict(const StateDict& sd, const std::string& source) const {
+    const auto& s = sd.tensors;
     auto mine = state();
     std::vector<std::string> bad;
     for (const auto& [k, v] : mine) {
@@ -123,6 +152,10 @@ class AdamW {
       if (bad.size() > 8) msg += fmt::format("\n  ... ({} in all)", bad.size());
       throw std::runtime_error(msg);
     }
+  }
+  void load_state_dict(const StateDict& sd, const std::string& source) {
+    check_state_dict(sd, source);
+    const auto& s = sd.tensors;
     c10::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) {
       const auto& n = params_[i].first;
@@ -287,7 +320,32 @@ class LossScaler {
     tracker_ = tracker;
   }
 
+  /// The scale and the good steps since it changed, as the settings "loss_scale" and
+  /// "loss_scale_good_steps" (a checkpoint's trainer section). A state without them (a run that
+  /// had no scaler) loads as the initial scale.
+  StateDict state_dict() const { return {{}, {{"loss_scale", scale_}, {"loss_scale_good_steps", tracker_}}}; }
+  void check_state_dict(const StateDict& sd, const std::string& source) const { (void)read(sd, source); }
+  void load_state_dict(const StateDict& sd, const std::string& source) {
+    const auto [scale, good] = read(sd, source);
+    restore(scale, good);
+  }
+
  private:
+  std::pair<double, int64_t> read(const StateDict& sd, const std::string& source) const {
+    const auto sv = sd.text("loss_scale"), gv = sd.text("loss_scale_good_steps");
+    if (sv.empty()) return {options_.init_scale(), 0};
+    const std::string g = gv.empty() ? "0" : gv;
+    char* end = nullptr;
+    const double scale = std::strtod(sv.c_str(), &end);
+    int64_t good = 0;
+    if (end != sv.c_str() + sv.size() || !(scale > 0 && std::isfinite(scale)) ||
+        std::from_chars(g.data(), g.data() + g.size(), good).ptr != g.data() + g.size() || good < 0 ||
+        good >= options_.growth_interval())
+      throw std::runtime_error(fmt::format("{} has a damaged loss scale: casdm.trainer.loss_scale '{}', "
+                                           "casdm.trainer.loss_scale_good_steps '{}'", source, sv, gv));
+    return {scale, good};
+  }
+
   LossScalerOptions options_;
   double scale_;
   int64_t tracker_ = 0;

@@ -157,6 +157,45 @@ class GeneratorStateGuard {
   at::Tensor cpu_state_, cuda_state_;
 };
 
+/// The default generators — the CPU one, and the CUDA one of `device` — as a part of a checkpoint
+/// (StateDict): tensors "cpu" and "cuda" (the latter where the device is CUDA).
+class Generators {
+ public:
+  explicit Generators(const c10::Device& device) : device_(device) {}
+  StateDict state_dict() const {
+    StateDict sd;
+    at::Generator cpu = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(cpu.mutex());
+      sd.tensors.emplace("cpu", cpu.get_state());
+    }
+    if (auto g = detail::cuda_generator(device_)) {
+      std::lock_guard<std::mutex> lock(g->mutex());
+      sd.tensors.emplace("cuda", g->get_state());
+    }
+    return sd;
+  }
+  void check_state_dict(const StateDict& sd, const std::string& source) const {
+    if (!sd.tensors.count("cpu")) throw std::runtime_error(source + " lacks the generator state rng.cpu");
+  }
+  /// A CUDA state is restored where both the checkpoint and this device have one.
+  void load_state_dict(const StateDict& sd, const std::string& source) {
+    check_state_dict(sd, source);
+    at::Generator cpu = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(cpu.mutex());
+      cpu.set_state(sd.tensors.at("cpu"));
+    }
+    if (auto g = detail::cuda_generator(device_); g && sd.tensors.count("cuda")) {
+      std::lock_guard<std::mutex> lock(g->mutex());
+      g->set_state(sd.tensors.at("cuda"));
+    }
+  }
+
+ private:
+  c10::Device device_;
+};
+
 /// The parameters of model `m` that train (its denoiser's) and those frozen in its objective (a
 /// feature loss's metric network), counted apart.
 template <class M>
@@ -328,21 +367,15 @@ class Trainer {
     f.meta["denoiser"] = Denoiser::Impl::identity();
     f.meta["step"] = fmt::format("{}", step_);
     f.meta["config"] = config(extra).dump();
-    for (const auto& [k, v] : io::state_of(*model_->denoiser())) f.tensors.emplace("model." + k, v);
-    for (size_t i = 0; i < emas_.size(); ++i) {
-      const auto p = fmt::format("ema.{}.", i);
-      for (const auto& [k, v] : io::state_of(*emas_[i])) f.tensors.emplace(p + k, v);
-    }
-    for (const auto& [k, v] : optimizer_.state()) f.tensors.emplace("optim." + k, v);
-    {
-      at::Generator cpu = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(cpu.mutex());
-      f.tensors.emplace("rng.cpu", cpu.get_state());
-    }
-    if (auto g = detail::cuda_generator(device())) {
-      std::lock_guard<std::mutex> lock(g->mutex());
-      f.tensors.emplace("rng.cuda", g->get_state());
-    }
+    detail::seal(f);
+    // Each part's tensors under its prefix; their settings are in config().
+    auto put = [&](const std::string& prefix, const StateDict& sd) {
+      for (const auto& [k, v] : sd.tensors) f.tensors.emplace(prefix + k, v);
+    };
+    put("model.", model_state_dict());
+    put("ema.", ema_state_dict());
+    put("optim.", optimizer_.state_dict());
+    put("rng.", Generators(device()).state_dict());
     if (auto bad = io::first_nonfinite(f.tensors); !bad.empty())
       throw std::runtime_error(fmt::format("not writing {}: tensor '{}' is not finite (the run diverged)",
                                            path.string(), bad));
@@ -356,13 +389,10 @@ class Trainer {
     const auto& mo = model_->options;
     const auto& o = options_.optimizer();
     nlohmann::json trainer = {{"lr", o.lr()}, {"weight_decay", o.weight_decay()}, {"grad_clip", options_.grad_clip()},
-                              {"micro_batch", options_.micro_batch()}, {"ema_rates", options_.ema_rates()},
-                              {"skipped_steps", skipped_}};
+                              {"micro_batch", options_.micro_batch()}, {"skipped_steps", skipped_}};
     if (mo.num_classes() > 0) trainer["label_dropout"] = mo.label_dropout();
-    if (scaler_) {
-      trainer["loss_scale"] = scaler_->scale();
-      trainer["loss_scale_good_steps"] = scaler_->growth_tracker();
-    }
+    trainer.update(ema_state_dict().values);  // the parts' settings: the EMA rates, the loss scale
+    if (scaler_) trainer.update(scaler_->state_dict().values);
     nlohmann::json run = nlohmann::json::object();
     for (const auto& [k, v] : extra) run[k] = v;
     return {{"denoiser", denoiser_config(mo)},
@@ -395,62 +425,35 @@ class Trainer {
     if (auto diff = options_differences(c.options, model_->options, /*denoiser=*/true); !diff.empty())
       throw std::runtime_error(fmt::format("{} was trained with other model options (checkpoint vs this run):\n  {}",
                                            src, fmt::join(diff, "\n  ")));
-    std::vector<double> rates;
-    for (const auto& r : c.ema_rates()) rates.push_back(std::stod(r));
-    if (rates != options_.ema_rates()) {
-      std::vector<std::string> want;
-      for (double r : options_.ema_rates()) want.push_back(io::number_str(r));
-      throw std::runtime_error(fmt::format("{} has EMA rates {{{}}}, this run asks for {{{}}}", src,
-                                           fmt::join(c.ema_rates(), ","), fmt::join(want, ",")));
-    }
+    // Each part's state: its tensors (by prefix) and the trainer section's settings.
+    const auto values = trainer_values(c);
+    const StateDict model{section(c.file, "model."), {}}, ema{section(c.file, "ema."), values},
+        optim{section(c.file, "optim."), values}, rng{section(c.file, "rng."), values}, scale{{}, values};
+    Generators generators(device());
+    check_ema_state_dict(ema, src);
     if (auto want = c.get("external.checksum"), have = model_->objective()->checksum(); !want.empty() && want != have)
       throw std::runtime_error(fmt::format(
           "{}: the feature network's weights differ from those the run was trained with (checksum {} in the "
           "checkpoint, {} now; were the files in {} replaced?)",
           src, want, have.empty() ? "none" : have, model_->options.feature_weights()));
-    if (auto why = io::state_mismatch(live, section(c.file, "model."), src + " (model)"); !why.empty())
-      throw std::runtime_error(why);
-    for (size_t i = 0; i < emas_.size(); ++i) {
-      const auto p = fmt::format("ema.{}.", i);
-      if (auto why = io::state_mismatch(*emas_[i], section(c.file, p), fmt::format("{} (EMA {})", src, i));
-          !why.empty())
-        throw std::runtime_error(why);
-    }
-    if (!c.file.tensors.count("rng.cpu")) throw std::runtime_error(src + " lacks the generator state rng.cpu");
+    if (auto why = io::state_mismatch(live, model.tensors, src + " (model)"); !why.empty()) throw std::runtime_error(why);
+    generators.check_state_dict(rng, src);
     if (auto bad = io::first_nonfinite(c.file.tensors); !bad.empty())
       throw std::runtime_error(fmt::format("{} holds non-finite values in '{}'; it cannot be resumed", src, bad));
     int64_t skipped = 0;
     if (const auto s = c.get("trainer.skipped_steps", "0");
         std::from_chars(s.data(), s.data() + s.size(), skipped).ptr != s.data() + s.size() || skipped < 0)
       throw std::runtime_error(fmt::format("{} has a damaged casdm.trainer.skipped_steps: '{}'", src, s));
-    double scale = scaler_ ? scaler_->options().init_scale() : 1.0;
-    int64_t good = 0;
-    if (scaler_ && !c.get("trainer.loss_scale").empty()) {
-      const auto sv = c.get("trainer.loss_scale"), gv = c.get("trainer.loss_scale_good_steps", "0");
-      char* end = nullptr;
-      scale = std::strtod(sv.c_str(), &end);
-      if (end != sv.c_str() + sv.size() || !(scale > 0 && std::isfinite(scale)) ||
-          std::from_chars(gv.data(), gv.data() + gv.size(), good).ptr != gv.data() + gv.size() || good < 0 ||
-          good >= scaler_->options().growth_interval())
-        throw std::runtime_error(fmt::format("{} has a damaged loss scale: casdm.trainer.loss_scale '{}', "
-                                             "casdm.trainer.loss_scale_good_steps '{}'", src, sv, gv));
-    }
-    optimizer_.load_state(section(c.file, "optim."), src);  // checks, then copies
-    io::load_state_strict(live, section(c.file, "model."), src);
-    for (size_t i = 0; i < emas_.size(); ++i)
-      io::load_state_strict(*emas_[i], section(c.file, fmt::format("ema.{}.", i)), src);
-    {
-      at::Generator cpu = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(cpu.mutex());
-      cpu.set_state(c.file.tensors.at("rng.cpu"));
-    }
-    if (auto g = detail::cuda_generator(device()); g && c.file.tensors.count("rng.cuda")) {
-      std::lock_guard<std::mutex> lock(g->mutex());
-      g->set_state(c.file.tensors.at("rng.cuda"));
-    }
+    if (scaler_) scaler_->check_state_dict(scale, src);
+    optimizer_.check_state_dict(optim, src);
+    // Everything checked: nothing below refuses.
+    optimizer_.load_state_dict(optim, src);
+    io::load_state_strict(live, model.tensors, src);
+    load_ema_state_dict(ema, src);
+    generators.load_state_dict(rng, src);
+    if (scaler_) scaler_->load_state_dict(scale, src);
     resume_changes_ = changes_from(c);
     step_ = c.step;
-    if (scaler_) scaler_->restore(scale, good);
     skipped_ = skipped;
     consecutive_skips_ = 0;
     last_skip_.clear();
@@ -458,6 +461,58 @@ class Trainer {
 
  private:
   c10::Device device() const { return model_->parameters().front().device(); }
+
+  StateDict model_state_dict() const {
+    StateDict sd;
+    for (const auto& [k, v] : io::state_of(*model_->denoiser())) sd.tensors.emplace(k, v);
+    return sd;
+  }
+
+  /// The EMA copies as a part: tensors "<i>.<name>" (copy i), the setting "ema_rates".
+  StateDict ema_state_dict() const {
+    StateDict sd{{}, {{"ema_rates", options_.ema_rates()}}};
+    for (size_t i = 0; i < emas_.size(); ++i)
+      for (const auto& [k, v] : io::state_of(*emas_[i])) sd.tensors.emplace(fmt::format("{}.{}", i, k), v);
+    return sd;
+  }
+  void check_ema_state_dict(const StateDict& sd, const std::string& src) const {
+    std::vector<std::string> stored;
+    std::vector<double> rates;
+    for (const auto& r : sd.values.value("ema_rates", nlohmann::json::array())) {
+      stored.push_back(r.is_string() ? r.get<std::string>() : io::number_str(r.get<double>()));
+      rates.push_back(r.is_string() ? std::stod(r.get<std::string>()) : r.get<double>());
+    }
+    if (rates != options_.ema_rates()) {
+      std::vector<std::string> want;
+      for (double r : options_.ema_rates()) want.push_back(io::number_str(r));
+      throw std::runtime_error(fmt::format("{} has EMA rates {{{}}}, this run asks for {{{}}}", src,
+                                           fmt::join(stored, ","), fmt::join(want, ",")));
+    }
+    for (size_t i = 0; i < emas_.size(); ++i)
+      if (auto why = io::state_mismatch(*emas_[i], copy_of(sd, i), fmt::format("{} (EMA {})", src, i)); !why.empty())
+        throw std::runtime_error(why);
+  }
+  void load_ema_state_dict(const StateDict& sd, const std::string& src) {
+    check_ema_state_dict(sd, src);
+    for (size_t i = 0; i < emas_.size(); ++i) io::load_state_strict(*emas_[i], copy_of(sd, i), src);
+  }
+  static std::map<std::string, at::Tensor> copy_of(const StateDict& sd, size_t i) {
+    std::map<std::string, at::Tensor> out;
+    const auto prefix = fmt::format("{}.", i);
+    for (const auto& [k, v] : sd.tensors)
+      if (k.rfind(prefix, 0) == 0) out.emplace(k.substr(prefix.size()), v);
+    return out;
+  }
+
+  /// A checkpoint's trainer settings as its parts read them: the trainer section (format 1: its
+  /// casdm.trainer.* keys) as text, and the EMA rates.
+  static nlohmann::json trainer_values(const CheckpointInfo& c) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : c.meta)
+      if (k.rfind("trainer.", 0) == 0) j[k.substr(8)] = v;
+    j["ema_rates"] = c.ema_rates();
+    return j;
+  }
 
   /// The objective's and trainer's settings that differ from checkpoint `c`'s (see resume_changes);
   /// λ compared as used: a term a checkpoint does not list (format 1) had its type's weight.
