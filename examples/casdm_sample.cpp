@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
       ->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->capture_default_str()->check(casdm::examples::at_least<double>(0));
+  app.add_option("--eta", a.eta, "DDIM eta in [0, 1] (0: deterministic, 1: DDPM's noise)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every image, or 'all' (class i % K at i)");
   app.add_option("--guidance", a.guidance, "classifier-free guidance scale w (0: the conditional model alone)")
       ->capture_default_str()->check(casdm::examples::in_range<double>(0, 1e6));

@@ -329,7 +329,9 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     PROG=casdm-eval check 2 "--splits: must be an integer >= 1, got '0'" --checkpoint "$W/none" --scorer x --splits 0
     PROG=casdm-eval check 2 "--bootstrap: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --bootstrap -1
     PROG=casdm-eval check 2 "--ref-n: must be an integer >= 0, got '-3'" --checkpoint "$W/none" --scorer x --ref-n -3
-    PROG=casdm-eval check 2 "--eta: must be a number >= 0, got '-2'" --checkpoint "$W/none" --scorer x --eta -2
+    PROG=casdm-eval check 2 "--eta: must be a number in [0, 1], got '-2'" --checkpoint "$W/none" --scorer x --eta -2
+    PROG=casdm-eval check 2 "--eta: must be a number in [0, 1], got '1e30'" --checkpoint "$W/none" --scorer x --eta 1e30
+    PROG=casdm-sample check 2 "--eta: must be a number in [0, 1], got '1e25'" --checkpoint "$W/none" --eta 1e25
     PROG=casdm-eval check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --steps -1
     PROG=casdm-sample check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --steps -1
     PROG=casdm-ablation check 2 "--grid: must be an integer >= 1, got '0'" --grid 0

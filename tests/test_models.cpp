@@ -678,6 +678,16 @@ TEST_CASE("draw_samples: batches after one seed, each taking its rows of the lab
                     Catch::Contains("draw_samples: labels for 5 samples must have 5 rows, got shape"));
   CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 4, eval::DrawOptions().sample(noisy)),
                     Catch::Contains("draw_samples: labels for 4 samples must have 4 rows"));
+  // Non-finite samples are an error, never a result (issue 29: --eta 1e25 wrote NaN samples, exit 0).
+  presets::DDPM_Eps broken(tiny_options());
+  {
+    at::NoGradGuard g;
+    broken->denoiser()->parameters().front().fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  auto bd = broken->denoiser();
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(bd, 3, eval::DrawOptions().batch(2).sample(SampleOptions().steps(2))),
+                    "draw_samples: samples 0 to 1 are not finite (non-finite weights, or a sampler setting that "
+                    "diverges such as a huge eta)");
   CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 5, eval::DrawOptions().sample(SampleOptions().noise(at::randn({4, 1, 8, 8})))),
                     Catch::Contains("draw_samples: noise for 5 samples must have 5 rows"));
 }

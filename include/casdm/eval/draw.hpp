@@ -49,6 +49,7 @@ inline std::function<void(int64_t, int64_t, double)> print_draw_progress(std::FI
 }
 
 /// n samples in [−1, 1] from `denoiser` with sampler Smp, on the CPU, in batches of o.batch().
+/// A batch with a non-finite value stops the draw with an error: nothing non-finite is returned.
 template <class Smp, class Denoiser>
 at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}) {
   if (n < 1) throw std::invalid_argument(fmt::format("draw_samples: n must be >= 1, got {}", n));
@@ -67,6 +68,9 @@ at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}
     if (all.labels().defined()) so.labels(all.labels().slice(0, done, done + m));
     if (all.noise().defined()) so.noise(all.noise().slice(0, done, done + m));
     parts.push_back(casdm::sample<Smp>(denoiser, m, so).cpu());
+    if (!parts.back().isfinite().all().item<bool>())  // never handed on to be written or scored
+      throw std::runtime_error(fmt::format("draw_samples: samples {} to {} are not finite (non-finite weights, or a "
+                                           "sampler setting that diverges such as a huge eta)", done, done + m - 1));
     done += m;
     if (o.progress())
       o.progress()(done, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
