@@ -6,9 +6,8 @@
 // OUT/ gets: checkpoints/ckpt-<step>.pt (model, EMA, optimiser, step, RNG; the newest --keep),
 // losses.csv (every loss term at every step), loss.png and loss.svg (one labelled curve per term),
 // samples.png (EMA weights; samples-<step>.png with --sample-every), data.png, run.json (the
-// settings and the run's figures) and index.html (all of it on one page, rewritten at every
-// sample grid and at progress lines every 15 s or more, so that a browser follows the run). Settings that define the run are stored in
-// the checkpoint; a resume takes them from there and refuses a command line that contradicts them.
+// settings and the run's figures) and index.html (all of it on one page, rewritten as the run goes).
+// The run's settings are in its checkpoints; a resume takes them and refuses a contradicting command.
 #include <fmt/format.h>
 #include "casdm/casdm.hpp"
 #include "casdm/io/files.hpp"
@@ -30,6 +29,7 @@ struct Args : casdm::app::TrainingFlags {  // the run (casdm-train's defaults) a
 
 int main(int argc, char** argv) {
   using casdm::examples::at_least, casdm::examples::in_range;
+  constexpr double float_max = std::numeric_limits<float>::max();  // optimiser settings meet float32 tensors
   Args a;
   const auto presets = casdm::examples::preset_names();
   CLI::App app{"Train a casdm preset on an image data set (Fashion-MNIST/MNIST IDX, CIFAR-10 binary, or a folder "
@@ -55,9 +55,9 @@ int main(int argc, char** argv) {
   app.add_flag("--hflip", a.hflip, "flip images horizontally at random")->group("Data");
   setting("batch", &a.batch, "images per step")->check(at_least<int64_t>(1))->group("Optimisation");
   setting("micro-batch", &a.micro_batch, "accumulate gradients over chunks of this size (0: off)")->check(at_least<int64_t>(0))->group("Optimisation");
-  setting("lr", &a.lr, "AdamW learning rate (paper: 1e-4)")->check(in_range<double>(0, std::numeric_limits<double>::max(), true))->group("Optimisation");
-  setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->check(at_least<double>(0))->group("Optimisation");
-  setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->check(at_least<double>(0))->group("Optimisation");
+  setting("lr", &a.lr, "AdamW learning rate (paper: 1e-4)")->check(in_range<double>(0, float_max, true))->group("Optimisation");
+  setting("weight-decay", &a.weight_decay, "AdamW weight decay (paper: 0)")->check(in_range<double>(0, float_max))->group("Optimisation");
+  setting("grad-clip", &a.grad_clip, "clip the gradients' global norm (0: off)")->check(in_range<double>(0, float_max))->group("Optimisation");
   setting("ema", &a.ema, "EMA rates; samples use the first (paper: 0.9999)")->check(in_range<double>(0, 1, false, true))->group("Optimisation");
   setting("precision", &a.precision, "fp32, bf16 (the networks under autocast; weights and losses fp32), or fp16 (CUDA; with dynamic loss scaling)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->group("Optimisation");

@@ -305,9 +305,12 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check 2 "--image-size: must be an integer in [0, 65536], got '-5'" --image-size -5
     check 2 "--image-size: must be an integer in [0, 65536], got '100000'" --image-size 100000
     check 2 "--sample-steps: must be an integer >= 1, got '0'" --sample-steps 0
-    check 2 "--lr: must be a number > 0, got '-1'" --lr -1
-    check 2 "--lr: must be a number > 0, got 'nan'" --lr nan
-    check 2 "--weight-decay: must be a number >= 0, got '-1'" --weight-decay -1
+    check 2 "--lr: must be a number in (0, 3.4028234663852886e+38], got '-1'" --lr -1
+    check 2 "--lr: must be a number in (0, 3.4028234663852886e+38], got 'nan'" --lr nan
+    check 2 "--lr: must be a number in (0, 3.4028234663852886e+38], got '1e300'" --lr 1e300
+    check 2 "--grad-clip: must be a number in [0, 3.4028234663852886e+38], got '1e300'" --grad-clip 1e300
+    check 2 "--weight-decay: must be a number in [0, 3.4028234663852886e+38], got '1e39'" --weight-decay 1e39
+    check 2 "--weight-decay: must be a number in [0, 3.4028234663852886e+38], got '-1'" --weight-decay -1
     check 2 "--steps: must be an integer >= 1, got 'abc'" --steps abc
     check 2 "--ema: must be a number in [0, 1), got '1'" --ema 0.9 1
     check 2 "--channel-mult: must be an integer in [1, 64], got '0'" --channel-mult 1 0
