@@ -460,5 +460,15 @@ TEST_CASE("Session refuses, in one line, what it could not run", "[trainer][sess
   auto s = make(session_options(dir, 3));
   for (int i = 0; i < 3; ++i) s->trainer().step(at::rand({4, 1, 8, 8}) * 2 - 1);
   CHECK_THROWS_WITH(s->run(), "the run is at step 3 already; steps (3) is the total to reach");
+  // An unusable checkpoint folder (a file, a dangling link) is refused before the first step.
+  fs::remove_all(dir / "blocked");
+  fs::create_directories(dir / "blocked");
+  std::ofstream(dir / "blocked" / "checkpoints") << "a file";
+  fs::create_symlink(dir / "nowhere", dir / "blocked" / "dangling");
+  for (const auto& bad : {dir / "blocked" / "checkpoints", dir / "blocked" / "dangling"}) {
+    auto b = make(session_options(dir, 3).checkpoints(bad));
+    CHECK_THROWS_WITH(b->run(), Catch::StartsWith("the checkpoint folder " + bad.string() + " cannot be used: "));
+    CHECK(b->trainer().step_count() == 0);
+  }
 }
 

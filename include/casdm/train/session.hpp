@@ -142,6 +142,13 @@ class Session {
     const int64_t first = trainer_.step_count(), last = options_.steps();
     if (first >= last)
       throw std::runtime_error(fmt::format("the run is at step {} already; steps ({}) is the total to reach", first, last));
+    if (writer() && !options_.checkpoints().empty()) {  // a file or a dangling link there: refused now, not after the steps
+      std::error_code ec;
+      std::filesystem::create_directories(options_.checkpoints(), ec);
+      if (ec || !std::filesystem::is_directory(options_.checkpoints()))
+        throw std::runtime_error(fmt::format("the checkpoint folder {} cannot be used: {}", options_.checkpoints().string(),
+                                             ec ? ec.message() : "it is not a folder"));
+    }
     loader_.emplace(images_, options_.loader(), first);
     const bool labelled = trainer_.model()->options.num_classes() > 0;
     const auto& sync = trainer_.options().sync();
