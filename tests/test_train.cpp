@@ -212,6 +212,14 @@ void flip_bit_in(const fs::path& p, const at::Tensor& t) {
   *(at + static_cast<std::ptrdiff_t>(c.nbytes() / 2)) ^= 0x10;
   put_bytes(p, bytes);
 }
+/// `steps` training steps on random images, each followed by a checkpoint in `ckpts` (when given).
+template <class T>
+void step_and_save(T& t, int steps, const train::CheckpointDir* ckpts) {
+  for (int s = 0; s < steps; ++s) {
+    t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+    if (ckpts) ckpts->save(t);
+  }
+}
 }  // namespace
 
 TEST_CASE("a flipped bit in a tensor's data is refused, naming the file and the tensor", "[checkpoint][integrity]") {
@@ -247,10 +255,7 @@ TEST_CASE("a resume passes over a corrupt newest checkpoint to the newest valid 
   torch::manual_seed(6);
   presets::DDPM_Eps m(test::tiny_options());
   train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
-  for (int s = 0; s < 2; ++s) {
-    t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-    ckpts.save(t);
-  }
+  step_and_save(t, 2, &ckpts);
   CHECK(ckpts.resume_point(true)->notes.empty());
   flip_bit_in(ckpts.file_for(2), io::state_of(*m->denoiser()).at("theta.out_conv.weight"));
   const auto c = ckpts.resume_point(true);
@@ -347,17 +352,14 @@ TEST_CASE("the checkpoint folder keeps what a resume needs: damaged files aside,
   torch::manual_seed(7);
   presets::DDPM_Eps m(test::tiny_options());
   train::Trainer<presets::DDPM_Eps> t(m, train::TrainerOptions().ema_rates({0.9}));
-  for (int s = 0; s < 3; ++s) {
-    t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-    ckpts.save(t);
-  }
+  step_and_save(t, 3, &ckpts);
   CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(2), ckpts.file_for(3)});
-  // The two newest damaged: the resume goes back to 1... which rotation removed; with keep 2 only 2
-  // and 3 exist, so damage 3 only, and add a stray: another model's checkpoint named as step 9.
+  // The newest damaged, a stray newer still (another model's checkpoint saved as step 9), and junk
+  // under a name whose number is no step count.
   flip_bit_in(ckpts.file_for(3), io::state_of(*m->denoiser()).at("theta.out_conv.weight"));
   presets::DDPM_Eps other(test::tiny_options(8, 1, 50));  // T = 50: another model
   train::Trainer<presets::DDPM_Eps> o(other, train::TrainerOptions().ema_rates({0.9}));
-  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
+  step_and_save(o, 1, nullptr);
   o.save(dir / "checkpoints" / "ckpt-000000009.pt");  // step 1 inside: its name lies
   put_bytes(dir / "checkpoints" / "ckpt-99999999999999999999999.pt", {'j', 'u', 'n', 'k'});  // not a step count
   // Sampling a folder passes over the stray and the damaged file, and moves nothing.
@@ -375,22 +377,17 @@ TEST_CASE("the checkpoint folder keeps what a resume needs: damaged files aside,
   // Resumed at 2, the run saves 3 again: rotation keeps 2 and the new 3, nothing lost.
   train::Trainer<presets::DDPM_Eps> r(m, train::TrainerOptions().ema_rates({0.9}));
   r.load(*c);
-  r.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-  ckpts.save(r);
+  step_and_save(r, 1, &ckpts);
   CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(2), ckpts.file_for(3)});
   CHECK(train::read_checkpoint(ckpts.file_for(3)).step == 3);
   // A later step's file (another branch) is neither counted nor removed, and the new file stays.
   fs::copy_file(ckpts.file_for(3), dir / "elsewhere.pt");
   fs::rename(dir / "elsewhere.pt", ckpts.file_for(50));
-  r.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-  ckpts.save(r);
+  step_and_save(r, 1, &ckpts);
   CHECK(ckpts.list() == std::vector<fs::path>{ckpts.file_for(3), ckpts.file_for(4), ckpts.file_for(50)});
   // A file copied in from another model with a matching name and step is passed over too.
   fs::remove(ckpts.file_for(50));
-  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);
-  o.step(at::rand({2, 1, 8, 8}) * 2 - 1);  // step 5
+  step_and_save(o, 4, nullptr);  // step 5
   o.save(ckpts.file_for(5));
   const auto again = ckpts.resume_point(true);
   REQUIRE(again);
