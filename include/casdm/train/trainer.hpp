@@ -127,36 +127,6 @@ inline std::optional<at::Generator> cuda_generator(const c10::Device& d) {
 }
 }  // namespace detail
 
-/// Saves the default CPU generator's state (and the CUDA one of `device`) and restores it on scope
-/// exit: work inside (e.g. sample grids during training) leaves the training run's draws as they were.
-class GeneratorStateGuard {
- public:
-  explicit GeneratorStateGuard(const c10::Device& device = c10::Device(c10::kCPU))
-      : cpu_(at::detail::getDefaultCPUGenerator()), cuda_(detail::cuda_generator(device)) {
-    std::lock_guard<std::mutex> l(cpu_.mutex());
-    cpu_state_ = cpu_.get_state();
-    if (cuda_) {
-      std::lock_guard<std::mutex> lc(cuda_->mutex());
-      cuda_state_ = cuda_->get_state();
-    }
-  }
-  GeneratorStateGuard(const GeneratorStateGuard&) = delete;
-  GeneratorStateGuard& operator=(const GeneratorStateGuard&) = delete;
-  ~GeneratorStateGuard() {
-    std::lock_guard<std::mutex> l(cpu_.mutex());
-    cpu_.set_state(cpu_state_);
-    if (cuda_) {
-      std::lock_guard<std::mutex> lc(cuda_->mutex());
-      cuda_->set_state(cuda_state_);
-    }
-  }
-
- private:
-  at::Generator cpu_;
-  std::optional<at::Generator> cuda_;
-  at::Tensor cpu_state_, cuda_state_;
-};
-
 /// The default generators — the CPU one, and the CUDA one of `device` — as a part of a checkpoint
 /// (StateDict): tensors "cpu" and "cuda" (the latter where the device is CUDA).
 class Generators {
@@ -194,6 +164,21 @@ class Generators {
 
  private:
   c10::Device device_;
+};
+
+/// Saves the default CPU generator's state (and the CUDA one of `device`) and restores it on scope
+/// exit: work inside (e.g. sample grids during training) leaves the training run's draws as they were.
+class GeneratorStateGuard {
+ public:
+  explicit GeneratorStateGuard(const c10::Device& device = c10::Device(c10::kCPU))
+      : generators_(device), saved_(generators_.state_dict()) {}
+  GeneratorStateGuard(const GeneratorStateGuard&) = delete;
+  GeneratorStateGuard& operator=(const GeneratorStateGuard&) = delete;
+  ~GeneratorStateGuard() { generators_.load_state_dict(saved_, "GeneratorStateGuard"); }
+
+ private:
+  Generators generators_;
+  StateDict saved_;
 };
 
 /// The parameters of model `m` that train (its denoiser's) and those frozen in its objective (a
