@@ -50,7 +50,7 @@ struct Flags {
 struct RandomLPIPS {
   static constexpr const char* name = "lpips";
   using Module = casdm::metric::LPIPS;
-  static Module make(const casdm::ModelOptions&) { return casdm::metric::LPIPS(); }
+  static Module make(const casdm::ObjectiveOptions&) { return casdm::metric::LPIPS(); }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) { return m(a, b); }
 };
 using CasDM_LPIPS = casdm::Model<casdm::presets::PaperSchedule, casdm::topology::Cascaded<>,
@@ -58,12 +58,13 @@ using CasDM_LPIPS = casdm::Model<casdm::presets::PaperSchedule, casdm::topology:
                                                   casdm::loss::Feature<RandomLPIPS>>,
                                  casdm::presets::PaperSampler>;
 
-casdm::ModelOptions options() {
-  if (flags.config == "main") return main_job_options(flags.feature_size);
+casdm::DenoiserOptions options() {
+  if (flags.config == "main") return main_job_options();
   // The paper's CIFAR-10 configuration: the defaults (128 ch, 3 blocks, (1,2,2,2), attention at 16
   // and 8, dropout 0.3, T = 4000) at 32×32×3.
-  return casdm::ModelOptions().image_size(32).channels(3).feature_size(flags.feature_size);
+  return casdm::DenoiserOptions().image_size(32).channels(3);
 }
+casdm::ObjectiveOptions objective() { return casdm::ObjectiveOptions().feature_size(flags.feature_size); }
 
 int64_t rss_kib(const char* field) {
   std::ifstream in("/proc/self/status");
@@ -82,7 +83,7 @@ void sync(const c10::Device& d) {
 
 /// FLOP per image of one forward pass of θ and φ.
 template <class P>
-std::pair<double, double> net_flops(const casdm::ModelOptions& o) {
+std::pair<double, double> net_flops(const casdm::DenoiserOptions& o) {
   const int64_t C = o.channels();
   const double theta = static_cast<double>(casdm::net::forward_flops(o.theta_net(), C, C));
   using Topo = typename P::Impl::topology_type;
@@ -100,8 +101,8 @@ template <class P>
 struct TrainStep {
   using Preset = P;
   c10::Device device{flags.device};
-  casdm::ModelOptions o = options();
-  P m{o};
+  casdm::DenoiserOptions o = options();
+  P m{o, objective()};
   std::optional<casdm::train::Trainer<P>> trainer;
   at::Tensor x0;
   TrainStep() {
@@ -117,8 +118,8 @@ template <class P>
 struct DdimRun {
   using Preset = P;
   c10::Device device{flags.device};
-  casdm::ModelOptions o = options();
-  P m{o};
+  casdm::DenoiserOptions o = options();
+  P m{o, objective()};
   casdm::SampleOptions so;
   DdimRun() {
     m->to(device);

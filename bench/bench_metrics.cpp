@@ -31,18 +31,18 @@ void sync(const c10::Device& d) {
 
 /// Each backbone with random weights, and its distance.
 struct RandomResNet : loss::ResNetBackbone {
-  static Module make(const casdm::ModelOptions&) { return Module(); }
+  static Module make(const casdm::ObjectiveOptions&) { return Module(); }
 };
 struct RandomInception : loss::InceptionBackbone {
-  static Module make(const casdm::ModelOptions&) { return Module(); }
+  static Module make(const casdm::ObjectiveOptions&) { return Module(); }
 };
 struct RandomSwin : loss::SwinBackbone {
-  static Module make(const casdm::ModelOptions&) { return Module(); }
+  static Module make(const casdm::ObjectiveOptions&) { return Module(); }
 };
 struct RandomLPIPS {
   static constexpr const char* name = "lpips";
   using Module = casdm::metric::LPIPS;
-  static Module make(const casdm::ModelOptions&) { return casdm::metric::LPIPS(); }
+  static Module make(const casdm::ObjectiveOptions&) { return casdm::metric::LPIPS(); }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) { return m(a, b); }
 };
 
@@ -50,7 +50,7 @@ struct RandomLPIPS {
 template <class B>
 void feature_cost(benchmark::State& state, c10::Device device, int64_t side, bool backward) {
   const int64_t n = device.is_cuda() ? 32 : 4;
-  auto m = B::make(casdm::ModelOptions());
+  auto m = B::make(casdm::ObjectiveOptions());
   m->to(device);
   m->eval();
   for (auto& p : m->parameters()) p.requires_grad_(false);
@@ -96,7 +96,7 @@ using CasDM_RandomLPIPS =
 template <class P>
 void cas_step(benchmark::State& state) {
   torch::manual_seed(0);
-  P m(main_job_options(state.range(0)));
+  P m(main_job_options(), casdm::ObjectiveOptions().feature_size(state.range(0)));
   casdm::train::Trainer<P> trainer(m, casdm::train::TrainerOptions().ema_rates({0.99}));
   auto x0 = at::rand({32, 1, 28, 28}) * 2 - 1;
   trainer.step(x0);

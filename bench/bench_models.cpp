@@ -12,8 +12,8 @@
 
 namespace {
 
-casdm::ModelOptions bench_options() {
-  return casdm::ModelOptions().image_size(16).channels(3).diffusion_steps(1000).net(casdm::net::UNetOptions()
+casdm::DenoiserOptions bench_options() {
+  return casdm::DenoiserOptions().image_size(16).channels(3).diffusion_steps(1000).net(casdm::net::UNetOptions()
                                                                                         .model_channels(32)
                                                                                         .channel_mult({1, 2})
                                                                                         .num_res_blocks(1)

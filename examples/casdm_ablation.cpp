@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--sampler", sampler_name, "the sampler of every cell, one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
-  app.add_option("--scorer", scorer_path, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)");
+  app.add_option("--scorer", scorer_path, casdm::eval::scorer_help());
   app.add_option("-n,--n", n, "samples per cell")->capture_default_str()->check(casdm::examples::in_range<int64_t>(10, int64_t{1} << 40));
   app.add_option("--out", out, "output folder")->required();
   app.add_option("--title", title, "the table's title")->capture_default_str();

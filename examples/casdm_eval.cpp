@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--checkpoint", a.checkpoint, "checkpoint file, or a casdm-train output folder (newest checkpoint)")
       ->required();
-  app.add_option("--scorer", a.scorer, "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)")->required();
+  app.add_option("--scorer", a.scorer, casdm::eval::scorer_help())->required();
   app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
   app.add_option("--sampler", a.sampler, "one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = casdm::app::preset_of(c);
     // Refused before the scorer and the data set are read: --class and --steps against the checkpoint's model.
-    const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
-    const int64_t T = c.options.diffusion_steps();
+    const auto labels = casdm::examples::class_labels(a.cls, a.n, c.denoiser_options.num_classes(), c.path);
+    const int64_t T = c.denoiser_options.diffusion_steps();
     if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
     a.steps = casdm::sampler::resolve_steps(a.sampler, T, a.steps, "--steps");  // what the JSON records
     if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());

@@ -46,11 +46,14 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
   auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   // Class labels of a class-conditional checkpoint: one class, or every class in turn.
-  const auto labels = casdm::examples::class_labels(a.cls, a.n, c.options.num_classes(), c.path);
+  const auto labels = casdm::examples::class_labels(a.cls, a.n, c.denoiser_options.num_classes(), c.path);
   if (!labels.defined() && a.guidance != 0) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
   so.labels(labels);
   casdm::sampler::Trajectory trajectory(std::max<int64_t>(a.trajectory, 1), a.columns);
-  if (a.trajectory > 0) so.on_step(trajectory.recorder());
+  so.on_step([record = trajectory.recorder(), progress = casdm::eval::print_step_progress(), &a](const casdm::SampleStep& s) {
+    if (a.trajectory > 0) record(s);
+    progress(s);
+  });
   const auto t0 = std::chrono::steady_clock::now();
   const auto x = casdm::app::draw_from_checkpoint<Model, Sampler>(
       c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
     const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = casdm::app::preset_of(c);
-    casdm::sampler::check_steps(a.sampler, c.options.diffusion_steps(), a.steps, "--steps");
+    casdm::sampler::check_steps(a.sampler, c.denoiser_options.diffusion_steps(), a.steps, "--steps");
     casdm::examples::require_writable_folder(a.out);
     return casdm::presets::visit(preset, [&](auto type) {
       using P = typename decltype(type)::type;

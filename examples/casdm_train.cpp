@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
                end.checkpoint.string(), a.out);
     return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "casdm-train: {}\n", casdm::examples::message(e));
+    fmt::print(stderr, "casdm-train: {}\n", casdm::examples::message(e, {{"checkpoints", "--out"}}));
     return 1;
   }
 }

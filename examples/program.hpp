@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -100,8 +101,16 @@ inline int parse_command_line(CLI::App& app, int argc, char** argv, const char* 
   }
 }
 
-/// An error as a program prints it: LibTorch's errors without their C++ backtrace (first line).
-inline std::string message(const std::exception& e) {
+/// An error as a program prints it: LibTorch's errors without their C++ backtrace (first line),
+/// and a refused library setting (SettingError) under the program's flag for it: `flags[setting]`,
+/// else the setting's name as a flag ("feature_weights" → "--feature-weights").
+inline std::string message(const std::exception& e, const std::map<std::string, std::string>& flags = {}) {
+  if (const auto* s = dynamic_cast<const SettingError*>(&e)) {
+    auto it = flags.find(s->setting);
+    std::string flag = it != flags.end() ? it->second : "--" + s->setting;
+    if (it == flags.end()) std::replace(flag.begin(), flag.end(), '_', '-');
+    return flag + ": " + s->detail;
+  }
   const auto* c = dynamic_cast<const c10::Error*>(&e);
   if (!c) return e.what();
   std::string s = c->what_without_backtrace();

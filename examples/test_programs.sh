@@ -190,7 +190,7 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     out=$("$BIN/casdm-train" --resume --steps 8 --precision bf16 --out "$W/run" 2>&1); rc=$?
     echo "$out"; [ $rc -eq 1 ] && grep -qF -- "--precision bf16 (the run has fp32)" <<<"$out" || fail "precision changed on resume"
     out=$("$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" 2>&1); rc=$?
-    echo "$out"; [ $rc -eq 1 ] && grep -qF "holds checkpoints of an earlier run; continue it with --resume" <<<"$out" || fail "overwrote a run"
+    echo "$out"; [ $rc -eq 1 ] && grep -qF "/checkpoints holds checkpoints of an earlier run: resume it, or choose another folder" <<<"$out" && grep -qF "casdm-train: --out: " <<<"$out" || fail "overwrote a run"
     out=$("$BIN/casdm-train" --resume --steps 4 --out "$W/run" 2>&1); rc=$?
     echo "$out"; [ $rc -eq 1 ] && grep -qF "the run is at step 4 already" <<<"$out" || fail "finished run"
     [ "$before" = "$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")" ] || fail "a refused resume changed the run"
@@ -349,7 +349,7 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     head -1 "$W/run/losses.csv" | grep -qx "step,total,eps,x0,mu,lpips" || fail "losses.csv header"
     "$BIN/casdm-sample" --checkpoint "$W/run" -n 2 --steps 2 --threads 1 --out "$W/s" || fail "sample"
     rm -rf "$W/run" "$W/s"; touch "$W/.start"
-    refuse "the LPIPS loss needs ModelOptions::feature_weights (casdm-train: --feature-weights)" \
+    refuse "casdm-train: --feature-weights: the LPIPS loss needs the folder of vgg16_features.pt" \
       "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset Dual_LPIPS --out "$W/o" ;;
   metric)  # casdm-metric trains the SmallVGG, casdm-train uses it; unlabelled data and bad widths refused
     "$BIN/casdm-metric" --steps 20 --batch 16 --widths 8,16 --image-size 16 --threads 1 --out "$W/m" > "$W/m.log" ||

@@ -304,7 +304,7 @@ TEST_CASE("a checkpoint's reference: its data brought to its side as its run did
   } scorer;
   const std::string fm = "/usr/share/datasets/fashion-mnist";
   train::CheckpointInfo c;
-  c.options = test::tiny_options(32, 1);
+  c.denoiser_options = test::tiny_options(32, 1);
   c.meta["args.fit"] = "pad";  // the run padded 28 to 32
   const auto spec = app::ReferenceSpec().data(fm).cache(dir / "stats.pt").n(30);
   const auto r = app::checkpoint_reference(scorer, c, spec, at::kCPU, 7);
@@ -330,14 +330,14 @@ TEST_CASE("a checkpoint's reference: its data brought to its side as its run did
   CHECK(!at::allclose(resized.stats.pool.mu, r.stats.pool.mu));
   // A run that stored no --fit resized; a checkpoint of the data's own side fits nothing.
   train::CheckpointInfo plain;
-  plain.options = test::tiny_options(32, 1);
+  plain.denoiser_options = test::tiny_options(32, 1);
   CHECK(app::checkpoint_reference(scorer, plain, spec, at::kCPU, 7).fit == "resize");
   train::CheckpointInfo native;
-  native.options = test::tiny_options(28, 1).net(test::tiny_options(28, 1).net().attention_resolutions({14}));
+  native.denoiser_options = test::tiny_options(28, 1).net(test::tiny_options(28, 1).net().attention_resolutions({14}));
   CHECK(app::checkpoint_reference(scorer, native, spec, at::kCPU, 7).fit == "none");
   // Refusals, in one line.
   train::CheckpointInfo rgb;
-  rgb.options = test::tiny_options(32, 3);
+  rgb.denoiser_options = test::tiny_options(32, 3);
   CHECK_THROWS_WITH(app::checkpoint_reference(scorer, rgb, spec, at::kCPU),
                     Catch::Contains("has 1-channel images, the checkpoint's model makes 3-channel ones"));
   CHECK_THROWS_WITH(app::checkpoint_reference(scorer, c, app::ReferenceSpec(spec).n(-1), at::kCPU),

@@ -97,14 +97,12 @@ TEST_CASE("missing, foreign and incomplete weight files are refused by name", "[
 #include "tiny.hpp"
 
 namespace {
-ModelOptions lpips_options() {
-  return test::tiny_options(8, 1, 100).feature_size(32).feature_weights(lpips_dir().string());
-}
+ObjectiveOptions lpips_options() { return ObjectiveOptions().feature_size(32).feature_weights(lpips_dir().string()); }
 }  // namespace
 
 TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "[metric][routing]") {
   torch::manual_seed(3);
-  presets::CasDM_LPIPS m(lpips_options());
+  presets::CasDM_LPIPS m(test::tiny_options(8, 1, 100), lpips_options());
   test::perturb(*m->nets().theta);
   test::perturb(*m->nets().phi);
   auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
@@ -125,13 +123,13 @@ TEST_CASE("CasDM_LPIPS: LPIPS trains phi only and the backbone never changes", "
 
 TEST_CASE("Dual_LPIPS: LPIPS reaches the shared network, and a missing weights folder is refused", "[metric][routing]") {
   torch::manual_seed(4);
-  presets::Dual_LPIPS m(lpips_options());
+  presets::Dual_LPIPS m(test::tiny_options(8, 1, 100), lpips_options());
   test::perturb(*m->nets().theta);
   auto theta = m->nets().theta->parameters();
   auto report = m->training_losses(at::rand({4, 1, 8, 8}) * 2 - 1, at::full({4}, 30, at::kLong), at::randn({4, 1, 8, 8}));
   CHECK(test::count(test::reaches(report["lpips"], theta)) == theta.size());
-  CHECK_THROWS_WITH(presets::CasDM_LPIPS(test::tiny_options()), Catch::Contains("needs ModelOptions::feature_weights"));
-  CHECK_THROWS_WITH(presets::DDPM_X0_LPIPS(test::tiny_options().feature_weights("/nonexistent")),
+  CHECK_THROWS_WITH(presets::CasDM_LPIPS(test::tiny_options()), Catch::StartsWith("feature_weights: the LPIPS loss needs the folder of vgg16_features.pt"));
+  CHECK_THROWS_WITH(presets::DDPM_X0_LPIPS(test::tiny_options(), ObjectiveOptions().feature_weights("/nonexistent")),
                     Catch::Contains("VGG16 weights file not found: /nonexistent/vgg16_features.pt"));
 }
 
@@ -141,7 +139,7 @@ TEST_CASE("Dual_LPIPS: LPIPS reaches the shared network, and a missing weights f
 TEST_CASE("ResNet-50 stages equal torchvision's, and the ResNet feature distance its formula", "[metric]") {
   const auto dir = test::generated("resnet_ref.py");
   const auto ref = test::load_tensors(dir / "expected.pt");
-  auto net = loss::ResNetBackbone::make(ModelOptions().feature_weights(dir.string()));
+  auto net = loss::ResNetBackbone::make(ObjectiveOptions().feature_weights(dir.string()));
   at::NoGradGuard g;
   const auto mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
   const auto std = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
@@ -157,14 +155,14 @@ TEST_CASE("ResNet-50 stages equal torchvision's, and the ResNet feature distance
   auto d = loss::ResNetBackbone::distance(net, ref.at("x"), ref.at("y"));
   CHECK(test::max_rel_diff(d, ref.at("distance")) < 1e-5);
   CHECK(at::equal(loss::ResNetBackbone::distance(net, ref.at("x"), ref.at("x")), at::zeros({2})));
-  CHECK_THROWS_WITH(loss::ResNetBackbone::make(ModelOptions().feature_weights(lpips_dir().string())),
+  CHECK_THROWS_WITH(loss::ResNetBackbone::make(ObjectiveOptions().feature_weights(lpips_dir().string())),
                     Catch::Contains("ResNet-50 weights file not found") && Catch::Contains("resnet50.pt"));
 }
 
 TEST_CASE("CasDM_ResNet: the ResNet loss trains phi only", "[metric][routing]") {
   torch::manual_seed(5);
-  presets::CasDM_ResNet m(test::tiny_options(8, 1, 100).feature_size(32).feature_weights(
-      test::generated("resnet_ref.py").string()));
+  presets::CasDM_ResNet m(test::tiny_options(8, 1, 100),
+                          ObjectiveOptions().feature_size(32).feature_weights(test::generated("resnet_ref.py").string()));
   test::perturb(*m->nets().theta);
   test::perturb(*m->nets().phi);
   auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
@@ -203,7 +201,7 @@ void check_close(const std::vector<at::Tensor>& got, const std::map<std::string,
 TEST_CASE("Inception v3 blocks equal torchvision's, the FID variant its pooling, and the distance its formula", "[metric]") {
   const auto& dir = inception_dir();
   const auto ref = test::load_tensors(dir / "expected.pt");
-  auto net = loss::InceptionBackbone::make(ModelOptions().feature_weights(dir.string()));
+  auto net = loss::InceptionBackbone::make(ObjectiveOptions().feature_weights(dir.string()));
   at::NoGradGuard g;
   check_close(net->blocks(ref.at("x") * 2 - 1), ref, "block.", {64, 192, 768, 2048}, false);
   const auto& rz = ref.at("zblock.3");
@@ -228,18 +226,18 @@ TEST_CASE("Inception v3 blocks equal torchvision's, the FID variant its pooling,
 
   CHECK_THROWS_WITH(net->blocks(at::rand({1, 3, 74, 80})), Catch::Contains("at least 75×75") && Catch::Contains("74×80"));
   CHECK_THROWS_WITH(net->logits(at::rand({1, 3, 80, 80})), Catch::Contains("without a classifier"));
-  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ModelOptions().feature_weights(dir.string()).feature_size(32)),
+  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ObjectiveOptions().feature_weights(dir.string()).feature_size(32)),
                     Catch::Contains("feature_size ≥ 75") && Catch::Contains("got 32"));
   CHECK_THROWS_WITH(metric::load_weights(*metric::InceptionV3(), dir / "inception_fid.pt", "Inception v3 weights"),
                     Catch::Contains("2 unexpected: fc.bias, fc.weight"));
-  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ModelOptions().feature_weights(swin_dir().string())),
+  CHECK_THROWS_WITH(loss::InceptionBackbone::make(ObjectiveOptions().feature_weights(swin_dir().string())),
                     Catch::Contains("Inception v3 weights file not found") && Catch::Contains("inception_v3.pt"));
 }
 
 TEST_CASE("Swin-T stages equal torchvision's, on square and non-square input, and the distance its formula", "[metric]") {
   const auto& dir = swin_dir();
   const auto ref = test::load_tensors(dir / "expected.pt");
-  auto net = loss::SwinBackbone::make(ModelOptions().feature_weights(dir.string()));
+  auto net = loss::SwinBackbone::make(ObjectiveOptions().feature_weights(dir.string()));
   at::NoGradGuard g;
   const auto mean = at::tensor({0.485, 0.456, 0.406}, at::kFloat).view({1, 3, 1, 1});
   const auto std = at::tensor({0.229, 0.224, 0.225}, at::kFloat).view({1, 3, 1, 1});
@@ -267,9 +265,9 @@ TEST_CASE("CasDM_Inception and CasDM_Swin: the feature loss trains phi only", "[
     CHECK(m->objective()->named_children()[std::string("feature_") + term]->parameters().front().requires_grad() == false);
   };
   torch::manual_seed(6);
-  check_phi_only(presets::CasDM_Inception(test::tiny_options(8, 1, 100).feature_size(75).feature_weights(inception_dir().string())),
+  check_phi_only(presets::CasDM_Inception(test::tiny_options(8, 1, 100), ObjectiveOptions().feature_size(75).feature_weights(inception_dir().string())),
                  "inception");
-  check_phi_only(presets::CasDM_Swin(test::tiny_options(8, 1, 100).feature_size(32).feature_weights(swin_dir().string())),
+  check_phi_only(presets::CasDM_Swin(test::tiny_options(8, 1, 100), ObjectiveOptions().feature_size(32).feature_weights(swin_dir().string())),
                  "swin");
   CHECK(presets::CasDM_Swin::Impl::losses_type::describe().back().second == 0.1);
   CHECK(presets::CasDM_Inception::Impl::losses_type::describe().back().second == 0.1);
@@ -305,9 +303,9 @@ TEST_CASE("metric networks compute the same on every accelerator as on the CPU",
   metric::LPIPS lpips(metric::LPIPSOptions()
                           .vgg_weights((lpips_dir() / "vgg16_features.pt").string())
                           .linear_weights((lpips_dir() / "lpips_linear.pt").string()));
-  auto resnet = loss::ResNetBackbone::make(ModelOptions().feature_weights(test::generated("resnet_ref.py").string()));
-  auto inception = loss::InceptionBackbone::make(ModelOptions().feature_weights(inception_dir().string()));
-  auto swin = loss::SwinBackbone::make(ModelOptions().feature_weights(swin_dir().string()));
+  auto resnet = loss::ResNetBackbone::make(ObjectiveOptions().feature_weights(test::generated("resnet_ref.py").string()));
+  auto inception = loss::InceptionBackbone::make(ObjectiveOptions().feature_weights(inception_dir().string()));
+  auto swin = loss::SwinBackbone::make(ObjectiveOptions().feature_weights(swin_dir().string()));
   const auto a = lref.at("a").slice(0, 0, 2), b = lref.at("b").slice(0, 0, 2);
   const auto a80 = at::upsample_bilinear2d(a, {80, 80}, false), b80 = at::upsample_bilinear2d(b, {80, 80}, false);
   at::NoGradGuard g;
@@ -343,7 +341,7 @@ TEST_CASE("SmallVGG's distance is LPIPS's formula with unit weights, as PyTorch 
   test::run_python("small_vgg_ref.py", (dir / "small_vgg.pt").string() + " " + (dir / "inputs.pt").string() + " " +
                                            (dir / "expected.pt").string());
   const auto ref = test::load_tensors(dir / "expected.pt");
-  auto loaded = loss::SmallVGGBackbone::make(ModelOptions().feature_weights(dir.string()));
+  auto loaded = loss::SmallVGGBackbone::make(ObjectiveOptions().feature_weights(dir.string()));
   CHECK(loaded->options.widths() == std::vector<int64_t>{8, 16, 24});
   CHECK(loaded->options.num_classes() == 5);
   at::NoGradGuard g;
@@ -353,9 +351,9 @@ TEST_CASE("SmallVGG's distance is LPIPS's formula with unit weights, as PyTorch 
   CHECK(test::max_rel_diff(metric::small_vgg_distance(loaded, b, a), metric::small_vgg_distance(loaded, a, b)) < 1e-6);
   for (const auto& p : loaded->parameters()) CHECK(!p.requires_grad());
 
-  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ModelOptions().feature_weights(lpips_dir().string())),
+  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ObjectiveOptions().feature_weights(lpips_dir().string())),
                     Catch::Contains("SmallVGG weights file not found") && Catch::Contains("casdm-metric --data DIR"));
-  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ModelOptions()), Catch::Contains("casdm-metric --data DIR --out FOLDER"));
+  CHECK_THROWS_WITH(loss::SmallVGGBackbone::make(ObjectiveOptions()), Catch::Contains("casdm-metric --data DIR --out FOLDER"));
   CHECK_THROWS_WITH(metric::load_small_vgg(lpips_dir() / "lpips_linear.pt"), Catch::Contains("is not a SmallVGG file"));
   auto t = io::read_tensor_file(dir / "small_vgg.pt").tensors;
   t.erase("classifier.bias");
@@ -377,7 +375,7 @@ TEST_CASE("CasDM_SmallVGG: the SmallVGG loss trains phi only", "[metric][routing
   metric::SmallVGG net(metric::SmallVGGOptions().widths({8, 16}));
   test::perturb(*net);
   metric::save_small_vgg(net, dir / "small_vgg.pt");
-  presets::CasDM_SmallVGG m(test::tiny_options().feature_weights(dir.string()));
+  presets::CasDM_SmallVGG m(test::tiny_options(), ObjectiveOptions().feature_weights(dir.string()));
   CHECK(presets::CasDM_SmallVGG::Impl::losses_type::describe().back().first == "small_vgg");
   test::perturb(*m->nets().theta);
   test::perturb(*m->nets().phi);
@@ -395,7 +393,7 @@ TEST_CASE("tools/export_weights.py writes files that every metric network loads 
                           dir.string() + " > " + (dir / "log.txt").string() + " 2>&1";
   INFO("running " << cmd);
   REQUIRE(std::system(cmd.c_str()) == 0);
-  const auto o = ModelOptions().feature_weights(dir.string());
+  const auto o = ObjectiveOptions().feature_weights(dir.string());
   CHECK_NOTHROW(loss::LPIPSBackbone::make(o));
   CHECK_NOTHROW(loss::ResNetBackbone::make(o));
   CHECK_NOTHROW(loss::InceptionBackbone::make(o));
@@ -559,9 +557,10 @@ TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuse
   std::filesystem::create_directories(weights);
   for (const char* f : {"vgg16_features.pt", "lpips_linear.pt"})
     std::filesystem::copy_file(lpips_dir() / f, weights / f, std::filesystem::copy_options::overwrite_existing);
-  const auto o = test::tiny_options(8, 1, 100).feature_size(32).feature_weights(weights.string());
+  const auto sizes = test::tiny_options(8, 1, 100);
+  const auto o = ObjectiveOptions().feature_size(32).feature_weights(weights.string());
   torch::manual_seed(12);
-  presets::CasDM_LPIPS m(o);
+  presets::CasDM_LPIPS m(sizes, o);
   train::Trainer<presets::CasDM_LPIPS> t(m, train::TrainerOptions().ema_rates({0.9}));
   t.step(at::rand({2, 1, 8, 8}) * 2 - 1);
   t.save(dir / "ckpt.pt");
@@ -571,7 +570,7 @@ TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuse
   CHECK(f.get("external.checksum").rfind("14716166:", 0) == 0);
   CHECK(std::filesystem::file_size(dir / "ckpt.pt") < 10'000'000);
 
-  presets::CasDM_LPIPS same(o);
+  presets::CasDM_LPIPS same(sizes, o);
   train::Trainer<presets::CasDM_LPIPS> resumed(same, train::TrainerOptions().ema_rates({0.9}));
   CHECK_NOTHROW(resumed.load(dir / "ckpt.pt"));
   CHECK(resumed.step_count() == 1);
@@ -591,7 +590,7 @@ TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuse
   auto lin = test::load_tensors(weights / "lpips_linear.pt");
   lin.at("lin0") = lin.at("lin0") * 2;
   test::save_tensors(lin, weights / "lpips_linear.pt");
-  presets::CasDM_LPIPS other(o);
+  presets::CasDM_LPIPS other(sizes, o);
   train::Trainer<presets::CasDM_LPIPS> refused(other, train::TrainerOptions().ema_rates({0.9}));
   CHECK_THROWS_WITH(refused.load(dir / "ckpt.pt"), Catch::Contains("the feature network's weights differ") &&
                                                        Catch::Contains("were the files in " + weights.string() + " replaced?"));

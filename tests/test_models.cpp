@@ -19,7 +19,7 @@ constexpr bool well_formed() {
   using I = typename M::Impl;
   return schedule::Schedule<typename I::schedule_type> && topology::Topology<typename I::topology_type> &&
          loss::LossSet<typename I::losses_type> && sampler::Sampler<typename I::sampler_type> &&
-         std::is_default_constructible_v<M> && std::is_constructible_v<M, ModelOptions>;
+         std::is_default_constructible_v<M> && std::is_constructible_v<M, DenoiserOptions>;
 }
 static_assert(well_formed<presets::DDPM_Eps>());
 static_assert(well_formed<presets::DDPM_X0>());
@@ -48,7 +48,7 @@ static_assert(!loss::LossTerm<schedule::Cosine> && loss::LossTerm<loss::MuMix<st
 struct TinyBackbone {
   static constexpr const char* name = "tiny";
   using Module = torch::nn::Conv2d;
-  static Module make(const ModelOptions&) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3)); }
+  static Module make(const ObjectiveOptions&) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3)); }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) {
     return (m(a) - m(b)).square().flatten(1).mean(1);
   }
@@ -68,7 +68,7 @@ namespace {
 struct Batch {
   at::Tensor x0, t, noise;
 };
-Batch fixed_batch(const ModelOptions& o, const c10::Device& device, int64_t n = 8, uint64_t seed = 7) {
+Batch fixed_batch(const DenoiserOptions& o, const c10::Device& device, int64_t n = 8, uint64_t seed = 7) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   Batch b;
   b.x0 = at::rand({n, o.channels(), o.image_size(), o.image_size()}, gen).mul(2).sub(1).to(device);
@@ -90,7 +90,7 @@ TEST_CASE("CasDM: L_eps trains theta only, L_x0/L_mu/feature train phi only", "[
     test::perturb(*m);
     m->to(device);
     auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
-    const auto b = fixed_batch(m->options, device);
+    const auto b = fixed_batch(m->denoiser()->options, device);
     auto report = m->training_losses(b.x0, b.t, b.noise);
     auto eps_theta = reaches(report["eps"], theta), eps_phi = reaches(report["eps"], phi);
     CHECK(count(eps_theta) == theta.size());  // every θ parameter, after perturbation
@@ -125,7 +125,7 @@ TEST_CASE("Dual: every loss reaches the shared network", "[topology][routing]") 
     test::perturb(*m);
     m->to(device);
     auto theta = m->nets().theta->parameters();
-    const auto b = fixed_batch(m->options, device);
+    const auto b = fixed_batch(m->denoiser()->options, device);
     auto report = m->training_losses(b.x0, b.t, b.noise);
     for (const std::string term : {"eps", "x0", "tiny"}) {
       INFO(term);
@@ -143,11 +143,11 @@ TEST_CASE("L_mu's gradient reaches the network only through r", "[loss][routing]
     auto check = [&](auto model) {
       test::perturb(*model);
       model->to(device);
-      const auto b = fixed_batch(model->options, device);
+      const auto b = fixed_batch(model->denoiser()->options, device);
       const auto& p = model->process();
       auto x_t = p.q_sample(b.x0, b.t, b.noise);
       auto pred = model->predict(x_t, b.t);
-      auto mu = loss::MuMix<>(model->options)(LossInputs{p, b.x0, x_t, b.t, b.noise, pred});
+      auto mu = loss::MuMix<>(ObjectiveOptions{})(LossInputs{p, b.x0, x_t, b.t, b.noise, pred});
       auto g = torch::autograd::grad({mu}, {pred.x0, pred.eps, pred.r}, {}, true, false, true);
       CHECK(!g[0].defined());
       CHECK(!g[1].defined());
@@ -174,7 +174,7 @@ TEST_CASE("CasDM_V: L_v trains theta only, L_x0/L_mu train phi only, and x0* com
     test::perturb(*m);
     m->to(device);
     auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
-    const auto b = fixed_batch(m->options, device);
+    const auto b = fixed_batch(m->denoiser()->options, device);
     auto report = m->training_losses(b.x0, b.t, b.noise);
     CHECK(count(reaches(report["v"], theta)) == theta.size());
     CHECK(count(reaches(report["v"], phi)) == 0);
@@ -205,7 +205,7 @@ TEST_CASE("VOnly derives x0' and eps' from v' and its sampling estimate is consi
   torch::manual_seed(6);
   presets::DDPM_V m(tiny_options(8, 3));
   test::perturb(*m);
-  const auto b = fixed_batch(m->options, c10::kCPU, 4);
+  const auto b = fixed_batch(m->denoiser()->options, c10::kCPU, 4);
   const auto& p = m->process();
   auto x_t = p.q_sample(b.x0, b.t, b.noise);
   auto pred = m->predict(x_t, b.t);
@@ -229,7 +229,7 @@ TEST_CASE("Min-SNR-gamma weights each image's error by min(SNR, gamma) in its ta
   pr.x0 = x0 + 0.1 * at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
   pr.v = p.v_target(x0, t, noise) + 0.1 * at::randn({6, 2, 3, 3}, gen).to(at::kDouble);
   const LossInputs in{p, x0, x_t, t, noise, pr};
-  const ModelOptions o;
+  const ObjectiveOptions o;
   // Closed form, element by element, in float64 from the table: SNR_i = ᾱ_i/(1−ᾱ_i).
   auto per_image = [](const at::Tensor& a, const at::Tensor& b) { return (a - b).square().mean({1, 2, 3}); };
   const auto abar = p.alphas_cumprod().index_select(0, t);
@@ -268,7 +268,7 @@ TEST_CASE("a Min-SNR cascaded model trains: total = weighted eps + x0 + mu", "[l
   torch::manual_seed(10);
   M m(tiny_options());
   test::perturb(*m);
-  auto b = fixed_batch(m->options, c10::kCPU);
+  auto b = fixed_batch(m->denoiser()->options, c10::kCPU);
   b.t = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 50, 60, 70, 90});  // SNR above γ = 5 at the first four
   auto r = m->training_losses(b.x0, b.t, b.noise);
   CHECK(r.total.item<double>() == Approx((r["eps"] + r["x0"] + r["mu"]).item<double>()).epsilon(1e-6));
@@ -287,7 +287,7 @@ TEST_CASE("topologies read their outputs as DESIGN §2 says", "[topology]") {
   torch::manual_seed(4);
   presets::Dual m(tiny_options(8, 3));
   test::perturb(*m);
-  const auto b = fixed_batch(m->options, c10::kCPU, 2);
+  const auto b = fixed_batch(m->denoiser()->options, c10::kCPU, 2);
   const auto& p = m->process();
   auto x_t = p.q_sample(b.x0, b.t, b.noise);
   auto pred = m->predict(x_t, b.t);
@@ -359,7 +359,7 @@ TEST_CASE("a cloned denoiser (EMA copy) predicts the same, holds no metric netwo
     auto copy = presets::CasDM::Denoiser(
         std::dynamic_pointer_cast<presets::CasDM::Denoiser::Impl>(m->denoiser()->clone()));
     REQUIRE(copy);
-    const auto b = fixed_batch(m->options, device, 2);
+    const auto b = fixed_batch(m->denoiser()->options, device, 2);
     auto a = m->training_losses(b.x0, b.t, b.noise).total.item<double>();
     auto c = m->objective()->forward(*copy, b.x0, b.t, b.noise).total.item<double>();
     CHECK(a == c);
@@ -435,15 +435,15 @@ TEST_CASE("models refuse images of the wrong shape with the expected shape", "[m
   CHECK_THROWS_WITH(m->sample(2, SampleOptions().steps(99)),
                     "sample: 99 steps: DDIM takes the steps of T = 100 at an integer stride, which makes 50 or 100 but not 99");
   CHECK_THROWS_WITH(m->sample(2, SampleOptions().noise(at::zeros({3, 1, 8, 8}))), Catch::Contains("starting noise"));
-  CHECK_THROWS_WITH(presets::DDPM_Eps(ModelOptions().diffusion_steps(1)),
+  CHECK_THROWS_WITH(presets::DDPM_Eps(DenoiserOptions().diffusion_steps(1)),
                     Catch::Contains("diffusion_steps must be >= 2"));
   // A φ network asked of a topology that has none is refused, not ignored.
   const auto phi = tiny_options().net().model_channels(8);
-  for (auto make : {+[](ModelOptions o) { presets::DDPM_Eps{o}; }, +[](ModelOptions o) { presets::Dual{o}; },
-                    +[](ModelOptions o) { presets::DDPM_X0{o}; }})
+  for (auto make : {+[](DenoiserOptions o) { presets::DDPM_Eps{o}; }, +[](DenoiserOptions o) { presets::Dual{o}; },
+                    +[](DenoiserOptions o) { presets::DDPM_X0{o}; }})
     CHECK_THROWS_WITH(make(tiny_options().phi_net(phi)),
-                      Catch::Contains("ModelOptions: phi_net is set, but this topology has no phi network (only Cascaded has)"));
-  CHECK(presets::CasDM(tiny_options().phi_net(phi))->options.phi_net_options().model_channels() == 8);
+                      Catch::Contains("DenoiserOptions: phi_net is set, but this topology has no phi network (only Cascaded has)"));
+  CHECK(presets::CasDM(tiny_options().phi_net(phi))->denoiser()->options.phi_net_options().model_channels() == 8);
 }
 
 // Overfitting a fixed batch (fixed x0, t, ε): the total loss must fall to a tenth of its start
@@ -456,7 +456,7 @@ TEMPLATE_TEST_CASE("every preset overfits a fixed batch and samples images in [-
     torch::manual_seed(8);
     TestType m(tiny_options());
     m->to(device);
-    const auto b = fixed_batch(m->options, device);
+    const auto b = fixed_batch(m->denoiser()->options, device);
     torch::optim::AdamW opt(m->parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0));
     double first = 0, last = 0;
     for (int step = 0; step < 150; ++step) {
@@ -504,7 +504,7 @@ TEST_CASE("a user's own schedule and loss term compose with the library's", "[mo
     test::perturb(*m);
     m->to(device);
     CHECK(at::equal(m->process().betas(), at::full({100}, 0.02, at::kDouble)));
-    const auto b = fixed_batch(m->options, device, 4);
+    const auto b = fixed_batch(m->denoiser()->options, device, 4);
     auto r = m->training_losses(b.x0, b.t, b.noise);
     REQUIRE(r.terms.size() == 4);
     CHECK(r.terms[3].first == "x0_l1");
@@ -618,7 +618,9 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   CHECK_THROWS_WITH(plain->sample(3, SampleOptions().steps(2).labels(y)), Catch::Contains("unconditional model"));
   CHECK_THROWS_WITH(plain->training_losses(at::zeros({3, 1, 8, 8}), at::zeros({3}, at::kLong), at::zeros({3, 1, 8, 8}), y),
                     Catch::Contains("class labels given to an unconditional model"));
-  CHECK_THROWS_WITH(presets::CasDM(tiny_options().num_classes(2).label_dropout(1.5)), Catch::Contains("label_dropout must be in [0, 1]"));
+  CHECK_THROWS_WITH(m->training_losses_labelled(at::zeros({3, 1, 8, 8}), y, 1.5),
+                    Catch::Contains("label_dropout must be in [0, 1], got 1.5"));
+  CHECK_THROWS_WITH(drop_labels(y, 4, -0.1), Catch::Contains("label_dropout must be in [0, 1], got -0.1"));
   // Label dropout: p = 0 keeps, p = 1 drops every label, p = 0.3 about 30 % (σ 0.5 % at 10,000).
   const auto many = at::randint(0, 4, {10000}, at::kLong);
   CHECK(at::equal(drop_labels(many, 4, 0.0), many));
@@ -693,7 +695,7 @@ TEST_CASE("draw_samples: batches after one seed, each taking its rows of the lab
 }
 
 TEST_CASE("class-conditional options survive their string form and unconditional ones keep the keys of before", "[options][classes]") {
-  const auto cond = tiny_options().num_classes(10).label_dropout(0.2);
+  const auto cond = tiny_options().num_classes(10);
   const auto m = options_to_map(cond);
   CHECK(m.at("num_classes") == "10");
   CHECK(options_differences(options_from_map(m), cond).empty());
@@ -701,7 +703,11 @@ TEST_CASE("class-conditional options survive their string form and unconditional
   CHECK(options_from_map(m).phi_net_options().num_classes() == 10);
   CHECK(!options_to_map(tiny_options()).count("num_classes"));
   CHECK(options_differences(cond, tiny_options()) ==
-        std::vector<std::string>{"label_dropout: '0.2' vs (unset)", "num_classes: '10' vs (unset)"});
+        std::vector<std::string>{"num_classes: '10' vs (unset)"});
+  // Only a denoiser's options are one: an objective's or a trainer's setting is refused by name.
+  auto extra = m;
+  extra["feature_size"] = "64";
+  CHECK_THROWS_WITH(options_from_map(extra), Catch::Contains("denoiser options: 'feature_size' is not one of them"));
 }
 
 // The Model's and Denoiser's C++ type names are in every checkpoint and model file, and a load
@@ -964,4 +970,22 @@ TEST_CASE("a sampler's run reports every step: its timestep, sigma, the images a
   }
   CHECK_THROWS_WITH(sampler::Trajectory(0), Catch::Contains("every must be >= 1"));
   CHECK_THROWS_WITH(sampler::Trajectory(1).images(), Catch::Contains("no sampling step was recorded"));
+
+  // The progress line (casdm-sample's): every step at 0 s apart, only the last at an hour apart.
+  auto lines = [&](double every) {
+    std::FILE* f = std::tmpfile();
+    REQUIRE(f);
+    sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(eval::print_step_progress(f, every)));
+    std::string text(static_cast<size_t>(std::ftell(f)), '\0');
+    std::rewind(f);
+    CHECK(std::fread(text.data(), 1, text.size(), f) == text.size());
+    std::fclose(f);
+    return text;
+  };
+  std::string want;
+  for (int64_t i = 0; i < 5; ++i) want += fmt::format("step {}/5  t {}  sigma {:.4g}\n", i + 1, ts[i], sigmas[i]);
+  CHECK(lines(0) == want);
+  CHECK(lines(3600) == want.substr(want.rfind("step 5/5")));
+  CHECK(ts[4] == 0);
+  CHECK(want.substr(want.rfind("step 5/5")) == fmt::format("step 5/5  t 0  sigma {:.4g}\n", sigmas[4]));
 }

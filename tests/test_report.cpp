@@ -17,6 +17,7 @@
 #include "casdm/presets.hpp"
 #include "casdm/report/run_page.hpp"
 #include "casdm/app/ablation.hpp"
+#include "casdm/eval/scorers.hpp"
 #include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
@@ -588,7 +589,7 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   app::ModelFlags f;
   f.diffusion_steps = 300, f.model_channels = 24, f.res_blocks = 2, f.heads = 2, f.norm_groups = 4;
   f.channel_mult = {1, 2}, f.attention = {14}, f.dropout = 0.25;
-  auto o = f.options(3, 28, 10);
+  auto o = f.denoiser(3, 28, 10);
   CHECK(o.image_size() == 28);
   CHECK(o.channels() == 3);
   CHECK(o.diffusion_steps() == 300);
@@ -606,7 +607,7 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   }
   // φ's overrides change what they name and nothing else.
   f.phi_res_blocks = 1, f.phi_attention = {7};
-  o = f.options(3, 28, 10);
+  o = f.denoiser(3, 28, 10);
   REQUIRE(o.phi_net().has_value());
   const auto phi = o.phi_net_options();
   CHECK(phi.num_res_blocks() == 1);
@@ -614,14 +615,13 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   CHECK(phi.model_channels() == 24);
   CHECK(phi.channel_mult() == std::vector<int64_t>{1, 2});
   CHECK(o.theta_net().num_res_blocks() == 2);
-  // Class conditioning takes the data set's classes and the label dropout.
+  // Class conditioning takes the data set's classes (the label dropout is the trainer's).
   f.class_cond = true, f.label_dropout = 0.2;
-  o = f.options(1, 32, 10);
+  o = f.denoiser(1, 32, 10);
   CHECK(o.num_classes() == 10);
   CHECK(o.theta_net().num_classes() == 10);
   CHECK(o.phi_net_options().num_classes() == 10);
-  CHECK(o.label_dropout() == 0.2);
-  CHECK_THROWS_WITH(f.options(1, 32, 0), "--class-cond: the data set has 0 classes");
+  CHECK_THROWS_WITH(f.denoiser(1, 32, 0), "--class-cond: the data set has 0 classes");
 
   // What the preset would not read is refused, naming the option.
   CHECK_NOTHROW(f.check("CasDM"));
@@ -631,14 +631,18 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   g.feature_weights = "w";
   CHECK_THROWS_WITH(g.check("CasDM"), "--feature-weights: preset CasDM has no feature loss");
   CHECK_NOTHROW(g.check("CasDM_LPIPS"));
+  g.feature_size = 64;
+  CHECK(g.objective("CasDM_LPIPS").feature_weights() == "w");
+  CHECK(g.objective("CasDM_LPIPS").feature_size() == 64);
+  g.feature_size = 0;
   g.feature_weights.clear(), g.label_dropout = 1.5;
   CHECK_THROWS_WITH(g.check("CasDM"), "--label-dropout: a probability in [0, 1], got 1.5");
   g.label_dropout = 0.1;
   CHECK_THROWS_WITH(g.check("NoSuchPreset"), Catch::Contains("NoSuchPreset"));
-  // --loss-weight NAME=VALUE: into ModelOptions::loss_weights, checked against the preset's terms.
+  // --loss-weight NAME=VALUE: into ObjectiveOptions::loss_weights, checked against the preset's terms.
   g.loss_weights = {"x0=0.5", "mu=2"};
   CHECK_NOTHROW(g.check("CasDM"));
-  CHECK(g.options(1, 8, 0, "CasDM").loss_weights() == std::map<std::string, double>{{"x0", 0.5}, {"mu", 2.0}});
+  CHECK(g.objective("CasDM").loss_weights() == std::map<std::string, double>{{"x0", 0.5}, {"mu", 2.0}});
   CHECK_THROWS_WITH(g.check("DDPM_Eps"), "--loss-weight x0=0.5: preset DDPM_Eps has no loss term 'x0' (its terms: eps)");
   for (const auto& [bad, why] : std::map<std::string, std::string>{
            {"x0", "--loss-weight x0: expected NAME=VALUE, e.g. x0=0.5"},
@@ -884,6 +888,17 @@ TEST_CASE("every program's --help lists every entry of the registries it chooses
   }
   const auto metric = help("casdm-metric");
   for (const auto& f : data::formats()) CHECK((metric.find(f.name + " (") != std::string::npos) == f.split);  // labelled splits only
+  for (const char* program : {"casdm-eval", "casdm-ablation"}) {
+    INFO(program);
+    const auto text = help(program);
+    eval::for_each_scorer([&](auto* s) {
+      using S = std::decay_t<decltype(*s)>;
+      CHECK_THAT(text, Catch::Contains(fmt::format("{} ({})", S::file, S::scores)));
+    });
+  }
+  CHECK(eval::scorer_files() == std::vector<std::string>{"inception_fid.pt", "small_vgg.pt"});
+  CHECK_THROWS_WITH(eval::with_scorer("w/vgg.pt", at::kCPU, [](auto&) {}),
+                    "scorer weights w/vgg.pt: expected a file named inception_fid.pt or small_vgg.pt");
 }
 
 TEST_CASE("ablation rows: LABEL=CHECKPOINT read and checked before any sampling, and the cells' cache keys of before", "[app]") {

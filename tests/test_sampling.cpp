@@ -31,13 +31,14 @@ Stats stats(const at::Tensor& samples) {
           s.var(0).mean().item<double>(), (s - nearest.view({-1, 1, 1, 1})).abs().mean().item<double>()};
 }
 
-ModelOptions two_mode_options() {
+DenoiserOptions two_mode_options() {
   return test::tiny_options(4, 1, 100).net(test::tiny_options(4, 1, 100).net().attention_resolutions({2}));
 }
 
-/// Trains on the two-mode data; `labelled`: class 1 is the +0.6 mode (a class-conditional model).
+/// Trains on the two-mode data; `labelled`: class 1 is the +0.6 mode (a class-conditional model),
+/// each label dropped with probability 0.2.
 template <class M>
-M train_two_mode(uint64_t seed, const c10::Device& device, const ModelOptions& o = two_mode_options(), bool labelled = false) {
+M train_two_mode(uint64_t seed, const c10::Device& device, const DenoiserOptions& o = two_mode_options(), bool labelled = false) {
   torch::manual_seed(seed);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   M m(o);
@@ -51,7 +52,7 @@ M train_two_mode(uint64_t seed, const c10::Device& device, const ModelOptions& o
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     opt.zero_grad();
     const auto x0 = draw(256, gen, device);
-    (labelled ? m->training_losses_labelled(x0, x0.mean({1, 2, 3}).gt(0).to(at::kLong)) : m->training_losses(x0))
+    (labelled ? m->training_losses_labelled(x0, x0.mean({1, 2, 3}).gt(0).to(at::kLong), 0.2) : m->training_losses(x0))
         .total.backward();
     opt.step();
   }
@@ -82,7 +83,7 @@ void check_model(uint64_t seed) {
     {
       INFO("DDPM ancestral, 100 steps (fixed-large variance)");
       using A = with_sampler_t<M, sampler::Ancestral<100>>;
-      A a(m->options);
+      A a(m->denoiser()->options);
       a->to(device);
       {
         torch::NoGradGuard g;
@@ -110,7 +111,7 @@ TEST_CASE("cascaded samples match a known two-mode distribution", "[sampling][sl
 // with label dropout must put each class's samples in its own mode, and guidance must not hurt;
 // with no label it samples the mixture (share 0.3) again.
 TEST_CASE("class-conditional cascaded samples land in their class's mode, with and without guidance", "[sampling][slow][classes]") {
-  auto m = train_two_mode<presets::CasDM>(14, c10::kCPU, two_mode_options().num_classes(2).label_dropout(0.2), true);
+  auto m = train_two_mode<presets::CasDM>(14, c10::kCPU, two_mode_options().num_classes(2), true);
   torch::manual_seed(15);
   const auto labels = at::arange(512, at::kLong).remainder(2);
   for (const double w : {0.0, 3.0}) {

@@ -1,6 +1,8 @@
 // The trainer: AdamW and clipping against PyTorch, exact resume, strict checkpoint loading that
 // changes nothing on refusal, atomic writes and keep-last-K.
 #include "casdm/presets.hpp"
+#include "casdm/schedule/linear.hpp"
+#include "casdm/train/format1.hpp"
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
@@ -44,7 +46,7 @@ at::Tensor batch_for(int64_t s, int64_t n = 4) {
   return at::rand({n, 1, 8, 8}, g) * 2 - 1;
 }
 
-ModelOptions resume_options() {
+DenoiserOptions resume_options() {
   auto o = test::tiny_options();
   return o.net(o.net().dropout(0.1));  // dropout draws from the generator the checkpoint restores
 }
@@ -251,8 +253,8 @@ TEST_CASE("2N steps straight equal N steps, save, load into a fresh trainer, N s
   auto info = train::read_checkpoint(dir / "half.pt");
   CHECK(info.step == N);
   CHECK(info.get("preset") == "CasDM");
-  CHECK(options_differences(info.options, resume_options(), /*denoiser=*/true).empty());
-  CHECK(info.options.loss_weights() == std::map<std::string, double>{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}});
+  CHECK(options_differences(info.denoiser_options, resume_options()).empty());
+  CHECK(info.objective_options.loss_weights() == std::map<std::string, double>{{"eps", 1.0}, {"x0", 1.0}, {"mu", 1.0}});
 }
 
 TEST_CASE("resuming on every device continues the run, its generators included", "[trainer][resume][device]") {
@@ -366,8 +368,8 @@ TEST_CASE("checkpoint folders keep the newest K, and an interrupted save keeps t
   CHECK_THROWS_WITH(train::CheckpointDir(dir, 0), Catch::Contains("got 0"));
 }
 
-TEST_CASE("model options survive their string form, and bad strings are named", "[trainer][options]") {
-  auto o = test::tiny_options(16, 3, 4000).feature_size(64).feature_weights("/w/vgg.pt");
+TEST_CASE("denoiser options survive their string form, and bad strings are named", "[trainer][options]") {
+  auto o = test::tiny_options(16, 3, 4000);
   o.net().dropout(0.3).channel_mult({1, 2, 3});
   o.phi_net(net::UNetOptions().model_channels(8).resample(false).attention_resolutions({}));
   auto back = options_from_map(options_to_map(o));
@@ -453,7 +455,7 @@ TEST_CASE("non-finite weights are never written to a checkpoint, and a checkpoin
 
 TEST_CASE("absurd network sizes are refused by name before anything is built", "[options]") {
   auto o = test::tiny_options();
-  auto with = [&](net::UNetOptions n) { return ModelOptions(o).net(n); };
+  auto with = [&](net::UNetOptions n) { return DenoiserOptions(o).net(n); };
   auto net = [&] { return net::UNetOptions(o.net()); };  // a copy: o.net() is a reference
   CHECK_THROWS_WITH(presets::CasDM(with(net().norm_groups(0))), Catch::Contains("norm_groups must be >= 1, got 0"));
   CHECK_THROWS_WITH(presets::CasDM(with(net().model_channels(0))), Catch::Contains("model_channels must be >= 1, got 0"));
@@ -537,34 +539,45 @@ TEST_CASE("bf16 training resumes exactly, and each step sees the weights of the 
 
 TEST_CASE("a class-conditional model trains on labelled batches and resumes exactly, label dropout included", "[trainer][resume][classes]") {
   const auto dir = test::scratch("resume-classes");
-  const auto opts = resume_options().num_classes(3).label_dropout(0.5);
+  const auto opts = resume_options().num_classes(3);
+  const auto trainer_options = resume_trainer_options().label_dropout(0.5);
   auto labels = [](int64_t s) { return at::tensor(std::vector<int64_t>{s % 3, (s + 1) % 3, 2, 0}); };
   auto batch = [&](int64_t s) { return train::Batch{batch_for(s), labels(s)}; };
   torch::manual_seed(12);
   presets::CasDM m1(opts);
   test::perturb(*m1);
   const auto start = snapshot(io::state_of(*m1));
-  train::Trainer<presets::CasDM> straight(m1, resume_trainer_options());
+  train::Trainer<presets::CasDM> straight(m1, trainer_options);
   torch::manual_seed(6);
   for (int64_t s = 0; s < 4; ++s) straight.step(batch(s));
 
   presets::CasDM m2(opts);
   io::load_state_strict(*m2, start, "init");
-  train::Trainer<presets::CasDM> first(m2, resume_trainer_options());
+  train::Trainer<presets::CasDM> first(m2, trainer_options);
   torch::manual_seed(6);
   for (int64_t s = 0; s < 2; ++s) first.step(batch(s));
   first.save(dir / "half.pt", {{"preset", "CasDM"}});
   at::randn({7});  // disturb the generator: load restores it
   presets::CasDM m3(opts);
-  train::Trainer<presets::CasDM> resumed(m3, resume_trainer_options());
+  train::Trainer<presets::CasDM> resumed(m3, trainer_options);
   resumed.load(dir / "half.pt");
   for (int64_t s = 2; s < 4; ++s) resumed.step(batch(s));
   CHECK(count_different(everything(straight), everything(resumed)) == 0);
-  CHECK(train::read_checkpoint(dir / "half.pt").options.num_classes() == 3);
+  const auto info = train::read_checkpoint(dir / "half.pt");
+  CHECK(info.denoiser_options.num_classes() == 3);
+  CHECK(info.config["trainer"]["label_dropout"] == 0.5);
+  CHECK(resumed.resume_changes().empty());
+  // Label dropout is the trainer's: another one resumes, and is reported.
+  presets::CasDM m5(opts);
+  train::Trainer<presets::CasDM> changed(m5, resume_trainer_options().label_dropout(0.2));
+  changed.load(dir / "half.pt");
+  CHECK(changed.resume_changes() == std::vector<std::string>{"label_dropout: '0.5' vs '0.2'"});
+  CHECK_THROWS_WITH(train::Trainer<presets::CasDM>(m5, resume_trainer_options().label_dropout(1.5)),
+                    Catch::Contains("label_dropout must be in [0, 1], got 1.5"));
   // The labels matter: other labels, other weights.
   presets::CasDM m4(opts);
   io::load_state_strict(*m4, start, "init");
-  train::Trainer<presets::CasDM> other(m4, resume_trainer_options());
+  train::Trainer<presets::CasDM> other(m4, trainer_options);
   torch::manual_seed(6);
   for (int64_t s = 0; s < 4; ++s) other.step(train::Batch{batch_for(s), labels(s + 1)});
   CHECK(count_different(everything(straight), everything(other)) > 0);
@@ -774,7 +787,7 @@ void check_format1(const std::string& name) {
 
   auto trainer = [&] {
     torch::manual_seed(99);  // other initial weights: loading must replace every one
-    P m(info.options);
+    P m(info.denoiser_options);
     return std::make_unique<train::Trainer<P>>(m, fixture_trainer_options());
   };
   // Every tensor the file holds is loaded as it is.
@@ -800,9 +813,10 @@ void check_format1(const std::string& name) {
   const auto v2 = train::read_checkpoint(dir / "v2.pt");
   CHECK(v2.format_version == 2);
   CHECK(v2.model_type == P::Impl::identity());
-  CHECK(options_differences(v2.options, info.options, /*denoiser=*/true).empty());
+  CHECK(options_differences(v2.denoiser_options, info.denoiser_options).empty());
   // Format 2 lists every term's weight where format 1 listed none: the same weights.
-  CHECK(options_differences(v2.options, info.options, /*denoiser=*/false).size() == P::Impl::losses_type::size);
+  CHECK(info.objective_options.loss_weights().empty());
+  CHECK(v2.objective_options.loss_weights().size() == P::Impl::losses_type::size);
   // A sampler's run from the file's EMA copy: images of the model's size, the same from either format.
   auto d1 = train::load_denoiser<typename P::Denoiser>(info);
   torch::manual_seed(3);
@@ -834,28 +848,55 @@ TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bi
                     Catch::Contains("CasDM.model.pt holds another denoiser (preset CasDM)") &&
                         Catch::Contains("not cosine | dual-head(unet)"));
   // And a format-1 checkpoint of another model is refused by name.
-  presets::Dual dual(train::read_checkpoint(dir / "Dual.pt").options);
+  presets::Dual dual(train::read_checkpoint(dir / "Dual.pt").denoiser_options);
   train::Trainer<presets::Dual> t(dual, fixture_trainer_options());
   CHECK_THROWS_WITH(t.load(dir / "CasDM.pt"), Catch::Contains("holds another model (preset CasDM)") &&
                                                   Catch::Contains("not cosine | dual-head(unet) | x0:1 + eps:1 + mu:1"));
   CHECK(t.step_count() == 0);
   // The old spellings of parts no fixture holds: a feature loss, a weighted term, libc++'s "ll".
-  using train::detail::legacy_identity;
-  CHECK(legacy_identity("casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::FixResCNN, "
+  using train::format1::identity;
+  CHECK(identity("casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::FixResCNN, "
                         "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet>, casdm::loss::Set<casdm::loss::EpsMSE<std::ratio<1l, "
                         "1l> >, casdm::loss::X0MSE<std::ratio<1l, 1l> >, casdm::loss::MuMix<std::ratio<1l, 1l> >, "
                         "casdm::loss::Feature<casdm::loss::LPIPSBackbone, std::ratio<1l, 10l>, 224l> >, casdm::sampler::DDIM<100l, "
                         "std::ratio<0l, 1l> > >") == presets::CasDM_FixRes_LPIPS::Impl::identity());
-  CHECK(legacy_identity("casdm::ModelImpl<casdm::schedule::Linear, casdm::topology::VOnly<casdm::net::arch::UNet>, "
+  CHECK(identity("casdm::ModelImpl<casdm::schedule::Linear, casdm::topology::VOnly<casdm::net::arch::UNet>, "
                         "casdm::loss::Set<casdm::loss::Weighted<casdm::loss::VMSE<std::ratio<1ll, 3ll> >, "
                         "casdm::loss::weighting::MinSNR<std::ratio<5ll, 1ll> > > >, casdm::sampler::Heun<10ll> >") ==
         "linear | v-only(unet) | v@min-snr(5):1/3");
-  CHECK(legacy_identity("casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
+  CHECK(identity("casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
                         "casdm::topology::phi_input::Concat, casdm::net::arch::UNet, casdm::topology::theta_head::V> >") ==
         "cosine | cascaded-v(unet <- concat, unet)");
   for (const char* unknown : {"mine::Model<int>", "casdm::ModelImpl<casdm::schedule::Mine, x, y, z>", "casdm::DenoiserImpl<",
                               "casdm::ModelImpl<casdm::schedule::Cosine>"})
-    CHECK(legacy_identity(unknown) == unknown);  // matches no model; the refusal names it
+    CHECK(identity(unknown) == unknown);  // matches no model; the refusal names it
+  // Format 1's table holds each policy's registered name (it keeps them as a record of that format).
+  const std::map<std::string, std::string> registered{
+      {"schedule::Cosine", schedule::Cosine::name}, {"schedule::Linear", schedule::Linear::name},
+      {"net::arch::UNet", net::arch::UNet::name}, {"net::arch::FixResCNN", net::arch::FixResCNN::name},
+      {"topology::phi_input::X0Star", topology::phi_input::X0Star::name},
+      {"topology::phi_input::Concat", topology::phi_input::Concat::name},
+      {"topology::EpsOnly", topology::EpsOnly<>::name}, {"topology::X0Only", topology::X0Only<>::name},
+      {"topology::VOnly", topology::VOnly<>::name}, {"topology::DualHead", topology::DualHead<>::name},
+      {"topology::Cascaded", topology::Cascaded<>::name}, {"loss::weighting::Uniform", loss::weighting::Uniform::name},
+      {"loss::weighting::MinSNR", loss::weighting::MinSNR<>::name}, {"loss::EpsMSE", loss::EpsMSE<>::name},
+      {"loss::X0MSE", loss::X0MSE<>::name}, {"loss::VMSE", loss::VMSE<>::name}, {"loss::MuMix", loss::MuMix<>::name},
+      {"loss::LPIPSBackbone", loss::LPIPSBackbone::name}, {"loss::ResNetBackbone", loss::ResNetBackbone::name},
+      {"loss::InceptionBackbone", loss::InceptionBackbone::name}, {"loss::SwinBackbone", loss::SwinBackbone::name},
+      {"loss::SmallVGGBackbone", loss::SmallVGGBackbone::name}};
+  CHECK(train::format1::policy_names() == registered);
+  CHECK(identity("casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
+                 "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet, casdm::topology::theta_head::V> >") ==
+        presets::CasDM_V::Denoiser::Impl::identity());
+  auto feature = [](const char* backbone, int64_t size) {  // as format 1 spelled a feature term
+    return fmt::format("casdm::loss::Feature<casdm::loss::{}Backbone, std::ratio<1l, 10l>, {}l>", backbone, size);
+  };
+  CHECK(identity(feature("ResNet", loss::ResNetLoss<>::default_size)) == loss::term_spec<loss::ResNetLoss<>>());
+  CHECK(identity(feature("Inception", loss::InceptionLoss<>::default_size)) == loss::term_spec<loss::InceptionLoss<>>());
+  CHECK(identity(feature("Swin", loss::SwinLoss<>::default_size)) == loss::term_spec<loss::SwinLoss<>>());
+  CHECK(identity(feature("SmallVGG", loss::SmallVGGLoss<>::default_size)) == loss::term_spec<loss::SmallVGGLoss<>>());
+  CHECK(identity("casdm::loss::Weighted<casdm::loss::EpsMSE<std::ratio<1l, 1l> >, casdm::loss::weighting::Uniform>") ==
+        loss::term_spec<loss::Weighted<loss::EpsMSE<>, loss::weighting::Uniform>>());
 }
 
 TEST_CASE("a checkpoint names its model by identity, and a with_sampler_t model resumes its preset's checkpoint", "[checkpoint][identity][resume]") {
@@ -955,7 +996,7 @@ TEST_CASE("a format-2 file holding what this build does not know is refused nami
   edit_config(dir / "good.pt", dir / "trainer-key.pt", [](auto& j) { j["trainer"]["momentum"] = 0.9; });
   refused(dir / "trainer-key.pt", "casdm.config has 'trainer.momentum', a setting this build does not know");
   edit_config(dir / "good.pt", dir / "type.pt", [](auto& j) { j["denoiser"]["image_size"] = "eight"; });
-  refused(dir / "type.pt", "model options: 'image_size' = 'eight' is not an integer");
+  refused(dir / "type.pt", "denoiser options: 'image_size' = 'eight' is not an integer");
   edit_config(dir / "good.pt", dir / "list.pt", [](auto& j) { j["denoiser"]["net"]["channel_mult"] = nlohmann::json::object(); });
   refused(dir / "list.pt", "config 'denoiser.net.channel_mult' is object, not a value");
   g = f;
@@ -970,7 +1011,7 @@ TEST_CASE("a loss weight set at run time weights its term, is kept in the checkp
   const auto dir = test::scratch("loss-weights");
   torch::manual_seed(4);
   auto o = test::tiny_options();
-  presets::CasDM m(ModelOptions(o).loss_weights({{"x0", 0.5}}));
+  presets::CasDM m(o, ObjectiveOptions().loss_weights({{"x0", 0.5}}));
   CHECK(m->objective()->weights() == std::vector<std::pair<std::string, double>>{{"eps", 1.0}, {"x0", 0.5}, {"mu", 1.0}});
   const auto x0 = batch_for(0);
   const auto tt = at::randint(0, 100, {4}, at::kLong);
@@ -988,9 +1029,9 @@ TEST_CASE("a loss weight set at run time weights its term, is kept in the checkp
   t.save(dir / "half.pt");
   auto info = train::read_checkpoint(dir / "half.pt");
   CHECK(info.config["objective"]["loss_weights"]["x0"] == 0.5);
-  CHECK(info.options.loss_weights().at("x0") == 0.5);
+  CHECK(info.objective_options.loss_weights().at("x0") == 0.5);
   // The same weight resumes with nothing to report; another is allowed, and reported.
-  presets::CasDM same(ModelOptions(o).loss_weights({{"x0", 0.5}}));
+  presets::CasDM same(o, ObjectiveOptions().loss_weights({{"x0", 0.5}}));
   train::Trainer<presets::CasDM> ts(same, train::TrainerOptions().ema_rates({0.9}));
   ts.load(dir / "half.pt");
   CHECK(ts.resume_changes().empty());
@@ -1001,16 +1042,16 @@ TEST_CASE("a loss weight set at run time weights its term, is kept in the checkp
   CHECK(to.step_count() == 1);
   // Moving the feature weights, or another feature side, is the objective's business too; the
   // denoiser's sizes are not.
-  presets::CasDM moved(ModelOptions(o).loss_weights({{"x0", 0.5}}).feature_weights("/new/place").feature_size(64));
+  presets::CasDM moved(o, ObjectiveOptions().loss_weights({{"x0", 0.5}}).feature_weights("/new/place").feature_size(64));
   train::Trainer<presets::CasDM> tm(moved, train::TrainerOptions().ema_rates({0.9}));
   tm.load(dir / "half.pt");
   CHECK(tm.resume_changes() == std::vector<std::string>{"feature_size: '0' vs '64'", "feature_weights: '' vs '/new/place'"});
   // Refusals, in one line naming the term.
-  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"lpips", 1.0}})),
+  CHECK_THROWS_WITH(presets::CasDM(o, ObjectiveOptions().loss_weights({{"lpips", 1.0}})),
                     Catch::Contains("loss weight 'lpips': this model has no such loss term (its terms: eps, x0, mu)"));
-  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"mu", -1.0}})),
+  CHECK_THROWS_WITH(presets::CasDM(o, ObjectiveOptions().loss_weights({{"mu", -1.0}})),
                     Catch::Contains("loss weight 'mu' = -1: a weight is a finite number >= 0"));
-  CHECK_THROWS_WITH(presets::CasDM(ModelOptions(o).loss_weights({{"mu", std::nan("")}})),
+  CHECK_THROWS_WITH(presets::CasDM(o, ObjectiveOptions().loss_weights({{"mu", std::nan("")}})),
                     Catch::Contains("loss weight 'mu' = nan"));
 }
 

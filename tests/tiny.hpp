@@ -8,8 +8,8 @@
 
 namespace casdm::test {
 
-inline ModelOptions tiny_options(int64_t image_size = 8, int64_t channels = 1, int64_t T = 100) {
-  return ModelOptions()
+inline DenoiserOptions tiny_options(int64_t image_size = 8, int64_t channels = 1, int64_t T = 100) {
+  return DenoiserOptions()
       .image_size(image_size)
       .channels(channels)
       .diffusion_steps(T)

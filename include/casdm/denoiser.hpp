@@ -33,7 +33,7 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   using schedule_type = S;
   using topology_type = Topo;
 
-  explicit DenoiserImpl(ModelOptions o = {}) : options(std::move(o)) { reset(); }
+  explicit DenoiserImpl(DenoiserOptions o = {}) : options(std::move(o)) { reset(); }
 
   /// The denoiser's stable identity, "schedule | topology(networks)" (docs/policies.md,
   /// "Identities"): what model files and checkpoints name it by, the same on every compiler.
@@ -46,7 +46,7 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   typename Topo::Nets& nets() { return nets_; }
 
   /// The topology's prediction at (x_t, t) of the training process; `y`: class labels of a
-  /// class-conditional model (ModelOptions::num_classes; index K is "no label"), or undefined.
+  /// class-conditional model (DenoiserOptions::num_classes; index K is "no label"), or undefined.
   Prediction predict(const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {}) {
     return predict(process_, x_t, t, y);
   }
@@ -87,7 +87,7 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   }
   at::ScalarType precision() const { return precision_; }
 
-  ModelOptions options;
+  DenoiserOptions options;
 
  private:
   void validate() const;
@@ -174,12 +174,11 @@ void DenoiserImpl<S, Topo>::check_images(const at::Tensor& x, const char* what) 
 
 template <schedule::Schedule S, topology::Topology Topo>
 void DenoiserImpl<S, Topo>::validate() const {
-  auto fail = [](const char* m) { throw std::invalid_argument(fmt::format("ModelOptions: {}", m)); };
+  auto fail = [](const char* m) { throw std::invalid_argument(fmt::format("DenoiserOptions: {}", m)); };
   if (options.image_size() < 1) fail("image_size must be >= 1");
   if (options.channels() < 1) fail("channels must be >= 1");
   if (options.diffusion_steps() < 2) fail("diffusion_steps must be >= 2");
   if (options.num_classes() < 0) fail("num_classes must be >= 0");
-  if (!(options.label_dropout() >= 0 && options.label_dropout() <= 1)) fail("label_dropout must be in [0, 1]");
   if (options.num_classes() > 0 && !topology::takes_labels<Topo>) fail("this topology takes no class labels");
   if (options.phi_net() && !topology::uses_phi_net<Topo>)
     fail("phi_net is set, but this topology has no phi network (only Cascaded has)");
@@ -191,14 +190,20 @@ class Denoiser : public torch::nn::ModuleHolder<DenoiserImpl<S, Topo>> {
  public:
   using Impl = DenoiserImpl<S, Topo>;
   using torch::nn::ModuleHolder<Impl>::ModuleHolder;
-  Denoiser() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
-  explicit Denoiser(ModelOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
+  Denoiser() : torch::nn::ModuleHolder<Impl>(DenoiserOptions{}) {}
+  explicit Denoiser(DenoiserOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
 };
+
+/// Refuses a label dropout that is not a probability (TrainerOptions::label_dropout).
+inline void check_label_dropout(double p) {
+  if (!(p >= 0 && p <= 1)) throw std::invalid_argument(fmt::format("label_dropout must be in [0, 1], got {}", p));
+}
 
 /// Labels with label dropout applied: each replaced by K ("no label") with probability `p`, drawn
 /// from the default generator (one uniform per label).
 inline at::Tensor drop_labels(const at::Tensor& y, int64_t num_classes, double p) {
-  if (p <= 0) return y;
+  check_label_dropout(p);
+  if (p == 0) return y;
   return at::where(at::rand({y.size(0)}, y.options().dtype(at::kFloat)).lt(p), at::full_like(y, num_classes), y);
 }
 

@@ -5,7 +5,7 @@
 //                                casdm::topology::Cascaded<>,
 //                                casdm::loss::Set<loss::EpsMSE<>, loss::X0MSE<>, loss::MuMix<>>,
 //                                casdm::sampler::DDIM<100>>;
-//   MyModel m(casdm::ModelOptions().image_size(32).channels(1));
+//   MyModel m(casdm::DenoiserOptions().image_size(32).channels(1));   // and ObjectiveOptions, if any
 //   auto report = m->training_losses(x0);   // x0 in [−1, 1]
 //   report.total.backward();
 //   auto images = m->sample(16);            // [16, 1, 32, 32] in [−1, 1]
@@ -41,7 +41,8 @@ class ModelImpl : public torch::nn::Module {
   using Denoiser = casdm::Denoiser<S, Topo>;
   using Objective = casdm::Objective<Losses>;
 
-  explicit ModelImpl(ModelOptions o = {});
+  /// A denoiser of sizes `d` and an objective of settings `o` (feature-loss weights, λ by term).
+  explicit ModelImpl(DenoiserOptions d = {}, ObjectiveOptions o = {});
 
   /// The trained model's stable identity, "schedule | topology(networks) | loss terms" (docs/policies.md,
   /// "Identities"). The sampler is not part of it: with_sampler_t<M, S> has M's identity, and either
@@ -69,8 +70,9 @@ class ModelImpl : public torch::nn::Module {
   /// labels y of a class-conditional model, as they are (no dropout: see drop_labels).
   loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
                                    const at::Tensor& y = {});
-  /// A class-conditional batch: t, ε drawn, then label dropout (options.label_dropout()).
-  loss::LossReport training_losses_labelled(const at::Tensor& x0, const at::Tensor& y);
+  /// A class-conditional batch: t, ε drawn, then label dropout (each label "no label" with probability
+  /// `label_dropout`, as TrainerOptions::label_dropout).
+  loss::LossReport training_losses_labelled(const at::Tensor& x0, const at::Tensor& y, double label_dropout = 0.1);
 
   /// n images in [−1, 1] from the reverse process (the model's sampler), on the device of the
   /// model's parameters.
@@ -81,8 +83,6 @@ class ModelImpl : public torch::nn::Module {
   void to(torch::Dtype dtype, bool non_blocking = false) override;
   void to(torch::Device device, bool non_blocking = false) override;
 
-  ModelOptions options;
-
  private:
   Denoiser denoiser_;
   Objective objective_;
@@ -92,7 +92,7 @@ class ModelImpl : public torch::nn::Module {
 #define CASDM_MODEL_MEMBER template <schedule::Schedule S, topology::Topology Topo, loss::LossSet Losses, sampler::Sampler Smp>
 #define CASDM_MODEL ModelImpl<S, Topo, Losses, Smp>
 CASDM_MODEL_MEMBER
-CASDM_MODEL::ModelImpl(ModelOptions o) : options(o), denoiser_(o), objective_(o) {
+CASDM_MODEL::ModelImpl(DenoiserOptions d, ObjectiveOptions o) : denoiser_(std::move(d)), objective_(std::move(o)) {
   // The denoiser's networks are the model's own children, under the same names.
   for (const auto& kv : denoiser_->named_children()) this->register_module(kv.key(), kv.value());
 }
@@ -104,12 +104,12 @@ loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0, const at::Te
   return objective_->forward(*denoiser_, x0, t, noise, y);
 }
 CASDM_MODEL_MEMBER
-loss::LossReport CASDM_MODEL::training_losses_labelled(const at::Tensor& x0, const at::Tensor& y) {
+loss::LossReport CASDM_MODEL::training_losses_labelled(const at::Tensor& x0, const at::Tensor& y, double label_dropout) {
   denoiser_->check_images(x0, "training_losses");
   denoiser_->check_labels(y, x0.size(0), "training_losses");
   auto t = at::randint(0, process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
   auto noise = at::randn_like(x0);
-  return objective_->forward(*denoiser_, x0, t, noise, drop_labels(y, options.num_classes(), options.label_dropout()));
+  return objective_->forward(*denoiser_, x0, t, noise, drop_labels(y, denoiser_->options.num_classes(), label_dropout));
 }
 CASDM_MODEL_MEMBER
 at::Tensor CASDM_MODEL::sample(int64_t n, const SampleOptions& so) { return casdm::sample<Smp>(denoiser_, n, so); }
@@ -144,8 +144,8 @@ class Model : public torch::nn::ModuleHolder<ModelImpl<S, Topo, Losses, Smp>> {
   using Denoiser = typename Impl::Denoiser;
   using Objective = typename Impl::Objective;
   using torch::nn::ModuleHolder<Impl>::ModuleHolder;
-  Model() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
-  explicit Model(ModelOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
+  Model() : torch::nn::ModuleHolder<Impl>(DenoiserOptions{}, ObjectiveOptions{}) {}
+  explicit Model(DenoiserOptions d, ObjectiveOptions o = {}) : torch::nn::ModuleHolder<Impl>(std::move(d), std::move(o)) {}
 };
 
 /// The same model with another sampler (paper Table 5: `with_sampler_t<CasDM, sampler::DDIM<10>>`).

@@ -47,7 +47,7 @@ class ObjectiveImpl : public torch::nn::Module {
  public:
   using losses_type = Losses;
 
-  explicit ObjectiveImpl(const ModelOptions& o = {});
+  explicit ObjectiveImpl(ObjectiveOptions o = {});
 
   /// The objective on a batch x0 ∈ [−1, 1]^{N×C×H×W} of denoiser `d`, with t ~ U{0..T−1} and
   /// ε ~ N(0, I) drawn from the default generator.
@@ -64,9 +64,12 @@ class ObjectiveImpl : public torch::nn::Module {
   /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
   /// keeps it, so a resume notices replaced weight files.
   std::string checksum() const { return io::checksum_of(*this); }
-  /// The loss terms in order with the weights λ this objective sums them by (ModelOptions::loss_weights
+  /// The loss terms in order with the weights λ this objective sums them by (ObjectiveOptions::loss_weights
   /// or the type's).
   std::vector<std::pair<std::string, double>> weights() const { return losses_.weights(); }
+
+  /// The settings it was built with (feature-loss side and weights folder, λ by term).
+  ObjectiveOptions options;
 
  private:
   Losses losses_;
@@ -74,7 +77,7 @@ class ObjectiveImpl : public torch::nn::Module {
 
 // Members defined out of the class (not inline): see presets/instantiation.hpp.
 template <loss::LossSet Losses>
-ObjectiveImpl<Losses>::ObjectiveImpl(const ModelOptions& o) : losses_(o) {
+ObjectiveImpl<Losses>::ObjectiveImpl(ObjectiveOptions o) : options(std::move(o)), losses_(options) {
   losses_.attach(*this);
 }
 
@@ -115,8 +118,8 @@ class Objective : public torch::nn::ModuleHolder<ObjectiveImpl<Losses>> {
  public:
   using Impl = ObjectiveImpl<Losses>;
   using torch::nn::ModuleHolder<Impl>::ModuleHolder;
-  Objective() : torch::nn::ModuleHolder<Impl>(ModelOptions{}) {}
-  explicit Objective(const ModelOptions& o) : torch::nn::ModuleHolder<Impl>(o) {}
+  Objective() : torch::nn::ModuleHolder<Impl>(ObjectiveOptions{}) {}
+  explicit Objective(ObjectiveOptions o) : torch::nn::ModuleHolder<Impl>(std::move(o)) {}
 };
 
 }  // namespace casdm

@@ -9,7 +9,7 @@
 //
 //   casdm::presets::visit("CasDM", [&](auto type) { using P = typename decltype(type)::type; ... });
 //   casdm::presets::names();            // {"DDPM_Eps", "DDPM_X0", ...}
-//   casdm::presets::traits("CasDM_LPIPS").features;   // true: needs ModelOptions::feature_weights
+//   casdm::presets::traits("CasDM_LPIPS").features;   // true: needs ObjectiveOptions::feature_weights
 //   casdm::presets::find_by_identity("cosine | eps-only(unet) | eps:1");   // "DDPM_Eps"
 #include "casdm/presets/features.hpp"
 #include "casdm/presets/lpips.hpp"
@@ -103,8 +103,8 @@ inline std::optional<std::string> find_by_identity(std::string_view identity) {
 struct Traits {
   std::string topology;  // "eps-only", "x0-only", "v-only", "dual-head", "cascaded", "cascaded-v"
   std::string sampler;   // "ddim", ...
-  bool phi_net = false;   // has a φ network of its own, sized by ModelOptions::phi_net (cascaded)
-  bool features = false;  // has a feature loss: reads ModelOptions::feature_size / feature_weights
+  bool phi_net = false;   // has a φ network of its own, sized by DenoiserOptions::phi_net (cascaded)
+  bool features = false;  // has a feature loss: reads ObjectiveOptions::feature_size / feature_weights
   std::vector<std::pair<std::string, double>> losses;  // term names and weights λ
 };
 

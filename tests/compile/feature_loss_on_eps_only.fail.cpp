@@ -8,7 +8,7 @@ using namespace casdm;
 struct Backbone {
   static constexpr const char* name = "b";
   using Module = torch::nn::Conv2d;
-  static Module make(const ModelOptions&) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 1, 1)); }
+  static Module make(const ObjectiveOptions&) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 1, 1)); }
   static at::Tensor distance(Module& m, const at::Tensor& a, const at::Tensor& b) { return (m(a) - m(b)).square().mean(); }
 };
 #ifdef CASDM_EXPECT_FAIL

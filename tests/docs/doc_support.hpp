@@ -25,7 +25,7 @@ inline void enter(const std::string& file) {
 }
 
 /// The same options with a 16-channel, two-level U-Net and T = 100.
-inline ModelOptions small(ModelOptions o) {
+inline DenoiserOptions small(DenoiserOptions o) {
   return o.diffusion_steps(100).net(
       net::UNetOptions().model_channels(16).channel_mult({1, 2}).num_res_blocks(1).attention_resolutions({}).norm_groups(8));
 }

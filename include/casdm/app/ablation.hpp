@@ -53,7 +53,7 @@ inline std::vector<std::pair<report::TableRow, train::CheckpointInfo>> ablation_
     auto info = train::read_checkpoint(row.checkpoint);
     row.preset = preset_of(info);
     row.step = info.step;
-    const int64_t T = info.options.diffusion_steps();
+    const int64_t T = info.denoiser_options.diffusion_steps();
     for (auto s : steps) {
       if (s > T) throw std::invalid_argument(fmt::format("--steps {}: more than {}'s T = {}", s, row.checkpoint, T));
       sampler::check_steps(sampler_name, T, s, "--steps");

@@ -55,7 +55,7 @@ nlohmann::json evaluate(const train::CheckpointInfo& c, Scorer& scorer, const st
     j["guidance"] = r.guidance;
     // The scorer's classes against the labels asked for (meaningful for a classifier of the same
     // classes: the domain scorer of the data set the model was trained on).
-    if (!fid && stats.probs.size(1) == c.options.num_classes())
+    if (!fid && stats.probs.size(1) == c.denoiser_options.num_classes())
       j["class_accuracy"] = stats.probs.argmax(1).eq(labels.to(stats.probs.device())).to(at::kDouble).mean().template item<double>();
   }
   j.update({{"n", r.n}, {"seed", r.seed}, {"scorer", scorer.name()}, {"data", ref.source}, {"reference_images", ref.n},

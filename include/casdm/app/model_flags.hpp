@@ -1,13 +1,15 @@
 #pragma once
 // The sizes of a model as a training program's options give them — θ's U-Net, optional
 // overrides for φ's, T, the feature loss's side and weights, class conditioning — checked against
-// the preset they are for, and turned into the ModelOptions the model is built from. The defaults
-// are casdm-train's (CPU-sized: 16 channels, T = 1000); ModelOptions' own are the paper's.
+// the preset they are for, and turned into the DenoiserOptions and ObjectiveOptions the model is
+// built from (label dropout goes to TrainerOptions). The defaults are casdm-train's (CPU-sized:
+// 16 channels, T = 1000); DenoiserOptions' own are the paper's.
 //
 //   casdm::app::ModelFlags flags;               // filled by the program's options
 //   flags.model_channels = 32;
 //   flags.check("CasDM");                        // one line per misfit: "--phi-res-blocks: preset ..."
-//   CasDM model(flags.options(/*channels=*/1, /*image_size=*/28, /*classes=*/0, "CasDM"));
+//   CasDM model(flags.denoiser(/*channels=*/1, /*image_size=*/28, /*classes=*/0), flags.objective("CasDM"));
+#include "casdm/loss/options.hpp"
 #include "casdm/presets.hpp"
 #include "casdm/topology/options.hpp"
 
@@ -42,10 +44,10 @@ struct ModelFlags {
   // Class conditioning: the data set's labels embedded in θ and φ, dropped with this probability.
   bool class_cond = false;
   double label_dropout = 0.1;
-  // Loss weights λ by term, "NAME=VALUE" ("x0=0.5"), replacing the preset's (ModelOptions::loss_weights).
+  // Loss weights λ by term, "NAME=VALUE" ("x0=0.5"), replacing the preset's (ObjectiveOptions::loss_weights).
   std::vector<std::string> loss_weights;
 
-  /// loss_weights as ModelOptions::loss_weights; a malformed entry, a term `preset` lacks, a negative
+  /// loss_weights as ObjectiveOptions::loss_weights; a malformed entry, a term `preset` lacks, a negative
   /// or non-finite λ, or a term given twice is refused in one line naming it.
   std::map<std::string, double> loss_weight_map(std::string_view preset) const {
     const auto traits = presets::traits(preset);
@@ -100,9 +102,9 @@ struct ModelFlags {
       throw std::invalid_argument(fmt::format("--label-dropout: a probability in [0, 1], got {}", label_dropout));
   }
 
-  /// The model's sizes for images of `channels` x `image_size` x `image_size` and, with
-  /// class_cond, `classes` classes (ignored without it); loss weights, if any, checked against `preset`.
-  ModelOptions options(int64_t channels, int64_t image_size, int64_t classes, std::string_view preset = "") const {
+  /// The denoiser's sizes for images of `channels` x `image_size` x `image_size` and, with
+  /// class_cond, `classes` classes (ignored without it).
+  DenoiserOptions denoiser(int64_t channels, int64_t image_size, int64_t classes) const {
     if (class_cond && classes < 1)
       throw std::invalid_argument(fmt::format("--class-cond: the data set has {} classes", classes));
     auto net = net::UNetOptions()
@@ -113,16 +115,12 @@ struct ModelFlags {
                    .num_heads(heads)
                    .norm_groups(norm_groups)
                    .dropout(dropout);
-    auto o = ModelOptions()
+    auto o = DenoiserOptions()
                  .image_size(image_size)
                  .channels(channels)
                  .diffusion_steps(diffusion_steps)
                  .net(net)
-                 .feature_size(feature_size)
-                 .feature_weights(feature_weights)
-                 .num_classes(class_cond ? classes : 0)
-                 .label_dropout(label_dropout);
-    if (!loss_weights.empty()) o.loss_weights(loss_weight_map(preset));
+                 .num_classes(class_cond ? classes : 0);
     if (phi_overridden()) {
       auto phi = net;
       if (phi_model_channels) phi.model_channels(phi_model_channels);
@@ -131,6 +129,14 @@ struct ModelFlags {
       if (!phi_attention.empty()) phi.attention_resolutions(phi_attention);
       o.phi_net(phi);
     }
+    return o;
+  }
+
+  /// The objective's settings: the feature loss's side and weights, and the loss weights, checked
+  /// against `preset`.
+  ObjectiveOptions objective(std::string_view preset) const {
+    auto o = ObjectiveOptions().feature_size(feature_size).feature_weights(feature_weights);
+    if (!loss_weights.empty()) o.loss_weights(loss_weight_map(preset));
     return o;
   }
 };

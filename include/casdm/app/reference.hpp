@@ -47,11 +47,11 @@ Reference checkpoint_reference(Scorer& scorer, const train::CheckpointInfo& c, c
                                const std::function<void(int64_t, int64_t)>& progress = {}) {
   if (spec.n() < 0) throw std::invalid_argument(fmt::format("ReferenceSpec: n must be >= 0 (0: all), got {}", spec.n()));
   auto set = data::open_dataset(spec.data(), spec.format(), true);
-  if (set.images.size(1) != c.options.channels())
+  if (set.images.size(1) != c.denoiser_options.channels())
     throw std::runtime_error(fmt::format("{} has {}-channel images, the checkpoint's model makes {}-channel ones",
-                                         set.source, set.images.size(1), c.options.channels()));
+                                         set.source, set.images.size(1), c.denoiser_options.channels()));
   Reference r;
-  const int64_t side = c.options.image_size();
+  const int64_t side = c.denoiser_options.image_size();
   if (set.images.size(2) != side || set.images.size(3) != side) {
     r.fit = spec.fit().empty() ? c.get("args.fit", "resize") : spec.fit();
     set = data::fit(std::move(set), side, data::parse_fit(r.fit));

@@ -118,11 +118,11 @@ train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::strin
   if (writer && classes > 0)
     fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
 
-  const auto options = a.model.options(channels, size, classes, a.preset);
+  const auto options = a.model.denoiser(channels, size, classes);
   train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
   if (writer) io::require_writable_folder(out);  // made if missing, or refused
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
-  Model model(options);
+  Model model(options, a.model.objective(a.preset));
   model->to(device);
   train::Meta meta{{"preset", a.preset}, {"program", a.program}};
   for (const auto& [k, v] : settings) meta["args." + k] = v;
@@ -131,6 +131,7 @@ train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::strin
       train::TrainerOptions()
           .optimizer(train::AdamWOptions().lr(a.lr).weight_decay(a.weight_decay))
           .ema_rates(a.ema).grad_clip(a.grad_clip).micro_batch(a.micro_batch).max_nonfinite_steps(a.max_nonfinite)
+          .label_dropout(a.model.label_dropout)
           .precision(precision_type(a.precision, device)).sync(group),
       train::SessionOptions()
           .steps(a.steps).checkpoints(out / "checkpoints").checkpoint_every(a.checkpoint_every).keep(a.keep).meta(meta)

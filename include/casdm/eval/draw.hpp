@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -45,6 +47,19 @@ inline std::function<void(int64_t, int64_t, double)> print_draw_progress(std::FI
     }
     fmt::print(out, "sampled {}/{}  {:.1f} images/s  ETA {}\n", done, n, static_cast<double>(done) / s,
                io::duration_str(s / static_cast<double>(done) * static_cast<double>(n - done)));
+  };
+}
+
+/// A SampleOptions::on_step callback: "step 20/50  t 399  sigma 0.8312" on `out` at the last step of
+/// a run and at the steps in between when `every_seconds` have passed since the last line (0: every
+/// step). casdm-sample prints its progress inside a batch with it.
+inline std::function<void(const SampleStep&)> print_step_progress(std::FILE* out = stderr, double every_seconds = 1.0) {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  return [out, every_seconds, last](const SampleStep& s) {
+    const auto now = std::chrono::steady_clock::now();
+    if (s.step != s.steps && std::chrono::duration<double>(now - *last).count() < every_seconds) return;
+    *last = now;
+    fmt::print(out, "step {}/{}  t {}  sigma {:.4g}\n", s.step, s.steps, s.t, s.sigma);
   };
 }
 

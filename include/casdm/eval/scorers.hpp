@@ -9,10 +9,14 @@
 //   in its pool features and an Inception-style score of its classes — for CPU-scale comparisons on
 //   that data set, not comparable with FID or IS.
 //
-// score(scorer, samples, reference) computes every score the scorer supports.
+// score(scorer, samples, reference) computes every score the scorer supports. A scorer is chosen by
+// its weights file's name (with_scorer); the registry `All` is the one list of them that programs'
+// help texts and the refusal of an unknown file read. A new scorer is its class (with `file` and
+// `scores`) and one entry in All.
 #include "casdm/eval/scores.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "casdm/metric/transform.hpp"
@@ -25,7 +29,9 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 namespace casdm::eval {
 
@@ -35,6 +41,9 @@ struct ScoreFeatures {
 
 class FIDInception {
  public:
+  /// The weights file that names this scorer, and what it gives (a program's --help).
+  static constexpr const char* file = "inception_fid.pt";
+  static constexpr const char* scores = "FID, sFID, IS";
   explicit FIDInception(const std::filesystem::path& weights)
       : net_(metric::InceptionV3Options().num_classes(1008).fid_variant(true)) {
     metric::load_weights(*net_, weights, "FID Inception weights");
@@ -58,6 +67,8 @@ class FIDInception {
 
 class DomainScorer {
  public:
+  static constexpr const char* file = "small_vgg.pt";
+  static constexpr const char* scores = "domain scores";
   explicit DomainScorer(const std::filesystem::path& weights) : net_(metric::load_small_vgg(weights, &meta_)) {
     auto it = meta_.find("image_size");
     image_size_ = it == meta_.end() ? 32 : std::stoll(it->second);
@@ -200,23 +211,50 @@ Reference reference_stats(Scorer& scorer, const at::Tensor& images, const std::s
 template <class Scorer>
 constexpr bool is_fid_v = std::is_same_v<Scorer, FIDInception>;
 
-/// Calls f(scorer) with the scorer a weights file names, on `device`: inception_fid.pt
-/// (FIDInception) or small_vgg.pt (DomainScorer).
+/// Every scorer, in order: the one list programs and messages read.
+using All = std::tuple<FIDInception, DomainScorer>;
+
+/// Calls f(static_cast<S*>(nullptr)) for every registered scorer S, in order (scorers are built
+/// from a weights file, so the list is walked by type).
+template <class F>
+void for_each_scorer(F&& f) {
+  [&]<class... S>(std::tuple<S...>*) { (f(static_cast<S*>(nullptr)), ...); }(static_cast<All*>(nullptr));
+}
+
+/// The weights file names of the registered scorers, in order ("inception_fid.pt", "small_vgg.pt").
+inline std::vector<std::string> scorer_files() {
+  std::vector<std::string> out;
+  for_each_scorer([&](auto* s) { out.push_back(std::decay_t<decltype(*s)>::file); });
+  return out;
+}
+
+/// "inception_fid.pt (FID, sFID, IS) or small_vgg.pt (domain scores)": every scorer for a program's --help.
+inline std::string scorer_help() {
+  std::vector<std::string> parts;
+  for_each_scorer([&](auto* s) {
+    using S = std::decay_t<decltype(*s)>;
+    parts.push_back(fmt::format("{} ({})", S::file, S::scores));
+  });
+  return fmt::format("{}", fmt::join(parts, " or "));
+}
+
+/// Calls f(scorer) with the registered scorer whose weights file has the name of `weights`, on
+/// `device`; any other file name is refused, listing the registered ones.
 template <class F>
 void with_scorer(const std::filesystem::path& weights, const c10::Device& device, F&& f) {
   const auto file = weights.filename().string();
-  if (file == "small_vgg.pt") {
-    DomainScorer s(weights);
+  bool found = false;
+  for_each_scorer([&](auto* tag) {
+    using S = std::decay_t<decltype(*tag)>;
+    if (found || file != S::file) return;
+    found = true;
+    S s(weights);
     s.to(device);
     f(s);
-  } else if (file == "inception_fid.pt") {
-    FIDInception s(weights);
-    s.to(device);
-    f(s);
-  } else {
-    throw std::invalid_argument(fmt::format("scorer weights {}: expected a file named inception_fid.pt or small_vgg.pt",
-                                            weights.string()));
-  }
+  });
+  if (!found)
+    throw std::invalid_argument(fmt::format("scorer weights {}: expected a file named {}", weights.string(),
+                                            fmt::join(scorer_files(), " or ")));
 }
 
 }  // namespace casdm::eval

@@ -7,11 +7,11 @@
 //     static constexpr const char* name = "mine";
 //     static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
 //     // optional: static constexpr bool needs_v_head = true;   (reads pred.v)
-//     explicit MyTerm(const ModelOptions&);
+//     explicit MyTerm(const ObjectiveOptions&);
 //     void attach(torch::nn::Module& owner);        // register any (frozen) modules it owns
 //     at::Tensor operator()(const LossInputs&);     // unweighted scalar
 //   };
-#include "casdm/topology/options.hpp"
+#include "casdm/loss/options.hpp"
 #include "casdm/core/names.hpp"
 #include "casdm/core/prediction.hpp"
 
@@ -40,7 +40,7 @@ concept LossTerm = requires {
   { L::needs_eps_head } -> std::convertible_to<bool>;
   { L::needs_x0_head } -> std::convertible_to<bool>;
   { L::needs_mix } -> std::convertible_to<bool>;
-} && detail::Ratio<typename L::weight> && std::constructible_from<L, const ModelOptions&> &&
+} && detail::Ratio<typename L::weight> && std::constructible_from<L, const ObjectiveOptions&> &&
     requires(L& l, torch::nn::Module& owner, const LossInputs& in) {
       l.attach(owner);
       { l(in) } -> std::same_as<at::Tensor>;
@@ -62,7 +62,7 @@ std::string term_spec() {
 
 /// Base for terms that own no module.
 struct Stateless {
-  explicit Stateless(const ModelOptions&) {}
+  explicit Stateless(const ObjectiveOptions&) {}
   void attach(torch::nn::Module&) {}
 };
 

@@ -3,13 +3,13 @@
 // resize (align_corners = false) to Size×Size, [−1, 1] → [0, 1], and grayscale repeated to three
 // channels. F is a frozen backbone's distance; gradient reaches x0′ only. The resize side is a
 // type default (224, what ImageNet backbones expect) and a runtime option
-// (ModelOptions::feature_size), since at 224 the backbone dominates a CPU step.
+// (ObjectiveOptions::feature_size), since at 224 the backbone dominates a CPU step.
 //
 // A backbone policy:
 //   struct MyBackbone {
 //     static constexpr const char* name = "mine";
 //     using Module = ...;                              // a torch::nn module holder
-//     static Module make(const ModelOptions&);         // build and load weights; throw if missing
+//     static Module make(const ObjectiveOptions&);         // build and load weights; throw if missing
 //     static at::Tensor distance(Module&, const at::Tensor& a, const at::Tensor& b);
 //         // a, b: [N, 3, S, S] in [0, 1]; returns [N]
 //   };
@@ -25,7 +25,7 @@
 namespace casdm::loss {
 
 template <class B>
-concept FeatureBackbone = requires(const ModelOptions& o, typename B::Module& m, const at::Tensor& a) {
+concept FeatureBackbone = requires(const ObjectiveOptions& o, typename B::Module& m, const at::Tensor& a) {
   { B::name } -> std::convertible_to<const char*>;
   { B::make(o) } -> std::convertible_to<typename B::Module>;
   { B::distance(m, a, a) } -> std::same_as<at::Tensor>;
@@ -54,7 +54,7 @@ struct Feature {
   /// "lpips(224)": the backbone and the side it sees by default.
   static std::string spec() { return fmt::format("{}({})", names::spec<Backbone>(), Size); }
 
-  explicit Feature(const ModelOptions& o)
+  explicit Feature(const ObjectiveOptions& o)
       : size_(o.feature_size() > 0 ? o.feature_size() : Size), module_(Backbone::make(o)) {}
 
   /// Registers the backbone under the owner (so it follows `to(device)`) and freezes it.

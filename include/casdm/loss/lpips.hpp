@@ -1,8 +1,8 @@
 #pragma once
 // The paper's metric-function loss: LPIPS (piq's, replace_pooling = true) in the feature-loss slot.
 //   using CasDM_LPIPS = casdm::Model<..., casdm::loss::Set<EpsMSE<>, X0MSE<>, MuMix<>, LPIPSLoss<>>, ...>;
-// ModelOptions::feature_weights names the folder tools/export_weights.py wrote
-// (vgg16_features.pt, lpips_linear.pt); ModelOptions::feature_size the resize side (default 224).
+// ObjectiveOptions::feature_weights names the folder tools/export_weights.py wrote
+// (vgg16_features.pt, lpips_linear.pt); ObjectiveOptions::feature_size the resize side (default 224).
 #include "casdm/loss/feature.hpp"
 #include "casdm/metric/lpips.hpp"
 
@@ -13,7 +13,7 @@ namespace casdm::loss {
 struct LPIPSBackbone {
   static constexpr const char* name = "lpips";
   using Module = metric::LPIPS;
-  static Module make(const ModelOptions& o) {
+  static Module make(const ObjectiveOptions& o) {
     const auto dir = metric::weights_folder(o.feature_weights(), "LPIPS loss", "vgg16_features.pt and lpips_linear.pt");
     return metric::LPIPS(metric::LPIPSOptions()
                              .vgg_weights((dir / "vgg16_features.pt").string())

@@ -66,12 +66,12 @@ class Set {
   static constexpr bool needs_mix = (Terms::needs_mix || ...);
   static constexpr bool needs_v_head = (loss::needs_v_head<Terms> || ...);
   static constexpr std::size_t size = sizeof...(Terms);
-  /// A term computes features of a fixed network (it reads ModelOptions::feature_size/weights).
+  /// A term computes features of a fixed network (it reads ObjectiveOptions::feature_size/weights).
   static constexpr bool uses_features = (requires { Terms::default_size; } || ...);
 
   /// The terms, each weighted by its type's λ or by o.loss_weights()[name]; an unknown name or a
   /// negative or non-finite λ is refused naming it.
-  explicit Set(const ModelOptions& o) : terms_(Terms(o)...) {
+  explicit Set(const ObjectiveOptions& o) : terms_(Terms(o)...) {
     const auto w = detail::term_weights(describe(), o.loss_weights());
     std::copy(w.begin(), w.end(), weights_.begin());
   }
@@ -132,7 +132,7 @@ class Set {
 
 template <class S>
 concept LossSet = requires { S::needs_eps_head; S::needs_x0_head; S::needs_mix; S::size; } &&
-                  std::constructible_from<S, const ModelOptions&> &&
+                  std::constructible_from<S, const ObjectiveOptions&> &&
                   requires(S& s, torch::nn::Module& owner, const LossInputs& in) {
                     s.attach(owner);
                     { s(in) } -> std::same_as<LossReport>;

@@ -2,7 +2,7 @@
 // A feature loss on a SmallVGG classifier trained on the training data itself (casdm-metric):
 // the CPU-scale stand-in for LPIPS when no ImageNet weights are at hand. Distance: LPIPS's
 // formula with unit weights on the classifier's stages (metric/small_vgg.hpp). The resize side
-// defaults to 32, the side casdm-metric trains at. ModelOptions::feature_weights names the folder
+// defaults to 32, the side casdm-metric trains at. ObjectiveOptions::feature_weights names the folder
 // holding small_vgg.pt.
 #include "casdm/loss/feature.hpp"
 #include "casdm/metric/small_vgg.hpp"
@@ -13,7 +13,7 @@ namespace casdm::loss {
 struct SmallVGGBackbone {
   static constexpr const char* name = "small_vgg";
   using Module = metric::SmallVGG;
-  static Module make(const ModelOptions& o) {
+  static Module make(const ObjectiveOptions& o) {
     const auto dir = metric::weights_folder(o.feature_weights(), "SmallVGG feature loss", "small_vgg.pt",
                                             "make it with `casdm-metric --data DIR --out FOLDER` (see docs/metrics.md)");
     return metric::load_small_vgg(dir / "small_vgg.pt");

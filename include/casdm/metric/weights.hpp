@@ -1,6 +1,7 @@
 #pragma once
 // Pretrained weights of the metric networks: files written by Python's torch.save of a plain dict
 // {name: tensor} (tools/export_weights.py makes them), loaded strictly by name and shape.
+#include "casdm/core/errors.hpp"
 #include "casdm/io/tensor_file.hpp"
 
 #include <filesystem>
@@ -14,13 +15,12 @@ inline constexpr const char* how_to_make_weights =
     "make it with `python3 tools/export_weights.py --out DIR` (PyTorch, torchvision and the pretrained "
     "weights needed once; see docs/metrics.md)";
 
-/// The folder of exported weights a feature loss reads (ModelOptions::feature_weights); an empty
-/// one is refused naming the loss (`what`) and the `files` it needs.
+/// The folder of exported weights a feature loss reads (ObjectiveOptions::feature_weights); an empty
+/// one is refused (SettingError "feature_weights") naming the loss (`what`) and the `files` it needs.
 inline std::filesystem::path weights_folder(const std::string& folder, const std::string& what,
                                             const std::string& files, const std::string& how = how_to_make_weights) {
   if (folder.empty())
-    throw std::invalid_argument("the " + what + " needs ModelOptions::feature_weights (casdm-train: "
-                                "--feature-weights), the folder of " + files + "; " + how);
+    throw SettingError("feature_weights", "the " + what + " needs the folder of " + files + "; " + how);
   return folder;
 }
 

@@ -6,7 +6,7 @@
 namespace casdm::presets {
 
 /// Table 1 with the metric function: LPIPS (λ = 0.1) on the x0 prediction. Each needs
-/// ModelOptions::feature_weights, the folder of tools/export_weights.py's files.
+/// ObjectiveOptions::feature_weights, the folder of tools/export_weights.py's files.
 using DDPM_X0_LPIPS =
     Model<PaperSchedule, topology::X0Only<>, loss::Set<loss::X0MSE<>, loss::LPIPSLoss<>>, PaperSampler>;
 using Dual_LPIPS = Model<PaperSchedule, topology::DualHead<>,

@@ -1,7 +1,7 @@
 #pragma once
 // The paper's rows without a metric network (An et al. 2024, Tables 1, 4 and 5), and their
 // v-prediction variants (DDPM_V, CasDM_V; beyond the paper). Each takes
-// ModelOptions whose defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks,
+// DenoiserOptions whose defaults are the paper's: cosine schedule, T = 4000, U-Net 128 ch × 3 blocks,
 // channel_mult (1,2,2,2), attention at 16 and 8, DDIM with 100 steps. Including this header alone
 // parses no metric network and no serialization code.
 #include "casdm/loss/mse.hpp"

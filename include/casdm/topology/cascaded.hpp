@@ -87,7 +87,7 @@ struct Cascaded {
   }
   static constexpr bool has_eps_head = !Head::predicts_v, has_x0_head = true, has_mix = true,
                         has_v_head = Head::predicts_v;
-  /// φ is a network of its own, sized by ModelOptions::phi_net.
+  /// φ is a network of its own, sized by DenoiserOptions::phi_net.
   static constexpr bool uses_phi_net = true;
   using theta_arch = ThetaNet;
   using phi_arch = PhiNet;
@@ -97,7 +97,7 @@ struct Cascaded {
     decltype(ThetaNet::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
     decltype(PhiNet::make(net::UNetOptions{}, 1, 1)) phi{nullptr};
   };
-  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+  static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     const int64_t C = o.channels();
     Nets n;
     n.theta = owner.register_module("theta", ThetaNet::make(o.theta_net(), C, C));

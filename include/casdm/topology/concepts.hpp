@@ -8,7 +8,7 @@
 //     static constexpr bool has_mix = false;       // a network outputs r (L_μ, mixed sampling)
 //     static constexpr bool has_v_head = false;    // optional: a network outputs v′ (L_v)
 //     struct Nets { ... };                          // module holders of its networks
-//     static Nets build(torch::nn::Module& owner, const ModelOptions&);  // registers them
+//     static Nets build(torch::nn::Module& owner, const DenoiserOptions&);  // registers them
 //     static Prediction predict(Nets&, const Process&, const at::Tensor& x_t, const at::Tensor& t,
 //                               const at::Tensor& y = {});   // y: class labels (optional argument)
 //   };
@@ -29,7 +29,7 @@ concept Topology = requires {
   { T::has_x0_head } -> std::convertible_to<bool>;
   { T::has_mix } -> std::convertible_to<bool>;
   typename T::Nets;
-} && requires(torch::nn::Module& owner, const ModelOptions& o, typename T::Nets& nets, const Process& p,
+} && requires(torch::nn::Module& owner, const DenoiserOptions& o, typename T::Nets& nets, const Process& p,
               const at::Tensor& x) {
   { T::build(owner, o) } -> std::same_as<typename T::Nets>;
   { T::predict(nets, p, x, x) } -> std::same_as<Prediction>;
@@ -67,7 +67,7 @@ inline constexpr bool takes_labels = requires(typename T::Nets& n, const Process
 template <class T>
 inline constexpr bool has_v_head = requires { requires T::has_v_head; };
 
-/// Whether a topology has a second network sized by ModelOptions::phi_net (the cascaded φ).
+/// Whether a topology has a second network sized by DenoiserOptions::phi_net (the cascaded φ).
 template <class T>
 inline constexpr bool uses_phi_net = requires { requires T::uses_phi_net; };
 

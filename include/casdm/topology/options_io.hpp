@@ -1,6 +1,7 @@
 #pragma once
-// ModelOptions as flat "key" → "value" strings, the form checkpoints carry them in (so a
-// checkpoint rebuilds its own model, and a resume with other sizes is refused by name).
+// DenoiserOptions as flat "key" → "value" strings, the form format-1 checkpoints carried them in
+// and format 2's JSON is made from (so a file rebuilds its own denoiser, and a resume with other
+// sizes is refused by name).
 //
 //   auto meta = casdm::options_to_map(opts);        // {"image_size": "32", "net.channel_mult": "1,2,2,2", ...}
 //   auto back = casdm::options_from_map(meta);      // equal to opts
@@ -33,11 +34,11 @@ struct MapReader {
 
   const std::string& raw(const std::string& key) const {
     auto it = m.find(prefix + key);
-    if (it == m.end()) throw std::invalid_argument("model options: '" + prefix + key + "' is missing");
+    if (it == m.end()) throw std::invalid_argument("denoiser options: '" + prefix + key + "' is missing");
     return it->second;
   }
   [[noreturn]] void bad(const std::string& key, const char* what) const {
-    throw std::invalid_argument("model options: '" + prefix + key + "' = '" + raw(key) + "' is not " + what);
+    throw std::invalid_argument("denoiser options: '" + prefix + key + "' = '" + raw(key) + "' is not " + what);
   }
   int64_t integer(const std::string& key) const {
     const auto& s = raw(key);
@@ -108,63 +109,36 @@ inline net::UNetOptions get_net(const std::map<std::string, std::string>& m, con
 }  // namespace detail
 
 /// Every field of `o` as a string; nested networks under "net." and "phi_net.".
-inline std::map<std::string, std::string> options_to_map(const ModelOptions& o) {
+inline std::map<std::string, std::string> options_to_map(const DenoiserOptions& o) {
   std::map<std::string, std::string> m;
   m["image_size"] = fmt::format("{}", o.image_size());
   m["channels"] = fmt::format("{}", o.channels());
   m["diffusion_steps"] = fmt::format("{}", o.diffusion_steps());
-  m["feature_size"] = fmt::format("{}", o.feature_size());
-  m["feature_weights"] = o.feature_weights();
   detail::put_net(m, "net.", o.net());
   if (o.phi_net()) detail::put_net(m, "phi_net.", *o.phi_net());
-  if (o.num_classes() > 0) {  // unconditional models keep the keys of before
-    m["num_classes"] = fmt::format("{}", o.num_classes());
-    m["label_dropout"] = detail::format_double(o.label_dropout());
-  }
-  for (const auto& [name, w] : o.loss_weights()) m["loss_weight." + name] = detail::format_double(w);
+  if (o.num_classes() > 0) m["num_classes"] = fmt::format("{}", o.num_classes());  // unconditional: the keys of before
   return m;
 }
 
-/// The inverse of options_to_map; a missing or malformed entry is an error naming it.
-inline ModelOptions options_from_map(const std::map<std::string, std::string>& m) {
+/// The inverse of options_to_map; a missing or malformed entry is an error naming it, and so is a
+/// key that is not a denoiser option.
+inline DenoiserOptions options_from_map(const std::map<std::string, std::string>& m) {
   detail::MapReader r{m, ""};
-  auto o = ModelOptions()
+  auto o = DenoiserOptions()
                .image_size(r.integer("image_size"))
                .channels(r.integer("channels"))
                .diffusion_steps(r.integer("diffusion_steps"))
-               .feature_size(r.integer("feature_size"))
-               .feature_weights(r.raw("feature_weights"))
                .net(detail::get_net(m, "net."));
   if (m.count("phi_net.model_channels")) o.phi_net(detail::get_net(m, "phi_net."));
-  if (m.count("num_classes")) {
-    o.num_classes(r.integer("num_classes"));
-    if (m.count("label_dropout")) o.label_dropout(r.real("label_dropout"));  // model files have none
-  }
-  std::map<std::string, double> weights;
+  if (m.count("num_classes")) o.num_classes(r.integer("num_classes"));
+  const auto known = options_to_map(o);
   for (const auto& [k, v] : m)
-    if (k.rfind("loss_weight.", 0) == 0) weights[k.substr(12)] = r.real(k);
-  o.loss_weights(weights);
+    if (!known.count(k)) throw std::invalid_argument("denoiser options: '" + k + "' is not one of them");
   return o;
 }
 
-/// Whether option `key` (options_to_map's name) shapes the denoiser — its networks, sizes, T and
-/// classes — rather than how it is trained: the objective's feature_size, feature_weights and
-/// loss_weight.<term>, and the trainer's label_dropout. A resume must match the first kind only.
-inline bool is_denoiser_option(const std::string& key) {
-  return key != "feature_size" && key != "feature_weights" && key != "label_dropout" && key.rfind("loss_weight.", 0) != 0;
-}
-
 /// "key: a vs b" for every field where `a` and `b` differ (empty when they are the same).
-inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b);
-/// The same for the denoiser's fields alone (is_denoiser_option; `denoiser`) or the others alone.
-inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b, bool denoiser) {
-  std::vector<std::string> out;
-  for (auto& d : options_differences(a, b))
-    if (is_denoiser_option(d.substr(0, d.find(':'))) == denoiser) out.push_back(std::move(d));
-  return out;
-}
-
-inline std::vector<std::string> options_differences(const ModelOptions& a, const ModelOptions& b) {
+inline std::vector<std::string> options_differences(const DenoiserOptions& a, const DenoiserOptions& b) {
   const auto ma = options_to_map(a), mb = options_to_map(b);
   std::vector<std::string> out;
   auto value = [](const std::map<std::string, std::string>& m, const std::string& k) {

@@ -16,7 +16,7 @@ struct SingleNet {
   decltype(Net::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
 };
 template <NetArch Net>
-SingleNet<Net> build_single(torch::nn::Module& owner, const ModelOptions& o, int64_t out) {
+SingleNet<Net> build_single(torch::nn::Module& owner, const DenoiserOptions& o, int64_t out) {
   return {owner.register_module("theta", Net::make(o.theta_net(), o.channels(), out))};
 }
 }  // namespace detail
@@ -28,7 +28,7 @@ struct EpsOnly {
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = false, has_mix = false;
   using Nets = detail::SingleNet<Net>;
-  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+  static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
@@ -47,7 +47,7 @@ struct X0Only {
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = true, has_mix = false;
   using Nets = detail::SingleNet<Net>;
-  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+  static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
@@ -68,7 +68,7 @@ struct VOnly {
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = false, has_mix = false, has_v_head = true;
   using Nets = detail::SingleNet<Net>;
-  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+  static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     return detail::build_single<Net>(owner, o, o.channels());
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
@@ -89,7 +89,7 @@ struct DualHead {
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
   using Nets = detail::SingleNet<Net>;
-  static Nets build(torch::nn::Module& owner, const ModelOptions& o) {
+  static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     return detail::build_single<Net>(owner, o, 2 * o.channels() + 1);
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,

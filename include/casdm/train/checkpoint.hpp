@@ -19,9 +19,11 @@
 // and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
 // denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
 // Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
-// still read, resumed and sampled: its type names are read into identities by a fixed table of the
-// library's old spellings (detail::legacy_identity). Neither holds a frozen metric network.
+// still read, resumed and sampled (train/format1.hpp). Neither holds a frozen metric network.
+#include "casdm/core/errors.hpp"
+#include "casdm/loss/options.hpp"
 #include "casdm/topology/options_io.hpp"
+#include "casdm/train/format1.hpp"
 #include "casdm/io/tensor_file.hpp"
 
 #include <fmt/format.h>
@@ -48,13 +50,12 @@ inline constexpr const char* denoiser_format_1 = "casdm-denoiser-1";
 
 namespace detail {
 
-/// The JSON type of a ModelOptions field (options_to_map's names; the last part after '.').
+/// The JSON type of a DenoiserOptions field (options_to_map's names; the last part after '.').
 enum class OptionKind { integer, real, boolean, integers, text };
 inline std::optional<OptionKind> option_kind(const std::string& key) {
   static const std::map<std::string, OptionKind> kinds{
       {"image_size", OptionKind::integer}, {"channels", OptionKind::integer}, {"diffusion_steps", OptionKind::integer},
-      {"num_classes", OptionKind::integer}, {"feature_size", OptionKind::integer}, {"feature_weights", OptionKind::text},
-      {"label_dropout", OptionKind::real}, {"model_channels", OptionKind::integer}, {"channel_mult", OptionKind::integers},
+      {"num_classes", OptionKind::integer}, {"model_channels", OptionKind::integer}, {"channel_mult", OptionKind::integers},
       {"num_res_blocks", OptionKind::integer}, {"attention_resolutions", OptionKind::integers},
       {"num_heads", OptionKind::integer}, {"dropout", OptionKind::real}, {"use_scale_shift_norm", OptionKind::boolean},
       {"norm_groups", OptionKind::integer}, {"resample", OptionKind::boolean}, {"middle_attention", OptionKind::boolean}};
@@ -100,12 +101,11 @@ inline std::string json_text(const nlohmann::json& v, const std::string& key) {
 
 }  // namespace detail
 
-/// The "denoiser" section of a format-2 config: the fields of ModelOptions that shape the denoiser
-/// (is_denoiser_option), nets as objects: {"image_size": 32, ..., "net": {"model_channels": 128, ...}}.
-inline nlohmann::json denoiser_config(const ModelOptions& o) {
+/// The "denoiser" section of a format-2 config: DenoiserOptions with the nets as objects:
+/// {"image_size": 32, ..., "net": {"model_channels": 128, ...}}.
+inline nlohmann::json denoiser_config(const DenoiserOptions& o) {
   auto j = nlohmann::json::object();
   for (const auto& [k, v] : options_to_map(o)) {
-    if (!is_denoiser_option(k)) continue;
     if (auto dot = k.find('.'); dot != std::string::npos)
       j[k.substr(0, dot)][k.substr(dot + 1)] = detail::option_json(k, v);
     else
@@ -116,7 +116,7 @@ inline nlohmann::json denoiser_config(const ModelOptions& o) {
 
 /// The "objective" section: feature-loss side and weights path, the λ of every term, and the checksum
 /// of the frozen metric networks' weights (if any).
-inline nlohmann::json objective_config(const ModelOptions& o, const std::vector<std::pair<std::string, double>>& weights,
+inline nlohmann::json objective_config(const ObjectiveOptions& o, const std::vector<std::pair<std::string, double>>& weights,
                                        const std::string& weights_checksum) {
   nlohmann::json j = {{"feature_size", o.feature_size()}, {"feature_weights", o.feature_weights()}};
   j["loss_weights"] = nlohmann::json::object();
@@ -136,10 +136,13 @@ struct CheckpointInfo {
   std::string model_type;
   /// The denoiser's identity (Denoiser::Impl::identity(); format 1 as above).
   std::string denoiser_type;
-  ModelOptions options;
+  /// The denoiser's options (what rebuilds it) and the objective's settings (checkpoints; a model
+  /// file's are the defaults).
+  DenoiserOptions denoiser_options;
+  ObjectiveOptions objective_options;
   /// Format 2: the settings document (casdm.config); format 1: empty.
   nlohmann::json config;
-  /// Every setting as a flat string ("casdm." stripped), the same keys for both formats: "options.*",
+  /// Every other setting as a flat string ("casdm." stripped), the same keys for both formats:
   /// "trainer.*", "ema.<i>.rate", "external.checksum", and the caller's ("preset", "args.*").
   std::map<std::string, std::string> meta;
   /// What choosing this file passed over (CheckpointDir::resume_point: newer files that are corrupt).
@@ -167,115 +170,8 @@ struct CheckpointInfo {
 
 namespace detail {
 
-/// A C++ type as format 1 stored it (GCC's demangled spelling, "casdm::X<a, b>"): a name and its
-/// arguments.
-struct LegacyType {
-  std::string name;
-  std::vector<LegacyType> args;
-};
-
-inline LegacyType parse_legacy(const std::string& s, size_t& i) {
-  LegacyType t;
-  while (i < s.size() && s[i] == ' ') ++i;
-  while (i < s.size() && s[i] != '<' && s[i] != ',' && s[i] != '>') t.name += s[i++];
-  while (!t.name.empty() && t.name.back() == ' ') t.name.pop_back();
-  if (t.name.rfind("casdm::", 0) == 0) t.name.erase(0, 7);
-  if (i < s.size() && s[i] == '<') {
-    do {
-      ++i;
-      t.args.push_back(parse_legacy(s, i));
-    } while (i < s.size() && s[i] == ',');
-    if (i >= s.size() || s[i] != '>') throw std::invalid_argument("unbalanced '<'");
-    ++i;
-    while (i < s.size() && s[i] == ' ') ++i;
-  }
-  return t;
-}
-
-/// The identity (Model::Impl::identity(), Denoiser::Impl::identity()) of a type format 1 named, from
-/// the fixed table of the library's spellings before 2026-12-07 (not the compiler's spelling now);
-/// nullopt for a type that table does not hold.
-inline std::optional<std::string> legacy_identity(const LegacyType& t) {
-  auto arg = [&](size_t k) -> const LegacyType& {
-    if (k >= t.args.size()) throw std::invalid_argument("too few arguments");
-    return t.args[k];
-  };
-  auto number = [](std::string n) {  // "1l", "224ll" → "1", "224"
-    while (!n.empty() && (n.back() == 'l' || n.back() == 'L' || n.back() == 'u')) n.pop_back();
-    return n;
-  };
-  auto ratio = [&](const LegacyType& r) -> std::optional<std::string> {
-    if (r.name != "std::ratio" || r.args.empty()) return std::nullopt;
-    const auto num = number(r.args[0].name), den = r.args.size() > 1 ? number(r.args[1].name) : "1";
-    return den == "1" ? num : num + "/" + den;
-  };
-  auto sub = [](const LegacyType& x) { return legacy_identity(x); };
-  static const std::map<std::string, std::string> leaves{
-      {"schedule::Cosine", "cosine"}, {"schedule::Linear", "linear"}, {"net::arch::UNet", "unet"},
-      {"net::arch::FixResCNN", "fixres"}, {"topology::phi_input::X0Star", "x0star"}, {"topology::phi_input::Concat", "concat"},
-      {"loss::weighting::Uniform", "uniform"}, {"loss::LPIPSBackbone", "lpips"}, {"loss::ResNetBackbone", "resnet"},
-      {"loss::InceptionBackbone", "inception"}, {"loss::SwinBackbone", "swin"}, {"loss::SmallVGGBackbone", "small_vgg"}};
-  static const std::map<std::string, std::string> single{{"topology::EpsOnly", "eps-only"}, {"topology::X0Only", "x0-only"},
-                                                         {"topology::VOnly", "v-only"}, {"topology::DualHead", "dual-head"}};
-  static const std::map<std::string, std::string> terms{
-      {"loss::EpsMSE", "eps"}, {"loss::X0MSE", "x0"}, {"loss::VMSE", "v"}, {"loss::MuMix", "mu"}};
-  if (auto it = leaves.find(t.name); it != leaves.end()) return it->second;
-  auto join = [](std::initializer_list<std::optional<std::string>> parts, const std::string& first,
-                 const std::string& sep, const std::string& last) -> std::optional<std::string> {
-    std::string out = first;
-    bool head = true;
-    for (const auto& p : parts) {
-      if (!p) return std::nullopt;
-      out += (head ? "" : sep) + *p;
-      head = false;
-    }
-    return out + last;
-  };
-  if (auto it = single.find(t.name); it != single.end()) return join({sub(arg(0))}, it->second + "(", "", ")");
-  if (t.name == "topology::Cascaded") {
-    const bool v = t.args.size() > 3 && t.args[3].name == "topology::theta_head::V";
-    const auto phi = sub(arg(0)), in = sub(arg(1)), theta = sub(arg(2));
-    if (!phi || !in || !theta) return std::nullopt;
-    return fmt::format("{}({} <- {}, {})", v ? "cascaded-v" : "cascaded", *phi, *in, *theta);
-  }
-  if (auto it = terms.find(t.name); it != terms.end()) return join({ratio(arg(0))}, it->second + ":", "", "");
-  if (t.name == "loss::weighting::MinSNR") return join({ratio(arg(0))}, "min-snr(", "", ")");
-  if (t.name == "loss::Weighted") {  // "eps@min-snr(5):1": the term's name, its weighting, its λ
-    const auto term = sub(arg(0)), weighting = sub(arg(1));
-    if (!term || !weighting) return std::nullopt;
-    const auto colon = term->rfind(':');
-    return term->substr(0, colon) + "@" + *weighting + term->substr(colon);
-  }
-  if (t.name == "loss::Feature") return join({sub(arg(0)), ratio(arg(1))}, "", "(" + number(arg(2).name) + "):", "");
-  if (t.name == "loss::Set") {
-    std::string out;
-    for (const auto& a : t.args) {
-      auto term = sub(a);
-      if (!term) return std::nullopt;
-      out += (out.empty() ? "" : " + ") + *term;
-    }
-    return out;
-  }
-  if (t.name == "DenoiserImpl") return join({sub(arg(0)), sub(arg(1))}, "", " | ", "");
-  if (t.name == "ModelImpl") return join({sub(arg(0)), sub(arg(1)), sub(arg(2))}, "", " | ", "");  // no sampler
-  return std::nullopt;
-}
-
-/// A format-1 type name as an identity; the name itself where the table does not know it (then it
-/// matches no model of this build, and the refusal names it).
-inline std::string legacy_identity(const std::string& cxx) {
-  if (cxx.empty()) return cxx;
-  try {
-    size_t i = 0;
-    auto id = legacy_identity(parse_legacy(cxx, i));
-    return id && i == cxx.size() ? *id : cxx;
-  } catch (const std::exception&) {
-    return cxx;
-  }
-}
-
-/// Format 2's config turned into the flat settings format 1 stored (CheckpointInfo::meta), checking
-/// every section and key: one this build does not know is refused naming it.
+/// Format 2's config read into CheckpointInfo's options and its flat settings (meta), checking every
+/// section and key: one this build does not know is refused naming it.
 inline void read_config(CheckpointInfo& c, bool model_file) {
   const auto& j = c.config;
   if (!j.is_object()) throw std::invalid_argument("casdm.config is not a JSON object");
@@ -291,7 +187,7 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
   if (!j.contains("denoiser")) throw std::invalid_argument("casdm.config has no 'denoiser' section");
   std::map<std::string, std::string> opts;
   auto option = [&](const std::string& key, const nlohmann::json& v) {
-    if (!option_kind(key) || !is_denoiser_option(key))
+    if (!option_kind(key))
       throw std::invalid_argument(fmt::format("casdm.config has 'denoiser.{}', a setting this build does not know", key));
     opts[key] = json_text(v, "denoiser." + key);
   };
@@ -305,13 +201,18 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
   }
   if (j.contains("objective")) {
     for (const auto& [k, v] : j["objective"].items()) {
-      if (k == "feature_size" || k == "feature_weights") {
-        opts[k] = json_text(v, "objective." + k);
+      auto& o = c.objective_options;
+      if (k == "feature_size") {
+        if (!v.is_number_integer()) throw std::invalid_argument("casdm.config 'objective.feature_size' is not an integer");
+        o.feature_size(v.get<int64_t>());
+      } else if (k == "feature_weights") {
+        if (!v.is_string()) throw std::invalid_argument("casdm.config 'objective.feature_weights' is not a string");
+        o.feature_weights(v.get<std::string>());
       } else if (k == "loss_weights") {
         if (!v.is_object()) throw std::invalid_argument("casdm.config 'objective.loss_weights' is not an object");
         for (const auto& [name, w] : v.items()) {
           if (!w.is_number()) throw std::invalid_argument(fmt::format("casdm.config 'objective.loss_weights.{}' is not a number", name));
-          opts["loss_weight." + name] = json_text(w, "objective.loss_weights." + name);
+          o.loss_weights()[name] = w.get<double>();
         }
       } else if (k == "weights_checksum") {
         c.meta["external.checksum"] = json_text(v, "objective." + k);
@@ -321,10 +222,6 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
     }
   } else if (!model_file) {
     throw std::invalid_argument("casdm.config has no 'objective' section");
-  }
-  if (model_file) {  // the objective's settings are not the model file's; the defaults stand in
-    opts.emplace("feature_size", "0");
-    opts.emplace("feature_weights", "");
   }
   if (j.contains("trainer")) {
     static const std::set<std::string> trainer_keys{"lr", "weight_decay", "grad_clip", "micro_batch", "skipped_steps",
@@ -338,8 +235,6 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
           if (!v[i].is_number()) throw std::invalid_argument("casdm.config 'trainer.ema_rates' holds a value that is not a number");
           c.meta[fmt::format("ema.{}.rate", i)] = json_text(v[i], "trainer.ema_rates");
         }
-      } else if (k == "label_dropout") {
-        opts[k] = json_text(v, "trainer." + k);
       } else {
         c.meta["trainer." + k] = json_text(v, "trainer." + k);
       }
@@ -353,8 +248,7 @@ inline void read_config(CheckpointInfo& c, bool model_file) {
       if (c.meta.count(k)) throw std::invalid_argument(fmt::format("casdm.config 'run.{}' names a setting of the library", k));
       c.meta[k] = v.get<std::string>();
     }
-  for (const auto& [k, v] : opts) c.meta["options." + k] = v;
-  c.options = options_from_map(opts);
+  c.denoiser_options = options_from_map(opts);
 }
 
 }  // namespace detail
@@ -402,12 +296,12 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
     if (format == checkpoint_format_1 || format == denoiser_format_1) {
       c.format_version = 1;
       c.meta = raw;
-      c.model_type = detail::legacy_identity(c.get("model"));  // the identities of the types it names
-      c.denoiser_type = detail::legacy_identity(c.get("denoiser"));
-      std::map<std::string, std::string> opts;
-      for (const auto& [k, v] : c.meta)
-        if (k.rfind("options.", 0) == 0) opts.emplace(k.substr(8), v);
-      c.options = options_from_map(opts);
+      c.model_type = format1::identity(c.get("model"));  // the identities of the types it names
+      c.denoiser_type = format1::identity(c.get("denoiser"));
+      auto o = format1::options(c.meta);
+      c.denoiser_options = std::move(o.denoiser);
+      c.objective_options = std::move(o.objective);
+      if (o.label_dropout) c.meta["trainer.label_dropout"] = *o.label_dropout;
     } else {
       static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config", "checksum"};
       static const std::set<std::string> model_keys{"format", "denoiser", "config", "checksum"};
@@ -516,7 +410,7 @@ D load_denoiser(const CheckpointInfo& c, const Weights& w = {}, std::string* whi
     throw std::runtime_error(fmt::format("{} holds another denoiser{}: {}, not {}", c.path.string(),
                                          c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")",
                                          c.denoiser_type, Impl::identity()));
-  D d(c.options);
+  D d(c.denoiser_options);
   io::load_state_strict(*d, chosen_weights(c, w, which), c.path.string());
   return d;
 }
@@ -602,7 +496,7 @@ class CheckpointDir {
         if (c.step != *step_of(*it))
           throw std::runtime_error(fmt::format("{} holds step {}, not the step its name says", it->string(), c.step));
         if (candidate && (c.model_type != candidate->model_type ||
-                          !options_differences(c.options, candidate->options, /*denoiser=*/true).empty())) {
+                          !options_differences(c.denoiser_options, candidate->denoiser_options).empty())) {
           passed.emplace_back(candidate_file, fmt::format("{} holds another model than {}, the run's checkpoint before "
                                                           "it: {}", candidate_file.string(), it->filename().string(),
                                                           candidate->model_type));
@@ -623,19 +517,20 @@ class CheckpointDir {
 
   /// The checkpoint a run in this folder continues from: `from` when given, else the newest valid
   /// one here when `resume` (newest_valid: files passed over are moved aside to <name>.damaged, so
-  /// that they hold no place among the kept checkpoints, and named in its `notes`). A fresh run
-  /// (neither) gets none, and is refused when the folder already holds checkpoints: continuing
-  /// would mix two runs, and starting over would overwrite one.
+  /// that they hold no place among the kept checkpoints, and named in its `notes`); none there is a
+  /// SettingError "resume". A fresh run (neither) gets none, and is refused (SettingError
+  /// "checkpoints") when the folder already holds checkpoints: continuing would mix two runs, and
+  /// starting over would overwrite one.
   std::optional<CheckpointInfo> resume_point(bool resume, const std::filesystem::path& from = {}) const {
     if (!from.empty()) return read_checkpoint(from);
     auto newest = latest();
     if (resume) {
-      if (!newest) throw std::runtime_error(fmt::format("--resume: no checkpoint in {}", dir_.string()));
+      if (!newest) throw SettingError("resume", fmt::format("no checkpoint in {}", dir_.string()));
       std::vector<std::pair<std::filesystem::path, std::string>> passed;
       auto c = newest_valid(passed);
       std::vector<std::string> why;
       for (const auto& [file, reason] : passed) why.push_back("passing over " + reason);
-      if (!c) throw std::runtime_error(fmt::format("--resume: no valid checkpoint in {} ({})", dir_.string(), fmt::join(why, "; ")));
+      if (!c) throw SettingError("resume", fmt::format("no valid checkpoint in {} ({})", dir_.string(), fmt::join(why, "; ")));
       for (size_t i = 0; i < passed.size(); ++i) {
         auto aside = passed[i].first;
         aside += ".damaged";
@@ -649,9 +544,9 @@ class CheckpointDir {
       return c;
     }
     if (newest)
-      throw std::runtime_error(fmt::format("{} holds checkpoints of an earlier run; continue it with --resume, or "
-                                           "choose another --out",
-                                           dir_.parent_path().string()));
+      throw SettingError("checkpoints", fmt::format("{} holds checkpoints of an earlier run: resume it, or choose "
+                                                    "another folder",
+                                                    dir_.string()));
     return std::nullopt;
   }
 

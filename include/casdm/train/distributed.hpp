@@ -9,6 +9,7 @@
 //
 // Needs LibTorch's distributed build (Debian's libtorch-dev has it) and gloo's headers (Debian:
 // libgloo-dev). CUDA tensors (NCCL) are refused for now.
+#include "casdm/core/errors.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <fmt/format.h>
@@ -274,14 +275,14 @@ class ProcessGroup final : public GradientSync {
 };
 
 /// The process group torchrun's environment describes, or nullptr (no WORLD_SIZE, or one rank).
-/// `batch`, the global batch, must divide among the ranks. CASDM_DIST_OVERLAP=0 starts every
+/// `batch`, the global batch, must divide among the ranks (else SettingError "batch"). CASDM_DIST_OVERLAP=0 starts every
 /// all-reduce after backward (to measure the overlap).
 inline std::shared_ptr<ProcessGroup> process_group_from_environment(c10::Device device, std::chrono::milliseconds timeout,
                                                                     int64_t batch) {
   const auto env = DistributedEnv::from_environment();
   if (!env || env->world_size == 1) return nullptr;
   if (batch % env->world_size != 0)
-    throw std::runtime_error(fmt::format("--batch {} does not divide among {} ranks", batch, env->world_size));
+    throw SettingError("batch", fmt::format("{} does not divide among {} ranks", batch, env->world_size));
   auto group = std::make_shared<ProcessGroup>(*env, device, timeout);
   if (const char* o = std::getenv("CASDM_DIST_OVERLAP"); o && std::string(o) == "0") group->overlap(false);
   return group;

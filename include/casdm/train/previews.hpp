@@ -37,7 +37,7 @@ template <class Model>
 class Previews {
  public:
   Previews(Trainer<Model>& trainer, PreviewOptions o) : trainer_(trainer), options_(o) {
-    const auto& mo = trainer.model()->options;
+    const auto& mo = trainer.model()->denoiser()->options;
     if (o.count() < 1) throw std::invalid_argument(fmt::format("PreviewOptions: count must be >= 1, got {}", o.count()));
     // Refused now rather than at the first grid, hours into a run.
     sampler::check_steps(Model::Impl::sampler_type::name, mo.diffusion_steps(), o.steps(), "PreviewOptions: steps");

@@ -107,7 +107,7 @@ class Session {
     CheckpointDir::check_keep(options_.keep());
     if (!images_.images.defined() || images_.images.dim() != 4)
       throw std::invalid_argument("Session: the images must be a uint8 tensor [N, C, H, W]");
-    const auto& mo = trainer_.model()->options;
+    const auto& mo = trainer_.model()->denoiser()->options;
     if (images_.images.size(1) != mo.channels() || images_.images.size(2) != mo.image_size() ||
         images_.images.size(3) != mo.image_size())
       throw std::invalid_argument(fmt::format("Session: the images of {} are {}x{}x{}, the model takes {}x{}x{}",
@@ -150,7 +150,7 @@ class Session {
                                              ec ? ec.message() : "it is not a folder"));
     }
     loader_.emplace(images_, options_.loader(), first);
-    const bool labelled = trainer_.model()->options.num_classes() > 0;
+    const bool labelled = trainer_.model()->denoiser()->options.num_classes() > 0;
     const auto& sync = trainer_.options().sync();
     StopSignals stop;
     SessionEnd end;

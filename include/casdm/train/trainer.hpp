@@ -95,6 +95,10 @@ struct TrainerOptions {
   /// A step whose loss or gradients are not finite is skipped (no update, no EMA); this many in a
   /// row stop training with NonFiniteError. 1 stops at the first.
   TORCH_ARG(int64_t, max_nonfinite_steps) = 3;
+  /// Class-conditional models (DenoiserOptions::num_classes > 0): the probability that a training
+  /// label is replaced by "no label" (classifier-free guidance learns the unconditional model from
+  /// these; Ho & Salimans 2022 use 0.1–0.2). A resumed run may change it (resume_changes()).
+  TORCH_ARG(double, label_dropout) = 0.1;
   /// Mixed precision of the networks (Denoiser::precision): at::kBFloat16 runs them under autocast
   /// in training and in the EMA copies' sampling; weights, optimiser state, EMA, the process math
   /// and the losses stay float32. at::kFloat: off.
@@ -193,7 +197,7 @@ std::pair<int64_t, int64_t> parameter_counts(const M& m) {
 
 /// Refuses, from arithmetic and before anything is allocated, a batch of `images` whose first
 /// activation alone (images × θ's width × side² floats) exceeds this machine's memory.
-inline void check_memory(const ModelOptions& o, int64_t images) {
+inline void check_memory(const DenoiserOptions& o, int64_t images) {
   const double side = static_cast<double>(o.image_size());
   const double bytes = static_cast<double>(images) * static_cast<double>(o.net().model_channels()) * side * side * 4.0;
   const double memory = io::physical_memory();
@@ -221,6 +225,7 @@ class Trainer {
       throw std::invalid_argument(fmt::format("grad_clip must be >= 0 (0: off), got {}", options_.grad_clip()));
     if (options_.max_nonfinite_steps() < 1)
       throw std::invalid_argument(fmt::format("max_nonfinite_steps must be >= 1, got {}", options_.max_nonfinite_steps()));
+    check_label_dropout(options_.label_dropout());
     const auto& rates = options_.ema_rates();
     for (size_t i = 0; i < rates.size(); ++i)
       if (std::find(rates.begin(), rates.begin() + static_cast<std::ptrdiff_t>(i), rates[i]) != rates.begin() + static_cast<std::ptrdiff_t>(i))
@@ -284,9 +289,9 @@ class Trainer {
   const LossScaler* loss_scaler() const { return scaler_ ? &*scaler_ : nullptr; }
 
   /// One optimiser step on a batch x0 ∈ [−1, 1]; returns the batch's loss terms (detached; with
-  /// micro-batches, their size-weighted mean). A class-conditional model (ModelOptions::num_classes)
+  /// micro-batches, their size-weighted mean). A class-conditional model (DenoiserOptions::num_classes)
   /// takes the batch's labels y (int64 [N] in [0, K), checked where the data set is read, not here),
-  /// each replaced by "no label" with probability ModelOptions::label_dropout (drawn after t and ε,
+  /// each replaced by "no label" with probability TrainerOptions::label_dropout (drawn after t and ε,
   /// for the whole batch, so unconditional runs draw exactly what they drew before).
   /// Data-parallel (options().sync()): x0 is the global batch, the same on every rank.
   loss::LossReport step(const Batch& b) { return step(b.images, b.labels); }
@@ -371,17 +376,18 @@ class Trainer {
   /// (feature-loss side and weights, every term's λ), the trainer's and its state, and `extra`
   /// (the caller's: "preset", a program's "args.*") under "run".
   nlohmann::json config(const std::map<std::string, std::string>& extra = {}) const {
-    const auto& mo = model_->options;
+    const auto& d = model_->denoiser()->options;
     const auto& o = options_.optimizer();
     nlohmann::json trainer = {{"lr", o.lr()}, {"weight_decay", o.weight_decay()}, {"grad_clip", options_.grad_clip()},
                               {"micro_batch", options_.micro_batch()}, {"skipped_steps", skipped_}};
-    if (mo.num_classes() > 0) trainer["label_dropout"] = mo.label_dropout();
+    if (d.num_classes() > 0) trainer["label_dropout"] = options_.label_dropout();
     trainer.update(ema_state_dict().values);  // the parts' settings: the EMA rates, the loss scale
     if (scaler_) trainer.update(scaler_->state_dict().values);
     nlohmann::json run = nlohmann::json::object();
     for (const auto& [k, v] : extra) run[k] = v;
-    return {{"denoiser", denoiser_config(mo)},
-            {"objective", objective_config(mo, model_->objective()->weights(), model_->objective()->checksum())},
+    const auto& objective = *model_->objective();
+    return {{"denoiser", denoiser_config(d)},
+            {"objective", objective_config(objective.options, objective.weights(), objective.checksum())},
             {"trainer", std::move(trainer)},
             {"run", std::move(run)}};
   }
@@ -407,7 +413,7 @@ class Trainer {
       throw std::runtime_error(fmt::format("{} holds another model{}: {}, not {}", src,
                                            c.get("preset").empty() ? "" : " (preset " + c.get("preset") + ")",
                                            c.model_type, Impl::identity()));
-    if (auto diff = options_differences(c.options, model_->options, /*denoiser=*/true); !diff.empty())
+    if (auto diff = options_differences(c.denoiser_options, live.options); !diff.empty())
       throw std::runtime_error(fmt::format("{} was trained with other model options (checkpoint vs this run):\n  {}",
                                            src, fmt::join(diff, "\n  ")));
     // Each part's state: its tensors (by prefix) and the trainer section's settings.
@@ -420,7 +426,7 @@ class Trainer {
       throw std::runtime_error(fmt::format(
           "{}: the feature network's weights differ from those the run was trained with (checksum {} in the "
           "checkpoint, {} now; were the files in {} replaced?)",
-          src, want, have.empty() ? "none" : have, model_->options.feature_weights()));
+          src, want, have.empty() ? "none" : have, model_->objective()->options.feature_weights()));
     if (auto why = io::state_mismatch(live, model.tensors, src + " (model)"); !why.empty()) throw std::runtime_error(why);
     generators.check_state_dict(rng, src);
     if (auto bad = io::first_nonfinite(c.file.tensors); !bad.empty())
@@ -503,10 +509,16 @@ class Trainer {
   /// λ compared as used: a term a checkpoint does not list (format 1) had its type's weight.
   std::vector<std::string> changes_from(const CheckpointInfo& c) const {
     std::vector<std::string> out;
-    for (auto& d : options_differences(c.options, model_->options, /*denoiser=*/false))
-      if (d.rfind("loss_weight.", 0) != 0) out.push_back(std::move(d));
+    const auto& now = model_->objective()->options;
+    auto changed = [&](const char* key, const std::string& before, const std::string& after) {
+      if (before != after) out.push_back(fmt::format("{}: '{}' vs '{}'", key, before, after));
+    };
+    changed("feature_size", std::to_string(c.objective_options.feature_size()), std::to_string(now.feature_size()));
+    changed("feature_weights", c.objective_options.feature_weights(), now.feature_weights());
+    if (model_->denoiser()->options.num_classes() > 0)
+      changed("label_dropout", c.get("trainer.label_dropout", "0.1"), io::number_str(options_.label_dropout()));
     const auto defaults = Impl::losses_type::describe();
-    const auto& stored = c.options.loss_weights();
+    const auto& stored = c.objective_options.loss_weights();
     for (const auto& [name, w] : model_->objective()->weights()) {
       double before = 0;
       if (auto it = stored.find(name); it != stored.end())
@@ -535,14 +547,14 @@ class Trainer {
                                               x0.size(0), world));
     const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
     const auto noise_all = at::randn_like(x0);
-    const int64_t K = model_->options.num_classes();
+    const int64_t K = model_->denoiser()->options.num_classes();
     if (K > 0 && !y.defined())
       throw std::invalid_argument("Trainer::step: a class-conditional model (num_classes > 0) trains on labelled batches");
     if (y.defined() && (K < 1 || y.dim() != 1 || y.size(0) != x0.size(0)))
       throw std::invalid_argument(K < 1 ? std::string("Trainer::step: labels given to an unconditional model (num_classes 0)")
                                         : fmt::format("Trainer::step: expected one label per image ({}), got {}", x0.size(0),
                                                       io::shape_str(y.sizes())));
-    const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, model_->options.label_dropout()) : at::Tensor{};
+    const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, options_.label_dropout()) : at::Tensor{};
     const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
     return {x0.slice(0, lo, lo + n), t_all.slice(0, lo, lo + n), noise_all.slice(0, lo, lo + n),
             y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{}};

@@ -12,7 +12,7 @@ using Custom = casdm::Model<ConstantSchedule, casdm::topology::EpsOnly<>, casdm:
                             casdm::sampler::DDIM<5>>;
 
 int main() {
-  auto options = casdm::ModelOptions().image_size(8).channels(1).diffusion_steps(20).net(
+  auto options = casdm::DenoiserOptions().image_size(8).channels(1).diffusion_steps(20).net(
       casdm::net::UNetOptions().model_channels(16).channel_mult({1, 2}).num_res_blocks(1).norm_groups(8).attention_resolutions({4}));
   casdm::presets::CasDM model(options);
   Custom custom(options);

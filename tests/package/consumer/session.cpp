@@ -9,7 +9,7 @@
 using Model = casdm::presets::CasDM;
 
 std::vector<at::Tensor> train(const std::filesystem::path& dir, int64_t steps) {
-  auto options = casdm::ModelOptions().image_size(8).channels(1).diffusion_steps(20).net(
+  auto options = casdm::DenoiserOptions().image_size(8).channels(1).diffusion_steps(20).net(
       casdm::net::UNetOptions().model_channels(16).channel_mult({1, 2}).num_res_blocks(1).norm_groups(8).attention_resolutions({4}));
   auto noise = at::make_generator<at::CPUGeneratorImpl>(1);
   casdm::data::ImageSet images{at::randint(0, 256, {32, 1, 8, 8}, noise, at::kByte), {}, "noise images"};
