@@ -127,8 +127,11 @@ int main(int argc, char** argv) {
         }
       });
     } catch (const casdm::app::Stopped& stop) {
-      fmt::print(stderr, "casdm-ablation: {}; the cells scored so far are kept in {} (the same command goes on from there)\n",
-                 stop.what(), cells.path().string());
+      if (fs::exists(cells.path()))
+        fmt::print(stderr, "casdm-ablation: {}; the cells scored so far are kept in {} (the same command goes on from there)\n",
+                   stop.what(), cells.path().string());
+      else
+        fmt::print(stderr, "casdm-ablation: {} before any cell was scored; nothing kept\n", stop.what());
       return 128 + stop.signal;
     }
     table.scorer = scorer_name;

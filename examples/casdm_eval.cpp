@@ -96,7 +96,12 @@ int main(int argc, char** argv) {
     const int64_t T = c.denoiser_options.diffusion_steps();
     if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
     a.steps = casdm::sampler::resolve_steps(a.sampler, T, a.steps, "--steps");  // what the JSON records
-    if (!a.out.empty()) casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
+    if (!a.out.empty()) {  // the JSON file is checked before any work
+      if (fs::is_directory(a.out))
+        throw std::runtime_error(fmt::format("--out {}: a folder; give the name of the JSON file to write", a.out));
+      casdm::examples::require_writable_folder(fs::absolute(a.out).parent_path());
+    }
+    casdm::eval::check_draw_memory(a.n, c.denoiser_options);
     // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
     casdm::train::StopSignals signals("this batch of samples");
     // Every preset with every sampler, but once for both scorers.

@@ -126,7 +126,11 @@ int main(int argc, char** argv) {
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = casdm::app::preset_of(c);
     casdm::sampler::check_steps(a.sampler, c.denoiser_options.diffusion_steps(), a.steps, "--steps");
+    const auto& d = c.denoiser_options;
+    casdm::eval::check_draw_memory(a.n, d);  // before the folder is made or the model built
     casdm::examples::require_writable_folder(a.out);
+    casdm::io::require_space(a.out, 5.0 * static_cast<double>(a.n * d.channels() * d.image_size() * d.image_size()),
+                             "the samples (samples.pt and samples.png)");
     return casdm::presets::visit(preset, [&](auto type) {
       using P = typename decltype(type)::type;
       if (a.sampler == std::string_view(P::Impl::sampler_type::name)) return sample<P, typename P::Impl::sampler_type>(a, c);

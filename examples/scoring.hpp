@@ -26,11 +26,14 @@ app::Reference reference(Scorer& scorer, const std::string& scorer_path, const t
                          const ReferenceSpec& spec, const c10::Device& device, int64_t batch) {
   const auto cache = spec.stats.empty() ? std::filesystem::path(scorer_path).parent_path() / "reference-stats.pt"
                                         : std::filesystem::path(spec.stats);
-  return app::checkpoint_reference(
+  auto r = app::checkpoint_reference(
       scorer, c, app::ReferenceSpec().data(spec.data).format(spec.format).fit(spec.fit).cache(cache).n(spec.n), device,
       batch, [](int64_t d, int64_t t) {
         if (d == t || d % (10 * std::max<int64_t>(1, t / 100)) == 0) fmt::print(stderr, "reference features {}/{}\n", d, t);
       });
+  if (!r.cache_error.empty())
+    fmt::print(stderr, "warning: the reference statistics are used but not cached ({})\n", r.cache_error);
+  return r;
 }
 
 }  // namespace casdm::examples

@@ -62,6 +62,10 @@ case $CASE in
     "$BIN/casdm-sample" --checkpoint "$W/run" -n 8 --steps 3 --batch 2 --threads 1 -n 5 --out "$W/ddim" || fail "ddim"  # the last -n wins
     "$BIN/casdm-sample" --checkpoint "$W/run/checkpoints/ckpt-000000004.pt" -n 3 --sampler ancestral --steps 5 \
       --weights raw --threads 1 --out "$W/anc" || fail "ancestral"
+    out=$("$BIN/casdm-sample" --checkpoint "$W/run" -n 1000000000 --threads 1 --out "$W/big" 2>&1); rc=$?
+    [ $rc -eq 1 ] && grep -qF "casdm-sample: --n: 1000000000 samples of 1x28x28 need 3.14e+03 GB of memory as float32" <<<"$out" ||
+      { echo "$out"; fail "-n 1000000000"; }
+    [ ! -e "$W/big" ] || fail "-n 1000000000 left $W/big"
     "$PY" -c "
 import sys, torch
 for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'raw', 'ancestral')]:
@@ -150,6 +154,40 @@ import sys; from PIL import Image
 for i in range(3): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
 " "$R/flat" || fail "making images"
     refuse "--class-cond: the data set images $R/flat has no class labels" "$BIN/casdm-train" "${TINY[@]}" --steps 2 --class-cond --data "$R/flat" --out "$W/o" ;;
+  leaves-nothing)  # a refused run leaves the file system as it found it: no output folder, no lock, no probe file
+    untouched() {  # command...: refused (exit 1), and no $W/o
+      local out rc; out=$("$@" 2>&1); rc=$?; echo "$out"
+      [ "$rc" -eq 1 ] || fail "exit status $rc: $*"
+      [ ! -e "$W/o" ] || { find "$W/o"; fail "left $W/o behind: $*"; }
+    }
+    mkdir -p "$W/flat" "$W/cwd" "$W/kept" && "$PY" -c "
+import sys; from PIL import Image
+for i in range(3): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
+" "$W/flat" || fail "making images"
+    untouched "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset Nope --out "$W/o/run"
+    untouched "$BIN/casdm-train" "${TINY[@]}" --steps 2 --micro-batch 8 --out "$W/o/run"
+    untouched "$BIN/casdm-train" "${TINY[@]}" --steps 2 --resume --out "$W/o/run"
+    untouched "$BIN/casdm-train" "${TINY[@]}" --steps 2 --resume-from "$W/none.pt" --out "$W/o/run"
+    untouched "$BIN/casdm-train" "${TINY[@]}" --steps 2 --class-cond --data "$W/flat" --out "$W/o/run"
+    # A folder that was there stays, as it was: empty, without a lock file.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --resume --out "$W/kept" && fail "resumed nothing"
+    [ -d "$W/kept" ] && [ -z "$(ls -A "$W/kept")" ] || { ls -A "$W/kept"; fail "the existing folder changed"; }
+    # An empty --out is refused, leaving no probe file in the current folder.
+    out=$(cd "$W/cwd" && "$BIN/casdm-train" "${TINY[@]}" --steps 2 --out '' 2>&1); rc=$?; echo "$out"
+    [ $rc -eq 1 ] && grep -qF "the output folder is named by an empty path" <<<"$out" || fail "--out ''"
+    [ -z "$(ls -A "$W/cwd")" ] || { ls -A "$W/cwd"; fail "left files in the current folder"; } ;;
+  fork)  # a run continued from another run's checkpoint in a new folder, and one whose loss log was deleted
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --out "$W/a" || fail "train a"
+    out=$("$BIN/casdm-train" "${TINY[@]}" --steps 4 --resume-from "$W/a/checkpoints/ckpt-000000002.pt" --out "$W/b" 2>&1) ||
+      { echo "$out"; fail "fork"; }
+    grep -qF "no loss log in $W/b: losses.csv starts anew after step 2" <<<"$out" || { echo "$out"; fail "fork says nothing"; }
+    [ "$(cut -d, -f1 "$W/b/losses.csv" | tr '\n' ' ')" = "step 3 4 " ] || { cat "$W/b/losses.csv"; fail "fork's log"; }
+    [ -s "$W/b/checkpoints/ckpt-000000004.pt" ] && [ -s "$W/b/loss.png" ] || fail "fork's files"
+    "$BIN/casdm-train" --resume --steps 5 --threads 1 --out "$W/b" > /dev/null 2>&1 || fail "resume of the fork"
+    [ "$(cut -d, -f1 "$W/b/losses.csv" | tr '\n' ' ')" = "step 3 4 5 " ] || { cat "$W/b/losses.csv"; fail "the fork's log on resume"; }
+    rm "$W/a/losses.csv"
+    "$BIN/casdm-train" --resume --steps 3 --threads 1 --out "$W/a" || fail "resume without a log"
+    [ "$(cut -d, -f1 "$W/a/losses.csv" | tr '\n' ' ')" = "step 3 " ] || { cat "$W/a/losses.csv"; fail "new log"; } ;;
   unknown-preset)
     refuse "unknown preset 'Nope'; choose one of: DDPM_Eps, DDPM_X0" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset Nope --out "$W/o" ;;
   missing-data)
@@ -315,7 +353,8 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     check 2 "--ema: must be a number in [0, 1), got '1'" --ema 0.9 1
     check 2 "--channel-mult: must be an integer in [1, 64], got '0'" --channel-mult 1 0
     check 1 "--sample-steps 5000 exceeds --diffusion-steps 20" "${TINY[@]}" --sample-steps 5000
-    check 1 "needs 2.51e+04 GB; this machine has" "${TINY[@]}" --batch 1000000000
+    check 1 "and the activations of 1000000000 images of 28x28" "${TINY[@]}" --batch 1000000000
+    check 1 "a training step needs about" "${TINY[@]}" --model-channels 16384 --norm-groups 8
     check 1 "bringing the 60000 images of" "${TINY[@]}" --image-size 30000 --fit resize
     check 1 "UNet: image_size 30 is not divisible by 2^(levels-1) = 4" "${TINY[@]}" --image-size 30
     check 2 "--precision: fp64 not in {fp32,bf16,fp16}" --precision fp64
@@ -436,7 +475,9 @@ assert e['sampler'] == {'kind': 'heun', 'steps': 10}, e['sampler']  # Heun's def
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
-    refuse "cannot open $R/none.pt (no such file)" "${ev[@]}" --checkpoint "$R/none.pt" ;;
+    refuse "cannot open $R/none.pt (no such file)" "${ev[@]}" --checkpoint "$R/none.pt"
+    refuse "casdm-eval: --n: 1000000000 samples of 1x16x16 need 1.02e+03 GB of memory as float32" "${ev[@]}" -n 1000000000 --out "$W/big.json"
+    refuse "casdm-eval: --out $W: a folder; give the name of the JSON file to write" "${ev[@]}" --out "$W" ;;
   ablation)  # casdm-ablation: two tiny rows × two step counts → table.md, table.json, chart, grids
     R="$W.run" && rm -rf "$R" && mkdir -p "$R"
     "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||
@@ -597,6 +638,23 @@ PY
     wait "${pids[0]}" || fail "rank 0 by hand: $(cat "$W/hand0.out")"
     wait "${pids[1]}" || fail "rank 1 by hand: $(cat "$W/hand1.out")"
     [ ! -s "$W/hand1.out" ] || fail "rank 1 printed: $(cat "$W/hand1.out")"
+    # Ranks started with other settings are refused on every rank, naming the setting and both values.
+    for pair in "batch 8" "seed 3" "model-channels 16" "preset DDPM_Eps"; do
+      set -- $pair
+      port=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+      RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$BIN/casdm-train" "${args[@]}" --dist-timeout 30 \
+        --out "$W/mixed-$1" > "$W/mixed0.out" 2>&1 & p0=$!
+      RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$BIN/casdm-train" "${args[@]}" --dist-timeout 30 \
+        "--$1" "$2" --out "$W/mixed-$1" > "$W/mixed1.out" 2>&1 & p1=$!
+      wait $p0; rc0=$?; wait $p1; rc1=$?
+      cat "$W/mixed0.out" "$W/mixed1.out"
+      [ $rc0 -eq 1 ] && [ $rc1 -eq 1 ] || fail "--$1 $2 on rank 1: exit statuses $rc0 and $rc1, expected 1"
+      for r in 0 1; do
+        grep -q "^casdm-train: --$1: $2 on rank 1, .* on rank 0 (every rank must be started with the same settings)$" \
+          "$W/mixed$r.out" || fail "rank $r does not name --$1"
+      done
+      [ ! -e "$W/mixed-$1" ] || { find "$W/mixed-$1"; fail "--$1: the refused ranks left their folder"; }
+    done
     "$BIN/casdm-train" "${TINY[@]}" --micro-batch 2 --grad-clip 0.5 --steps 2 --nproc-per-node 2 --out "$W/split" \
       > /dev/null 2>&1 || fail "two ranks, first half"
     "$BIN/casdm-train" --resume --steps 4 --threads 1 --samples 4 --sample-steps 2 --nproc-per-node 2 --out "$W/split" \
@@ -638,7 +696,29 @@ PY
     [ $rc -eq 1 ] || fail "exit status $rc with a hung rank, expected 1"
     grep -q "casdm-train: rank 0: all-reduce failed — another rank has died or hangs" "$W/hung.err" || fail "no message"
     grep -q "casdm-train: rank 0 exited with status 1; the other ranks were stopped" "$W/hung.err" || fail "no launcher message"
-    [ $((SECONDS - start)) -lt 40 ] || fail "the run took $((SECONDS - start)) s to end" ;;
+    [ $((SECONDS - start)) -lt 40 ] || fail "the run took $((SECONDS - start)) s to end"
+    # The launcher killed (SIGKILL): its ranks get SIGTERM, write their checkpoint and end, leaving no lock.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 100000 --nproc-per-node 2 --dist-timeout 60 --out "$W/orphaned" \
+      2> "$W/orphaned.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 3/" "$W/orphaned.err" && break; sleep 0.1; done
+    ranks=$(pgrep -P $pid | tr '\n' ' ')
+    [ -n "$ranks" ] || fail "no ranks seen"
+    kill -KILL $pid; wait $pid 2> /dev/null
+    alive() { for r in $ranks; do [ -e /proc/$r ] && [ "$(awk '{print $3}' /proc/$r/stat 2> /dev/null)" != Z ] && return 0; done; return 1; }
+    for _ in $(seq 600); do alive || break; sleep 0.1; done
+    if alive; then kill -KILL $ranks; fail "ranks outlived their launcher"; fi
+    tail -3 "$W/orphaned.err"
+    [ ! -e "$W/orphaned/.lock" ] || fail "the ranks left the folder's lock"
+    ls "$W/orphaned/checkpoints/"ckpt-*.pt > /dev/null || fail "the ranks wrote no checkpoint as they stopped"
+    # A stop by SIGINT is said as a stop, not as a failed rank.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 100000 --nproc-per-node 2 --dist-timeout 60 --out "$W/interrupted" \
+      2> "$W/interrupted.err" & pid=$!
+    for _ in $(seq 600); do grep -q "^step 3/" "$W/interrupted.err" && break; sleep 0.1; done
+    kill -INT $pid; wait $pid; rc=$?
+    tail -3 "$W/interrupted.err"
+    [ $rc -eq 130 ] || fail "exit status $rc after SIGINT, expected 130"
+    grep -q "^casdm-train: the ranks stopped on SIGINT$" "$W/interrupted.err" || fail "the stop is not said"
+    ! grep -q "the other ranks were stopped" "$W/interrupted.err" || fail "a stop said as a failure" ;;
   *) fail "unknown case $CASE" ;;
 esac
 echo "PASS $CASE"

@@ -63,6 +63,15 @@ TEST_CASE("bad IDX files are refused with the reason", "[data]") {
   CHECK_THROWS_WITH(data::read_idx(write("cut.gz", gz)), Catch::Contains("IDX:"));
   CHECK_THROWS_WITH(data::load_mnist_like(dir / "nope", true), Catch::Contains("data folder not found"));
   CHECK_THROWS_WITH(data::load_mnist_like(dir, true), Catch::Contains("has no train-images-idx3-ubyte[.gz]"));
+  // A pair whose shapes are not images [N, H, W] and labels [N] is refused saying which and what it holds.
+  const auto pair = dir / "pair";
+  std::filesystem::create_directories(pair);
+  write("pair/train-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 2, 1, 2});
+  write("pair/train-images-idx3-ubyte", {0, 0, 8, 4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9});
+  CHECK_THROWS_WITH(data::load_mnist_like(pair, true),
+                    Catch::Contains("its images file holds a 4-dimensional array [2,1,1,1], not images [N, H, W]"));
+  write("pair/train-images-idx3-ubyte", {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9});
+  CHECK_THROWS_WITH(data::load_mnist_like(pair, true), Catch::EndsWith(": 3 images but 2 labels"));
 }
 
 namespace {

@@ -183,9 +183,10 @@ TEST_CASE("a rank that never comes ends the rendezvous within its timeout, in on
   // Rank 1 never comes: rank 0's rendezvous gives up after the timeout with a message.
   const auto env = train::DistributedEnv{0, 2, 0, "127.0.0.1", free_port()};
   const auto t0 = std::chrono::steady_clock::now();
-  CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cpu"), std::chrono::seconds(2)),
+  CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cpu"), std::chrono::seconds(3)),
                     Catch::Contains("rank 0: the 2 ranks did not all join the rendezvous at 127.0.0.1:"));
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  // The timeout bounds the whole rendezvous (the store's wait and Gloo's after it), not each part.
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4500));
   CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cuda"), std::chrono::seconds(2)),
                     Catch::Contains("data-parallel training on cuda (NCCL) is not built yet"));
 }

@@ -543,6 +543,12 @@ TEST_CASE("image_stats gathers batch by batch what one pass over the features gi
   CHECK(other.stats.pool.count == 10);
   CHECK(eval::reference_stats(scorer, images.slice(0, 0, 10), "toy|10", dir / "ref.pt", at::kCPU, 5).cached);
   CHECK(!eval::load_reference(dir / "ref.pt", "pixels:1|toy|23").has_value());  // the cache holds the latest key
+  CHECK(other.cache_error.empty());
+  // A cache that cannot be written: the statistics are returned all the same, with the reason.
+  const auto uncached = eval::reference_stats(scorer, images.slice(0, 0, 10), "toy|10", "/proc/casdm/ref.pt", at::kCPU, 5);
+  CHECK(!uncached.cached);
+  CHECK(at::equal(uncached.stats.pool.mu, other.stats.pool.mu));
+  CHECK_THAT(uncached.cache_error, Catch::Contains("/proc/casdm"));
   CHECK_THROWS_WITH(eval::reference_stats(scorer, images, "toy|23", lpips_dir() / "lpips_linear.pt", at::kCPU),
                     Catch::Contains("is not a casdm statistics file"));
   CHECK_THROWS_WITH(eval::with_scorer("weights/fid.pt", at::kCPU, [](auto&) {}),

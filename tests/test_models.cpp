@@ -583,7 +583,32 @@ TEST_CASE("a class-conditional U-Net adds the label's embedding to the time embe
   CHECK_THROWS_WITH(net::UNet(net::UNetOptions(o).num_classes(-1)), Catch::Contains("num_classes must be in [0, 1000000]"));
 }
 
-TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped after, and label dropout", "[sampler][classes]") {
+// Ho & Salimans (2022) and GLIDE guide the raw predictions: ε̂ = (1+w)·ε(y) − w·ε(∅), x̂0 from ε̂, clipped
+// once. On an ε-only model with clipping on, in float64 from the process's ᾱ.
+TEST_CASE("guidance on an eps-only model is clamp(x0((1+w)·eps_c − w·eps_u)), clipped once", "[sampler][classes]") {
+  torch::manual_seed(32);
+  presets::DDPM_Eps m(tiny_options().num_classes(3));
+  test::perturb(*m, 0.3);
+  auto& d = *m->denoiser();
+  const auto& p = d.respaced<sampler::spacing::Stride>(10);
+  const auto x = at::randn({4, 1, 8, 8}), t = at::full({4}, 8, at::kLong);
+  const auto y = at::tensor(std::vector<int64_t>{0, 1, 2, 1}), none = at::full({4}, 3, at::kLong);
+  torch::NoGradGuard g;
+  const double w = 3;
+  const auto eps_c = d.denoise(p, x, t, false, y).eps.to(at::kDouble), eps_u = d.denoise(p, x, t, false, none).eps.to(at::kDouble);
+  const double a = p.alphas_cumprod()[8].item<double>();
+  const auto xd = x.to(at::kDouble);
+  auto x0_of = [&](const at::Tensor& eps) { return (xd - std::sqrt(1 - a) * eps) / std::sqrt(a); };
+  const auto want = x0_of((1 + w) * eps_c - w * eps_u).clamp(-1, 1);
+  const auto e = d.guided(p, x, t, true, y, w);
+  CHECK(test::max_abs_diff(e.x0.to(at::kDouble), want) < 1e-4);
+  CHECK(test::max_abs_diff(e.eps.to(at::kDouble), (xd - std::sqrt(a) * want) / std::sqrt(1 - a)) < 1e-3);
+  // The case tells the orders apart: clipping each half first gives another x̂0 on many elements.
+  const auto each_first = ((1 + w) * x0_of(eps_c).clamp(-1, 1) - w * x0_of(eps_u).clamp(-1, 1)).clamp(-1, 1);
+  CHECK(each_first.sub(want).abs().gt(1e-3).to(at::kDouble).mean().item<double>() > 0.05);
+}
+
+TEST_CASE("guidance: (1+w)·E(y) − w·E(none) of the raw mixed estimates, clipped once after, and label dropout", "[sampler][classes]") {
   torch::manual_seed(31);
   presets::CasDM m(tiny_options().num_classes(4));
   test::perturb(*m, 0.2);
@@ -594,7 +619,7 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   torch::NoGradGuard g;
   for (const bool clip : {false, true}) {
     INFO("clip " << clip);
-    const auto c = d.denoise(p, x, t, clip, y), u = d.denoise(p, x, t, clip, none);
+    const auto c = d.denoise(p, x, t, false, y), u = d.denoise(p, x, t, false, none);  // the raw halves
     const double w = 3;
     auto e = d.guided(p, x, t, clip, y, w);
     auto want = (1 + w) * c.x0 - w * u.x0;
@@ -603,7 +628,7 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
     CHECK(test::max_rel_diff(e.x0, want, 1.0) < 1e-4);
     if (!clip) CHECK(test::max_rel_diff(e.eps, (1 + w) * c.eps - w * u.eps, 1.0) < 1e-4);
     CHECK(test::max_abs_diff(p.q_sample(e.x0, t, e.eps), x) < 1e-4);  // on x_t's line
-    CHECK(at::equal(d.guided(p, x, t, clip, y, 0.0).x0, c.x0));
+    CHECK(at::equal(d.guided(p, x, t, clip, y, 0.0).x0, d.denoise(p, x, t, clip, y).x0));
   }
   // sample(): labels and guidance checked; a conditional model without labels draws "no label".
   CHECK(m->sample(3, SampleOptions().steps(3).labels(y).guidance(2)).sizes() == at::IntArrayRef({3, 1, 8, 8}));
@@ -632,6 +657,15 @@ TEST_CASE("guidance: (1+w)·E(y) − w·E(none) on the mixed estimate, clipped a
   // Every topology takes labels; the labelled objective reaches θ and φ through their embeddings.
   presets::DDPM_V v(tiny_options().num_classes(2));
   CHECK(v->training_losses_labelled(at::zeros({2, 1, 8, 8}), at::tensor(std::vector<int64_t>{0, 1})).total.isfinite().item<bool>());
+}
+
+TEST_CASE("draw_samples refuses, before drawing, more samples than memory holds", "[sampler][eval]") {
+  presets::CasDM m(tiny_options());
+  auto d = m->denoiser();
+  CHECK_THROWS_WITH(eval::draw_samples<sampler::DDIM<>>(d, 100'000'000'000'000),
+                    Catch::StartsWith("n: 100000000000000 samples of 1x8x8 need 2.56e+07 GB of memory as float32"));
+  CHECK_THROWS_AS(eval::check_draw_memory(100'000'000'000'000, d->options), SettingError);
+  CHECK_NOTHROW(eval::check_draw_memory(1000, d->options));
 }
 
 TEST_CASE("draw_samples: batches after one seed, each taking its rows of the labels and the noise", "[sampler][eval]") {

@@ -615,6 +615,10 @@ TEST_CASE("ModelFlags: the options a training program gives, as the model's size
   CHECK(phi.model_channels() == 24);
   CHECK(phi.channel_mult() == std::vector<int64_t>{1, 2});
   CHECK(o.theta_net().num_res_blocks() == 2);
+  // An attention resolution no level has is named, with the levels there are: φ's 7 on sides 28 and 14.
+  CHECK(app::ModelFlags::unused_attention(o) ==
+        std::vector<std::string>{"--phi-attention 7: no level of the U-Net is 7 wide (its levels: 28, 14); no attention is added for it"});
+  CHECK(app::ModelFlags::unused_attention(f.denoiser(3, 56, 10)).size() == 2);  // 14 and 7 on 56 and 28
   // Class conditioning takes the data set's classes (the label dropout is the trainer's).
   f.class_cond = true, f.label_dropout = 0.2;
   o = f.denoiser(1, 32, 10);

@@ -7,6 +7,8 @@
 #include "support.hpp"
 #include "tiny.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,6 +173,29 @@ TEST_CASE("the loss log keeps the rows up to the resumed step and refuses anothe
   }
   CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", {{"eps", 1.0}}, 2), Catch::Contains("is not this run's loss log"));
   CHECK_THROWS_WITH(train::LossLog(dir / "losses.csv", terms, 7), Catch::Contains("has 4 rows up to step 7"));
+  CHECK(!train::LossLog(dir / "losses.csv", terms, 4).started_anew());
+  // No log where a resume at step 4 looks (a fork into a new folder, a deleted log): a new one, from step 5.
+  std::filesystem::remove(dir / "fork.csv");
+  {
+    train::LossLog log(dir / "fork.csv", terms, 4);
+    CHECK(log.started_anew());
+    CHECK(log.first_step() == 4);
+    CHECK(log.curves()[0].empty());
+    log.append(5, report(2, 1));
+    log.append(6, report(3, 1));
+    CHECK(log.tail_means(1.0).at("eps") == 2.5);
+  }
+  std::ifstream fork(dir / "fork.csv");
+  const std::string forked((std::istreambuf_iterator<char>(fork)), std::istreambuf_iterator<char>());
+  CHECK(forked == "step,total,eps,x0\n5,3,2,1\n6,4,3,1\n");
+  // It resumes like any log: its rows up to the step, counted from its first.
+  {
+    train::LossLog log(dir / "fork.csv", terms, 5);
+    CHECK(!log.started_anew());
+    CHECK(log.first_step() == 4);
+    CHECK(log.curves()[1] == std::vector<double>{2});
+  }
+  CHECK_THROWS_WITH(train::LossLog(dir / "fork.csv", terms, 7), Catch::Contains("has 1 rows up to step 7"));
 }
 
 TEST_CASE("a run folder resumes from its newest checkpoint and refuses to be overwritten", "[train][checkpoint]") {
@@ -344,7 +369,41 @@ TEST_CASE("an output folder has one writer, and a stale lock file does not block
     ::waitpid(child, &status, 0);
     CHECK(WEXITSTATUS(status) == 3);
   }
-  io::FolderLock after(dir);  // released with its holder
+  CHECK(!fs::exists(dir / ".lock"));  // its holder removed it as it let go
+  {
+    io::FolderLock after(dir);  // released with its holder
+    CHECK(fs::exists(dir / ".lock"));
+  }
+  CHECK(!fs::exists(dir / ".lock"));
+  // A lock taken on a file that its holder removed as it let go is taken again on a new file.
+  const int stale = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ::unlink((dir / ".lock").c_str());
+  {
+    io::FolderLock taken(dir);
+    CHECK(fs::exists(dir / ".lock"));
+    CHECK(::flock(stale, LOCK_EX | LOCK_NB) == 0);  // the removed file is no lock on the folder
+  }
+  ::close(stale);
+
+  // An output folder the run made goes again if nothing was written into it; one it found stays.
+  const auto made = dir / "new" / "run";
+  {
+    io::OutputFolder out(made, {"checkpoints"});
+    CHECK(fs::exists(made / ".lock"));
+  }
+  CHECK(!fs::exists(dir / "new"));
+  {
+    io::OutputFolder out(made);
+    std::ofstream(made / "index.html") << "written";
+  }
+  CHECK(fs::exists(made / "index.html"));
+  CHECK(!fs::exists(made / ".lock"));
+  { io::OutputFolder again(made); }
+  CHECK(fs::exists(made / "index.html"));
+  CHECK_THROWS_WITH(io::require_writable_folder(""), "the output folder is named by an empty path");
+  CHECK_THROWS_WITH(io::require_space(dir, 1e30, "the samples"), Catch::StartsWith("the samples need 1e+21 GB in " + dir.string()));
+  CHECK_NOTHROW(io::require_space(dir, 1000, "a little"));
+  CHECK_THROWS_WITH(io::require_writable_folder("/proc/casdm/x"), "output folder /proc/casdm/x is not writable");
 }
 
 TEST_CASE("the checkpoint folder keeps what a resume needs: damaged files aside, strays passed over, rotation never losing the newest", "[train][checkpoint][integrity]") {

@@ -463,9 +463,46 @@ TEST_CASE("absurd network sizes are refused by name before anything is built", "
   CHECK_THROWS_WITH(presets::CasDM(with(net().num_heads(0))), Catch::Contains("num_heads must be >= 1"));
   CHECK_THROWS_WITH(presets::CasDM(with(net().channel_mult({1, 0}))), Catch::Contains("channel_mult entries must be >= 1"));
   CHECK_THROWS_WITH(presets::CasDM(with(net().norm_groups(3))), Catch::Contains("not divisible into 3 groups"));
-  // 1e12 images of 8x8 at 16 channels: 4.1e15 bytes, refused before any allocation.
-  CHECK_THROWS_WITH(train::check_memory(o, 1'000'000'000'000), Catch::Contains("needs 4.1e+06 GB; this machine has"));
-  CHECK_NOTHROW(train::check_memory(o, 64));
+  // Refused before any allocation, saying what it would need: 1e12 images, or a width of 16384
+  // (2.4e10 parameters: about 480 GB with gradients, AdamW and one EMA copy).
+  using Topo = presets::CasDM::Impl::topology_type;
+  CHECK_THROWS_WITH(train::check_memory<Topo>(o, 1'000'000'000'000, 1),
+                    Catch::StartsWith("a training step needs about") && Catch::Contains("the activations of 1000000000000 images of 8x8"));
+  const auto wide = with(net().model_channels(16384).norm_groups(8));
+  const auto need = train::memory_need<Topo>(wide, 4, 1);
+  CHECK(need.parameters > 20'000'000'000);
+  CHECK(need.state_bytes == static_cast<double>(need.parameters) * 20);
+  CHECK_THROWS_WITH(train::check_memory<Topo>(wide, 4, 1), Catch::Contains(fmt::format("{} parameters", need.parameters)));
+  CHECK_NOTHROW(train::check_memory<Topo>(o, 64, 2));
+  // The count is the built denoiser's, exactly: θ and φ of a cascaded model.
+  presets::CasDM built(o);
+  int64_t n = 0;
+  for (const auto& p : built->denoiser()->parameters()) n += p.numel();
+  CHECK(train::memory_need<Topo>(o, 1, 0).parameters == n);
+  presets::DDPM_Eps eps(o);
+  n = 0;
+  for (const auto& p : eps->denoiser()->parameters()) n += p.numel();
+  CHECK(train::memory_need<presets::DDPM_Eps::Impl::topology_type>(o, 1, 0).parameters == n);
+  presets::Dual dual(o);  // θ with 2C+1 outputs
+  n = 0;
+  for (const auto& p : dual->denoiser()->parameters()) n += p.numel();
+  CHECK(train::memory_need<presets::Dual::Impl::topology_type>(o, 1, 0).parameters == n);
+}
+
+TEST_CASE("a U-Net's parameter count from its options is the built network's", "[net][flops]") {
+  const auto base = test::tiny_options(16, 3).theta_net();
+  for (const auto& o : {net::UNetOptions(base), net::UNetOptions(base).num_classes(10), net::UNetOptions(base).use_scale_shift_norm(false),
+                        net::UNetOptions(base).channel_mult({1, 2, 3}).num_res_blocks(2).attention_resolutions({8, 4}),
+                        net::UNetOptions(base).middle_attention(false)}) {
+    for (const bool fixres : {false, true}) {
+      INFO("classes " << o.num_classes() << ", levels " << o.channel_mult().size() << ", fixres " << fixres);
+      const auto configured = fixres ? net::arch::FixResCNN::configure(o, 6, 4) : net::arch::UNet::configure(o, 6, 4);
+      net::UNet unet(configured);
+      int64_t n = 0;
+      for (const auto& p : unet->parameters()) n += p.numel();
+      CHECK(net::cost(configured, 6, 4, configured.resample()).parameters == n);
+    }
+  }
 }
 
 TEST_CASE("bf16 autocast: the networks in bfloat16, the process and the losses in float32, close to float32", "[trainer][precision]") {
@@ -704,6 +741,25 @@ TEST_CASE("a loss-scaled step equals the unscaled one bit for bit and an overflo
   CHECK(t.skipped_steps() >= 13);
   CHECK(t.last_skip().empty());
   CHECK(count_different(before, everything(t)) > 0);
+
+  // A non-finite loss skips the step and backs the scale off too, as GradScaler does (its gradients
+  // are not finite either); it counts as a non-finite step. GradScaler's defaults: 2000 steps, 0.5.
+  CHECK(train::LossScalerOptions().growth_interval() == 2000);
+  CHECK(train::LossScalerOptions().backoff_factor() == 0.5);
+  CHECK(train::LossScalerOptions().growth_factor() == 2.0);
+  CHECK(train::LossScalerOptions().init_scale() == 65536.0);
+  torch::manual_seed(22);
+  presets::CasDM m2(test::tiny_options());
+  train::Trainer<presets::CasDM> nan_loss(m2, train::TrainerOptions().ema_rates({0.9}).loss_scaling(true));
+  const auto kept = everything(nan_loss);
+  auto bad = batch_for(0);
+  bad[0][0][0][0] = std::nan("");
+  nan_loss.step(bad);
+  CHECK(nan_loss.skipped_steps() == 1);
+  CHECK_THAT(nan_loss.last_skip(), Catch::Contains("is nan"));
+  CHECK(nan_loss.loss_scaler()->scale() == 32768);
+  CHECK(nan_loss.loss_scaler()->growth_tracker() == 0);
+  CHECK(count_different(kept, everything(nan_loss)) == 0);
 }
 
 TEST_CASE("the loss scale and its good-step count resume exactly", "[trainer][precision][scaler][resume]") {

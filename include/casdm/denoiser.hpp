@@ -55,9 +55,10 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {});
   /// What a sampler steps with at (x_t, t) of `p`: the (mixed, optionally clipped) estimate.
   Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y = {});
-  /// The classifier-free guided estimate (1+w)·E(y) − w·E(∅) of `denoise`, both halves in one
-  /// network pass over the doubled batch; clipped again (and ε re-derived) if `clip`. w = 0 is
-  /// denoise(p, x_t, t, clip, y).
+  /// The classifier-free guided estimate (1+w)·E(y) − w·E(∅) of the raw (unclipped) estimates of
+  /// `denoise`, both halves in one network pass over the doubled batch; then, if `clip`, x̂0 clipped
+  /// once and ε re-derived from it (Ho & Salimans 2022, GLIDE: combine the predictions, clip the
+  /// result). w = 0 is denoise(p, x_t, t, clip, y).
   Estimate guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y, double w);
 
   /// Refuses labels that are not int64 [n] class indices in [0, num_classes) (`null_ok`: or K, "no
@@ -141,7 +142,7 @@ Estimate DenoiserImpl<S, Topo>::guided(const Process& p, const at::Tensor& x_t, 
   if (w == 0) return denoise(p, x_t, t, clip, y);
   const int64_t n = x_t.size(0);
   const auto null = at::full_like(y, options.num_classes());
-  const auto both = denoise(p, at::cat({x_t, x_t}), at::cat({t, t}), clip, at::cat({y, null}));
+  const auto both = denoise(p, at::cat({x_t, x_t}), at::cat({t, t}), /*clip=*/false, at::cat({y, null}));
   auto mix = [&](const at::Tensor& e) { return at::lerp(e.slice(0, n, 2 * n), e.slice(0, 0, n), 1.0 + w); };
   Estimate g{mix(both.x0), mix(both.eps)};
   if (clip) {

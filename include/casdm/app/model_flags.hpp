@@ -132,6 +132,23 @@ struct ModelFlags {
     return o;
   }
 
+  /// One line for each attention resolution (--attention, --phi-attention) that no level of the
+  /// U-Net of `o` has, naming the levels' sides: such a resolution adds no attention anywhere.
+  static std::vector<std::string> unused_attention(const DenoiserOptions& o) {
+    std::vector<std::string> out;
+    auto check = [&](const net::UNetOptions& n, const char* flag) {
+      std::vector<int64_t> sides;
+      for (size_t level = 0; level < n.channel_mult().size(); ++level) sides.push_back(n.image_size() >> level);
+      for (int64_t r : n.attention_resolutions())
+        if (std::find(sides.begin(), sides.end(), r) == sides.end())
+          out.push_back(fmt::format("{} {}: no level of the U-Net is {} wide (its levels: {}); no attention is added for it",
+                                    flag, r, r, fmt::join(sides, ", ")));
+    };
+    check(o.theta_net(), "--attention");
+    if (o.phi_net()) check(o.phi_net_options(), "--phi-attention");
+    return out;
+  }
+
   /// The objective's settings: the feature loss's side and weights, and the loss weights, checked
   /// against `preset`.
   ObjectiveOptions objective(std::string_view preset) const {

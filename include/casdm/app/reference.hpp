@@ -37,6 +37,7 @@ struct Reference {
   std::string fit = "none";   // how the images were brought to the checkpoint's side
   int64_t n = 0;              // images scored
   bool cached = false;        // read from the cache
+  std::string cache_error;    // why they could not be cached ("": they were, or were read)
 };
 
 /// The statistics under `scorer` of the first spec.n() training images of spec.data(), brought to
@@ -63,6 +64,7 @@ Reference checkpoint_reference(Scorer& scorer, const train::CheckpointInfo& c, c
                                    batch, progress);
   r.stats = std::move(got.stats);
   r.cached = got.cached;
+  r.cache_error = std::move(got.cache_error);
   return r;
 }
 

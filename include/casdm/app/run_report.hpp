@@ -105,6 +105,7 @@ class RunReport {
     s.steps_per_second = training > 0 && step > first_ ? static_cast<double>(step - first_) / training : -1.0;
     s.data_wait_fraction = wait / std::max(elapsed, 1e-9);
     s.curves = &log_.curves();
+    s.curves_from = log_.first_step();
     s.series = log_.series();
     s.loss_means = log_.tail_means(0.1);
     s.checkpoints = checkpoints_.list();

@@ -107,6 +107,7 @@ train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::strin
   const auto device = c10::Device(a.device);
   const bool writer = !group || group->rank() == 0;
   const fs::path out = a.out;
+  if (group) group->agree(settings);  // ranks started alike, or refused on every rank
 
   // Data first: a bad data set is refused before anything is written.
   auto set = data::open_dataset(a.data, a.data_format, true, a.fit == "resize" ? a.image_size : 0);
@@ -119,7 +120,10 @@ train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::strin
     fmt::print(stderr, "class-conditional: {} classes, label dropout {}\n", classes, a.model.label_dropout);
 
   const auto options = a.model.denoiser(channels, size, classes);
-  train::check_memory(options, a.micro_batch > 0 ? a.micro_batch : a.batch);
+  if (writer)
+    for (const auto& w : ModelFlags::unused_attention(options)) fmt::print(stderr, "warning: {}\n", w);
+  train::check_memory<typename Model::Impl::topology_type>(options, a.micro_batch > 0 ? a.micro_batch : a.batch,
+                                                          a.ema.size());
   if (writer) io::require_writable_folder(out);  // made if missing, or refused
   if (!resume) torch::manual_seed(static_cast<uint64_t>(a.seed));
   Model model(options, a.model.objective(a.preset));
@@ -159,6 +163,9 @@ train::SessionEnd run_training(const TrainingFlags& a, const std::map<std::strin
   // redone), progress lines, sample grids, and the run's page and run.json.
   train::LossLog log(out / "losses.csv", Model::Impl::losses_type::describe(),
                      resume ? std::optional<int64_t>(first) : std::nullopt);
+  if (log.started_anew())
+    fmt::print(stderr, "no loss log in {}: losses.csv starts anew after step {} (the rows before are the run's "
+                       "that wrote {})\n", out.string(), first, resume->path.string());
   auto caption = [&](int64_t step) {
     return fmt::format("{}, step {}, EMA {} weights, {} DDIM steps", a.preset, step, a.ema.front(), a.sample_steps);
   };

@@ -2,6 +2,8 @@
 // IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed.
 //   magic: 0x0000 08 0D (unsigned byte data, D dimensions), then D big-endian uint32 sizes, then data.
 // Errors name the file and what is wrong with it; nothing is returned from a bad file.
+#include "casdm/io/text.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <ATen/ATen.h>
@@ -113,8 +115,14 @@ inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train) {
   };
   auto images = read_idx(find(split + "-images-idx3-ubyte"));
   auto labels = read_idx(find(split + "-labels-idx1-ubyte"));
-  if (images.dim() != 3 || labels.dim() != 1 || images.size(0) != labels.size(0))
-    throw std::runtime_error(fmt::format("data folder {}: images {} and labels {} do not pair up", dir.string(), images.size(0), labels.size(0)));
+  if (images.dim() != 3)
+    throw std::runtime_error(fmt::format("data folder {}: its images file holds a {}-dimensional array {}, not images [N, H, W]",
+                                         dir.string(), images.dim(), io::shape_str(images.sizes())));
+  if (labels.dim() != 1)
+    throw std::runtime_error(fmt::format("data folder {}: its labels file holds a {}-dimensional array {}, not labels [N]",
+                                         dir.string(), labels.dim(), io::shape_str(labels.sizes())));
+  if (images.size(0) != labels.size(0))
+    throw std::runtime_error(fmt::format("data folder {}: {} images but {} labels", dir.string(), images.size(0), labels.size(0)));
   return {images.unsqueeze(1), labels.to(at::kLong), "IDX " + dir.string() + " (" + split + ")"};
 }
 

@@ -7,7 +7,9 @@
 //
 // Labels and starting noise, where given, hold one row per sample (all n); each batch takes its
 // rows. With the noise given and a deterministic sampler, the samples do not depend on the batch.
+#include "casdm/core/errors.hpp"
 #include "casdm/denoiser.hpp"
+#include "casdm/io/files.hpp"
 #include "casdm/io/text.hpp"
 
 #include <ATen/ATen.h>
@@ -63,12 +65,28 @@ inline std::function<void(const SampleStep&)> print_step_progress(std::FILE* out
   };
 }
 
+/// Refuses (SettingError "n"), before anything is drawn, n samples of a denoiser of options `o` that
+/// this machine's memory cannot hold as float32 (draw_samples gathers them all on the CPU).
+inline void check_draw_memory(int64_t n, const DenoiserOptions& o) {
+  const double bytes = static_cast<double>(n) * static_cast<double>(o.channels() * o.image_size() * o.image_size()) * 4.0;
+  if (bytes > io::physical_memory())
+    throw SettingError("n", fmt::format("{} samples of {}x{}x{} need {:.3g} GB of memory as float32; this machine has "
+                                        "{:.3g} GB (draw fewer at a time)",
+                                        n, o.channels(), o.image_size(), o.image_size(), bytes / 1e9,
+                                        io::physical_memory() / 1e9));
+}
+
 /// n samples in [−1, 1] from `denoiser` with sampler Smp, on the CPU, in batches of o.batch().
 /// A batch with a non-finite value stops the draw with an error: nothing non-finite is returned.
+/// n samples that this machine cannot hold are refused before the first (check_draw_memory).
 template <class Smp, class Denoiser>
 at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}) {
   if (n < 1) throw std::invalid_argument(fmt::format("draw_samples: n must be >= 1, got {}", n));
   if (o.batch() < 1) throw std::invalid_argument(fmt::format("draw_samples: batch must be >= 1, got {}", o.batch()));
+  if constexpr (requires { denoiser->options; })
+    check_draw_memory(n, denoiser->options);
+  else
+    check_draw_memory(n, denoiser.options);
   const auto& all = o.sample();
   for (const auto& [what, t] : {std::pair{"labels", all.labels()}, std::pair{"noise", all.noise()}})
     if (t.defined() && (t.dim() < 1 || t.size(0) != n))

@@ -192,6 +192,9 @@ inline std::optional<ImageStats> load_reference(const std::filesystem::path& pat
 struct Reference {
   ImageStats stats;
   bool cached = false;
+  /// Why the statistics could not be written to the cache ("" when they were, or were read from it):
+  /// a cache that cannot be written costs the next run the work again, not this run its result.
+  std::string cache_error;
 };
 
 /// The statistics of `images` (a data set: uint8, or float in [−1, 1]) under `scorer`, read from
@@ -203,8 +206,12 @@ Reference reference_stats(Scorer& scorer, const at::Tensor& images, const std::s
                           const std::function<void(int64_t, int64_t)>& progress = {}) {
   const std::string key = fmt::format("{}|{}", scorer.key(), data_key);
   if (auto cached = load_reference(cache, key)) return {*cached, true};
-  Reference r{image_stats(scorer, images, device, batch, progress), false};
-  save_reference(r.stats, cache, key);
+  Reference r{image_stats(scorer, images, device, batch, progress), false, ""};
+  try {
+    save_reference(r.stats, cache, key);
+  } catch (const std::exception& e) {
+    r.cache_error = e.what();
+  }
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,10 +122,39 @@ inline std::vector<std::filesystem::path> remove_orphans(const std::filesystem::
 /// An exclusive lock on a folder (flock on "<dir>/.lock", holding the owner's pid) for the lifetime
 /// of the object. A second holder — another process, or another FolderLock here — is refused
 /// naming the holder's pid; the kernel drops the lock when its process dies, so a stale lock file
-/// never blocks.
+/// never blocks. The holder removes the file as it lets go (a lock taken on a file that was removed
+/// meanwhile is taken again on a new one), so a run leaves no lock file behind.
 class FolderLock {
  public:
   explicit FolderLock(const std::filesystem::path& dir) : path_(dir / ".lock") {
+    for (int attempt = 0;; ++attempt) {
+      take(dir);
+      struct stat held {}, named {};
+      // The file locked is still the one the path names: not removed by a holder letting go meanwhile.
+      if (::fstat(fd_, &held) == 0 && ::stat(path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+          held.st_dev == named.st_dev)
+        break;
+      ::close(fd_);
+      if (attempt == 100) detail::fail_errno("cannot keep hold of the lock file", path_, EAGAIN);
+    }
+    const auto pid = fmt::format("{}\n", ::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      const int err = errno;
+      release();
+      detail::fail_errno("cannot write", path_, err);
+    }
+  }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+  ~FolderLock() { release(); }
+
+ private:
+  /// Removes the lock file while still holding it, then lets go.
+  void release() {
+    ::unlink(path_.c_str());
+    ::close(fd_);
+  }
+  void take(const std::filesystem::path& dir) {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) detail::fail_errno("cannot create the lock file", path_);
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -137,18 +167,8 @@ class FolderLock {
       throw std::runtime_error(fmt::format("{} is in use by process {} (one run per output folder)",
                                            dir.string(), holder.substr(0, holder.find('\n'))));
     }
-    const auto pid = fmt::format("{}\n", ::getpid());
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-      const int err = errno;
-      ::close(fd_);
-      detail::fail_errno("cannot write", path_, err);
-    }
   }
-  FolderLock(const FolderLock&) = delete;
-  FolderLock& operator=(const FolderLock&) = delete;
-  ~FolderLock() { ::close(fd_); }
 
- private:
   std::filesystem::path path_;
   int fd_ = -1;
 };
@@ -158,33 +178,70 @@ inline double physical_memory() {
   return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
 }
 
-/// Creates `dir` and proves it writable, or throws naming it.
+/// Refuses, in one line, to write `bytes` for `what` into `dir` (an existing folder) when its file
+/// system has less room free, saying both.
+inline void require_space(const std::filesystem::path& dir, double bytes, const std::string& what) {
+  std::error_code ec;
+  const auto space = std::filesystem::space(dir, ec);
+  if (ec) return;  // not measurable here: the write itself will say
+  if (bytes > static_cast<double>(space.available))
+    throw std::runtime_error(fmt::format("{} need {:.3g} GB in {}; its file system has {:.3g} GB free", what, bytes / 1e9,
+                                         dir.string(), static_cast<double>(space.available) / 1e9));
+}
+
+/// The folders create_directories(dir) would make: `dir` and its missing parents, deepest first.
+inline std::vector<std::filesystem::path> missing_folders(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (auto p = std::filesystem::absolute(dir, ec); !ec && !p.empty() && !std::filesystem::exists(p, ec);
+       p = p.parent_path()) {
+    out.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  return out;
+}
+
+/// Creates `dir` and proves it writable, or throws naming it; an empty name is refused. A refusal
+/// leaves nothing behind: neither the probe file nor a folder it made.
 inline void require_writable_folder(const std::filesystem::path& dir) {
+  if (dir.empty()) throw std::runtime_error("the output folder is named by an empty path");
+  const auto made = missing_folders(dir);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const auto probe = dir / ".casdm-write-test";
-  {
-    std::ofstream f(probe);
-    if (ec || !f) throw std::runtime_error(fmt::format("output folder {} is not writable", dir.string()));
-  }
+  const bool writable = !ec && std::ofstream(probe).good();
   std::filesystem::remove(probe, ec);
+  if (!writable) {
+    for (const auto& f : made) std::filesystem::remove(f, ec);  // deepest first; only while empty
+    throw std::runtime_error(fmt::format("output folder {} is not writable", dir.string()));
+  }
 }
 
 /// A run's output folder for the lifetime of the object: created and proved writable, locked
 /// (FolderLock: one run at a time), and cleared of the temporaries that dead processes left in it
-/// and in its `subfolders` (removed() lists them, for the run to say so).
+/// and in its `subfolders` (removed() lists them, for the run to say so). The folders it made are
+/// removed again at its end if nothing was written into them: a run refused before it wrote
+/// anything leaves the file system as it found it.
 class OutputFolder {
  public:
   explicit OutputFolder(const std::filesystem::path& dir, const std::vector<std::string>& subfolders = {})
-      : lock_((require_writable_folder(dir), dir)) {
+      : made_(missing_folders(dir)), lock_(std::in_place, (require_writable_folder(dir), dir)) {
     removed_ = remove_orphans(dir);
     for (const auto& sub : subfolders)
       for (auto& f : remove_orphans(dir / sub)) removed_.push_back(std::move(f));
   }
+  OutputFolder(const OutputFolder&) = delete;
+  OutputFolder& operator=(const OutputFolder&) = delete;
+  ~OutputFolder() {
+    lock_.reset();  // its file first
+    std::error_code ec;
+    for (const auto& f : made_) std::filesystem::remove(f, ec);  // deepest first; only while empty
+  }
   const std::vector<std::filesystem::path>& removed() const { return removed_; }
 
  private:
-  FolderLock lock_;
+  std::vector<std::filesystem::path> made_;
+  std::optional<FolderLock> lock_;
   std::vector<std::filesystem::path> removed_;
 };
 

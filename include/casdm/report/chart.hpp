@@ -400,8 +400,9 @@ class LineChart {
 
 /// The loss chart of a run: one curve per series (log scale), each a moving average over 1/50 of
 /// the steps drawn over its raw values, x the step.
+/// `first_step`: the step before the curves' first value (a log that began on a resume).
 inline LineChart loss_chart(const std::vector<std::vector<double>>& curves, const std::vector<std::string>& names,
-                            std::string title) {
+                            std::string title, int64_t first_step = 0) {
   if (curves.size() != names.size())
     throw std::invalid_argument(fmt::format("loss chart: {} curves, {} names", curves.size(), names.size()));
   size_t steps = 0;
@@ -410,7 +411,11 @@ inline LineChart loss_chart(const std::vector<std::vector<double>>& curves, cons
   LineChart chart;
   chart.title(window > 1 ? fmt::format("{} (moving average of {} steps)", title, window) : title)
       .x_label("step").y_label("loss").log_y(true).smooth(window).raw(true);
-  for (size_t i = 0; i < curves.size(); ++i) chart.add(names[i], curves[i]);
+  for (size_t i = 0; i < curves.size(); ++i) {
+    std::vector<double> x(curves[i].size());
+    for (size_t k = 0; k < x.size(); ++k) x[k] = static_cast<double>(first_step) + static_cast<double>(k + 1);
+    chart.add(names[i], std::move(x), curves[i]);
+  }
   return chart;
 }
 

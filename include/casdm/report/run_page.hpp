@@ -83,6 +83,7 @@ struct RunState {
   int64_t step = 0, last = 0, trained = 0, frozen = 0, skipped = 0, threads = 1;
   double steps_per_second = -1, data_wait_fraction = 0;  // steps_per_second < 0: not known yet
   const std::vector<std::vector<double>>* curves = nullptr;  // the loss log's, one per series
+  int64_t curves_from = 0;  // the step before the curves' first value
   std::vector<std::string> series;
   std::map<std::string, double> loss_means;
   std::vector<std::filesystem::path> checkpoints;
@@ -109,7 +110,7 @@ inline nlohmann::json run_json(const RunState& s, nlohmann::json extra = nlohman
 /// data.png, losses.csv and run.json linked where present).
 inline void write_run_folder(const std::filesystem::path& dir, const RunState& s) {
   auto chart = loss_chart(s.curves ? *s.curves : std::vector<std::vector<double>>(s.series.size()), s.series,
-                          s.preset + ": training losses");
+                          s.preset + ": training losses", s.curves_from);
   chart.write(dir / "loss.png");
   chart.write(dir / "loss.svg");
   RunPage page;

@@ -91,6 +91,8 @@ struct Cascaded {
   static constexpr bool uses_phi_net = true;
   using theta_arch = ThetaNet;
   using phi_arch = PhiNet;
+  /// θ's input and output channels for images of C channels.
+  static constexpr std::pair<int64_t, int64_t> theta_channels(int64_t C) { return {C, C}; }
   /// φ's input and output channels for images of C channels.
   static constexpr std::pair<int64_t, int64_t> phi_channels(int64_t C) { return {Input::channel_multiplier * C, C + 1}; }
   struct Nets {
@@ -100,7 +102,7 @@ struct Cascaded {
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
     const int64_t C = o.channels();
     Nets n;
-    n.theta = owner.register_module("theta", ThetaNet::make(o.theta_net(), C, C));
+    n.theta = owner.register_module("theta", ThetaNet::make(o.theta_net(), theta_channels(C).first, theta_channels(C).second));
     const auto [phi_in, phi_out] = phi_channels(C);
     n.phi = owner.register_module("phi", PhiNet::make(o.phi_net_options(), phi_in, phi_out));
     return n;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <string>
+#include <utility>
 
 namespace casdm::topology {
 
@@ -15,9 +16,11 @@ template <NetArch Net>
 struct SingleNet {
   decltype(Net::make(net::UNetOptions{}, 1, 1)) theta{nullptr};
 };
-template <NetArch Net>
-SingleNet<Net> build_single(torch::nn::Module& owner, const DenoiserOptions& o, int64_t out) {
-  return {owner.register_module("theta", Net::make(o.theta_net(), o.channels(), out))};
+/// θ of topology T: T::theta_arch with T::theta_channels.
+template <class T>
+SingleNet<typename T::theta_arch> build_single(torch::nn::Module& owner, const DenoiserOptions& o) {
+  const auto [in, out] = T::theta_channels(o.channels());
+  return {owner.register_module("theta", T::theta_arch::make(o.theta_net(), in, out))};
 }
 }  // namespace detail
 
@@ -27,9 +30,12 @@ struct EpsOnly {
   static constexpr const char* name = "eps-only";
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = false, has_mix = false;
+  /// θ's architecture, and its input and output channels for images of C channels.
+  using theta_arch = Net;
+  static constexpr std::pair<int64_t, int64_t> theta_channels(int64_t C) { return {C, C}; }
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
-    return detail::build_single<Net>(owner, o, o.channels());
+    return detail::build_single<EpsOnly>(owner, o);
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
                             const at::Tensor& y = {}) {
@@ -46,9 +52,12 @@ struct X0Only {
   static constexpr const char* name = "x0-only";
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = true, has_mix = false;
+  /// θ's architecture, and its input and output channels for images of C channels.
+  using theta_arch = Net;
+  static constexpr std::pair<int64_t, int64_t> theta_channels(int64_t C) { return {C, C}; }
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
-    return detail::build_single<Net>(owner, o, o.channels());
+    return detail::build_single<X0Only>(owner, o);
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
                             const at::Tensor& y = {}) {
@@ -67,9 +76,12 @@ struct VOnly {
   static constexpr const char* name = "v-only";
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = false, has_x0_head = false, has_mix = false, has_v_head = true;
+  /// θ's architecture, and its input and output channels for images of C channels.
+  using theta_arch = Net;
+  static constexpr std::pair<int64_t, int64_t> theta_channels(int64_t C) { return {C, C}; }
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
-    return detail::build_single<Net>(owner, o, o.channels());
+    return detail::build_single<VOnly>(owner, o);
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
                             const at::Tensor& y = {}) {
@@ -88,9 +100,12 @@ struct DualHead {
   static constexpr const char* name = "dual-head";
   static std::string spec() { return fmt::format("{}({})", name, names::spec<Net>()); }
   static constexpr bool has_eps_head = true, has_x0_head = true, has_mix = true;
+  /// θ's architecture, and its input and output channels for images of C channels.
+  using theta_arch = Net;
+  static constexpr std::pair<int64_t, int64_t> theta_channels(int64_t C) { return {C, 2 * C + 1}; }
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) {
-    return detail::build_single<Net>(owner, o, 2 * o.channels() + 1);
+    return detail::build_single<DualHead>(owner, o);
   }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t,
                             const at::Tensor& y = {}) {

@@ -19,7 +19,10 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
+#include <thread>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,12 +85,31 @@ class ProcessGroup final : public GradientSync {
     so.numWorkers = static_cast<size_t>(env.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
+    const auto start = std::chrono::steady_clock::now();
     try {
       store_ = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("rank {}: cannot {} the rendezvous at {}:{} ({})", env.rank,
                                            env.rank == 0 ? "open" : "reach", env.master_addr, env.master_port,
                                            first_line(e)));
+    }
+    // One bound for the whole rendezvous: the store's wait for the ranks gives up silently at the
+    // timeout, and Gloo would wait a timeout more; so every rank checks in on the store and waits for
+    // the others within what is left of `timeout`, and Gloo starts only once all are there.
+    const auto join_failed = [&](const std::string& why) {
+      return std::runtime_error(fmt::format("rank {}: the {} ranks did not all join the rendezvous at {}:{} within {} s ({})",
+                                            env.rank, env.world_size, env.master_addr, env.master_port,
+                                            std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), why));
+    };
+    try {
+      for (int64_t joined = store_->add("casdm/joined", 1); joined < env.world_size;
+           joined = store_->add("casdm/joined", 0)) {
+        if (std::chrono::steady_clock::now() - start >= timeout)
+          throw join_failed(fmt::format("{} of them came", joined));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    } catch (const c10::Error& e) {
+      throw join_failed(first_line(e));
     }
     auto opts = ::c10d::ProcessGroupGloo::Options::create();
     opts->timeout = timeout;
@@ -99,16 +121,52 @@ class ProcessGroup final : public GradientSync {
       group_ = c10::make_intrusive<::c10d::ProcessGroupGloo>(store_, static_cast<int>(env.rank),
                                                              static_cast<int>(env.world_size), opts);
     } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("rank {}: the {} ranks did not all join the rendezvous at {}:{} within {} s ({})",
-                                           env.rank, env.world_size, env.master_addr, env.master_port,
-                                           std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
-                                           first_line(e)));
+      throw join_failed(first_line(e));
     }
   }
 
   int64_t rank() const override { return env_.rank; }
   int64_t world_size() const override { return env_.world_size; }
   const DistributedEnv& env() const { return env_; }
+
+  /// Refuses, on every rank and before any collective, ranks started with other `settings` (name →
+  /// value) than rank 0's — where a mismatch would otherwise train on what nobody asked for, abort
+  /// in Gloo or time out. Rank 0 compares every rank's, through the rendezvous's store, and all
+  /// ranks throw the same SettingError naming the first setting that differs and both values.
+  void agree(const std::map<std::string, std::string>& settings) {
+    auto put = [&](const std::string& key, const std::string& text) {
+      store_->set(key, std::vector<uint8_t>(text.begin(), text.end()));
+    };
+    auto get = [&](const std::string& key) {
+      const auto bytes = store_->get(key);  // waits for it (the store's timeout)
+      return std::string(bytes.begin(), bytes.end());
+    };
+    put(fmt::format("casdm/settings/{}", env_.rank), nlohmann::json(settings).dump());
+    nlohmann::json verdict = nlohmann::json::object();
+    if (env_.rank == 0) {
+      for (int64_t r = 1; r < env_.world_size && verdict.empty(); ++r) {
+        const auto theirs = nlohmann::json::parse(get(fmt::format("casdm/settings/{}", r))).get<std::map<std::string, std::string>>();
+        std::set<std::string> names;
+        for (const auto& [k, v] : settings) names.insert(k);
+        for (const auto& [k, v] : theirs) names.insert(k);
+        for (const auto& name : names) {
+          auto value = [&](const std::map<std::string, std::string>& m) {
+            auto it = m.find(name);
+            return it == m.end() ? std::string("(unset)") : it->second;
+          };
+          if (value(settings) == value(theirs)) continue;
+          verdict = {{"setting", name},
+                     {"detail", fmt::format("{} on rank {}, {} on rank 0 (every rank must be started with the same "
+                                            "settings)", value(theirs), r, value(settings))}};
+          break;
+        }
+      }
+      put("casdm/settings/verdict", verdict.dump());
+    } else {
+      verdict = nlohmann::json::parse(get("casdm/settings/verdict"));
+    }
+    if (!verdict.empty()) throw SettingError(verdict["setting"].get<std::string>(), verdict["detail"].get<std::string>());
+  }
 
   /// Bucketed: tensors of one dtype are packed into flat buffers of up to `bucket_bytes`, each
   /// summed across the ranks in one all-reduce, divided by the world size and copied back.

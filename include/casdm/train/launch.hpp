@@ -6,11 +6,15 @@
 //     return casdm::train::launch_local(nproc, casdm::train::own_command(argc, argv, "--nproc-per-node"));
 //
 // The first rank to fail ends the others (SIGTERM, then SIGKILL after `grace`); its exit status is
-// the launcher's. SIGINT and SIGTERM sent to the launcher are passed on to every rank.
+// the launcher's. SIGINT and SIGTERM sent to the launcher are passed on to every rank. A rank dies
+// with its launcher: it asks the kernel for SIGTERM when the launcher ends (PR_SET_PDEATHSIG, set as
+// it starts, CASDM_LAUNCHER_PID naming the launcher), so a launcher killed with SIGKILL leaves no rank
+// training on, holding the output folder.
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,7 +38,9 @@ namespace casdm::train {
 namespace detail {
 inline pid_t launched[1024];
 inline volatile sig_atomic_t launched_count = 0;
+inline volatile sig_atomic_t passed_on = 0;  // the signal last passed on to the ranks
 inline void pass_on(int sig) {
+  passed_on = sig;
   for (sig_atomic_t i = 0; i < launched_count; ++i) ::kill(launched[i], sig);
 }
 }  // namespace detail
@@ -67,20 +73,34 @@ inline std::vector<std::string> own_command(int argc, char** argv, const std::st
   return args;
 }
 
+/// A rank started by launch_local (CASDM_LAUNCHER_PID set) asks for SIGTERM when its launcher dies,
+/// and refuses to start if it is gone already; elsewhere nothing.
+inline void follow_launcher() {
+  const char* launcher = std::getenv("CASDM_LAUNCHER_PID");
+  if (!launcher) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (std::to_string(::getppid()) != launcher)  // it died before the request took effect
+    throw std::runtime_error(fmt::format("the launcher (process {}) that started this rank is gone", launcher));
+}
+
 /// Runs `args` (args[0]: the program) as ranks 0 … nproc−1 and waits for them; returns 0 if all
 /// succeed, else the exit status of the first to fail (128 + signal if one was killed), which
-/// `failure` (if given) describes: "rank 1 was killed by signal 9".
+/// `failure` (if given) describes: "rank 1 was killed by signal 9"; or, when the ranks ended on a
+/// SIGINT or SIGTERM the launcher passed on, that status with `stopped` (if given) set.
 inline int launch_local(int nproc, const std::vector<std::string>& args, std::string* failure = nullptr,
-                        std::chrono::seconds grace = std::chrono::seconds(10)) {
+                        std::chrono::seconds grace = std::chrono::seconds(10), bool* stopped = nullptr) {
   if (nproc < 1 || nproc > 1024) throw std::invalid_argument(fmt::format("--nproc-per-node {}: 1 to 1024", nproc));
   const int port = free_local_port();
   std::vector<std::string> base;
   for (char** e = environ; *e; ++e) {
     const std::string v(*e);
     const auto key = v.substr(0, v.find('='));
-    if (key != "RANK" && key != "LOCAL_RANK" && key != "WORLD_SIZE" && key != "MASTER_ADDR" && key != "MASTER_PORT")
+    if (key != "RANK" && key != "LOCAL_RANK" && key != "WORLD_SIZE" && key != "MASTER_ADDR" && key != "MASTER_PORT" &&
+        key != "CASDM_LAUNCHER_PID")
       base.push_back(v);
   }
+  base.push_back(fmt::format("CASDM_LAUNCHER_PID={}", ::getpid()));
+  detail::passed_on = 0;
   struct sigaction sa{}, old_int{}, old_term{};
   sa.sa_handler = detail::pass_on;
   ::sigemptyset(&sa.sa_mask);
@@ -132,7 +152,11 @@ inline int launch_local(int nproc, const std::vector<std::string>& args, std::st
     if (it == pids.end()) continue;
     --left;
     const int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    if (code != 0 && status == 0) {
+    if (code != 0 && status == 0 && detail::passed_on != 0 && code == 128 + detail::passed_on) {
+      status = code;  // a stop the launcher passed on: each rank ends on its own, after its checkpoint
+      if (stopped) *stopped = true;
+      if (failure) *failure = fmt::format("the ranks stopped on {}", detail::passed_on == SIGINT ? "SIGINT" : "SIGTERM");
+    } else if (code != 0 && status == 0) {
       status = code;
       if (failure)
         *failure = WIFEXITED(ws) ? fmt::format("rank {} exited with status {}", it - pids.begin(), code)
@@ -156,12 +180,18 @@ inline int launch_local(int nproc, const std::vector<std::string>& args, std::st
 /// signal 9; the other ranks were stopped"). N > 1 under torchrun's WORLD_SIZE is refused.
 inline std::optional<int> run_ranks_if_asked(int64_t nproc, int argc, char** argv, const std::string& program,
                                              const std::string& option = "--nproc-per-node") {
+  follow_launcher();  // a rank this launcher started
   if (nproc <= 1) return std::nullopt;
   if (std::getenv("WORLD_SIZE"))
     throw std::runtime_error(option + ": WORLD_SIZE is set already (torchrun or the like starts the ranks)");
   std::string failure;
-  const int rc = launch_local(static_cast<int>(nproc), own_command(argc, argv, option), &failure);
-  if (rc != 0) fmt::print(stderr, "{}: {}; the other ranks were stopped\n", program, failure);
+  bool stopped = false;
+  const int rc = launch_local(static_cast<int>(nproc), own_command(argc, argv, option), &failure,
+                              std::chrono::seconds(10), &stopped);
+  if (rc != 0 && stopped)
+    fmt::print(stderr, "{}: {}\n", program, failure);
+  else if (rc != 0)
+    fmt::print(stderr, "{}: {}; the other ranks were stopped\n", program, failure);
   return rc;
 }
 

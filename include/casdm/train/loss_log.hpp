@@ -8,7 +8,9 @@
 //
 // Resumed at step k it keeps the file's rows up to k (the checkpoint's step) and drops the rest, which
 // the resumed run redoes, so the log matches the run exactly; a log of another run (other terms) or
-// one missing a row is refused, naming the file.
+// one missing a row is refused, naming the file. Resumed at step k with no file there (a run forked
+// from another run's checkpoint into a new folder, or a log that was deleted) it starts a new log whose
+// first row is step k + 1, and says so (started_anew()).
 #include "casdm/io/tensor_file.hpp"
 #include "casdm/io/text.hpp"
 #include "casdm/loss/set.hpp"
@@ -46,7 +48,10 @@ class LossLog {
     if (path_.empty()) return;  // in memory only (the ranks of a data-parallel run but rank 0)
     const std::string header = fmt::format("step,{}", fmt::join(series_, ","));
     std::string kept = header + "\n";
-    if (resume_at) {
+    if (resume_at && !std::filesystem::exists(path_)) {
+      first_step_ = *resume_at;
+      started_anew_ = true;
+    } else if (resume_at) {
       std::ifstream in(path_);
       std::string line;
       if (!std::getline(in, line) || line != header)
@@ -55,10 +60,12 @@ class LossLog {
       while (std::getline(in, line)) {
         const auto cells = split(line);
         if (cells.size() != series_.size() + 1 || number(cells[0]) > static_cast<double>(*resume_at)) break;
+        if (kept.size() == header.size() + 1)  // the first row: a log that began on a resume begins later
+          first_step_ = std::max<int64_t>(0, static_cast<int64_t>(number(cells[0])) - 1);
         for (size_t i = 0; i < series_.size(); ++i) curves_[i].push_back(number(cells[i + 1]));
         kept += line + "\n";
       }
-      if (static_cast<int64_t>(curves_[0].size()) != *resume_at)
+      if (static_cast<int64_t>(curves_[0].size()) != *resume_at - first_step_)
         throw std::runtime_error(fmt::format("{} has {} rows up to step {}, expected one per step", path_.string(),
                                              curves_[0].size(), *resume_at));
     }
@@ -110,8 +117,13 @@ class LossLog {
 
   /// "total", then the loss set's term names.
   const std::vector<std::string>& series() const { return series_; }
-  /// One curve per series, one value per logged step (the resumed rows included).
+  /// One curve per series, one value per logged step (the resumed rows included), the first at step
+  /// first_step() + 1.
   const std::vector<std::vector<double>>& curves() const { return curves_; }
+  /// The step before the log's first row: 0, or the step a log that started anew on resume began after.
+  int64_t first_step() const { return first_step_; }
+  /// Whether a resume found no log and began a new one after first_step().
+  bool started_anew() const { return started_anew_; }
   /// The mean of each series over its last `fraction` of rows (at least one), by series name.
   std::map<std::string, double> tail_means(double fraction = 0.1) const {
     std::map<std::string, double> out;
@@ -155,6 +167,8 @@ class LossLog {
   std::filesystem::path path_;
   std::vector<std::string> series_;
   std::vector<std::vector<double>> curves_;
+  int64_t first_step_ = 0;
+  bool started_anew_ = false;
   int fd_ = -1;
   std::string pending_;
 };

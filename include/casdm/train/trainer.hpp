@@ -23,6 +23,8 @@
 #include "casdm/io/files.hpp"
 #include "casdm/io/tensor_file.hpp"
 #include "casdm/loss/set.hpp"
+#include "casdm/net/flops.hpp"
+#include "casdm/net/unet.hpp"
 #include "casdm/train/checkpoint.hpp"
 #include "casdm/train/optim.hpp"
 
@@ -195,17 +197,50 @@ std::pair<int64_t, int64_t> parameter_counts(const M& m) {
   return n;
 }
 
-/// Refuses, from arithmetic and before anything is allocated, a batch of `images` whose first
-/// activation alone (images × θ's width × side² floats) exceeds this machine's memory.
-inline void check_memory(const DenoiserOptions& o, int64_t images) {
-  const double side = static_cast<double>(o.image_size());
-  const double bytes = static_cast<double>(images) * static_cast<double>(o.net().model_channels()) * side * side * 4.0;
+/// What training a denoiser of topology Topo with options `o` holds in memory, from arithmetic
+/// (net::cost; nothing is built): its parameters as float32 weights, gradients, AdamW's two moments
+/// and `ema_copies` EMA copies, and the activations a step of `images` images keeps for backward
+/// (θ's and, for a cascaded topology, φ's; an estimate).
+struct MemoryNeed {
+  int64_t parameters = 0;
+  double state_bytes = 0, activation_bytes = 0;
+  double total() const { return state_bytes + activation_bytes; }
+};
+template <class Topo>
+MemoryNeed memory_need(const DenoiserOptions& o, int64_t images, size_t ema_copies) {
+  const int64_t C = o.channels();
+  std::vector<net::Cost> nets;
+  auto add = [&]<class Arch>(const net::UNetOptions& options, std::pair<int64_t, int64_t> channels) {
+    const auto configured = Arch::configure(options, channels.first, channels.second);
+    nets.push_back(net::cost(configured, channels.first, channels.second, configured.resample()));
+  };
+  if constexpr (requires { typename Topo::theta_arch; Topo::theta_channels(C); })
+    add.template operator()<typename Topo::theta_arch>(o.theta_net(), Topo::theta_channels(C));
+  else  // a topology of a user's that does not say: counted as an ε-only θ
+    add.template operator()<net::arch::UNet>(o.theta_net(), {C, C});
+  if constexpr (requires { typename Topo::phi_arch; })
+    add.template operator()<typename Topo::phi_arch>(o.phi_net_options(), Topo::phi_channels(C));
+  MemoryNeed m;
+  double activations = 0;
+  for (const auto& n : nets) m.parameters += n.parameters, activations += static_cast<double>(n.activations);
+  m.state_bytes = static_cast<double>(m.parameters) * 4.0 * (4.0 + static_cast<double>(ema_copies));
+  m.activation_bytes = activations * 4.0 * static_cast<double>(images);
+  return m;
+}
+
+/// Refuses, from arithmetic and before anything is allocated (memory_need), a model and a batch of
+/// `images` per step (or micro-batch) that this machine's memory cannot hold, saying what they need.
+template <class Topo>
+void check_memory(const DenoiserOptions& o, int64_t images, size_t ema_copies) {
+  const auto m = memory_need<Topo>(o, images, ema_copies);
   const double memory = io::physical_memory();
-  if (bytes > memory)
+  if (m.total() > memory)
     throw std::invalid_argument(fmt::format(
-        "one activation of the first layer ({} images of {}x{} at {} channels) needs {:.3g} GB; this machine has {:.3g} "
-        "GB (fewer images per step or micro-batch, or a smaller size or width)",
-        images, o.image_size(), o.image_size(), o.net().model_channels(), bytes / 1e9, memory / 1e9));
+        "a training step needs about {:.3g} GB: {} parameters ({:.3g} GB with their gradients, AdamW's moments and {} "
+        "EMA copies) and the activations of {} images of {}x{} ({:.3g} GB); this machine has {:.3g} GB (fewer images "
+        "per step or micro-batch, or a smaller size or width)",
+        m.total() / 1e9, m.parameters, m.state_bytes / 1e9, ema_copies, images, o.image_size(), o.image_size(),
+        m.activation_bytes / 1e9, memory / 1e9));
 }
 
 /// Trains model M (a casdm::Model): the optimiser and the EMA copies work on its denoiser, the
@@ -314,8 +349,10 @@ class Trainer {
     const auto finite =
         at::isfinite(at::stack({out.total.to(at::kFloat), grad_norm_.to(out.total.device(), at::kFloat)})).to(at::kCPU);
     const bool loss_ok = finite[0].item<bool>(), grads_ok = finite[1].item<bool>();
-    if (scaler_ && loss_ok && !grads_ok) {  // float16 overflow: a smaller scale, and the step skipped
-      scaler_->update(false);
+    // Gradients that are not finite back the scale off, whatever made them so (GradScaler: a non-finite
+    // loss gives non-finite gradients too).
+    if (scaler_ && !(loss_ok && grads_ok)) scaler_->update(false);
+    if (scaler_ && loss_ok && !grads_ok) {  // float16 overflow: the step skipped at a smaller scale
       ++skipped_;
       last_skip_ = fmt::format("the float16 gradients overflowed at loss scale {}; loss scale now {}", scale,
                                scaler_->scale());
