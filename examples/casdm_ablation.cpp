@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   app.add_option("--row", rows_arg, "LABEL=CHECKPOINT (file or casdm-train folder), once per row")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--steps", steps, "sampling steps, one column each")->capture_default_str()->delimiter(',')
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--sampler", sampler_name, "the sampler of every cell, one of: " + casdm::sampler::help())
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--scorer", scorer_path, casdm::eval::scorer_help());

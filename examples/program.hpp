@@ -73,7 +73,10 @@ CLI::Validator in_range(T lo, T hi, bool lo_open = false, bool hi_open = false) 
         bool ok = r.ec == std::errc() && r.ptr == s.data() + s.size() && (lo_open ? v > lo : v >= lo) &&
                   (hi_open ? v < hi : v <= hi);
         if constexpr (!std::is_integral_v<T>) ok = ok && std::isfinite(v);
-        return ok ? std::string() : fmt::format("must be {}, got '{}'", want, s);
+        if (ok) return std::string();
+        // What was given, as given (never a value it was read as), but not a page of it.
+        const auto given = s.size() > 24 ? fmt::format("{}…' ({} characters)", s.substr(0, 20), s.size()) : s + "'";
+        return fmt::format("must be {}, got '{}", want, given);
       },
       "", "");
 }

@@ -377,6 +377,9 @@ b[i + len(t) // 2] ^= 0x10; open(p, 'wb').write(bytes(b))
     PROG=casdm-eval check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --scorer x --steps -1
     PROG=casdm-sample check 2 "--steps: must be an integer >= 0, got '-1'" --checkpoint "$W/none" --steps -1
     PROG=casdm-ablation check 2 "--grid: must be an integer >= 1, got '0'" --grid 0
+    long=$(printf '9%.0s' $(seq 400))  # echoed as given, shortened: never as the value it overflowed to
+    PROG=casdm-ablation check 2 "--steps: must be an integer >= 0, got '99999999999999999999…' (400 characters)" --steps "$long"
+    PROG=casdm-train check 2 "--lr: must be a number in (0, 3.4028234663852886e+38], got '99999999999999999999…' (400 characters)" --lr "$long"
     PROG=casdm-ablation check 2 "--seed: must be an integer >= 0, got '-1'" --seed -1
     PROG=casdm-ablation check 2 "--ref-n: must be an integer >= 0, got '-1'" --ref-n -1
     PROG=casdm-metric check 2 "--steps: must be an integer >= 1, got '0'" --steps 0
