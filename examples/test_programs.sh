@@ -244,6 +244,35 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     refuse "foreign.pt is not a casdm checkpoint" "$BIN/casdm-train" --resume-from "$W/foreign.pt" --out "$W/o"
     refuse "cut.pt is not a readable tensor file" "$BIN/casdm-train" --resume-from "$W/cut.pt" --out "$W/o"
     refuse "absent.pt (no such file)" "$BIN/casdm-sample" --checkpoint "$W/absent.pt" --out "$W/s" ;;
+  upgrade)  # format 1 is refused naming casdm-upgrade, which converts a run's folder and a model file in place
+    F1="$HERE/../tests/data/format1"
+    mkdir -p "$W/run/checkpoints" && cp "$F1/CasDM.pt" "$W/run/checkpoints/ckpt-000000002.pt" && cp "$F1/CasDM.model.pt" "$W/model.pt"
+    "$PY" -c "import sys, torch; torch.save({'x': torch.ones(2)}, sys.argv[1])" "$W/run/other.pt" || fail "torch.save"
+    out=$("$BIN/casdm-train" --resume --steps 3 --threads 1 --out "$W/run" 2>&1); rc=$?
+    echo "$out"
+    [ $rc -eq 1 ] && grep -qF "$W/run/checkpoints holds checkpoints of format 1 (written before 2026-12-07), which this build no longer reads; convert them once, in place: casdm-upgrade $W/run/checkpoints" <<<"$out" ||
+      fail "resume of a format-1 folder"
+    [ -s "$W/run/checkpoints/ckpt-000000002.pt" ] && [ ! -e "$W/run/checkpoints/ckpt-000000002.pt.damaged" ] || fail "moved aside"
+    for cmd in "casdm-sample --checkpoint $W/model.pt" "casdm-train --resume-from $W/run/checkpoints/ckpt-000000002.pt --out $W/o"; do
+      out=$("$BIN"/$cmd --threads 1 2>&1); rc=$?
+      echo "$out"
+      [ $rc -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -qF "of format 1 (written before 2026-12-07), which this build no longer reads; convert it once, in place: casdm-upgrade $W/" <<<"$out" ||
+        fail "$cmd"
+    done
+    "$BIN/casdm-upgrade" "$W/run" "$W/model.pt" > "$W/up.out" || { cat "$W/up.out"; fail "casdm-upgrade"; }
+    cat "$W/up.out"
+    for line in "ckpt-000000002.pt: converted to casdm-checkpoint-2 (step 2, cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1)" \
+                "left as it is: $W/run/other.pt is not a readable tensor file" "model.pt: converted to casdm-denoiser-2 (cosine | cascaded(unet <- x0star, unet))"; do
+      grep -qF "$line" "$W/up.out" || fail "casdm-upgrade did not say: $line"
+    done
+    [ -z "$(find "$W" -name '*.upgrading')" ] || fail "left a file beside"
+    "$BIN/casdm-upgrade" "$W/run/checkpoints/ckpt-000000002.pt" | grep -qF "ckpt-000000002.pt: already format 2" || fail "twice"
+    "$BIN/casdm-sample" --checkpoint "$W/run" -n 2 --steps 2 --threads 1 --out "$W/s1" || fail "sample from the converted checkpoint"
+    "$BIN/casdm-sample" --checkpoint "$W/model.pt" -n 2 --steps 2 --threads 1 --out "$W/s2" || fail "sample from the converted model file"
+    out=$("$BIN/casdm-upgrade" "$W/run/other.pt" "$W/absent.pt" 2>&1); rc=$?
+    echo "$out"
+    [ $rc -eq 1 ] && grep -qF "casdm-upgrade: $W/run/other.pt is not a readable tensor file" <<<"$out" &&
+      grep -qF "absent.pt (no such file)" <<<"$out" && [ "$(wc -l <<<"$out")" -eq 2 ] || fail "refusals" ;;
   signal)  # SIGTERM mid-run: the step finishes, a checkpoint is written, exit 143; the resume equals a straight run
     args=("${TINY[@]}" --dropout 0.1)
     "$BIN/casdm-train" "${args[@]}" --steps 100000 --out "$W/split" 2> "$W/split.err" & pid=$!

@@ -2,12 +2,12 @@
 // changes nothing on refusal, atomic writes and keep-last-K.
 #include "casdm/presets.hpp"
 #include "casdm/schedule/linear.hpp"
-#include "casdm/train/format1.hpp"
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
 #include <set>
 
+#include "../examples/format1.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
 
@@ -818,7 +818,7 @@ TEST_CASE("float16 training turns loss scaling on and is refused on a CPU whose 
   }
 }
 
-// ---- checkpoint format 2: stable identities, one settings document, format 1 still read ----
+// ---- checkpoint format 2: stable identities, one settings document; format 1 converted by casdm-upgrade ----
 
 namespace {
 train::TrainerOptions fixture_trainer_options() {
@@ -826,14 +826,22 @@ train::TrainerOptions fixture_trainer_options() {
 }
 
 /// A format-1 fixture (tests/data/format1/, written by the code of 3606e7b: 2 steps of batch_for(0),
-/// batch_for(1)) loads exactly, resumes bit for bit through a format-2 checkpoint, and samples.
+/// batch_for(1)) is refused as it is; converted (a copy, in place), it loads exactly, holds the settings
+/// a format-2 save of the same state holds, resumes bit for bit, and samples.
 template <class P>
 void check_format1(const std::string& name) {
   INFO(name);
   const auto dir = test::scratch("format1-" + name);
-  const auto file = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1" / (name + ".pt");
+  const auto original = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1" / (name + ".pt");
+  CHECK_THROWS_AS(train::read_checkpoint(original), train::OlderFormat);
+  const auto file = dir / "converted.pt";
+  fs::copy_file(original, file, fs::copy_options::overwrite_existing);
+  CHECK(format1::upgrade_file(file) == fmt::format("{}: converted to casdm-checkpoint-2 (step 2, {})", file.string(), P::Impl::identity()));
+  CHECK(format1::upgrade_file(file) == file.string() + ": already format 2");
   const auto info = train::read_checkpoint(file);
-  CHECK(info.format_version == 1);
+  const auto old = io::read_tensor_file(original);  // every tensor as it was
+  CHECK(info.file.tensors.size() == old.tensors.size());
+  for (const auto& [k, v] : old.tensors) CHECK((info.file.tensors.count(k) && at::equal(info.file.tensors.at(k), v)));
   CHECK(info.step == 2);
   CHECK(info.get("preset") == name);
   CHECK(info.model_type == P::Impl::identity());  // read from the C++ type it names
@@ -850,8 +858,11 @@ void check_format1(const std::string& name) {
   auto a = trainer();
   a->load(info);
   CHECK(a->step_count() == 2);
-  a->save(dir / "as-loaded.pt");  // format 2, nothing changed
+  a->save(dir / "as-loaded.pt", {{"preset", name}});  // format 2, nothing changed: the same settings
   const auto loaded = everything(*a);
+  const auto saved = train::read_checkpoint(dir / "as-loaded.pt");
+  CHECK(saved.config == info.config);
+  CHECK(saved.file.meta == info.file.meta);
   for (const auto& [k, v] : io::state_of(*a->model()->denoiser())) CHECK(at::equal(v, info.file.tensors.at("model." + k)));
   for (const auto& [k, v] : io::state_of(*a->ema(0))) CHECK(at::equal(v, info.file.tensors.at("ema.0." + k)));
   // Two more steps straight, against one step, a format-2 checkpoint, a fresh trainer, one step.
@@ -867,19 +878,19 @@ void check_format1(const std::string& name) {
   CHECK(count_different(everything(*a), everything(*c)) == 0);
   CHECK(count_different(everything(*a), loaded) > 0);  // the comparison can fail
   const auto v2 = train::read_checkpoint(dir / "v2.pt");
-  CHECK(v2.format_version == 2);
+  CHECK(v2.get("format") == train::checkpoint_format);
   CHECK(v2.model_type == P::Impl::identity());
   CHECK(options_differences(v2.denoiser_options, info.denoiser_options).empty());
-  // Format 2 lists every term's weight where format 1 listed none: the same weights.
-  CHECK(info.objective_options.loss_weights().empty());
-  CHECK(v2.objective_options.loss_weights().size() == P::Impl::losses_type::size);
+  // Format 2 lists every term's weight where format 1 listed none: the type's.
+  CHECK(info.config["objective"]["loss_weights"].size() == P::Impl::losses_type::size);
+  for (const auto& [term, w] : P::Impl::losses_type::describe()) CHECK(info.objective_options.loss_weights().at(term) == w);
   // A sampler's run from the file's EMA copy: images of the model's size, the same from either format.
   auto d1 = train::load_denoiser<typename P::Denoiser>(info);
   torch::manual_seed(3);
   const auto x1 = sample<sampler::DDIM<4>>(d1, 2);
   CHECK(x1.sizes() == at::IntArrayRef({2, 1, 8, 8}));
   CHECK(at::isfinite(x1).all().template item<bool>());
-  auto d2 = train::load_denoiser<typename P::Denoiser>(train::read_checkpoint(dir / "as-loaded.pt"), train::Weights::raw());
+  auto d2 = train::load_denoiser<typename P::Denoiser>(saved, train::Weights::raw());
   auto d3 = train::load_denoiser<typename P::Denoiser>(info, train::Weights::raw());
   torch::manual_seed(3);
   const auto x2 = sample<sampler::DDIM<4>>(d2, 2);
@@ -888,29 +899,39 @@ void check_format1(const std::string& name) {
 }
 }  // namespace
 
-TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bit and sample", "[checkpoint][format1][resume]") {
+TEST_CASE("format-1 checkpoints of every topology family convert, resume bit for bit and sample", "[checkpoint][format1][resume]") {
   check_format1<presets::DDPM_Eps>("DDPM_Eps");
   check_format1<presets::DDPM_X0>("DDPM_X0");
   check_format1<presets::DDPM_V>("DDPM_V");
   check_format1<presets::Dual>("Dual");
   check_format1<presets::CasDM>("CasDM");
   check_format1<presets::CasDM_V>("CasDM_V");
-  // The format-1 model file (CasDM's EMA copy) loads, equal to the checkpoint's EMA copy.
-  const auto dir = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1";
+  // The format-1 model file (CasDM's EMA copy), converted, loads equal to the checkpoint's EMA copy.
+  const auto fixtures = fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "format1";
+  const auto dir = test::scratch("format1-model");
+  for (const char* f : {"CasDM.model.pt", "CasDM.pt", "Dual.pt"})
+    fs::copy_file(fixtures / f, dir / f, fs::copy_options::overwrite_existing);
+  CHECK_THROWS_WITH(train::load_denoiser<presets::CasDM::Denoiser>(dir / "CasDM.model.pt"),
+                    (dir / "CasDM.model.pt").string() + " is a model file of format 1 (written before 2026-12-07), which this "
+                    "build no longer reads; convert it once, in place: casdm-upgrade " + (dir / "CasDM.model.pt").string());
+  for (const char* f : {"CasDM.model.pt", "CasDM.pt", "Dual.pt"}) format1::upgrade_file(dir / f);
+  CHECK(train::read_checkpoint(dir / "CasDM.model.pt").config ==
+        nlohmann::json::parse(R"({"denoiser": )" + train::denoiser_config(train::read_checkpoint(dir / "CasDM.pt").denoiser_options).dump() +
+                              R"(, "run": {"preset": "CasDM"}})"));
   auto m = train::load_denoiser<presets::CasDM::Denoiser>(dir / "CasDM.model.pt");
   auto e = train::load_denoiser<presets::CasDM::Denoiser>(dir / "CasDM.pt");
   for (const auto& [k, v] : io::state_of(*m)) CHECK(at::equal(v, io::state_of(*e).at(k)));
   CHECK_THROWS_WITH(train::load_denoiser<presets::Dual::Denoiser>(dir / "CasDM.model.pt"),
                     Catch::Contains("CasDM.model.pt holds another denoiser (preset CasDM)") &&
                         Catch::Contains("not cosine | dual-head(unet)"));
-  // And a format-1 checkpoint of another model is refused by name.
+  // And a converted checkpoint of another model is refused by name.
   presets::Dual dual(train::read_checkpoint(dir / "Dual.pt").denoiser_options);
   train::Trainer<presets::Dual> t(dual, fixture_trainer_options());
   CHECK_THROWS_WITH(t.load(dir / "CasDM.pt"), Catch::Contains("holds another model (preset CasDM)") &&
                                                   Catch::Contains("not cosine | dual-head(unet) | x0:1 + eps:1 + mu:1"));
   CHECK(t.step_count() == 0);
   // The old spellings of parts no fixture holds: a feature loss, a weighted term, libc++'s "ll".
-  using train::format1::identity;
+  using format1::identity;
   CHECK(identity("casdm::ModelImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::FixResCNN, "
                         "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet>, casdm::loss::Set<casdm::loss::EpsMSE<std::ratio<1l, "
                         "1l> >, casdm::loss::X0MSE<std::ratio<1l, 1l> >, casdm::loss::MuMix<std::ratio<1l, 1l> >, "
@@ -925,7 +946,7 @@ TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bi
         "cosine | cascaded-v(unet <- concat, unet)");
   for (const char* unknown : {"mine::Model<int>", "casdm::ModelImpl<casdm::schedule::Mine, x, y, z>", "casdm::DenoiserImpl<",
                               "casdm::ModelImpl<casdm::schedule::Cosine>"})
-    CHECK(identity(unknown) == unknown);  // matches no model; the refusal names it
+    CHECK(!identity(unknown));  // not converted: the refusal names it
   // Format 1's table holds each policy's registered name (it keeps them as a record of that format).
   const std::map<std::string, std::string> registered{
       {"schedule::Cosine", schedule::Cosine::name}, {"schedule::Linear", schedule::Linear::name},
@@ -940,7 +961,7 @@ TEST_CASE("format-1 checkpoints of every topology family load, resume bit for bi
       {"loss::LPIPSBackbone", loss::LPIPSBackbone::name}, {"loss::ResNetBackbone", loss::ResNetBackbone::name},
       {"loss::InceptionBackbone", loss::InceptionBackbone::name}, {"loss::SwinBackbone", loss::SwinBackbone::name},
       {"loss::SmallVGGBackbone", loss::SmallVGGBackbone::name}};
-  CHECK(train::format1::policy_names() == registered);
+  CHECK(format1::policy_names() == registered);
   CHECK(identity("casdm::DenoiserImpl<casdm::schedule::Cosine, casdm::topology::Cascaded<casdm::net::arch::UNet, "
                  "casdm::topology::phi_input::X0Star, casdm::net::arch::UNet, casdm::topology::theta_head::V> >") ==
         presets::CasDM_V::Denoiser::Impl::identity());

@@ -19,8 +19,7 @@ namespace casdm::app {
 inline std::string preset_of(const train::CheckpointInfo& c) {
   if (auto stored = c.get("preset"); !stored.empty()) return stored;
   const auto& id = c.model_type.empty() ? c.denoiser_type : c.model_type;
-  if (c.format_version >= 2)
-    if (auto found = presets::find_by_identity(id)) return *found;
+  if (auto found = presets::find_by_identity(id)) return *found;
   throw std::runtime_error(fmt::format("{} names no preset, and its model ({}) is none of the presets'", c.path.string(), id));
 }
 

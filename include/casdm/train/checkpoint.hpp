@@ -19,11 +19,10 @@
 // and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
 // denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
 // Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
-// still read, resumed and sampled (train/format1.hpp). Neither holds a frozen metric network.
+// refused naming casdm-upgrade, which converts it once. Neither holds a frozen metric network.
 #include "casdm/core/errors.hpp"
 #include "casdm/loss/options.hpp"
 #include "casdm/topology/options_io.hpp"
-#include "casdm/train/format1.hpp"
 #include "casdm/io/tensor_file.hpp"
 
 #include <fmt/format.h>
@@ -44,9 +43,14 @@ namespace casdm::train {
 
 inline constexpr const char* checkpoint_format = "casdm-checkpoint-2";
 inline constexpr const char* denoiser_format = "casdm-denoiser-2";
-/// The formats before 2026-12-07, still read.
+/// The formats before 2026-12-07: refused (OlderFormat), converted by casdm-upgrade.
 inline constexpr const char* checkpoint_format_1 = "casdm-checkpoint-1";
 inline constexpr const char* denoiser_format_1 = "casdm-denoiser-1";
+
+/// A checkpoint or model file of a format this build no longer reads, which casdm-upgrade converts.
+struct OlderFormat : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 
@@ -84,8 +88,7 @@ inline nlohmann::json option_json(const std::string& key, const std::string& v) 
   return v;
 }
 
-/// A JSON scalar (or list of integers) as the text format 1 stored: integers in decimal, reals by
-/// io::number_str, booleans "true"/"false", lists "1,2,2". Anything else is refused naming `key`.
+/// A JSON scalar (or list of integers) as text: integers in decimal, reals by io::number_str, booleans "true"/"false", lists "1,2,2". Anything else is refused naming `key`.
 inline std::string json_text(const nlohmann::json& v, const std::string& key) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
@@ -129,21 +132,19 @@ inline nlohmann::json objective_config(const ObjectiveOptions& o, const std::vec
 struct CheckpointInfo {
   std::filesystem::path path;
   io::TensorFile file;
-  int format_version = 2;
   int64_t step = 0;
-  /// The model's identity (Model::Impl::identity(); format 1: that of the C++ type it names, read by
-  /// the table of the old spellings), empty in model files.
+  /// The model's identity (Model::Impl::identity()), empty in model files.
   std::string model_type;
-  /// The denoiser's identity (Denoiser::Impl::identity(); format 1 as above).
+  /// The denoiser's identity (Denoiser::Impl::identity()).
   std::string denoiser_type;
   /// The denoiser's options (what rebuilds it) and the objective's settings (checkpoints; a model
   /// file's are the defaults).
   DenoiserOptions denoiser_options;
   ObjectiveOptions objective_options;
-  /// Format 2: the settings document (casdm.config); format 1: empty.
+  /// The settings document (casdm.config).
   nlohmann::json config;
-  /// Every other setting as a flat string ("casdm." stripped), the same keys for both formats:
-  /// "trainer.*", "ema.<i>.rate", "external.checksum", and the caller's ("preset", "args.*").
+  /// Every other setting as a flat string: "trainer.*", "ema.<i>.rate", "external.checksum", and the
+  /// caller's ("preset", "args.*").
   std::map<std::string, std::string> meta;
   /// What choosing this file passed over (CheckpointDir::resume_point: newer files that are corrupt).
   std::vector<std::string> notes;
@@ -152,7 +153,7 @@ struct CheckpointInfo {
     auto it = meta.find(key);
     return it == meta.end() ? fallback : it->second;
   }
-  bool is_model_file() const { return get("format") == denoiser_format || get("format") == denoiser_format_1; }
+  bool is_model_file() const { return get("format") == denoiser_format; }
   /// The metadata under `prefix` ("args." → a program's stored settings), the prefix removed.
   std::map<std::string, std::string> meta_under(const std::string& prefix) const {
     std::map<std::string, std::string> out;
@@ -271,8 +272,9 @@ inline std::string records_checksum(const std::map<std::string, std::string>& me
 inline void seal(io::TensorFile& f) { f.meta["checksum"] = records_checksum(f.meta); }
 }  // namespace detail
 
-/// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is,
-/// and a format-2 file holding an entry this build does not know is refused naming the entry.
+/// Reads a checkpoint or model file and its metadata; any other file is refused naming what it is
+/// (one of format 1 by OlderFormat, naming casdm-upgrade), and a file holding an entry this build
+/// does not know is refused naming the entry.
 inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
   CheckpointInfo c;
   c.path = path;
@@ -287,56 +289,49 @@ inline CheckpointInfo read_checkpoint(const std::filesystem::path& path) {
     throw std::runtime_error(fmt::format("{} is not a casdm checkpoint or model file (no casdm.format entry; "
                                          "another program's torch.save?)",
                                          path.string()));
-  if (format != checkpoint_format && format != denoiser_format && format != checkpoint_format_1 &&
-      format != denoiser_format_1)
-    throw std::runtime_error(fmt::format("{} has format '{}'; this build reads '{}' and '{}' (and their version 1)",
-                                         path.string(), format, checkpoint_format, denoiser_format));
-  const bool model_file = format == denoiser_format || format == denoiser_format_1;
+  if (format == checkpoint_format_1 || format == denoiser_format_1)
+    throw OlderFormat(fmt::format("{} is a {} of format 1 (written before 2026-12-07), which this build no longer "
+                                  "reads; convert it once, in place: casdm-upgrade {}",
+                                  path.string(), format == denoiser_format_1 ? "model file" : "checkpoint", path.string()));
+  if (format != checkpoint_format && format != denoiser_format)
+    throw std::runtime_error(fmt::format("{} has format '{}'; this build reads '{}' and '{}'", path.string(), format,
+                                         checkpoint_format, denoiser_format));
+  const bool model_file = format == denoiser_format;
   try {
-    if (format == checkpoint_format_1 || format == denoiser_format_1) {
-      c.format_version = 1;
-      c.meta = raw;
-      c.model_type = format1::identity(c.get("model"));  // the identities of the types it names
-      c.denoiser_type = format1::identity(c.get("denoiser"));
-      auto o = format1::options(c.meta);
-      c.denoiser_options = std::move(o.denoiser);
-      c.objective_options = std::move(o.objective);
-      if (o.label_dropout) c.meta["trainer.label_dropout"] = *o.label_dropout;
-    } else {
-      static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config", "checksum"};
-      static const std::set<std::string> model_keys{"format", "denoiser", "config", "checksum"};
-      for (const auto& [k, v] : raw)
-        if (!(model_file ? model_keys : checkpoint_keys).count(k))
-          throw std::invalid_argument(fmt::format("it holds an entry this build does not know: 'casdm.{}'", k));
-      for (const char* k : {"denoiser", "config", "checksum"})
+    static const std::set<std::string> checkpoint_keys{"format", "identity", "denoiser", "step", "config", "checksum"};
+    static const std::set<std::string> model_keys{"format", "denoiser", "config", "checksum"};
+    for (const auto& [k, v] : raw)
+      if (!(model_file ? model_keys : checkpoint_keys).count(k))
+        throw std::invalid_argument(fmt::format("it holds an entry this build does not know: 'casdm.{}'", k));
+    for (const char* k : {"denoiser", "config", "checksum"})
+      if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
+    if (!model_file)
+      for (const char* k : {"identity", "step"})
         if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
-      if (!model_file)
-        for (const char* k : {"identity", "step"})
-          if (!raw.count(k)) throw std::invalid_argument(fmt::format("it lacks 'casdm.{}'", k));
-      if (const auto want = detail::records_checksum(raw); raw_get("checksum") != want)
-        throw std::invalid_argument(fmt::format("its settings fail their checksum (casdm.checksum {}, computed {}): "
-                                                "a record was changed after it was written",
-                                                raw_get("checksum"), want));
-      if (!model_file) {
-        static const std::regex tensor_name(R"((model|optim|ema\.\d+)\..+|rng\.(cpu|cuda))");
-        for (const auto& [k, v] : c.file.tensors)
-          if (!std::regex_match(k, tensor_name))
-            throw std::invalid_argument(fmt::format("it holds a tensor this build does not know: '{}'", k));
-      }
-      c.config = nlohmann::json::parse(raw_get("config"), nullptr, /*allow_exceptions=*/false);
-      if (c.config.is_discarded()) throw std::invalid_argument("its casdm.config is not valid JSON");
-      c.meta["format"] = format;
-      c.meta["model"] = c.model_type = raw_get("identity");
-      c.meta["denoiser"] = c.denoiser_type = raw_get("denoiser");
-      if (model_file)
-        c.meta.erase("model");
-      else
-        c.meta["step"] = raw_get("step");
-      detail::read_config(c, model_file);
+    if (const auto want = detail::records_checksum(raw); raw_get("checksum") != want)
+      throw std::invalid_argument(fmt::format("its settings fail their checksum (casdm.checksum {}, computed {}): "
+                                              "a record was changed after it was written",
+                                              raw_get("checksum"), want));
+    if (!model_file) {
+      static const std::regex tensor_name(R"((model|optim|ema\.\d+)\..+|rng\.(cpu|cuda))");
+      for (const auto& [k, v] : c.file.tensors)
+        if (!std::regex_match(k, tensor_name))
+          throw std::invalid_argument(fmt::format("it holds a tensor this build does not know: '{}'", k));
     }
+    c.config = nlohmann::json::parse(raw_get("config"), nullptr, /*allow_exceptions=*/false);
+    if (c.config.is_discarded()) throw std::invalid_argument("its casdm.config is not valid JSON");
+    c.meta["format"] = format;
+    c.meta["model"] = c.model_type = raw_get("identity");
+    c.meta["denoiser"] = c.denoiser_type = raw_get("denoiser");
+    if (model_file)
+      c.meta.erase("model");
+    else
+      c.meta["step"] = raw_get("step");
+    detail::read_config(c, model_file);
     const auto step = c.get("step", "0");
     c.step = -1;
-    if (std::from_chars(step.data(), step.data() + step.size(), c.step).ptr != step.data() + step.size() || c.step < 0) throw std::invalid_argument(fmt::format("casdm.step '{}' is not a step count", step));
+    if (std::from_chars(step.data(), step.data() + step.size(), c.step).ptr != step.data() + step.size() || c.step < 0)
+      throw std::invalid_argument(fmt::format("casdm.step '{}' is not a step count", step));
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{} has damaged metadata: {}", path.string(), e.what()));
   }
@@ -507,6 +502,10 @@ class CheckpointDir {
         if (candidate) return candidate;
         candidate = std::move(c);
         candidate_file = *it;
+      } catch (const OlderFormat&) {  // not damaged: the whole folder wants converting
+        throw OlderFormat(fmt::format("{} holds checkpoints of format 1 (written before 2026-12-07), which this build "
+                                      "no longer reads; convert them once, in place: casdm-upgrade {}",
+                                      dir_.string(), dir_.string()));
       } catch (const std::exception& e) {
         if (!candidate) passed.emplace_back(*it, e.what());
         else return candidate;  // an unreadable predecessor says nothing against the candidate

@@ -434,7 +434,7 @@ class Trainer {
   /// the program reports them. Empty when nothing changed.
   const std::vector<std::string>& resume_changes() const { return resume_changes_; }
 
-  /// Restores a checkpoint written by save() (format 2, or format 1 of before 2026-12-07) of a model
+  /// Restores a checkpoint written by save() of a model
   /// with the same identity (any sampler), denoiser options and EMA rates; the objective's settings
   /// (feature side and weights path, loss weights) and label dropout may differ (resume_changes()).
   /// Everything is checked before anything changes: a refused file leaves the trainer as it was.
@@ -532,8 +532,7 @@ class Trainer {
     return out;
   }
 
-  /// A checkpoint's trainer settings as its parts read them: the trainer section (format 1: its
-  /// casdm.trainer.* keys) as text, and the EMA rates.
+  /// A checkpoint's trainer settings as its parts read them: the trainer section as text, and the EMA rates.
   static nlohmann::json trainer_values(const CheckpointInfo& c) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : c.meta)
@@ -543,7 +542,7 @@ class Trainer {
   }
 
   /// The objective's and trainer's settings that differ from checkpoint `c`'s (see resume_changes);
-  /// λ compared as used: a term a checkpoint does not list (format 1) had its type's weight.
+  /// λ compared as used: a term a checkpoint does not list had its type's weight.
   std::vector<std::string> changes_from(const CheckpointInfo& c) const {
     std::vector<std::string> out;
     const auto& now = model_->objective()->options;
