@@ -72,6 +72,12 @@ TEST_CASE("bad IDX files are refused with the reason", "[data]") {
                     Catch::Contains("its images file holds a 4-dimensional array [2,1,1,1], not images [N, H, W]"));
   write("pair/train-images-idx3-ubyte", {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9});
   CHECK_THROWS_WITH(data::load_mnist_like(pair, true), Catch::EndsWith(": 3 images but 2 labels"));
+  // A label beyond the 10 documented classes is refused, not made an 11th (or 256th) class; unless asked for.
+  write("pair/train-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 3, 1, 255, 2});
+  CHECK_THROWS_WITH(data::load_mnist_like(pair, true),
+                    Catch::EndsWith("image 1 of its train split has label 255, beyond the 10 classes (0 to 9) of MNIST and "
+                                    "Fashion-MNIST (a damaged labels file?)"));
+  CHECK(data::load_mnist_like(pair, true, 256).num_classes() == 256);
 }
 
 namespace {
@@ -127,7 +133,28 @@ TEST_CASE("image folders decode as PIL decodes them and fit as torch interpolate
   CHECK_THROWS_WITH(data::load_image_folder(dir / "rgb", 1), Catch::Contains("a.png has 3 channels, the data set has 1"));
   CHECK_THROWS_WITH(data::load_image_folder(dir / "alpha"), Catch::Contains("has an alpha channel (4 channels)"));
   std::ofstream(test::scratch("not-an-image") / "x.png") << "definitely not a PNG";
-  CHECK_THROWS_WITH(data::load_image_folder(test::scratch("not-an-image")), Catch::Contains("cannot read image"));
+  CHECK_THROWS_WITH(data::load_image_folder(test::scratch("not-an-image")),
+                    Catch::EndsWith("x.png: it is not a PNG, JPEG or BMP image that stb_image reads (or its header is damaged)"));
+  // stb_image's terse reasons ("outofdata", "too large", "unknown image type") said in words.
+  auto bad_image = [](const char* name, const std::string& bytes) {
+    const auto dir = test::scratch(std::string("bad-image-") + name);
+    std::ofstream(dir / "x.png", std::ios::binary) << bytes;
+    try {
+      data::load_image_folder(dir);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("read");
+  };
+  std::ifstream png_in(dir / "rgb" / "a.png", std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(png_in)), std::istreambuf_iterator<char>());
+  CHECK_THAT(bad_image("cut", png.substr(0, png.size() - 30)),
+             Catch::StartsWith("cannot decode image") && Catch::Contains("x.png: it is truncated or damaged (stb_image: '"));
+  // A valid header of a 60000x60000 PNG: more than stb_image decodes, which its stbi_info calls "unknown image type".
+  std::string huge = png.substr(0, 33);
+  for (int i : {16, 20}) huge.replace(i, 4, std::string("\x00\x00\xea\x60", 4));
+  CHECK_THAT(bad_image("huge", huge), Catch::EndsWith("x.png: it is a 60000x60000 PNG, larger than stb_image decodes (2^30 bytes)"));
+  CHECK_THAT(bad_image("empty", ""), Catch::EndsWith("x.png: the file is empty"));
   CHECK_THROWS_WITH(data::open_dataset(test::scratch("empty-folder")), Catch::Contains("holds no PNG, JPEG or BMP"));
   CHECK_THROWS_WITH(data::open_dataset(dir / "absent"), Catch::Contains("data folder not found"));
   CHECK_THROWS_WITH(data::open_dataset(dir / "gray", "tiff"), Catch::Contains("unknown data format 'tiff'"));

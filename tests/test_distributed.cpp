@@ -25,18 +25,37 @@ namespace {
 
 using DPModel = presets::CasDM;
 
-/// The run both sides train: a tiny CasDM, 3 steps of a global batch of 8, clipping and
-/// micro-batches of 2 on, no dropout (its masks are drawn per shard).
-train::TrainerOptions run_options() {
-  return train::TrainerOptions().optimizer(train::AdamWOptions().lr(1e-3)).ema_rates({0.9}).grad_clip(0.5).micro_batch(2);
+/// The run both sides train: a tiny CasDM, 3 steps of a global batch of 8, clipping and weight decay
+/// on, no dropout (its masks are drawn per shard). The ranks take micro-batches of 3 of their 4
+/// images (chunks of 3 and 1), the one process none.
+train::TrainerOptions run_options(int64_t micro_batch) {
+  return train::TrainerOptions()
+      .optimizer(train::AdamWOptions().lr(1e-3).weight_decay(0.1))
+      .ema_rates({0.9})
+      .grad_clip(0.5)
+      .micro_batch(micro_batch);
 }
 at::Tensor batch(int64_t step) {
   auto g = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(100 + step));
   return at::rand({8, 1, 8, 8}, g) * 2 - 1;
 }
+/// The parameter no backward reaches: taken out of the graph after the trainer was built, so the
+/// optimiser holds it and no step gives it a gradient.
+constexpr const char* unused_parameter = "phi.time_embed.0.bias";
+
+/// Three steps; returns each step's gradient norm before clipping and its loss terms, a row each
+/// [total, terms...] (float64).
 template <class T>
-void train_three_steps(T& trainer) {
-  for (int64_t s = 0; s < 3; ++s) trainer.step(batch(s));
+std::pair<at::Tensor, at::Tensor> train_three_steps(T& trainer) {
+  trainer.model()->denoiser()->named_parameters()[unused_parameter].requires_grad_(false);
+  std::vector<double> norms, losses;
+  for (int64_t s = 0; s < 3; ++s) {
+    const auto r = trainer.step(batch(s));
+    norms.push_back(trainer.last_grad_norm().template item<double>());
+    losses.push_back(r.total.template item<double>());
+    for (const auto& [name, v] : r.terms) losses.push_back(v.template item<double>());
+  }
+  return {at::tensor(norms, at::kDouble), at::tensor(losses, at::kDouble).reshape({3, -1})};
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel's choice; closed again before use).
@@ -117,9 +136,11 @@ TEST_CASE("data-parallel rank (started by the two-rank test)", "[.dp-rank]") {
   torch::manual_seed(static_cast<uint64_t>(7 + env->rank));  // different weights at first: the broadcast unifies them
   DPModel model(test::tiny_options());
   torch::manual_seed(0);  // the same draws (t, ε) on every rank
-  train::Trainer<DPModel> trainer(model, run_options().sync(group).sync_check_every(1));
-  train_three_steps(trainer);
-  trainer.save(fs::path(std::getenv("CASDM_DP_OUT")) / fmt::format("rank{}.pt", env->rank));
+  train::Trainer<DPModel> trainer(model, run_options(3).sync(group).sync_check_every(1));
+  const auto [norms, losses] = train_three_steps(trainer);
+  const fs::path out = std::getenv("CASDM_DP_OUT");
+  trainer.save(out / fmt::format("rank{}.pt", env->rank));
+  io::write_tensor_file(out / fmt::format("rank{}-steps.pt", env->rank), {{{"norms", norms}, {"losses", losses}}, {}});
 }
 
 TEST_CASE("two ranks (Gloo) train as one process on the combined batch", "[distributed]") {
@@ -132,9 +153,22 @@ TEST_CASE("two ranks (Gloo) train as one process on the combined batch", "[distr
   torch::manual_seed(7);  // rank 0's weights
   DPModel model(test::tiny_options());
   torch::manual_seed(0);
-  train::Trainer<DPModel> single(model, run_options());
-  train_three_steps(single);
+  const auto before = io::state_of(*model->denoiser()).at(unused_parameter).clone();
+  train::Trainer<DPModel> single(model, run_options(0));
+  const auto [norms, losses] = train_three_steps(single);
   const auto a = io::read_tensor_file(dir / "rank0.pt").tensors, b = io::read_tensor_file(dir / "rank1.pt").tensors;
+  // Each step's gradient norm before clipping and its loss terms, as one process has them: a wrong
+  // averaging scale (a sum, or a mean over micro-batches of unequal size) is seen here, where
+  // AdamW's normalisation and the clipping would hide it in the weights.
+  for (int r = 0; r < 2; ++r) {
+    const auto steps = io::read_tensor_file(dir / fmt::format("rank{}-steps.pt", r)).tensors;
+    CHECK(test::max_abs_diff(steps.at("norms") / norms, at::ones_like(norms)) < 2e-6);
+    CHECK(test::max_abs_diff(steps.at("losses") / losses, at::ones_like(losses)) < 2e-6);
+  }
+  // The parameter no rank's backward reached got no update, as in one process (zeros would have
+  // moved it: AdamW's weight decay).
+  CHECK(at::equal(io::state_of(*single.model()->denoiser()).at(unused_parameter), before));
+  CHECK(at::equal(a.at(std::string("model.") + unused_parameter), before));
   size_t compared = 0;
   for (const auto& [k, v] : io::state_of(*single.model())) {
     INFO(k);
@@ -187,6 +221,22 @@ TEST_CASE("a rank that never comes ends the rendezvous within its timeout, in on
                     Catch::Contains("rank 0: the 2 ranks did not all join the rendezvous at 127.0.0.1:"));
   // The timeout bounds the whole rendezvous (the store's wait and Gloo's after it), not each part.
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4500));
+  {  // A listener on MASTER_PORT that accepts and never answers: rank 1 gives up within its timeout too.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    REQUIRE((::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(fd, 8) == 0 &&
+             ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) == 0));
+    const auto t1 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(train::ProcessGroup(train::DistributedEnv{1, 2, 1, "127.0.0.1", ntohs(a.sin_port)}, c10::Device("cpu"),
+                                          std::chrono::seconds(2)),
+                      Catch::StartsWith("rank 1: the 2 ranks did not all join the rendezvous at 127.0.0.1:") &&
+                          Catch::Contains("accepted the connection but never answered"));
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(4500));
+    ::close(fd);
+  }
   CHECK_THROWS_WITH(train::ProcessGroup(env, c10::Device("cuda"), std::chrono::seconds(2)),
                     Catch::Contains("data-parallel training on cuda (NCCL) is not built yet"));
 }
@@ -195,7 +245,7 @@ TEST_CASE("data-parallel steps refuse a batch the ranks cannot share, and stop w
   auto lone = std::make_shared<LoneRank>();
   torch::manual_seed(0);
   DPModel model(test::tiny_options());
-  train::Trainer<DPModel> trainer(model, run_options().sync(lone).sync_check_every(2));
+  train::Trainer<DPModel> trainer(model, run_options(2).sync(lone).sync_check_every(2));
   CHECK_THROWS_WITH(trainer.step(at::zeros({5, 1, 8, 8})),
                     Catch::Contains("Trainer::step: a batch of 5 images does not divide among 2 ranks"));
   CHECK(trainer.step_count() == 0);

@@ -99,13 +99,15 @@ struct ImageSet {
 };
 
 /// Fashion-MNIST / MNIST from a folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]:
-/// images [N, 1, 28, 28] uint8, labels int64 [N].
+/// images [N, 1, 28, 28] uint8, labels int64 [N]. A label beyond `classes` (both sets document 10)
+/// is refused naming it, rather than making a model of that many classes; ask for more to read an
+/// IDX set of more classes.
 inline bool is_mnist_folder(const std::filesystem::path& dir) {
   for (const char* n : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"})
     if (std::filesystem::exists(dir / n)) return true;
   return false;
 }
-inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train) {
+inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train, int64_t classes = 10) {
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error("data folder not found: " + dir.string());
   const std::string split = train ? "train" : "t10k";
   auto find = [&](const std::string& stem) {
@@ -123,7 +125,13 @@ inline ImageSet load_mnist_like(const std::filesystem::path& dir, bool train) {
                                          dir.string(), labels.dim(), io::shape_str(labels.sizes())));
   if (images.size(0) != labels.size(0))
     throw std::runtime_error(fmt::format("data folder {}: {} images but {} labels", dir.string(), images.size(0), labels.size(0)));
-  return {images.unsqueeze(1), labels.to(at::kLong), "IDX " + dir.string() + " (" + split + ")"};
+  const auto y = labels.to(at::kLong);
+  if (y.numel() > 0)
+    if (const auto top = y.max().item<int64_t>(); top >= classes)
+      throw std::runtime_error(fmt::format("data folder {}: image {} of its {} split has label {}, beyond the {} classes "
+                                           "(0 to {}) of MNIST and Fashion-MNIST (a damaged labels file?)",
+                                           dir.string(), y.argmax().item<int64_t>(), split, top, classes, classes - 1));
+  return {images.unsqueeze(1), y, "IDX " + dir.string() + " (" + split + ")"};
 }
 
 }  // namespace casdm::data

@@ -19,6 +19,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -108,6 +110,39 @@ inline ImageSet fit(ImageSet set, int64_t size, Fit how) {
   return set;
 }
 
+namespace detail {
+
+/// The width and height a PNG's header declares, or none: not a PNG (or shorter than its header).
+inline std::optional<std::pair<uint32_t, uint32_t>> png_size(const std::filesystem::path& f) {
+  unsigned char b[24] = {};
+  std::ifstream in(f, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(b), sizeof b)) return std::nullopt;
+  static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (!std::equal(sig, sig + 8, b) || !std::equal(b + 12, b + 16, "IHDR")) return std::nullopt;
+  return std::pair{be32(b + 16), be32(b + 20)};
+}
+
+/// Why stb_image could not read or decode image `f`, in words: stb_image's own reasons are terse
+/// ("outofdata", "too large") unless it was built with STBI_FAILURE_USERMSG, which Debian's is not.
+inline std::string image_problem(const std::filesystem::path& f, const std::string& reason) {
+  std::error_code ec;
+  if (std::filesystem::file_size(f, ec) == 0 && !ec) return "the file is empty";
+  const auto png = png_size(f);
+  // stb_image decodes at most 2^30 bytes; stbi_info says "unknown image type" for a larger PNG.
+  if (png && (reason == "too large" || reason == "unknown image type") &&
+      static_cast<double>(png->first) * png->second >= static_cast<double>(1 << 30) / 4)
+    return fmt::format("it is a {}x{} PNG, larger than stb_image decodes (2^30 bytes)", png->first, png->second);
+  static const std::set<std::string> cut{"outofdata", "not enough pixels", "read past buffer", "bad file", "unexpected end",
+                                         "no IDAT"};
+  if (cut.count(reason)) return fmt::format("it is truncated or damaged (stb_image: '{}')", reason);
+  if (reason == "unknown image type" && !png)
+    return "it is not a PNG, JPEG or BMP image that stb_image reads (or its header is damaged)";
+  if (reason == "outofmem") return "there is not enough memory to decode it";
+  return fmt::format("it is damaged or of a kind stb_image does not read (stb_image: '{}')", reason);
+}
+
+}  // namespace detail
+
 /// Every PNG/JPEG/BMP under `dir` (recursively, in path order) as one set. `channels` 1 or 3, or
 /// 0 for that of the first image; an image of another channel count (or with alpha) is refused
 /// with its name. `size` > 0 fits each image to size×size (Fit::Resize); 0 requires one size.
@@ -131,7 +166,7 @@ inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t chan
   for (const auto& f : files) {
     int w = 0, h = 0, c = 0;
     if (!stbi_info(f.c_str(), &w, &h, &c))
-      throw std::runtime_error("cannot read image " + f.string() + ": " + stbi_failure_reason());
+      throw std::runtime_error("cannot read image " + f.string() + ": " + detail::image_problem(f, stbi_failure_reason()));
     if (c == 2 || c == 4)
       throw std::runtime_error(fmt::format("image {} has an alpha channel ({} channels); casdm reads 1- or 3-channel images", f.string(), c));
     if (channels == 0) channels = c;
@@ -142,7 +177,7 @@ inline ImageSet load_image_folder(const std::filesystem::path& dir, int64_t chan
     if (size == 0 && (h != first_h || w != first_w))
       throw std::runtime_error(fmt::format("image {} is {}x{}, {} is {}x{}; give an image size to resize them all", f.string(), w, h, first.string(), first_w, first_h));
     unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, static_cast<int>(channels));
-    if (!px) throw std::runtime_error("cannot decode image " + f.string() + ": " + stbi_failure_reason());
+    if (!px) throw std::runtime_error("cannot decode image " + f.string() + ": " + detail::image_problem(f, stbi_failure_reason()));
     auto t = at::from_blob(px, {1, h, w, channels}, at::kByte).permute({0, 3, 1, 2}).clone(at::MemoryFormat::Contiguous);  // a copy: px is freed next
     stbi_image_free(px);
     images.push_back(size > 0 ? detail::resize_u8(t, size) : t);

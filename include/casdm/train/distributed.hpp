@@ -18,9 +18,12 @@
 
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
+#include <exception>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <optional>
@@ -85,31 +88,59 @@ class ProcessGroup final : public GradientSync {
     so.numWorkers = static_cast<size_t>(env.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      store_ = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("rank {}: cannot {} the rendezvous at {}:{} ({})", env.rank,
-                                           env.rank == 0 ? "open" : "reach", env.master_addr, env.master_port,
-                                           first_line(e)));
-    }
     // One bound for the whole rendezvous: the store's wait for the ranks gives up silently at the
     // timeout, and Gloo would wait a timeout more; so every rank checks in on the store and waits for
-    // the others within what is left of `timeout`, and Gloo starts only once all are there.
-    const auto join_failed = [&](const std::string& why) {
+    // the others within what is left of `timeout`, and Gloo starts only once all are there. The store
+    // is reached on a thread of its own: a listener on MASTER_PORT that never answers (not a rank 0's
+    // store, or a rank 0 that hangs) blocks c10d's client past any timeout, and then this rank gives
+    // up without it (the thread is left to the process's end).
+    const auto join_failed = [env, timeout](const std::string& why) {
       return std::runtime_error(fmt::format("rank {}: the {} ranks did not all join the rendezvous at {}:{} within {} s ({})",
                                             env.rank, env.world_size, env.master_addr, env.master_port,
                                             std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), why));
     };
-    try {
-      for (int64_t joined = store_->add("casdm/joined", 1); joined < env.world_size;
-           joined = store_->add("casdm/joined", 0)) {
-        if (std::chrono::steady_clock::now() - start >= timeout)
-          throw join_failed(fmt::format("{} of them came", joined));
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    struct Join {
+      std::mutex m;
+      std::condition_variable cv;
+      bool done = false;
+      c10::intrusive_ptr<::c10d::Store> store;
+      std::exception_ptr error;
+    };
+    auto join = std::make_shared<Join>();
+    std::thread([join, env, so, timeout, join_failed, start = std::chrono::steady_clock::now()] {
+      c10::intrusive_ptr<::c10d::Store> store;
+      std::exception_ptr error;
+      try {
+        try {
+          store = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
+        } catch (const std::exception& e) {
+          throw std::runtime_error(fmt::format("rank {}: cannot {} the rendezvous at {}:{} ({})", env.rank,
+                                               env.rank == 0 ? "open" : "reach", env.master_addr, env.master_port,
+                                               first_line(e)));
+        }
+        try {
+          for (int64_t joined = store->add("casdm/joined", 1); joined < env.world_size;
+               joined = store->add("casdm/joined", 0)) {
+            if (std::chrono::steady_clock::now() - start >= timeout) throw join_failed(fmt::format("{} of them came", joined));
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        } catch (const c10::Error& e) {
+          throw join_failed(first_line(e));
+        }
+      } catch (...) {
+        error = std::current_exception();
       }
-    } catch (const c10::Error& e) {
-      throw join_failed(first_line(e));
+      std::lock_guard<std::mutex> lock(join->m);
+      join->store = std::move(store), join->error = error, join->done = true;
+      join->cv.notify_all();
+    }).detach();
+    {
+      std::unique_lock<std::mutex> lock(join->m);
+      if (!join->cv.wait_for(lock, timeout + std::chrono::seconds(2), [&] { return join->done; }))
+        throw join_failed(fmt::format("{}:{} accepted the connection but never answered: another program on "
+                                      "MASTER_PORT, or a rank 0 that hangs?", env.master_addr, env.master_port));
+      if (join->error) std::rethrow_exception(join->error);
+      store_ = join->store;
     }
     auto opts = ::c10d::ProcessGroupGloo::Options::create();
     opts->timeout = timeout;

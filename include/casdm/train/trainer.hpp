@@ -286,6 +286,7 @@ class Trainer {
       for (size_t i = 0; i < params.size(); ++i) {
         auto p = params[i].second;
         p.register_hook([i, state = overlap_, weak = std::weak_ptr<GradientSync>(sync)](const at::Tensor& g) {
+          if (i < state->used.size()) state->used[i] = 1;
           if (!state->active) return g;
           if (auto s = weak.lock()) s->gradient_ready(i, state->grads[i] + g);
           return g;
@@ -605,6 +606,7 @@ class Trainer {
     const int64_t chunk = options_.micro_batch() > 0 ? std::min(options_.micro_batch(), n) : n;
     const double scale = scaler_ ? scaler_->scale() : 1.0;
     loss::LossReport out;
+    if (sync) overlap_->used.assign(optimizer_.parameters().size(), 0);
     for (int64_t s = 0; s < n; s += chunk) {
       const int64_t e = std::min(n, s + chunk);
       auto r = model_->training_losses(b.x.slice(0, s, e), b.t.slice(0, s, e), b.noise.slice(0, s, e),
@@ -648,6 +650,12 @@ class Trainer {
     at::NoGradGuard no_grad;
     auto grads = grads_for_sync();
     sync.finish(grads);
+    // A parameter no rank's backward reached has no gradient, as in one process: AdamW leaves it be
+    // (zeros would decay its moments and apply weight decay).
+    auto used = sync.max(std::vector<double>(overlap_->used.begin(), overlap_->used.end()));
+    const auto& params = optimizer_.parameters();
+    for (size_t i = 0; i < params.size() && i < used.size(); ++i)
+      if (used[i] == 0) params[i].second.mutable_grad() = at::Tensor();
     std::vector<at::Tensor> terms{r.total.reshape({1})};
     for (auto& [name, v] : r.terms) terms.push_back(v.reshape({1}).to(r.total.scalar_type()));
     std::vector<at::Tensor> losses{at::cat(terms)};
@@ -687,6 +695,7 @@ class Trainer {
   struct Overlap {
     bool active = false;
     std::vector<at::Tensor> grads;  // the earlier micro-batches' sums, as the last backward starts
+    std::vector<char> used;         // by parameter: whether a backward of this step reached it
   };
   std::shared_ptr<Overlap> overlap_ = std::make_shared<Overlap>();  // the gradient hooks' switch
   int64_t skipped_ = 0, consecutive_skips_ = 0;
