@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--eta", a.eta, "DDIM eta in [0, 1] (0: deterministic, 1: DDPM's noise)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
+  app.add_option("--eta", a.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
-      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (it is DDIM's)", a.sampler));
+      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (ddim and the stochastic samplers have)", a.sampler));
+    if (!app.count("--eta")) a.eta = casdm::sampler::info(a.sampler).default_eta;
     if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
       ->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--eta", a.eta, "DDIM eta in [0, 1] (0: deterministic, 1: DDPM's noise)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
+  app.add_option("--eta", a.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every image, or 'all' (class i % K at i)");
   app.add_option("--guidance", a.guidance, "classifier-free guidance scale w (0: the conditional model alone)")
       ->capture_default_str()->check(casdm::examples::in_range<double>(0, 1e6));
@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
   try {
     casdm::examples::use_machine(a.threads, a.device);
     if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
-      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (it is DDIM's)", a.sampler));
+      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (ddim and the stochastic samplers have)", a.sampler));
+    if (!app.count("--eta")) a.eta = casdm::sampler::info(a.sampler).default_eta;
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);

@@ -75,6 +75,13 @@ for path, n, w, s in [(sys.argv[1], 5, 'ema 0.99', 'ddim'), (sys.argv[2], 3, 'ra
     assert x.min() >= -1 and x.max() <= 1 and torch.isfinite(x).all()
     assert d['casdm.weights'] == w and d['casdm.sampler'] == s and d['casdm.preset'] == 'Dual', d
 " "$W/ddim/samples.pt" "$W/anc/samples.pt" || fail "samples.pt"
+    # The stochastic samplers: η 1 unless given; the same seed, the same samples.
+    for e in "" "--eta 0.5"; do
+      for k in 1 2; do
+        "$BIN/casdm-sample" --checkpoint "$W/run" -n 2 --sampler dpmpp3m-sde --steps 4 $e --threads 1 --out "$W/sde$k" || fail "dpmpp3m-sde $e"
+      done
+      cmp "$W/sde1/samples.pt" "$W/sde2/samples.pt" || fail "dpmpp3m-sde $e: one seed, other samples"
+    done
     # --trajectory: x0 estimates every 2 of 5 Heun steps (steps 2, 4 and 5) of the first 3 images, a row each.
     "$BIN/casdm-sample" --checkpoint "$W/run" -n 4 --sampler heun --steps 5 --trajectory 2 --columns 3 --threads 1 \
       --out "$W/traj" || fail "trajectory"
@@ -503,7 +510,7 @@ d, e = (json.load(open(f)) for f in sys.argv[4:6])
 assert d['sampler'] == {'kind': 'dpmpp2m', 'steps': 2} and d['fd_domain'] != a['fd_domain'], (d, a)  # another sampler ran
 assert e['sampler'] == {'kind': 'heun', 'steps': 10}, e['sampler']  # Heun's default, 10
 " "$W/e1.json" "$W/e2.json" "$W/e3.json" "$W/e4.json" "$W/e5.json" || fail "evaluation JSON"
-    refuse "--eta: the heun sampler has no eta (it is DDIM's)" "${ev[@]}" --sampler heun --eta 0.5
+    refuse "--eta: the heun sampler has no eta (ddim and the stochastic samplers have)" "${ev[@]}" --sampler heun --eta 0.5
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"

@@ -1,5 +1,6 @@
-"""Independent float64 reference for casdm's ODE samplers (DPM-Solver++(2M), Karras Euler and Heun)
-and their σ-based spacings, in numpy. Written in k-diffusion's variance-exploding form (x = x0 + σ·ε,
+"""Independent float64 reference for casdm's ODE samplers (DPM-Solver++(2M), Karras Euler and Heun),
+its stochastic ones (Euler ancestral, DPM-Solver++(2M) SDE in both variants, (3M) SDE) and their
+σ-based spacings, in numpy. Written in k-diffusion's variance-exploding form (x = x0 + σ·ε,
 σ = √((1−ᾱ)/ᾱ), t = −log σ), not in casdm's x_t-space: the same maps by another route.
 
 The denoiser is exact: data x0 ~ N(m, S) (4 dimensions), so E[x0 | x] at noise σ is
@@ -86,6 +87,52 @@ def main(out):
                         x = x_e
             d[f"{solver}{n}/use"] = torch.tensor(use, dtype=torch.int64)
             d[f"{solver}{n}/x0"] = torch.from_numpy(x)  # σ = 0: VE and VP agree
+    # The stochastic solvers, fed the noise saved beside them (z[k]: the step from σ_k), with η = 1
+    # and η = 1/2: each step an exponential integrator in λ = −log σ with a share of the noise kept.
+    for solver in ("euler-a", "dpmpp2m-sde", "dpmpp2m-sde-heun", "dpmpp3m-sde"):
+        for eta in (1.0, 0.5):
+            for n in (1, 2, 10, 20):
+                use = steps(sig_all, n, "karras")
+                sig = list(sig_all[use][::-1]) + [0.0]
+                z = rng.standard_normal((n, 6, 4))
+                x = xT / math.sqrt(abar[use[-1]])
+                past = []  # (x̂0, h) of the steps before, newest first
+                for k in range(n):
+                    s, s_next = sig[k], sig[k + 1]
+                    den = denoise(x, s)
+                    if s_next == 0:
+                        x = den
+                        break
+                    if solver == "euler-a":
+                        # The DDPM posterior's noise share η of σ', the rest of the way deterministic.
+                        var_up = min(s_next ** 2, eta ** 2 * s_next ** 2 * (s ** 2 - s_next ** 2) / s ** 2)
+                        s_down = math.sqrt(s_next ** 2 - var_up)
+                        x = den + (s_down / s) * (x - den) + math.sqrt(var_up) * z[k]
+                    else:
+                        h = math.log(s) - math.log(s_next)
+                        g = (1 + eta) * h  # the step of the data term's integrating factor
+                        base = math.exp(-g) * x + (1 - math.exp(-g)) * den
+                        if solver.startswith("dpmpp2m") and past:
+                            slope = (den - past[0][0]) * (h / past[0][1])
+                            w = 0.5 * (1 - math.exp(-g)) if solver == "dpmpp2m-sde" else 1 - (1 - math.exp(-g)) / g
+                            base = base + w * slope
+                        elif solver == "dpmpp3m-sde" and past:
+                            phi2 = 1 - (1 - math.exp(-g)) / g
+                            phi3 = phi2 / g - 0.5
+                            q0 = past[0][1] / h
+                            first = (den - past[0][0]) / q0
+                            if len(past) > 1:
+                                q1 = past[1][1] / h
+                                older = (past[0][0] - past[1][0]) / q1
+                                curv = (first - older) / (q0 + q1)
+                                base = base + phi2 * (first + curv * q0) - phi3 * curv
+                            else:
+                                base = base + phi2 * first
+                        x = base + s_next * math.sqrt(1 - math.exp(-2 * eta * h)) * z[k]
+                        past = [(den, h)] + past[:1]
+                key = f"{solver}@{eta:g}/{n}"
+                d[key + "/z"] = torch.from_numpy(z)
+                d[key + "/x0"] = torch.from_numpy(x)
     torch.save(d, out)
 
 

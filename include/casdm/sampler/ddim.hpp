@@ -60,7 +60,7 @@ struct DDIM {
   class Run {
    public:
     Run(const Process& p, const SampleOptions& so) : p_(p), eta_(so.eta().value_or(default_eta)) {
-      if (!(eta_ >= 0)) throw std::invalid_argument(fmt::format("DDIM: eta must be >= 0, got {}", eta_));
+      if (!(eta_ >= 0 && eta_ <= 1)) throw std::invalid_argument(fmt::format("DDIM: eta must be in [0, 1], got {}", eta_));
     }
     at::Tensor step(const Denoise& denoise, const at::Tensor& x, int64_t i) {
       const auto t = timesteps_like(x, i);

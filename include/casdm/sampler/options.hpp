@@ -22,8 +22,12 @@ struct SampleStep {
 struct SampleOptions {
   /// Number of (respaced) steps; 0 means the sampler's default.
   TORCH_ARG(int64_t, steps) = 0;
-  /// DDIM η (0: deterministic DDIM, 1: DDPM-like); the ancestral sampler has none and refuses one.
+  /// DDIM η (0: deterministic DDIM, 1: DDPM-like), or the stochastic σ-space samplers' (sampler/sde.hpp:
+  /// 0 their ODE step, 1 their default); samplers without one (ancestral, the ODE solvers) refuse it.
   TORCH_ARG(std::optional<double>, eta) = std::nullopt;
+  /// The standard normal noise a stochastic σ-space sampler adds at its step from σ to σ_next, shaped
+  /// like x (k-diffusion's noise_sampler: a test's fixed noise, a Brownian tree); empty: at::randn_like.
+  TORCH_ARG(std::function<at::Tensor(const at::Tensor& x, double sigma, double sigma_next)>, step_noise) = nullptr;
   /// Clip x0 predictions to [−1, 1] at every step and re-derive ε from the clipped x0
   /// (improved-diffusion's clip_denoised). Off gives the raw predictions.
   TORCH_ARG(bool, clip_denoised) = true;

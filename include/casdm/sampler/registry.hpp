@@ -2,15 +2,17 @@
 // Every sampler of the library by name, for programs that choose one at run time — the one list that
 // programs' help and choices and the reports' labels read:
 //   casdm::sampler::visit("heun", [&](auto type) { using S = typename decltype(type)::type; ... });
-//   casdm::sampler::names();   // {"ddim", "ancestral", "dpmpp2m", "euler", "heun"}
+//   casdm::sampler::names();   // {"ddim", "ancestral", "dpmpp2m", "euler", "heun", "euler-a", ...}
 //   casdm::sampler::info("dpmpp2m").label;   // "DPM-Solver++(2M)"
-// Each with its default step count (DDIM 100, ancestral 1000, DPM-Solver++ 20, Euler 20, Heun 10).
+// Each with its default step count (DDIM 100, ancestral 1000, DPM-Solver++ 20, Euler 20, Heun 10,
+// the stochastic σ-space samplers 20).
 // A new sampler is its header and one entry in All below; a sampler may give `label` (a table's
 // column header) and `description` (a table's text), else its name stands for both.
 #include "casdm/sampler/ancestral.hpp"
 #include "casdm/sampler/ddim.hpp"
 #include "casdm/sampler/dpm_solver.hpp"
 #include "casdm/sampler/karras.hpp"
+#include "casdm/sampler/sde.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -31,20 +33,22 @@ struct type_tag {
   using type = T;
 };
 
-using All = std::tuple<DDIM<>, Ancestral<>, DPMSolverPP<>, Euler<>, Heun<>>;
+using All = std::tuple<DDIM<>, Ancestral<>, DPMSolverPP<>, Euler<>, Heun<>, EulerAncestral<>, DPMSolverPP2MSDE<>,
+                       DPMSolverPP2MSDE<20, Correction::heun>, DPMSolverPP3MSDE<>>;
 
 /// What the programs and reports say of a registered sampler.
 struct Info {
   std::string name, label, description;
   int64_t default_steps = 0;
-  bool eta = false;  // reads SampleOptions::eta
+  bool eta = false;        // reads SampleOptions::eta
+  double default_eta = 0;  // η when none is given
 };
 
 template <class S>
 Info info_of() {
   Info i{S::name, label<S>(), S::name, S::default_steps, false};
   if constexpr (requires { S::description; }) i.description = S::description;
-  if constexpr (requires { S::default_eta; }) i.eta = true;
+  if constexpr (requires { S::default_eta; }) i.eta = true, i.default_eta = S::default_eta;
   return i;
 }
 
@@ -94,7 +98,8 @@ auto visit(std::string_view name, F&& f) {
       All{});
 }
 
-/// Whether registered sampler `name` reads SampleOptions::eta (DDIM only; the others refuse one).
+/// Whether registered sampler `name` reads SampleOptions::eta (DDIM and the stochastic σ-space samplers;
+/// the others refuse one).
 inline bool has_eta(std::string_view name) {
   for (const auto& i : infos())
     if (i.name == name) return i.eta;
