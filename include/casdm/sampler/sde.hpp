@@ -42,21 +42,33 @@ namespace detail {
 class SigmaRun {
  public:
   SigmaRun(const Process& p, const SampleOptions& so, const char* name, double default_eta)
-      : acp_(p.alphas_cumprod().contiguous()), eta_(so.eta().value_or(default_eta)), noise_(so.step_noise()) {
+      : eta_(so.eta().value_or(default_eta)), acp_(p.alphas_cumprod().contiguous()), noise_(so.step_noise()) {
     if (!std::isfinite(eta_) || eta_ < 0 || eta_ > 1)
       throw std::invalid_argument(fmt::format("the {} sampler's eta must be in [0, 1], got {}", name, eta_));
   }
 
  protected:
-  double abar(int64_t i) const { return acp_.data_ptr<double>()[i]; }
-  double sigma(int64_t i) const { return std::sqrt((1 - abar(i)) / abar(i)); }
+  /// The step from index i to i − 1: x̂0 at i, the result itself at i = 0; else move(x, x̂0, σ, σ') in
+  /// σ-space (x = x_t/√ᾱ_i), taken back to x_t-space by √ᾱ_{i−1}.
+  template <class Move>
+  at::Tensor step_by(const Denoise& denoise, const at::Tensor& x_t, int64_t i, Move&& move) {
+    const auto x0 = denoise(x_t, timesteps_like(x_t, i)).x0;
+    if (i == 0) return x0;
+    return move(x_t / std::sqrt(abar(i)), x0, sigma(i), sigma(i - 1)) * std::sqrt(abar(i - 1));
+  }
   /// Standard normal noise like x for the step from σ to σ'.
   at::Tensor noise(const at::Tensor& x, double s, double s_next) const {
     return noise_ ? noise_(x, s, s_next) : at::randn_like(x);
   }
+  /// The DPM-Solver++ SDE steps' noise, σ'·√(1 − e^{−2ηh})·z, added to x (none at η = 0).
+  at::Tensor with_sde_noise(const at::Tensor& x, double s, double s_next, double h) const {
+    return eta_ > 0 ? x + noise(x, s, s_next) * (s_next * std::sqrt(-std::expm1(-2 * eta_ * h))) : x;
+  }
   double eta_;
 
  private:
+  double abar(int64_t i) const { return acp_.data_ptr<double>()[i]; }
+  double sigma(int64_t i) const { return std::sqrt((1 - abar(i)) / abar(i)); }
   at::Tensor acp_;
   std::function<at::Tensor(const at::Tensor&, double, double)> noise_;
 };
@@ -75,15 +87,12 @@ struct EulerAncestral {
    public:
     Run(const Process& p, const SampleOptions& so) : SigmaRun(p, so, name, default_eta) {}
     at::Tensor step(const Denoise& denoise, const at::Tensor& x_t, int64_t i) {
-      const auto x0 = denoise(x_t, timesteps_like(x_t, i)).x0;
-      if (i == 0) return x0;
-      const double s = sigma(i), s_next = sigma(i - 1);
-      const double up = std::min(s_next, eta_ * s_next * std::sqrt(s * s - s_next * s_next) / s);
-      const double down = std::sqrt(s_next * s_next - up * up);
-      const auto x = x_t / std::sqrt(abar(i));
-      auto x_next = x + (x - x0) * ((down - s) / s);
-      if (up > 0) x_next = x_next + noise(x, s, s_next) * up;
-      return x_next * std::sqrt(abar(i - 1));
+      return step_by(denoise, x_t, i, [&](const at::Tensor& x, const at::Tensor& x0, double s, double s_next) {
+        const double up = std::min(s_next, eta_ * s_next * std::sqrt(s * s - s_next * s_next) / s);
+        const double down = std::sqrt(s_next * s_next - up * up);
+        const auto x_next = x + (x - x0) * ((down - s) / s);
+        return up > 0 ? x_next + noise(x, s, s_next) * up : x_next;
+      });
     }
   };
 };
@@ -107,19 +116,18 @@ struct DPMSolverPP2MSDE {
    public:
     Run(const Process& p, const SampleOptions& so) : SigmaRun(p, so, name, default_eta) {}
     at::Tensor step(const Denoise& denoise, const at::Tensor& x_t, int64_t i) {
-      const auto x0 = denoise(x_t, timesteps_like(x_t, i)).x0;
-      if (i == 0) return x0;
-      const double s = sigma(i), s_next = sigma(i - 1), h = std::log(s / s_next), g = (1 + eta_) * h;
-      const double keep = -std::expm1(-g);  // 1 − e^{−(1+η)h}
-      auto x = x_t / std::sqrt(abar(i)) * (s_next / s * std::exp(-eta_ * h)) + x0 * keep;
-      if (prev_.defined()) {
-        const double c = C == Correction::midpoint ? 0.5 * keep : 1 - keep / g;
-        x = x + (x0 - prev_) * (c * h / prev_h_);
-      }
-      if (eta_ > 0) x = x + noise(x, s, s_next) * (s_next * std::sqrt(-std::expm1(-2 * eta_ * h)));
-      prev_ = x0;
-      prev_h_ = h;
-      return x * std::sqrt(abar(i - 1));
+      return step_by(denoise, x_t, i, [&](const at::Tensor& x, const at::Tensor& x0, double s, double s_next) {
+        const double h = std::log(s / s_next), g = (1 + eta_) * h;
+        const double keep = -std::expm1(-g);  // 1 − e^{−(1+η)h}; (σ'/σ)·e^{−ηh} = e^{−(1+η)h}
+        auto x_next = x * std::exp(-g) + x0 * keep;
+        if (prev_.defined()) {
+          const double c = C == Correction::midpoint ? 0.5 * keep : 1 - keep / g;
+          x_next = x_next + (x0 - prev_) * (c * h / prev_h_);
+        }
+        prev_ = x0;
+        prev_h_ = h;
+        return with_sde_noise(x_next, s, s_next, h);
+      });
     }
 
    private:
@@ -142,22 +150,21 @@ struct DPMSolverPP3MSDE {
    public:
     Run(const Process& p, const SampleOptions& so) : SigmaRun(p, so, name, default_eta) {}
     at::Tensor step(const Denoise& denoise, const at::Tensor& x_t, int64_t i) {
-      const auto x0 = denoise(x_t, timesteps_like(x_t, i)).x0;
-      if (i == 0) return x0;
-      const double s = sigma(i), s_next = sigma(i - 1), h = std::log(s / s_next), g = (1 + eta_) * h;
-      const double phi2 = 1 + std::expm1(-g) / g, phi3 = phi2 / g - 0.5;
-      auto x = x_t / std::sqrt(abar(i)) * std::exp(-g) - x0 * std::expm1(-g);
-      if (x0_2_.defined()) {
-        const double r0 = h_1_ / h, r1 = h_2_ / h;
-        const auto d0 = (x0 - x0_1_) / r0, d1 = (x0_1_ - x0_2_) / r1;
-        x = x + (d0 + (d0 - d1) * (r0 / (r0 + r1))) * phi2 - (d0 - d1) * (phi3 / (r0 + r1));
-      } else if (x0_1_.defined()) {
-        x = x + (x0 - x0_1_) * (phi2 * h / h_1_);
-      }
-      if (eta_ > 0) x = x + noise(x, s, s_next) * (s_next * std::sqrt(-std::expm1(-2 * eta_ * h)));
-      x0_2_ = x0_1_, x0_1_ = x0;
-      h_2_ = h_1_, h_1_ = h;
-      return x * std::sqrt(abar(i - 1));
+      return step_by(denoise, x_t, i, [&](const at::Tensor& x, const at::Tensor& x0, double s, double s_next) {
+        const double h = std::log(s / s_next), g = (1 + eta_) * h;
+        const double phi2 = 1 + std::expm1(-g) / g, phi3 = phi2 / g - 0.5;
+        auto x_next = x * std::exp(-g) - x0 * std::expm1(-g);
+        if (x0_2_.defined()) {
+          const double r0 = h_1_ / h, r1 = h_2_ / h;
+          const auto d0 = (x0 - x0_1_) / r0, d1 = (x0_1_ - x0_2_) / r1;
+          x_next = x_next + (d0 + (d0 - d1) * (r0 / (r0 + r1))) * phi2 - (d0 - d1) * (phi3 / (r0 + r1));
+        } else if (x0_1_.defined()) {
+          x_next = x_next + (x0 - x0_1_) * (phi2 * h / h_1_);
+        }
+        x0_2_ = x0_1_, x0_1_ = x0;
+        h_2_ = h_1_, h_1_ = h;
+        return with_sde_noise(x_next, s, s_next, h);
+      });
     }
 
    private:
