@@ -1075,7 +1075,7 @@ TEST_CASE("a format-2 file holding what this build does not know is refused nami
   edit_config(dir / "good.pt", dir / "type.pt", [](auto& j) { j["denoiser"]["image_size"] = "eight"; });
   refused(dir / "type.pt", "denoiser options: 'image_size' = 'eight' is not an integer");
   edit_config(dir / "good.pt", dir / "list.pt", [](auto& j) { j["denoiser"]["net"]["channel_mult"] = nlohmann::json::object(); });
-  refused(dir / "list.pt", "config 'denoiser.net.channel_mult' is object, not a value");
+  refused(dir / "list.pt", "config 'denoiser.net.channel_mult' is an object, not a value");
   g = f;
   g.meta["format"] = "casdm-checkpoint-3";
   io::write_tensor_file(dir / "v3.pt", g);

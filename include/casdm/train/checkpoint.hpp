@@ -18,8 +18,8 @@
 //   casdm.checksum  the CRC-32 of the records above (detail::records_checksum), checked on read
 // and the tensors "model.*", "ema.<i>.*", "optim.*", "rng.cpu", "rng.cuda" (a model file: the
 // denoiser's), each with its CRC-32. Anything else is refused naming the file and the key.
-// Format 1 (written before 2026-12-07: the demangled C++ type, flat "casdm.options.*" strings) is
-// refused naming casdm-upgrade, which converts it once. Neither holds a frozen metric network.
+// Format 1 (written before 2026-12-07) is refused naming casdm-upgrade, which converts it once
+// (examples/format1.hpp). Neither holds a frozen metric network.
 #include "casdm/core/errors.hpp"
 #include "casdm/loss/options.hpp"
 #include "casdm/topology/options_io.hpp"
@@ -99,7 +99,8 @@ inline std::string json_text(const nlohmann::json& v, const std::string& key) {
     for (const auto& e : v) xs.push_back(e.template get<int64_t>());
     return fmt::format("{}", fmt::join(xs, ","));
   }
-  throw std::invalid_argument(fmt::format("config '{}' is {}, not a value", key, v.type_name()));
+  throw std::invalid_argument(fmt::format("config '{}' is {}, not a value", key,
+                                          v.is_object() ? "an object" : v.is_null() ? "null" : "a list of other values"));
 }
 
 }  // namespace detail

@@ -650,18 +650,23 @@ class Trainer {
     at::NoGradGuard no_grad;
     auto grads = grads_for_sync();
     sync.finish(grads);
-    // A parameter no rank's backward reached has no gradient, as in one process: AdamW leaves it be
-    // (zeros would decay its moments and apply weight decay).
-    auto used = sync.max(std::vector<double>(overlap_->used.begin(), overlap_->used.end()));
-    const auto& params = optimizer_.parameters();
-    for (size_t i = 0; i < params.size() && i < used.size(); ++i)
-      if (used[i] == 0) params[i].second.mutable_grad() = at::Tensor();
+    // Which parameters this rank's backward reached rides along with the loss terms' average, a flag
+    // each (> 0 after it if any rank's did): one that none reached has no gradient, as in one process,
+    // so AdamW leaves it be (zeros would decay its moments and apply weight decay).
     std::vector<at::Tensor> terms{r.total.reshape({1})};
     for (auto& [name, v] : r.terms) terms.push_back(v.reshape({1}).to(r.total.scalar_type()));
+    const auto flags = static_cast<int64_t>(terms.size());
+    const std::vector<float> used(overlap_->used.begin(), overlap_->used.end());
+    terms.push_back(at::tensor(used, at::kFloat).to(r.total.options()));
     std::vector<at::Tensor> losses{at::cat(terms)};
     sync.average(losses);
     r.total = losses[0][0];
     for (size_t i = 0; i < r.terms.size(); ++i) r.terms[i].second = losses[0][static_cast<int64_t>(i + 1)];
+    const auto reached = losses[0].slice(0, flags).gt(0).to(at::kCPU);
+    const auto any = reached.template accessor<bool, 1>();
+    const auto& params = optimizer_.parameters();
+    for (int64_t i = 0; i < any.size(0) && i < static_cast<int64_t>(params.size()); ++i)
+      if (!any[i]) params[static_cast<size_t>(i)].second.mutable_grad() = at::Tensor();
   }
 
   void skip(const loss::LossReport& r) {
