@@ -95,10 +95,13 @@ int main(int argc, char** argv) {
         scorer_name = scorer.name();
         for (size_t i = 0; i < rows.size(); ++i) {
           const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
-          casdm::presets::visit(rows[i].preset, [&](auto type) {
-            using P = typename decltype(type)::type;
-            auto denoiser = casdm::train::load_denoiser<typename P::Denoiser>(infos[i], {}, &rows[i].weights);
-            denoiser->to(device);
+          // The preset's type is needed only to load its denoiser; the rest is compiled once.
+          const auto denoiser = casdm::presets::visit(rows[i].preset, [&](auto type) -> std::shared_ptr<casdm::AnyDenoiser> {
+            auto d = casdm::train::load_denoiser<typename decltype(type)::type::Denoiser>(infos[i], {}, &rows[i].weights);
+            d->to(device);
+            return d.ptr();
+          });
+          {
             for (auto s : steps) {
               const auto key = casdm::app::cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
               const auto grid_path = fs::path(out) / (rows[i].label + ".png");
@@ -109,11 +112,9 @@ int main(int argc, char** argv) {
               }
               fmt::print(stderr, "{}, {} {} steps\n", rows[i].label, s, sampler_words);
               const auto t0 = std::chrono::steady_clock::now();
-              const auto x = casdm::sampler::visit(sampler_name, [&](auto smp) {
-                return casdm::eval::draw_samples<typename decltype(smp)::type>(
-                    denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
-                                     .seed(static_cast<uint64_t>(seed)).progress(progress));
-              });
+              const auto x = casdm::eval::draw_samples(
+                  sampler_name, *denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
+                                                  .seed(static_cast<uint64_t>(seed)).progress(progress));
               const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
               const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
               rows[i].cells.push_back(
@@ -122,8 +123,7 @@ int main(int argc, char** argv) {
                 casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
               cells.put(key, rows[i].cells.back().json());
             }
-            return 0;
-          });
+          }
         }
       });
     } catch (const casdm::app::Stopped& stop) {

@@ -30,17 +30,19 @@ struct Args {
       weights = "ema", device = "cpu", sampler = "ddim";
   int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
   double eta = 0, ema_rate = -1, guidance = 0;
+  bool exact_sigmas = false;
+  casdm::Churn churn;
   std::string cls;
 };
 
-/// The samples of the checkpoint's model with sampler S (instantiated per preset and sampler, not
-/// per scorer); `which` names the weights used.
-template <class Model, class S>
+/// The samples of the checkpoint's model with the sampler named by --sampler (instantiated per preset,
+/// not per scorer); `which` names the weights used.
+template <class Model>
 at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, const c10::Device& device,
                 const casdm::train::StopSignals& signals, std::string& which) {
-  auto so = casdm::SampleOptions().steps(a.steps).labels(labels).guidance(a.guidance);
+  auto so = casdm::SampleOptions().steps(a.steps).labels(labels).guidance(a.guidance).exact_sigmas(a.exact_sigmas).churn(a.churn);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
-  return casdm::app::draw_from_checkpoint<Model, S>(c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
+  return casdm::app::draw_from_checkpoint<Model>(c, a.sampler, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
       casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
           .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())), &which);
 }
@@ -58,6 +60,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--eta", a.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
+  casdm::examples::add_exact_sigmas_flag(app, a.exact_sigmas);
+  casdm::examples::add_churn_options(app, a.churn);
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
@@ -86,6 +90,8 @@ int main(int argc, char** argv) {
     if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
       throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (ddim and the stochastic samplers have)", a.sampler));
     if (!app.count("--eta")) a.eta = casdm::sampler::info(a.sampler).default_eta;
+    casdm::examples::check_exact_sigmas(a.sampler, a.exact_sigmas);
+    casdm::examples::check_churn(app, a.sampler, a.churn);
     if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
     if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
@@ -105,15 +111,12 @@ int main(int argc, char** argv) {
     casdm::eval::check_draw_memory(a.n, c.denoiser_options);
     // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
     casdm::train::StopSignals signals("this batch of samples");
-    // Every preset with every sampler, but once for both scorers.
+    // Every preset, but once for both scorers.
     const std::function<at::Tensor(std::string&)> sample = [&](std::string& which) {
-      return casdm::presets::visit(preset, [&](auto type) {
-        using P = typename decltype(type)::type;
-        return casdm::sampler::visit(a.sampler, [&](auto s) { return draw<P, typename decltype(s)::type>(a, c, labels, device, signals, which); });
-      });
+      return casdm::presets::visit(preset, [&](auto type) { return draw<typename decltype(type)::type>(a, c, labels, device, signals, which); });
     };
     nlohmann::json j;
-    const casdm::app::EvalRequest request{a.sampler, a.cls, a.steps, a.n, a.seed, a.splits, a.bootstrap, a.batch, a.eta, a.guidance};
+    const casdm::app::EvalRequest request{a.sampler, a.cls, a.steps, a.n, a.seed, a.splits, a.bootstrap, a.batch, a.eta, a.guidance, a.exact_sigmas, a.churn};
     casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {
       j = casdm::app::evaluate(c, scorer, [&] {
         return casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device, a.batch);

@@ -34,16 +34,18 @@ struct Args {
   double guidance = 0;
   int64_t n = 64, steps = 0, batch = 64, seed = 0, threads = 0, columns = 8, trajectory = 0;
   double eta = 0, ema_rate = -1;
+  bool exact_sigmas = false;
+  casdm::Churn churn;
 };
 
 // The denoiser alone is rebuilt and loaded: no loss, so no feature network's weights are needed.
-template <class Model, class Sampler>
-int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
+// Compiled once: only the loading and drawing depend on the preset (and the sampler, by name).
+int sample(const Args& a, const casdm::train::CheckpointInfo& c, const std::string& preset) {
   // SIGINT/SIGTERM: the batch of samples under way finishes, then the program stops, writing nothing.
   casdm::train::StopSignals signals("this batch of samples");
   const auto device = c10::Device(a.device);
   std::string weights;
-  auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance);
+  auto so = casdm::SampleOptions().steps(a.steps).guidance(a.guidance).exact_sigmas(a.exact_sigmas).churn(a.churn);
   if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
   // Class labels of a class-conditional checkpoint: one class, or every class in turn.
   const auto labels = casdm::examples::class_labels(a.cls, a.n, c.denoiser_options.num_classes(), c.path);
@@ -55,11 +57,13 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
     progress(s);
   });
   const auto t0 = std::chrono::steady_clock::now();
-  const auto x = casdm::app::draw_from_checkpoint<Model, Sampler>(
-      c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
-      casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
-          .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())),
-      &weights, casdm::examples::precision_type(a.precision, device));
+  const auto options = casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
+          .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress()));
+  const auto x = casdm::presets::visit(preset, [&](auto type) {
+    return casdm::app::draw_from_checkpoint<typename decltype(type)::type>(
+        c, a.sampler, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n, options, &weights,
+        casdm::examples::precision_type(a.precision, device));
+  });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   casdm::report::write_grid(fs::path(a.out) / "samples.png", x, a.columns,
                               fmt::format("{}, step {}, {} weights, {} {} steps, seed {}{}", c.get("preset"), c.step, weights,
@@ -78,6 +82,9 @@ int sample(const Args& a, const casdm::train::CheckpointInfo& c) {
             {"sampler", a.sampler},
             {"steps", fmt::format("{}", a.steps)},
             {"eta", casdm::io::number_str(a.eta)},
+            {"sigmas", a.exact_sigmas ? "exact" : "snapped"},
+            {"churn", fmt::format("{} in [{}, {}], noise {}", casdm::io::number_str(a.churn.amount), casdm::io::number_str(a.churn.t_min),
+                                  casdm::io::number_str(a.churn.t_max), casdm::io::number_str(a.churn.noise))},
             {"seed", fmt::format("{}", a.seed)},
             {"precision", a.precision},
             {"class", a.cls},
@@ -102,6 +109,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
       ->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--eta", a.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
+  casdm::examples::add_exact_sigmas_flag(app, a.exact_sigmas);
+  casdm::examples::add_churn_options(app, a.churn);
   app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every image, or 'all' (class i % K at i)");
   app.add_option("--guidance", a.guidance, "classifier-free guidance scale w (0: the conditional model alone)")
       ->capture_default_str()->check(casdm::examples::in_range<double>(0, 1e6));
@@ -121,6 +130,8 @@ int main(int argc, char** argv) {
     if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
       throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (ddim and the stochastic samplers have)", a.sampler));
     if (!app.count("--eta")) a.eta = casdm::sampler::info(a.sampler).default_eta;
+    casdm::examples::check_exact_sigmas(a.sampler, a.exact_sigmas);
+    casdm::examples::check_churn(app, a.sampler, a.churn);
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
     const fs::path path = casdm::train::resolve_checkpoint(a.checkpoint);
@@ -132,11 +143,7 @@ int main(int argc, char** argv) {
     casdm::examples::require_writable_folder(a.out);
     casdm::io::require_space(a.out, 5.0 * static_cast<double>(a.n * d.channels() * d.image_size() * d.image_size()),
                              "the samples (samples.pt and samples.png)");
-    return casdm::presets::visit(preset, [&](auto type) {
-      using P = typename decltype(type)::type;
-      if (a.sampler == std::string_view(P::Impl::sampler_type::name)) return sample<P, typename P::Impl::sampler_type>(a, c);
-      return casdm::sampler::visit(a.sampler, [&](auto s) { return sample<P, typename decltype(s)::type>(a, c); });
-    });
+    return sample(a, c, preset);
   } catch (const casdm::app::Stopped& stop) {
     fmt::print(stderr, "casdm-sample: {} while sampling; nothing written\n", stop.what());
     return 128 + stop.signal;

@@ -8,6 +8,7 @@
 #include "casdm/app/machine.hpp"
 #include "casdm/app/run_settings.hpp"
 #include "casdm/io/files.hpp"
+#include "casdm/sampler/registry.hpp"
 #include "casdm/train/previews.hpp"
 #include "casdm/train/trainer.hpp"
 
@@ -134,6 +135,35 @@ using app::precision_type;  // --precision as the networks' autocast type
 inline train::Weights weights_choice(const std::string& weights, double ema_rate) {
   if (weights == "raw") return train::Weights::raw();
   return train::Weights::ema_copy(ema_rate < 0 ? std::nullopt : std::optional<double>(ema_rate));
+}
+
+/// --exact-sigmas (SampleOptions::exact_sigmas), shared by casdm-sample and casdm-eval.
+inline void add_exact_sigmas_flag(CLI::App& app, bool& exact) {
+  app.add_flag("--exact-sigmas", exact, "the sigma-spaced samplers (" + sampler::exact_sigma_names() +
+               ") at their spacing's exact sigma, the network seeing steps interpolated between trained ones (default: "
+               "each sigma snapped to the nearest trained step)");
+}
+/// --churn, --churn-tmin, --churn-tmax, --churn-noise (SampleOptions::churn), shared by casdm-sample and casdm-eval.
+inline void add_churn_options(CLI::App& app, Churn& c) {
+  app.add_option("--churn", c.amount, "EDM's S_churn for euler and heun: noise added before each step (0: none)")
+      ->capture_default_str()->check(in_range<double>(0, 1e6));
+  app.add_option("--churn-tmin", c.t_min, "churn only at sigma >= this")->capture_default_str()->check(in_range<double>(0, 1e9));
+  app.add_option("--churn-tmax", c.t_max, "churn only at sigma <= this (default: no bound)")->check(in_range<double>(0, 1e9));
+  app.add_option("--churn-noise", c.noise, "EDM's S_noise, the churn noise's scale")->capture_default_str()->check(in_range<double>(0, 10));
+}
+/// Refuses the churn options with a sampler that has none, and an empty range, in one line.
+inline void check_churn(const CLI::App& app, const std::string& sampler, const Churn& c) {
+  for (const char* flag : {"--churn", "--churn-tmin", "--churn-tmax", "--churn-noise"})
+    if (app.count(flag) && !sampler::info(sampler).churn)
+      throw std::runtime_error(fmt::format("{}: the {} sampler has no churn (euler and heun have)", flag, sampler));
+  if (c.t_max < c.t_min) throw std::runtime_error(fmt::format("--churn-tmax {} is below --churn-tmin {}", c.t_max, c.t_min));
+}
+
+/// Refuses --exact-sigmas with a sampler on trained steps, in one line.
+inline void check_exact_sigmas(const std::string& sampler, bool exact) {
+  if (exact && !sampler::info(sampler).exact_sigmas)
+    throw std::runtime_error(fmt::format("--exact-sigmas: the {} sampler visits trained steps; the sigma-spaced samplers take "
+                                         "exact sigmas ({})", sampler, sampler::exact_sigma_names()));
 }
 
 using io::require_writable_folder;  // creates the folder, or says it is not writable

@@ -100,15 +100,18 @@ assert d == 'Dual, step 4, ema 0.99 weights, ddim 3 steps, seed 0', d
     "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_V --out "$W/runv" || fail "train CasDM_V"
     "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler dpmpp2m --steps 4 --threads 1 --out "$W/dpm" || fail "dpmpp2m"
     "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --threads 1 --out "$W/heun" || fail "heun"
+    "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --exact-sigmas --threads 1 --out "$W/heunx" || fail "heun, exact sigmas"
     "$PY" -c "
 import sys, torch, PIL.Image
-for path, s in [(sys.argv[1], 'dpmpp2m'), (sys.argv[2], 'heun')]:
+for path, s, sig in [(sys.argv[1], 'dpmpp2m', 'snapped'), (sys.argv[2], 'heun', 'snapped'), (sys.argv[3], 'heun', 'exact')]:
     d = torch.load(path + '/samples.pt', weights_only=True)
     assert d['samples'].shape == (2, 1, 28, 28) and torch.isfinite(d['samples']).all(), d['samples'].shape
-    assert d['casdm.sampler'] == s and d['casdm.preset'] == 'CasDM_V', d
+    assert d['casdm.sampler'] == s and d['casdm.preset'] == 'CasDM_V' and d['casdm.sigmas'] == sig, d
     desc = PIL.Image.open(path + '/samples.png').text.get('Description')
     assert desc.startswith('CasDM_V, step 2, ') and s in desc, desc
-" "$W/dpm" "$W/heun" || fail "solver samples"
+a, b = (torch.load(p + '/samples.pt', weights_only=True)['samples'] for p in sys.argv[2:4])
+assert (a - b).abs().max() > 1e-4, 'exact sigmas sampled what snapped ones did'
+" "$W/dpm" "$W/heun" "$W/heunx" || fail "solver samples"
     # SIGTERM while sampling: the batch under way finishes, nothing is written, exit 143.
     "$BIN/casdm-sample" --checkpoint "$W/run" -n 100000 --steps 20 --batch 2 --threads 1 --out "$W/sig" 2> "$W/sig.err" & pid=$!
     for _ in $(seq 600); do grep -q "^sampled 2/" "$W/sig.err" && break; sleep 0.1; done
@@ -223,7 +226,9 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
       "$BIN/casdm-train" "${TINY[@]}" --steps 4 --preset DDPM_Eps --phi-model-channels 8 --out "$W/o"
     refuse "--feature-size: preset CasDM has no feature loss" "$BIN/casdm-train" "${TINY[@]}" --steps 4 --feature-size 64 --out "$W/o"
     refuse "--eta: the ancestral sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler ancestral --eta 0.5
-    refuse "--eta: the heun sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler heun --eta 0.5 ;;
+    refuse "--eta: the heun sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler heun --eta 0.5
+    refuse "--exact-sigmas: the ddim sampler visits trained steps; the sigma-spaced samplers take exact sigmas (dpmpp2m, euler," \
+      "$BIN/casdm-sample" --checkpoint "$W/o" --exact-sigmas ;;
   resume-refusals)  # a resumed run keeps its settings; a finished run does not restart silently
     "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
     before=$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")
@@ -495,6 +500,7 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
     "${ev[@]}" --out "$W/e3.json" --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at DDIM's default steps"
     "${ev[@]}" --out "$W/e4.json" --sampler dpmpp2m > /dev/null || fail "evaluation with DPM-Solver++(2M)"
     "${ev[@]}" --out "$W/e5.json" --sampler heun --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at Heun's default steps"
+    "${ev[@]}" --out "$W/e6.json" --sampler euler --exact-sigmas -n 2 --splits 1 > /dev/null || fail "evaluation at exact sigmas"
     [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
     "$PY" -c "
 import json, sys
@@ -507,9 +513,10 @@ assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] ==
 assert a['sampler'] == {'kind': 'ddim', 'steps': 2, 'eta': 0.0}, a['sampler']
 assert json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM's 100, at most T
 d, e = (json.load(open(f)) for f in sys.argv[4:6])
-assert d['sampler'] == {'kind': 'dpmpp2m', 'steps': 2} and d['fd_domain'] != a['fd_domain'], (d, a)  # another sampler ran
-assert e['sampler'] == {'kind': 'heun', 'steps': 10}, e['sampler']  # Heun's default, 10
-" "$W/e1.json" "$W/e2.json" "$W/e3.json" "$W/e4.json" "$W/e5.json" || fail "evaluation JSON"
+assert d['sampler'] == {'kind': 'dpmpp2m', 'steps': 2, 'sigmas': 'snapped'} and d['fd_domain'] != a['fd_domain'], (d, a)  # another sampler ran
+assert e['sampler'] == {'kind': 'heun', 'steps': 10, 'sigmas': 'snapped'}, e['sampler']  # Heun's default, 10
+assert json.load(open(sys.argv[6]))['sampler'] == {'kind': 'euler', 'steps': 2, 'sigmas': 'exact'}
+" "$W/e1.json" "$W/e2.json" "$W/e3.json" "$W/e4.json" "$W/e5.json" "$W/e6.json" || fail "evaluation JSON"
     refuse "--eta: the heun sampler has no eta (ddim and the stochastic samplers have)" "${ev[@]}" --sampler heun --eta 0.5
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30

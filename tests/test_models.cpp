@@ -988,6 +988,49 @@ TEST_CASE("a sampler's run reports every step: its timestep, sigma, the images a
   sample<sampler::Heun<>>(d, 3, SampleOptions().steps(5).noise(noise).on_step(record));
   CHECK(steps.size() == 5);
 
+  // At the spacing's exact σ (SampleOptions::exact_sigmas) the steps report the targets themselves,
+  // and the run is the sampler's on Process::at_sigmas (the network seeing interpolated steps).
+  const auto snapped = sample<sampler::Euler<>>(d, 3, SampleOptions().steps(5).noise(noise));
+  steps.clear(), xs.clear(), x0s.clear(), ts.clear(), sigmas.clear();
+  const auto exact = sample<sampler::Euler<>>(d, 3, SampleOptions().steps(5).noise(noise).exact_sigmas(true).on_step(record));
+  const auto targets = sampler::spacing::Karras::sigmas(d.process(), 5);
+  REQUIRE(sigmas.size() == 5);
+  for (size_t i = 0; i < 5; ++i) CHECK(sigmas[i] == Approx(targets[4 - i]).epsilon(1e-12));
+  {
+    const auto pe = d.process().at_sigmas(targets);
+    CHECK(pe.model_steps()[2].item<double>() != std::round(pe.model_steps()[2].item<double>()));  // between two steps
+    c10::NoGradGuard no_grad;
+    casdm::detail::EvalModeGuard mode(d);
+    const auto by_hand = sampler::run<sampler::Euler<>>(
+        pe, [&](const at::Tensor& x, const at::Tensor& t) { return d.denoise(pe, x, t, true); }, noise, {});
+    CHECK(at::equal(exact, by_hand.clamp(-1, 1)));
+    CHECK(test::max_abs_diff(exact, snapped) > 1e-4);
+  }
+  CHECK_THROWS_WITH(sample<sampler::DDIM<>>(d, 3, SampleOptions().exact_sigmas(true)),
+                    "sample: the DDIM sampler visits trained steps (stride spacing); exact σ between them are for the σ-spaced samplers");
+  CHECK_THROWS_WITH(eval::draw_samples("ancestral", d, 3, eval::DrawOptions().sample(SampleOptions().exact_sigmas(true))),
+                    Catch::Contains("the ancestral sampler visits trained steps (even spacing)"));
+  CHECK_THROWS_WITH(eval::draw_samples("plms", d, 3), "unknown sampler 'plms'; choose one of: ddim, ancestral, dpmpp2m, euler, heun, "
+                                                      "euler-a, dpmpp2m-sde, dpmpp2m-sde-heun, dpmpp3m-sde");
+  // EDM's churn through casdm::sample: the denoiser evaluated off the run's steps; one seed, one result.
+  {
+    const auto churned = [&](bool exact_sigmas) {
+      at::manual_seed(5);
+      steps.clear(), xs.clear(), x0s.clear(), ts.clear(), sigmas.clear();
+      return sample<sampler::Heun<>>(d, 3, SampleOptions().steps(5).noise(noise).churn({40}).exact_sigmas(exact_sigmas).on_step(record));
+    };
+    const auto a = churned(false);
+    CHECK(steps.size() == 5);
+    CHECK(at::equal(a, churned(false)));
+    CHECK(a.isfinite().all().item<bool>());
+    CHECK(test::max_abs_diff(a, sample<sampler::Heun<>>(d, 3, SampleOptions().steps(5).noise(noise))) > 1e-4);
+    CHECK(test::max_abs_diff(a, churned(true)) > 1e-6);  // σ̂ between steps: the nearest step, or interpolated
+    CHECK_THROWS_WITH(sample<sampler::DDIM<>>(d, 3, SampleOptions().churn({1})), Catch::Contains("the ddim sampler has no churn"));
+  }
+  // By name, a registered sampler draws what its type draws.
+  CHECK(at::equal(eval::draw_samples("heun", d, 3, eval::DrawOptions().sample(SampleOptions().steps(4).noise(noise))),
+                  eval::draw_samples<sampler::Heun<>>(d, 3, eval::DrawOptions().sample(SampleOptions().steps(4).noise(noise)))));
+
   // A trajectory every 2 of 5 steps keeps steps 2, 4 and 5 of the first 2 images, a row each.
   sampler::Trajectory tr(2, 2);
   sample<sampler::DDIM<>>(d, 3, SampleOptions(so).on_step(tr.recorder()));

@@ -13,6 +13,7 @@
 
 using casdm::Process;
 using casdm::test::max_abs_diff;
+using casdm::test::max_rel_diff;
 
 namespace {
 
@@ -357,6 +358,161 @@ TEST_CASE("Euler ancestral and DPM-Solver++(2M)/(3M) SDE runs equal an independe
   CHECK(info("dpmpp3m-sde").default_eta == 1.0);
   CHECK(info("ddim").default_eta == 0.0);
   CHECK((has_eta("euler-a") && !has_eta("heun")));
+}
+
+TEST_CASE("between trained steps: Process::at_sigmas is k-diffusion's DiscreteSchedule without quantizing, and the sigma-spaced samplers run on it", "[process][solver][exact-sigmas]") {
+  using namespace casdm::sampler;
+  const Process base(casdm::schedule::Cosine::betas(1000));
+  const auto sig = base.sigmas().contiguous();
+  auto list = [](const at::Tensor& t) {
+    const auto c = t.contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  // At the trained σ themselves: the training process again, each step exactly itself.
+  {
+    const auto p = base.at_sigmas(list(sig));
+    CHECK(at::equal(p.model_steps(), at::arange(1000, at::kDouble)));
+    CHECK(at::equal(p.timestep_map(), base.timestep_map()));
+    CHECK(max_rel_diff(p.alphas_cumprod(), base.alphas_cumprod(), 0) < 1e-12);
+    const auto t = at::arange(1000, at::kLong);
+    CHECK(at::equal(p.model_timesteps(t), base.model_timesteps(t)));
+  }
+  // The σ of a fractional step (k-diffusion's t_to_sigma) stands at that step (its sigma_to_t).
+  {
+    const auto t = want_solver("exact/t_frac");
+    const auto p = base.at_sigmas(list(want_solver("exact/t_frac/sigmas")));
+    CHECK(max_abs_diff(p.model_steps(), t) < 1e-9);
+    CHECK(max_abs_diff(p.model_timesteps(at::arange(t.size(0), at::kLong)).to(at::kDouble), t) < 1e-4);  // float32, ×1000/T = 1
+    CHECK(p.timestep_map()[3].item<int64_t>() == 18);  // 17.9: the nearest step, for reports
+    // σ back from ᾱ = 1/(1 + σ²): at σ_0 ≈ 0.0025 1 − ᾱ keeps ~11 digits of float64's 16.
+    CHECK(max_rel_diff(p.sigmas(), want_solver("exact/t_frac/sigmas"), 0) < 1e-9);
+  }
+  // Each spacing's targets, the step each stands at, and whole runs there against the reference.
+  const auto xT = want_solver("xT");
+  for (const int64_t n : {2, 10, 20}) {
+    for (const std::string kind : {"karras", "logsnr"}) {
+      INFO(kind << n);
+      const auto targets = kind == "karras" ? spacing::Karras::sigmas(base, n) : spacing::LogSNR::sigmas(base, n);
+      const auto want = want_solver(fmt::format("exact/{}{}/sigmas", kind, n));
+      CHECK(max_rel_diff(at::tensor(targets, at::kDouble), want, 0) < 1e-13);
+      const auto p = base.at_sigmas(targets);
+      CHECK(max_rel_diff(p.sigmas(), want, 0) < 1e-12);
+      CHECK(max_abs_diff(p.model_steps(), want_solver(fmt::format("exact/{}{}/t", kind, n))) < 1e-9);
+    }
+    auto ode = [&](auto sampler, const std::string& name, int evaluations) {
+      using S = decltype(sampler);
+      INFO(name << n);
+      const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
+      int calls = 0;
+      CHECK(max_abs_diff(run_exact<S>(p, xT, &calls), want_solver(fmt::format("exact/{}{}/x0", name, n))) < 1e-10);
+      CHECK(calls == evaluations);
+    };
+    ode(Euler<>{}, "euler", static_cast<int>(n));
+    ode(Heun<>{}, "heun", static_cast<int>(2 * n - 1));
+    ode(DPMSolverPP<>{}, "dpmpp2m", static_cast<int>(n));
+    auto sde = [&](auto sampler) {
+      using S = decltype(sampler);
+      const std::string key = fmt::format("exact/{}{}", S::name, n);
+      INFO(key);
+      const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
+      const auto z = want_solver(key + "/z");
+      int64_t k = 0;
+      auto so = casdm::SampleOptions().eta(1.0).step_noise([&](const at::Tensor& x, double, double) {
+        return z[k++].view(x.sizes()).to(x.scalar_type());
+      });
+      Gaussian g{p, want_solver("m"), want_solver("S")};
+      const auto out = run<S>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so).view({-1, 4});
+      CHECK(k == n - 1);
+      CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
+    };
+    sde(EulerAncestral<>{});
+    sde(DPMSolverPP2MSDE<>{});
+    sde(DPMSolverPP2MSDE<20, Correction::heun>{});
+    sde(DPMSolverPP3MSDE<>{});
+  }
+  // Which samplers can (the registry says so for the programs).
+  for (const auto& i : infos()) CHECK(i.exact_sigmas == (i.name != "ddim" && i.name != "ancestral"));
+  CHECK(exact_sigma_names() == "dpmpp2m, euler, heun, euler-a, dpmpp2m-sde, dpmpp2m-sde-heun, dpmpp3m-sde");
+  // What is not a list of noise levels of this process is refused in one line.
+  CHECK_THROWS_WITH(base.at_sigmas({}), "Process::at_sigmas: no noise levels given");
+  CHECK_THROWS_WITH(base.at_sigmas({1.0, 1.0}), "Process::at_sigmas: noise levels must be finite and increase from above 0, got 1 after 1");
+  CHECK_THROWS_WITH(base.at_sigmas({0.0}), Catch::Contains("increase from above 0, got 0 after 0"));
+  CHECK_THROWS_WITH(base.at_sigmas({1.0, NAN}), Catch::Contains("got nan after 1"));
+  CHECK_THROWS_WITH(base.at_sigmas({1e6}), Catch::StartsWith("Process::at_sigmas: σ = 1000000 lies outside the process's [0.0"));
+  CHECK_THROWS_WITH(base.at_sigmas({1e-4, 1.0}), Catch::Contains("σ = 0.0001 lies outside"));
+  CHECK_NOTHROW(base.at_sigmas({sig[0].item<double>() * (1 - 1e-12), sig[999].item<double>() * (1 + 1e-12)}));
+}
+
+TEST_CASE("EDM's churn on Euler and Heun equals an independent float64 implementation (k-diffusion's s_churn)", "[sampler][solver][churn]") {
+  using namespace casdm::sampler;
+  const Process base(casdm::schedule::Cosine::betas(1000));
+  const auto xT = want_solver("xT");
+  const auto settings = want_solver("churn/settings");
+  const casdm::Churn churn{settings[0].item<double>(), settings[1].item<double>(), settings[2].item<double>(), settings[3].item<double>()};
+  const auto m = want_solver("m"), S = want_solver("S");
+  // The exact denoiser at any σ (x_t in variance-preserving form there).
+  int off_steps = 0;
+  const casdm::DenoiseAt at_sigma = [&](const at::Tensor& x_t, double sigma) {
+    ++off_steps;
+    const auto K = S.mm(at::inverse(S + sigma * sigma * at::eye(4, at::kDouble)));
+    const auto x = x_t.reshape({x_t.size(0), 4}) * std::sqrt(1 + sigma * sigma);
+    const auto x0 = (m + (x - m).mm(K.t())).reshape(x_t.sizes());
+    return casdm::Estimate{x0, at::Tensor()};
+  };
+  auto check = [&](auto sampler, int64_t n) {
+    using S_ = decltype(sampler);
+    const std::string key = fmt::format("churn/{}{}", S_::name, n);
+    INFO(key);
+    const auto p = respace<S_>(base, n);
+    const auto z = want_solver(key + "/z");
+    int draws = 0;
+    auto so = casdm::SampleOptions().churn(churn).step_noise([&](const at::Tensor& x, double s, double s_hat) {
+      // The reference's z[k] belongs to the k-th step from the top, the one from σ.
+      int64_t k = -1;
+      for (int64_t i = 0; i < p.size(); ++i)
+        if (std::abs(p.sigmas()[i].template item<double>() / s - 1) < 1e-12) k = p.size() - 1 - i;
+      REQUIRE(k >= 0);
+      CHECK(s_hat / s - 1 == Approx(std::min(churn.amount / static_cast<double>(n), std::sqrt(2.0) - 1)).epsilon(1e-12));
+      CHECK(s >= churn.t_min);
+      CHECK(s <= churn.t_max);
+      ++draws;
+      return z[k].view(x.sizes());
+    });
+    Gaussian g{p, m, S};
+    off_steps = 0;
+    const auto out = run<S_>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so, at_sigma).view({-1, 4});
+    CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
+    CHECK(draws == off_steps);  // each raised step evaluates once at σ̂, on the trained steps otherwise
+    return draws;
+  };
+  for (const int64_t n : {1, 2, 10, 20}) {
+    const int euler = check(Euler<>{}, n), heun = check(Heun<>{}, n);
+    CHECK(euler == heun);
+    if (n >= 10) CHECK((euler > 0 && euler < n));  // σ = 80 and the last steps lie outside [0.05, 10]
+  }
+  // No churn asked: the run is the plain one, the denoiser never left its steps.
+  {
+    const auto p = respace<Heun<>>(base, 10);
+    Gaussian g{p, m, S};
+    off_steps = 0;
+    const auto plain = run<Heun<>>(p, std::ref(g), xT.view({-1, 1, 2, 2}), {}, at_sigma).view({-1, 4});
+    CHECK(off_steps == 0);
+    CHECK(max_abs_diff(plain, want_solver("heun10/x0")) < 1e-10);
+  }
+  // Refusals in one line: samplers without churn, and settings that are not a churn.
+  const auto p = respace<Heun<>>(base, 10);
+  Gaussian g{p, m, S};
+  const auto x = xT.view({-1, 1, 2, 2});
+  CHECK_THROWS_WITH(run<DPMSolverPP<>>(p, std::ref(g), x, casdm::SampleOptions().churn({1})),
+                    "the dpmpp2m sampler has no churn (Euler's and Heun's, EDM's stochastic sampler)");
+  CHECK_THROWS_WITH(run<DPMSolverPP3MSDE<>>(p, std::ref(g), x, casdm::SampleOptions().churn({1})), Catch::Contains("dpmpp3m-sde sampler has no churn"));
+  CHECK_THROWS_WITH(Heun<>::Run(p, casdm::SampleOptions().churn({-1})), "the heun sampler's churn must be a finite amount >= 0, got -1");
+  CHECK_THROWS_WITH(Euler<>::Run(p, casdm::SampleOptions().churn({1, 2, 1})),
+                    "the euler sampler's churn range must satisfy 0 <= t_min <= t_max, got [2, 1]");
+  CHECK_THROWS_WITH(Euler<>::Run(p, casdm::SampleOptions().churn({1, 0, 1, NAN})), Catch::Contains("churn noise must be finite and >= 0, got nan"));
+  CHECK_THROWS_WITH(run<Euler<>>(p, std::ref(g), x, casdm::SampleOptions().churn({1})),
+                    "the euler sampler's churn needs the denoiser at any sigma (casdm::sample gives it)");
+  CHECK((info("heun").churn && info("euler").churn && !info("euler-a").churn && !info("ddim").churn));
 }
 
 TEST_CASE("check_steps refuses up front exactly the step counts that sampling would refuse", "[sampler]") {

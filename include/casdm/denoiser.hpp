@@ -21,14 +21,39 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 
 namespace casdm {
 
+/// A denoiser of any schedule and topology as sampling sees it (every DenoiserImpl is one): what
+/// casdm::sample, eval::draw_samples and the programs call, so that their code is compiled once per
+/// sampler, not once per preset and sampler.
+class AnyDenoiser {
+ public:
+  virtual ~AnyDenoiser() = default;
+  virtual const DenoiserOptions& denoiser_options() const = 0;
+  /// The training process.
+  virtual const Process& process() const = 0;
+  /// The process `make` derives from the training process (a respacing), made once per `key`.
+  virtual const Process& derived_process(const std::string& key, const std::function<Process(const Process&)>& make) = 0;
+  virtual Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y = {}) = 0;
+  virtual Estimate guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y,
+                          double w) = 0;
+  virtual void check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok = false) const = 0;
+  /// The networks' module (eval mode while sampling; its first parameter gives device and dtype).
+  virtual torch::nn::Module& networks() = 0;
+
+ protected:
+  AnyDenoiser() = default;
+  AnyDenoiser(const AnyDenoiser&) = default;
+  AnyDenoiser& operator=(const AnyDenoiser&) = default;
+};
+
 template <schedule::Schedule S, topology::Topology Topo>
-class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
+class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>>, public AnyDenoiser {
  public:
   using schedule_type = S;
   using topology_type = Topo;
@@ -42,7 +67,14 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   void reset() override;
 
   /// The training process (T = options.diffusion_steps()).
-  const Process& process() const { return process_; }
+  const Process& process() const override { return process_; }
+  const DenoiserOptions& denoiser_options() const override { return options; }
+  torch::nn::Module& networks() override { return *this; }
+  const Process& derived_process(const std::string& key, const std::function<Process(const Process&)>& make) override {
+    auto it = respaced_.find(key);
+    if (it == respaced_.end()) it = respaced_.emplace(key, make(process_)).first;
+    return it->second;
+  }
   typename Topo::Nets& nets() { return nets_; }
 
   /// The topology's prediction at (x_t, t) of the training process; `y`: class labels of a
@@ -54,25 +86,23 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>> {
   /// original steps).
   Prediction predict(const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {});
   /// What a sampler steps with at (x_t, t) of `p`: the (mixed, optionally clipped) estimate.
-  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y = {});
+  Estimate denoise(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y = {}) override;
   /// The classifier-free guided estimate (1+w)·E(y) − w·E(∅) of the raw (unclipped) estimates of
   /// `denoise`, both halves in one network pass over the doubled batch; then, if `clip`, x̂0 clipped
   /// once and ε re-derived from it (Ho & Salimans 2022, GLIDE: combine the predictions, clip the
   /// result). w = 0 is denoise(p, x_t, t, clip, y).
-  Estimate guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y, double w);
+  Estimate guided(const Process& p, const at::Tensor& x_t, const at::Tensor& t, bool clip, const at::Tensor& y, double w) override;
 
   /// Refuses labels that are not int64 [n] class indices in [0, num_classes) (`null_ok`: or K, "no
   /// label"), naming `what`; one host sync.
-  void check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok = false) const;
+  void check_labels(const at::Tensor& y, int64_t n, const char* what, bool null_ok = false) const override;
 
   /// The process respaced by spacing policy P to `steps` steps (sampler/spacing.hpp); built once
   /// per policy and count.
   template <sampler::spacing::Spacing P>
   const Process& respaced(int64_t steps) {
-    const auto key = fmt::format("{}:{}", P::name, steps);
-    auto it = respaced_.find(key);
-    if (it == respaced_.end()) it = respaced_.emplace(key, process_.respaced(P::timesteps(process_, steps))).first;
-    return it->second;
+    return derived_process(fmt::format("{}:{}", P::name, steps),
+                           [steps](const Process& p) { return p.respaced(P::timesteps(p, steps)); });
   }
 
   /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
@@ -220,18 +250,48 @@ struct EvalModeGuard {
 };
 }  // namespace detail
 
-/// n images in [−1, 1] from denoiser `d` with sampler Smp, on the device of d's parameters.
-template <sampler::Sampler Smp, class S, class Topo>
-at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so = {}) {
+namespace detail {
+/// What sampling needs of sampler type Smp, with its type erased (sample() below).
+struct SamplerCalls {
+  const char* label;
+  int64_t default_steps;
+  std::function<std::string(int64_t T, int64_t steps)> refusal;  // "" or why
+  std::function<const Process&(AnyDenoiser&, int64_t steps, bool exact)> process;
+  std::function<at::Tensor(const Process&, const Denoise&, at::Tensor, const SampleOptions&, const DenoiseAt&)> run;
+};
+
+template <sampler::Sampler Smp>
+SamplerCalls sampler_calls() {
+  using P = typename Smp::Spacing;
+  return {sampler::label<Smp>(), Smp::default_steps,
+          [](int64_t T, int64_t steps) { return sampler::spacing::refusal<P>(T, steps, sampler::label<Smp>()); },
+          [](AnyDenoiser& d, int64_t steps, bool exact) -> const Process& {
+            if (!exact) return d.derived_process(fmt::format("{}:{}", P::name, steps),
+                                                 [steps](const Process& p) { return p.respaced(P::timesteps(p, steps)); });
+            if constexpr (sampler::spacing::SigmaSpacing<P>)
+              return d.derived_process(fmt::format("{}:{}:exact", P::name, steps),
+                                       [steps](const Process& p) { return p.at_sigmas(P::sigmas(p, steps)); });
+            throw std::invalid_argument(fmt::format("sample: the {} sampler visits trained steps ({} spacing); exact σ "
+                                                    "between them are for the σ-spaced samplers",
+                                                    sampler::label<Smp>(), P::name));
+          },
+          [](const Process& p, const Denoise& f, at::Tensor x, const SampleOptions& so, const DenoiseAt& g) {
+            return sampler::run<Smp>(p, f, std::move(x), so, g);
+          }};
+}
+
+/// The whole of sample() but the sampler's own calls (compiled once, whatever the preset and sampler).
+inline at::Tensor sample(AnyDenoiser& d, int64_t n, const SampleOptions& so, const SamplerCalls& smp) {
   if (n < 1) throw std::invalid_argument(fmt::format("sample: n must be >= 1, got {}", n));
+  const auto& o = d.denoiser_options();
   const int64_t T = d.process().size();
   if (so.steps() < 0) throw std::invalid_argument(fmt::format("sample: steps must be >= 0 (0: the sampler's default), got {}", so.steps()));
-  const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(Smp::default_steps, T);
-  if (auto why = sampler::spacing::refusal<typename Smp::Spacing>(T, steps, sampler::label<Smp>()); !why.empty())
+  const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(smp.default_steps, T);
+  if (auto why = smp.refusal(T, steps); !why.empty())
     throw std::invalid_argument(fmt::format("sample: {} steps: {}", steps, why));
-  const auto& p = d.template respaced<typename Smp::Spacing>(steps);
-  const auto param = d.parameters().front();
-  const std::vector<int64_t> shape{n, d.options.channels(), d.options.image_size(), d.options.image_size()};
+  const auto& p = smp.process(d, steps, so.exact_sigmas());
+  const auto param = d.networks().parameters().front();
+  const std::vector<int64_t> shape{n, o.channels(), o.image_size(), o.image_size()};
   at::Tensor x;
   if (so.noise().defined()) {
     if (so.noise().sizes() != at::IntArrayRef(shape))
@@ -250,19 +310,34 @@ at::Tensor sample(DenoiserImpl<S, Topo>& d, int64_t n, const SampleOptions& so =
   if (!(w >= 0 && w <= 1e6)) throw std::invalid_argument(fmt::format("sample: guidance must be in [0, 1e6], got {}", w));
   if (w != 0 && !y.defined()) throw std::invalid_argument("sample: guidance needs class labels (SampleOptions::labels)");
   c10::NoGradGuard no_grad;
-  detail::EvalModeGuard mode(d);
+  detail::EvalModeGuard mode(d.networks());
   const bool clip = so.clip_denoised();
-  x = sampler::run<Smp>(
+  // Off the run's steps (EDM's churn): the training process at that σ, the network seeing the nearest
+  // trained step, or the interpolated one with exact_sigmas.
+  const auto at_sigma = [&](const at::Tensor& x_t, double sigma) {
+    const auto q = d.process().at_sigma(sigma, so.exact_sigmas());
+    const auto t = at::zeros({x_t.size(0)}, x_t.options().dtype(at::kLong));
+    return y.defined() ? d.guided(q, x_t, t, clip, y, w) : d.denoise(q, x_t, t, clip);
+  };
+  x = smp.run(
       p,
       [&](const at::Tensor& x_t, const at::Tensor& t) {
         return y.defined() ? d.guided(p, x_t, t, clip, y, w) : d.denoise(p, x_t, t, clip);
       },
-      x, so);
+      x, so, at_sigma);
   return x.clamp(-1, 1);
+}
+}  // namespace detail
+
+/// n images in [−1, 1] from denoiser `d` with sampler Smp, on the device of d's parameters.
+template <sampler::Sampler Smp>
+at::Tensor sample(AnyDenoiser& d, int64_t n, const SampleOptions& so = {}) {
+  static const detail::SamplerCalls calls = detail::sampler_calls<Smp>();
+  return detail::sample(d, n, so, calls);
 }
 template <sampler::Sampler Smp, class S, class Topo>
 at::Tensor sample(Denoiser<S, Topo>& d, int64_t n, const SampleOptions& so = {}) {
-  return sample<Smp>(*d, n, so);
+  return sample<Smp>(static_cast<AnyDenoiser&>(*d), n, so);
 }
 
 }  // namespace casdm

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -25,6 +26,8 @@ struct EvalRequest {
   std::string sampler = "ddim", cls;  // cls: "", a class index or "all"
   int64_t steps = 0, n = 0, seed = 0, splits = 10, bootstrap = 0, batch = 100;
   double eta = 0, guidance = 0;
+  bool exact_sigmas = false;  // SampleOptions::exact_sigmas
+  Churn churn = {};           // SampleOptions::churn
 };
 
 /// The reference statistics (`reference`), the samples (`sample`, which names the weights it used)
@@ -50,6 +53,11 @@ nlohmann::json evaluate(const train::CheckpointInfo& c, Scorer& scorer, const st
   nlohmann::json j{{"checkpoint", c.path.string()}, {"preset", preset_of(c)}, {"step", c.step}, {"weights", which},
                    {"sampler", {{"kind", r.sampler}, {"steps", r.steps}}}};
   if (sampler::has_eta(r.sampler)) j["sampler"]["eta"] = r.eta;
+  if (sampler::info(r.sampler).exact_sigmas) j["sampler"]["sigmas"] = r.exact_sigmas ? "exact" : "snapped";
+  if (r.churn.amount > 0) {
+    j["sampler"]["churn"] = {{"amount", r.churn.amount}, {"t_min", r.churn.t_min}, {"noise", r.churn.noise}};
+    if (std::isfinite(r.churn.t_max)) j["sampler"]["churn"]["t_max"] = r.churn.t_max;
+  }
   if (labels.defined()) {
     j["class"] = r.cls;
     j["guidance"] = r.guidance;

@@ -23,6 +23,9 @@ struct Estimate {
 
 /// The denoiser as a sampler sees it: (x_t, t) ↦ Estimate, t indexing the sampler's process.
 using Denoise = std::function<Estimate(const at::Tensor& x_t, const at::Tensor& t)>;
+/// The denoiser at a noise level σ that need not be a step of the sampler's process (EDM's churn
+/// raises σ before a step): x_t in variance-preserving form at σ, x_t = x/√(1 + σ²) for x = x0 + σ·ε.
+using DenoiseAt = std::function<Estimate(const at::Tensor& x_t, double sigma)>;
 
 /// The estimate of prediction `pr` made at (x_t, t) of process `p` (see above).
 inline Estimate estimate(const Prediction& pr, const Process& p, const at::Tensor& x_t, const at::Tensor& t,

@@ -42,7 +42,12 @@ class Process {
   const at::Tensor& log_variance_fixed_large() const { return log_variance_fixed_large_; }
   const at::Tensor& posterior_mean_coef1() const { return posterior_mean_coef1_; }
   const at::Tensor& posterior_mean_coef2() const { return posterior_mean_coef2_; }
+  /// The training step nearest each index (the step itself unless the process lies between steps:
+  /// at_sigmas); what reports call a step's timestep.
   const at::Tensor& timestep_map() const { return timestep_map_; }
+  /// The step of the original T-step process each index stands at, in float64: the step itself for a
+  /// respacing, fractional for at_sigmas (where σ lies between two trained steps).
+  const at::Tensor& model_steps() const { return model_steps_; }
 
   /// A process over a subset of the steps (improved-diffusion's SpacedDiffusion): keeps ᾱ at
   /// the chosen steps and recomputes β_i = 1 − ᾱ_i/ᾱ_last, uncapped. `use_timesteps` indexes
@@ -51,7 +56,8 @@ class Process {
     if (use_timesteps.empty()) throw std::invalid_argument("Process::respaced: no timesteps given");
     auto ac = alphas_cumprod_.accessor<double, 1>();
     auto map = timestep_map_.accessor<int64_t, 1>();
-    std::vector<double> betas;
+    auto here = model_steps_.accessor<double, 1>();
+    std::vector<double> betas, steps;
     std::vector<int64_t> new_map;
     double last = 1.0;
     int64_t prev = -1;
@@ -63,17 +69,71 @@ class Process {
       betas.push_back(1.0 - ac[i] / last);
       last = ac[i];
       new_map.push_back(map[i]);
+      steps.push_back(here[i]);
     }
-    return Process(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
+    Process out(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
+    out.model_steps_ = at::tensor(steps, at::kDouble);
+    return out;
   }
 
+  /// The process at exactly these noise levels, between the trained steps where they fall there
+  /// (k-diffusion's DiscreteSchedule with quantize=False): ᾱ_i = 1/(1 + σ_i²), and the network sees
+  /// the step interpolated linearly in log σ between this process's two neighbouring steps (its
+  /// sigma_to_t). `sigmas` strictly increasing, within this process's [σ_0, σ_{T−1}] (a relative
+  /// 1e-9 outside is taken as the end); timestep_map() holds the nearest step.
+  Process at_sigmas(const std::vector<double>& sigmas) const { return at_levels(sigmas, true, true); }
+
+  /// The process at the one noise level σ > 0, anywhere: ᾱ = 1/(1 + σ²), the network seeing the step
+  /// interpolated as by at_sigmas (`interpolate`) or the nearest step (k-diffusion's quantize=True);
+  /// beyond this process's ends, the end step (k-diffusion clamps the same way). What a sampler that
+  /// leaves its steps (EDM's churn) evaluates the denoiser on.
+  Process at_sigma(double sigma, bool interpolate) const { return at_levels({sigma}, interpolate, false); }
+
+ private:
+  Process at_levels(const std::vector<double>& sigmas, bool interpolate, bool within) const {
+    if (sigmas.empty()) throw std::invalid_argument("Process::at_sigmas: no noise levels given");
+    auto sig = this->sigmas().contiguous();
+    const double* s = sig.data_ptr<double>();
+    const int64_t T = size();
+    auto steps_here = model_steps_.contiguous();
+    const double* here = steps_here.data_ptr<double>();
+    std::vector<double> betas, steps;
+    std::vector<int64_t> nearest;
+    double last_abar = 1.0, prev = 0.0;
+    for (double want : sigmas) {
+      if (!(want > prev) || !std::isfinite(want))
+        throw std::invalid_argument(fmt::format("Process::at_sigmas: noise levels must be finite and increase from above "
+                                                "0, got {} after {}", want, prev));
+      prev = want;
+      if (within && (want < s[0] * (1 - 1e-9) || want > s[T - 1] * (1 + 1e-9)))
+        throw std::invalid_argument(fmt::format("Process::at_sigmas: σ = {} lies outside the process's [{}, {}]", want,
+                                                s[0], s[T - 1]));
+      const double lw = std::log(std::clamp(want, s[0], s[T - 1]));
+      // The last step whose σ is at most this one (T − 2 at most), and the share of the way to the next.
+      int64_t lo = 0;
+      while (lo < T - 2 && std::log(s[lo + 1]) <= lw) ++lo;
+      const int64_t hi = std::min(lo + 1, T - 1);
+      const double w = hi == lo ? 0.0 : std::clamp((std::log(s[lo]) - lw) / (std::log(s[lo]) - std::log(s[hi])), 0.0, 1.0);
+      const double step = interpolate ? (1 - w) * here[lo] + w * here[hi] : here[w <= 0.5 ? lo : hi];
+      const double abar = 1.0 / (1.0 + want * want);
+      betas.push_back(1.0 - abar / last_abar);
+      last_abar = abar;
+      steps.push_back(step);
+      nearest.push_back(static_cast<int64_t>(std::nearbyint(step)));
+    }
+    Process out(at::tensor(betas, at::kDouble), at::tensor(nearest, at::kLong), original_T_);
+    out.model_steps_ = at::tensor(steps, at::kDouble);
+    return out;
+  }
+
+ public:
   /// σ_i = √((1−ᾱ_i)/ᾱ_i) for every index (float64, CPU).
   at::Tensor sigmas() const { return ((1.0 - alphas_cumprod_) / alphas_cumprod_).sqrt(); }
 
   /// Network input for index t: original step · 1000 / T_original, in float32 on t's device.
   at::Tensor model_timesteps(const at::Tensor& t) const {
-    auto map = table(timestep_map_, t.device());
-    return map.index_select(0, t.reshape({-1})).to(at::kFloat).mul_(1000.0 / static_cast<double>(original_T_));
+    auto steps = table(model_steps_, t.device());
+    return steps.index_select(0, t.reshape({-1})).to(at::kFloat).mul_(1000.0 / static_cast<double>(original_T_));
   }
 
   /// Gathers table[t] in float64 on t's device, casts to `like`'s dtype and shapes it [N,1,1,…].
@@ -153,6 +213,7 @@ class Process {
     const int64_t T = betas_.size(0);
     original_T_ = original_T > 0 ? original_T : T;
     timestep_map_ = timestep_map.defined() ? timestep_map.to(at::kLong).contiguous() : at::arange(T, at::kLong);
+    model_steps_ = timestep_map_.to(at::kDouble);
     auto alphas = 1.0 - betas_;
     alphas_cumprod_ = alphas.cumprod(0);
     alphas_cumprod_prev_ = at::cat({at::ones({1}, at::kDouble), alphas_cumprod_.slice(0, 0, T - 1)});
@@ -195,7 +256,7 @@ class Process {
 
   at::Tensor betas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_, sqrt_one_minus_alphas_cumprod_,
       sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_, posterior_variance_, posterior_log_variance_clipped_, log_variance_fixed_large_,
-      posterior_mean_coef1_, posterior_mean_coef2_, snr_, timestep_map_;
+      posterior_mean_coef1_, posterior_mean_coef2_, snr_, timestep_map_, model_steps_;
   int64_t original_T_ = 0;
   std::shared_ptr<Cache> cache_;
 };

@@ -11,6 +11,7 @@
 #include "casdm/denoiser.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/io/text.hpp"
+#include "casdm/sampler/registry.hpp"
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 namespace casdm::eval {
@@ -76,17 +78,17 @@ inline void check_draw_memory(int64_t n, const DenoiserOptions& o) {
                                         io::physical_memory() / 1e9));
 }
 
-/// n samples in [−1, 1] from `denoiser` with sampler Smp, on the CPU, in batches of o.batch().
-/// A batch with a non-finite value stops the draw with an error: nothing non-finite is returned.
-/// n samples that this machine cannot hold are refused before the first (check_draw_memory).
-template <class Smp, class Denoiser>
-at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}) {
+namespace detail {
+inline AnyDenoiser& any(AnyDenoiser& d) { return d; }
+template <class S, class Topo>
+AnyDenoiser& any(Denoiser<S, Topo>& d) { return *d; }
+
+/// draw_samples with the sampling call given (compiled once, whatever the preset and sampler).
+inline at::Tensor draw_samples(AnyDenoiser& denoiser, int64_t n, const DrawOptions& o,
+                               const std::function<at::Tensor(AnyDenoiser&, int64_t, const SampleOptions&)>& sample) {
   if (n < 1) throw std::invalid_argument(fmt::format("draw_samples: n must be >= 1, got {}", n));
   if (o.batch() < 1) throw std::invalid_argument(fmt::format("draw_samples: batch must be >= 1, got {}", o.batch()));
-  if constexpr (requires { denoiser->options; })
-    check_draw_memory(n, denoiser->options);
-  else
-    check_draw_memory(n, denoiser.options);
+  check_draw_memory(n, denoiser.denoiser_options());
   const auto& all = o.sample();
   for (const auto& [what, t] : {std::pair{"labels", all.labels()}, std::pair{"noise", all.noise()}})
     if (t.defined() && (t.dim() < 1 || t.size(0) != n))
@@ -100,7 +102,7 @@ at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}
     auto so = all;
     if (all.labels().defined()) so.labels(all.labels().slice(0, done, done + m));
     if (all.noise().defined()) so.noise(all.noise().slice(0, done, done + m));
-    parts.push_back(casdm::sample<Smp>(denoiser, m, so).cpu());
+    parts.push_back(sample(denoiser, m, so).cpu());
     if (!parts.back().isfinite().all().item<bool>())  // never handed on to be written or scored
       throw std::runtime_error(fmt::format("draw_samples: samples {} to {} are not finite (non-finite weights, or a "
                                            "sampler setting that diverges such as a huge eta)", done, done + m - 1));
@@ -109,6 +111,35 @@ at::Tensor draw_samples(Denoiser& denoiser, int64_t n, const DrawOptions& o = {}
       o.progress()(done, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return parts.size() == 1 ? parts.front() : at::cat(parts);
+}
+}  // namespace detail
+
+/// n samples in [−1, 1] from `denoiser` (a Denoiser or any DenoiserImpl) with sampler Smp, on the
+/// CPU, in batches of o.batch(). A batch with a non-finite value stops the draw with an error:
+/// nothing non-finite is returned. n samples that this machine cannot hold are refused before the
+/// first (check_draw_memory).
+template <class Smp, class D>
+at::Tensor draw_samples(D& denoiser, int64_t n, const DrawOptions& o = {}) {
+  return detail::draw_samples(detail::any(denoiser), n, o, [](AnyDenoiser& d, int64_t m, const SampleOptions& so) {
+    return casdm::sample<Smp>(d, m, so);
+  });
+}
+
+/// n images from `denoiser` with the registered sampler called `sampler` (sampler/registry.hpp); an
+/// unknown name is refused, listing the known ones.
+template <class D>
+at::Tensor sample_named(std::string_view sampler, D& denoiser, int64_t n, const SampleOptions& so = {}) {
+  return casdm::sampler::visit(sampler, [&](auto s) { return casdm::sample<typename decltype(s)::type>(detail::any(denoiser), n, so); });
+}
+
+/// draw_samples with the registered sampler called `sampler`.
+template <class D>
+at::Tensor draw_samples(std::string_view sampler, D& denoiser, int64_t n, const DrawOptions& o = {}) {
+  (void)casdm::sampler::info(sampler);  // an unknown name refused before anything is drawn
+  const std::string name(sampler);
+  return detail::draw_samples(detail::any(denoiser), n, o, [name](AnyDenoiser& d, int64_t m, const SampleOptions& so) {
+    return sample_named(name, d, m, so);
+  });
 }
 
 }  // namespace casdm::eval

@@ -15,11 +15,10 @@
 #include "casdm/model.hpp"
 #include "casdm/objective.hpp"
 
-/// Denoiser type D (a casdm::Denoiser) and sampling it with the paper's DDIM<100>.
-#define CASDM_INSTANTIATE_DENOISER(EXTERN, D)                                                        \
-  EXTERN template class casdm::DenoiserImpl<D::Impl::schedule_type, D::Impl::topology_type>;        \
-  EXTERN template at::Tensor casdm::sample<casdm::sampler::DDIM<100>>(D::Impl&, int64_t,            \
-                                                                      const casdm::SampleOptions&);
+/// Denoiser type D (a casdm::Denoiser). Sampling is compiled once per sampler, whatever the denoiser
+/// (casdm::sample on AnyDenoiser).
+#define CASDM_INSTANTIATE_DENOISER(EXTERN, D) \
+  EXTERN template class casdm::DenoiserImpl<D::Impl::schedule_type, D::Impl::topology_type>;
 
 /// The objective of loss set L (its constructor loads the metric networks).
 #define CASDM_INSTANTIATE_OBJECTIVE(EXTERN, L) EXTERN template class casdm::ObjectiveImpl<L>;

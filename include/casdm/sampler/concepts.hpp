@@ -16,6 +16,10 @@
 //     };
 //   };
 //
+// A sampler that leaves its steps (EDM's churn) takes step(denoise, at, x, i) instead, `at(x_t, σ)`
+// being the denoiser at any σ (DenoiseAt), and says `static constexpr bool churn = true` if it reads
+// SampleOptions::churn (every other sampler refuses a churn amount).
+//
 // The run is driven by sampler::run (below) from i = p.size() − 1 down to 0; nothing else in the
 // library needs to know a new sampler. Provided: DDIM (sampler/ddim.hpp), Ancestral
 // (sampler/ancestral.hpp).
@@ -24,7 +28,10 @@
 #include "casdm/sampler/options.hpp"
 #include "casdm/sampler/spacing.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <stdexcept>
 #include <concepts>
 #include <string>
 
@@ -37,9 +44,15 @@ concept Sampler = requires {
   typename S::Spacing;
   typename S::Run;
 } && spacing::Spacing<typename S::Spacing> && std::constructible_from<typename S::Run, const Process&, const SampleOptions&> &&
-    requires(typename S::Run& run, const Denoise& f, const at::Tensor& x, int64_t i) {
+    (requires(typename S::Run& run, const Denoise& f, const at::Tensor& x, int64_t i) {
       { run.step(f, x, i) } -> std::same_as<at::Tensor>;
-    };
+    } || requires(typename S::Run& run, const Denoise& f, const DenoiseAt& g, const at::Tensor& x, int64_t i) {
+      { run.step(f, g, x, i) } -> std::same_as<at::Tensor>;
+    });
+
+/// Whether sampler S reads SampleOptions::churn (Euler, Heun).
+template <class S>
+inline constexpr bool has_churn = requires { requires S::churn; };
 
 namespace detail {
 /// What SampleOptions::on_step is told after step (n − i) of a run on `p` (not a template).
@@ -60,9 +73,13 @@ std::string spec() {
 }
 
 /// Runs sampler S on process `p` from x = x_T down to t = 0 and returns the result (unclamped),
-/// calling so.on_step() after every step.
+/// calling so.on_step() after every step. `denoise_at`: the denoiser at any σ, for a sampler that leaves its
+/// steps (empty: such a sampler refuses to, e.g. a churn asked of it).
 template <Sampler S>
-at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const SampleOptions& so) {
+at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const SampleOptions& so, const DenoiseAt& denoise_at = {}) {
+  if constexpr (!has_churn<S>)
+    if (so.churn().amount != 0)
+      throw std::invalid_argument(fmt::format("the {} sampler has no churn (Euler's and Heun's, EDM's stochastic sampler)", S::name));
   typename S::Run r(p, so);
   const auto& report = so.on_step();
   at::Tensor first;  // a step's first estimate of x0, for the report
@@ -71,10 +88,18 @@ at::Tensor run(const Process& p, const Denoise& denoise, at::Tensor x, const Sam
     if (!first.defined()) first = e.x0;
     return e;
   };
+  const DenoiseAt watched_at = [&](const at::Tensor& x_t, double sigma) {
+    auto e = denoise_at(x_t, sigma);
+    if (!first.defined()) first = e.x0;
+    return e;
+  };
   const int64_t n = p.size();
   for (int64_t i = n - 1; i >= 0; --i) {
     first = at::Tensor();
-    x = r.step(report ? watched : denoise, x, i);
+    if constexpr (requires(const DenoiseAt& a) { r.step(denoise, a, x, i); })
+      x = r.step(report ? watched : denoise, report && denoise_at ? watched_at : denoise_at, x, i);
+    else
+      x = r.step(report ? watched : denoise, x, i);
     if (report) report(detail::sample_step(p, i, x, first));
   }
   return x;

@@ -5,9 +5,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 
 namespace casdm {
+
+/// EDM's churn (Karras et al. 2022, Algorithm 2): before each step whose σ lies in [t_min, t_max], σ is
+/// raised to σ̂ = (1 + γ)·σ, γ = min(amount/N, √2 − 1) for a run of N steps, by adding noise of
+/// standard deviation noise·√(σ̂² − σ²); the step then starts from σ̂. amount 0: none. Euler and Heun
+/// take it (k-diffusion's s_churn, s_tmin, s_tmax, s_noise).
+struct Churn {
+  double amount = 0, t_min = 0, t_max = std::numeric_limits<double>::infinity(), noise = 1;
+};
 
 /// One step of a sampling run, as SampleOptions::on_step sees it (after the step).
 struct SampleStep {
@@ -25,9 +34,17 @@ struct SampleOptions {
   /// DDIM η (0: deterministic DDIM, 1: DDPM-like), or the stochastic σ-space samplers' (sampler/sde.hpp:
   /// 0 their ODE step, 1 their default); samplers without one (ancestral, the ODE solvers) refuse it.
   TORCH_ARG(std::optional<double>, eta) = std::nullopt;
-  /// The standard normal noise a stochastic σ-space sampler adds at its step from σ to σ_next, shaped
-  /// like x (k-diffusion's noise_sampler: a test's fixed noise, a Brownian tree); empty: at::randn_like.
+  /// The standard normal noise a stochastic σ-space sampler adds at its step from σ to σ_next (the
+  /// churn: from σ up to σ̂), shaped like x (k-diffusion's noise_sampler: a test's fixed noise, a
+  /// Brownian tree); empty: at::randn_like.
   TORCH_ARG(std::function<at::Tensor(const at::Tensor& x, double sigma, double sigma_next)>, step_noise) = nullptr;
+  /// The σ-spaced samplers (Euler, Heun, DPM-Solver++ and the stochastic ones) at their spacing's exact
+  /// σ, the network seeing the training step interpolated in log σ between the two nearest (k-diffusion's
+  /// quantize=False; Process::at_sigmas). Off (the default, the paper's rows): each σ snapped to the
+  /// nearest trained step. Samplers on trained steps (DDIM, ancestral) refuse it.
+  TORCH_ARG(bool, exact_sigmas) = false;
+  /// EDM's churn for Euler and Heun (above); the other samplers refuse an amount above 0.
+  TORCH_ARG(Churn, churn) = {};
   /// Clip x0 predictions to [−1, 1] at every step and re-derive ε from the clipped x0
   /// (improved-diffusion's clip_denoised). Off gives the raw predictions.
   TORCH_ARG(bool, clip_denoised) = true;

@@ -42,6 +42,8 @@ struct Info {
   int64_t default_steps = 0;
   bool eta = false;        // reads SampleOptions::eta
   double default_eta = 0;  // η when none is given
+  bool exact_sigmas = false;  // σ-spaced: takes SampleOptions::exact_sigmas
+  bool churn = false;         // reads SampleOptions::churn (EDM's stochastic Euler and Heun)
 };
 
 template <class S>
@@ -49,6 +51,8 @@ Info info_of() {
   Info i{S::name, label<S>(), S::name, S::default_steps, false};
   if constexpr (requires { S::description; }) i.description = S::description;
   if constexpr (requires { S::default_eta; }) i.eta = true, i.default_eta = S::default_eta;
+  i.exact_sigmas = spacing::SigmaSpacing<typename S::Spacing>;
+  i.churn = has_churn<S>;
   return i;
 }
 
@@ -104,6 +108,14 @@ inline bool has_eta(std::string_view name) {
   for (const auto& i : infos())
     if (i.name == name) return i.eta;
   return false;
+}
+
+/// The names of the registered samplers that take SampleOptions::exact_sigmas ("dpmpp2m, euler, …").
+inline std::string exact_sigma_names() {
+  std::vector<std::string> out;
+  for (const auto& i : infos())
+    if (i.exact_sigmas) out.push_back(i.name);
+  return fmt::format("{}", fmt::join(out, ", "));
 }
 
 /// Refuses, in one line starting "<what> <steps>: ", a step count that sampler `name` cannot take

@@ -8,6 +8,9 @@
 //     static std::vector<int64_t> timesteps(const Process& p, int64_t steps);
 //     // Optional: why `steps` ≤ T cannot be laid out on T, or "" (checked before any work).
 //     static std::string refusal(int64_t T, int64_t steps);
+//     // Optional, for a spacing laid out in σ: the `steps` target σ themselves, ascending, which a run
+//     // with SampleOptions::exact_sigmas visits instead of the nearest steps (Process::at_sigmas).
+//     static std::vector<double> sigmas(const Process& p, int64_t steps);
 //   };
 //
 // Provided: Stride (improved-diffusion's "ddimN", DDIM's), Even (improved-diffusion's "N", the
@@ -111,17 +114,32 @@ struct Even {
 /// σ_max for data in [−1, 1]; a cosine schedule's last σ is ~2e4, where every image is noise
 /// already). Where two targets fall on one index (σ changes fastest at the ends) the later moves up
 /// to the next free one, so the result always has n steps, ascending, index 0 included.
+/// The n target noise levels themselves, ascending (what sigma_timesteps snaps to steps, and what a
+/// run with SampleOptions::exact_sigmas visits); the ends are σ_min and σ_max exactly.
+inline std::vector<double> sigma_targets(const Process& p, int64_t n, double rho) {
+  const int64_t T = p.size();
+  if (n < 1) throw std::invalid_argument(fmt::format("σ spacing: cannot choose {} steps", n));
+  auto sig = p.sigmas().contiguous();
+  const auto* s = sig.data_ptr<double>();
+  const double lo = s[0], hi = std::max(lo, std::min(s[T - 1], 80.0));
+  std::vector<double> out;
+  for (int64_t k = 0; k < n; ++k) {
+    const double f = n == 1 ? 1.0 : static_cast<double>(k) / static_cast<double>(n - 1);  // 0: σ_min, 1: σ_max
+    const double target = f == 0 ? lo : f == 1 ? hi
+                          : rho > 0 ? std::pow(std::pow(lo, 1 / rho) + f * (std::pow(hi, 1 / rho) - std::pow(lo, 1 / rho)), rho)
+                                    : std::exp(std::log(lo) + f * (std::log(hi) - std::log(lo)));
+    out.push_back(target);
+  }
+  return out;
+}
+
 inline std::vector<int64_t> sigma_timesteps(const Process& p, int64_t n, double rho) {
   const int64_t T = p.size();
   if (n < 1 || n > T) throw std::invalid_argument(fmt::format("σ spacing: cannot choose {} steps out of {}", n, T));
   auto sig = p.sigmas().contiguous();
   const auto* s = sig.data_ptr<double>();
-  const double lo = s[0], hi = std::max(lo, std::min(s[T - 1], 80.0));
   std::vector<int64_t> out;
-  for (int64_t k = 0; k < n; ++k) {
-    const double f = n == 1 ? 1.0 : static_cast<double>(k) / static_cast<double>(n - 1);  // 0: σ_min, 1: σ_max
-    const double target = rho > 0 ? std::pow(std::pow(lo, 1 / rho) + f * (std::pow(hi, 1 / rho) - std::pow(lo, 1 / rho)), rho)
-                                  : std::exp(std::log(lo) + f * (std::log(hi) - std::log(lo)));
+  for (const double target : sigma_targets(p, n, rho)) {
     const double lt = std::log(target);
     int64_t best = 0;
     for (int64_t i = 1; i < T; ++i)
@@ -136,11 +154,19 @@ inline std::vector<int64_t> sigma_timesteps(const Process& p, int64_t n, double 
 struct Karras {
   static constexpr const char* name = "karras";
   static std::vector<int64_t> timesteps(const Process& p, int64_t steps) { return sigma_timesteps(p, steps, 7.0); }
+  static std::vector<double> sigmas(const Process& p, int64_t steps) { return sigma_targets(p, steps, 7.0); }
 };
 
 struct LogSNR {
   static constexpr const char* name = "log-snr";
   static std::vector<int64_t> timesteps(const Process& p, int64_t steps) { return sigma_timesteps(p, steps, 0.0); }
+  static std::vector<double> sigmas(const Process& p, int64_t steps) { return sigma_targets(p, steps, 0.0); }
+};
+
+/// Whether spacing P lays its steps out in σ (and so can visit its σ exactly, between trained steps).
+template <class P>
+concept SigmaSpacing = Spacing<P> && requires(const Process& p, int64_t n) {
+  { P::sigmas(p, n) } -> std::same_as<std::vector<double>>;
 };
 
 /// Why sampler `who` cannot take `steps` steps of spacing P on T training steps, or "": a count
