@@ -110,6 +110,20 @@ TEST_CASE("missing, truncated and foreign files get one clear message", "[checkp
   // Found by fuzzing: a changed length in the pickle made LibTorch's unpickler reserve a 4 GB string.
   CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "pickle-4gb-string.pt"),
                     Catch::Contains("its pickle is damaged: a value declares 4294965"));
+  // Found by fuzzing: a pickle whose first value became a TUPLE2 (on an empty stack) made LibTorch's
+  // unpickler read before its stack (a segfault); the stack is walked first now. And the other ways
+  // a pickle's stack can run dry.
+  CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "pickle-stack-underflow.pt"),
+                    Catch::Contains("its pickle is damaged: opcode 0x86 takes 2 values from a stack of 0"));
+  auto damage = [](const std::string& pickle) { return io::detail::pickle_problem(pickle.data(), pickle.size()); };
+  CHECK(damage("\x80\x02)\x85.") == "");  // ((),)
+  CHECK(damage("\x80\x02(K\x01K\x02t.") == "");  // (1, 2)
+  CHECK(damage("\x80\x02R.") == "opcode 0x52 takes 2 values from a stack of 0");
+  CHECK(damage("\x80\x02(K\x01\x86.") == "opcode 0x86 takes 2 values from a stack of 1");  // not across a MARK
+  CHECK(damage("\x80\x02(K\x01K\x02u.") == "opcode 0x75 needs 1 values below its MARK, the stack has 0");
+  CHECK(damage("\x80\x02.") == "opcode 0x2e takes 1 values from a stack of 0");
+  CHECK(damage("\x80\x02\x94") == "opcode 0x94 takes 1 values from a stack of 0");
+  CHECK(damage("\x80\x02K\x01t.") == "opcode 0x74 closes a MARK that was never set");
   // Found by fuzzing: a damaged zip directory made miniz read 0 bytes into a null buffer, which the
   // reader passed on to memcpy (undefined behaviour; the sanitized build of this test stops there).
   CHECK_THROWS_WITH(io::read_tensor_file(fs::path(CASDM_TEST_SOURCE_DIR) / "data" / "zip-empty-record.pt"),

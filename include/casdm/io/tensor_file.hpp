@@ -72,11 +72,32 @@ class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
   const std::vector<char>& bytes_;
 };
 
-/// Walks a pickle's opcodes and refuses one whose declared lengths run past its end, or whose memo
-/// indices run past what was stored: LibTorch's unpickler allocates whatever a length or an index
-/// says (a flipped bit can ask for 4 GB). Returns "" or what is wrong.
+/// Walks a pickle's opcodes and refuses one whose declared lengths run past its end, whose memo
+/// indices run past what was stored, or whose opcodes take more values than its stack holds (or a
+/// MARK it never set): LibTorch's unpickler allocates whatever a length or an index says (a flipped
+/// bit can ask for 4 GB) and pops its stacks unchecked (a TUPLE without a MARK read before its mark
+/// stack; found by fuzzing). Returns "" or what is wrong.
 inline std::string pickle_problem(const char* p, size_t n) {
   size_t i = 0, puts = 0;
+  // The stack as the unpickler keeps it: its depth, and the depth at each open MARK.
+  size_t depth = 0;
+  std::vector<size_t> marks;
+  auto above_mark = [&] { return depth - (marks.empty() ? 0 : marks.back()); };
+  // Pops k values (above the last MARK), then pushes m; "" or what is wrong.
+  auto take = [&](unsigned char op, size_t k, size_t m) -> std::string {
+    if (above_mark() < k) return fmt::format("opcode 0x{:02x} takes {} values from a stack of {}", op, k, above_mark());
+    depth = depth - k + m;
+    return {};
+  };
+  // Pops everything down to the last MARK, which it drops, needing `below` values under it; pushes m.
+  auto to_mark = [&](unsigned char op, size_t below, size_t m) -> std::string {
+    if (marks.empty()) return fmt::format("opcode 0x{:02x} closes a MARK that was never set", op);
+    depth = marks.back();
+    marks.pop_back();
+    if (above_mark() < below) return fmt::format("opcode 0x{:02x} needs {} values below its MARK, the stack has {}", op, below, above_mark());
+    depth += m;
+    return {};
+  };
   auto le = [&](size_t at, int bytes) {
     uint64_t v = 0;
     for (int b = bytes - 1; b >= 0; --b) v = (v << 8) | static_cast<unsigned char>(p[at + static_cast<size_t>(b)]);
@@ -86,6 +107,25 @@ inline std::string pickle_problem(const char* p, size_t n) {
   while (i < n) {
     const auto op = static_cast<unsigned char>(p[i++]);
     uint64_t len = 0;
+    std::string bad;
+    switch (op) {
+      case '(': marks.push_back(depth); break;                                      // MARK
+      case 't': case 'l': case 'd': bad = to_mark(op, 0, 1); break;                 // TUPLE LIST DICT
+      case 0x91: case 'i': bad = to_mark(op, 0, 1); break;                          // FROZENSET INST
+      case 'u': case 'e': case 0x90: bad = to_mark(op, 1, 0); break;                // SETITEMS APPENDS ADDITEMS
+      case '1': bad = to_mark(op, 0, 0); break;                                     // POP_MARK
+      case 0x85: case 'Q': bad = take(op, 1, 1); break;                             // TUPLE1 BINPERSID
+      case 0x86: case 'R': case 0x81: case 0x93: bad = take(op, 2, 1); break;       // TUPLE2 REDUCE NEWOBJ STACK_GLOBAL
+      case 0x87: case 0x92: bad = take(op, 3, 1); break;                            // TUPLE3 NEWOBJ_EX
+      case 's': bad = take(op, 3, 1); break;                                        // SETITEM: dict key value → dict
+      case 'a': case 'b': bad = take(op, 2, 1); break;                              // APPEND BUILD
+      case '0': bad = take(op, 1, 0); break;                                        // POP
+      case '2': case 0x94: case 'q': case 'r': case 'p': bad = take(op, 1, 1 + (op == '2')); break;  // DUP MEMOIZE PUTs
+      case '.': bad = take(op, 1, 1); break;                                        // STOP
+      default: ++depth;  // every other opcode pushes one value (PROTO and FRAME: undone below)
+    }
+    if (op == 0x80 || op == 0x95) --depth;
+    if (!bad.empty()) return bad;
     switch (op) {
       case '.':  // STOP
         return {};
