@@ -101,6 +101,17 @@ assert d == 'Dual, step 4, ema 0.99 weights, ddim 3 steps, seed 0', d
     "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler dpmpp2m --steps 4 --threads 1 --out "$W/dpm" || fail "dpmpp2m"
     "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --threads 1 --out "$W/heun" || fail "heun"
     "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --exact-sigmas --threads 1 --out "$W/heunx" || fail "heun, exact sigmas"
+    for k in 1 2; do  # EDM's churn: one seed, one result
+      "$BIN/casdm-sample" --checkpoint "$W/runv" -n 2 --sampler heun --steps 3 --churn 40 --churn-noise 1.003 --threads 1 \
+        --out "$W/churn$k" || fail "heun with churn"
+    done
+    cmp "$W/churn1/samples.pt" "$W/churn2/samples.pt" || fail "churn: one seed, other samples"
+    "$PY" -c "
+import sys, torch
+d = torch.load(sys.argv[1] + '/samples.pt', weights_only=True)
+assert d['casdm.churn'] == '40 in [0, inf], noise 1.003', d['casdm.churn']
+assert (d['samples'] - torch.load(sys.argv[2] + '/samples.pt', weights_only=True)['samples']).abs().max() > 1e-4
+" "$W/churn1" "$W/heun" || fail "churn samples"
     "$PY" -c "
 import sys, torch, PIL.Image
 for path, s, sig in [(sys.argv[1], 'dpmpp2m', 'snapped'), (sys.argv[2], 'heun', 'snapped'), (sys.argv[3], 'heun', 'exact')]:
@@ -228,7 +239,10 @@ Image.new('L', (8, 8), 40).save(sys.argv[1] + '/a.png'); Image.new('RGB', (8, 8)
     refuse "--eta: the ancestral sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler ancestral --eta 0.5
     refuse "--eta: the heun sampler has no eta" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler heun --eta 0.5
     refuse "--exact-sigmas: the ddim sampler visits trained steps; the sigma-spaced samplers take exact sigmas (dpmpp2m, euler," \
-      "$BIN/casdm-sample" --checkpoint "$W/o" --exact-sigmas ;;
+      "$BIN/casdm-sample" --checkpoint "$W/o" --exact-sigmas
+    refuse "--churn: the dpmpp2m sampler has no churn (euler and heun have)" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler dpmpp2m --churn 5
+    refuse "--churn-noise: the ddim sampler has no churn" "$BIN/casdm-sample" --checkpoint "$W/o" --churn-noise 1.1
+    refuse "--churn-tmax 0.5 is below --churn-tmin 2" "$BIN/casdm-sample" --checkpoint "$W/o" --sampler heun --churn 5 --churn-tmin 2 --churn-tmax 0.5 ;;
   resume-refusals)  # a resumed run keeps its settings; a finished run does not restart silently
     "$BIN/casdm-train" "${TINY[@]}" --steps 4 --out "$W/run" || fail "train"
     before=$(md5sum "$W/run/checkpoints/"* "$W/run/losses.csv")
@@ -500,7 +514,7 @@ for i in range(2): Image.new('L', (8, 8), 40 * i).save(f'{sys.argv[1]}/{i}.png')
     "${ev[@]}" --out "$W/e3.json" --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at DDIM's default steps"
     "${ev[@]}" --out "$W/e4.json" --sampler dpmpp2m > /dev/null || fail "evaluation with DPM-Solver++(2M)"
     "${ev[@]}" --out "$W/e5.json" --sampler heun --steps 0 -n 2 --splits 1 > /dev/null || fail "evaluation at Heun's default steps"
-    "${ev[@]}" --out "$W/e6.json" --sampler euler --exact-sigmas -n 2 --splits 1 > /dev/null || fail "evaluation at exact sigmas"
+    "${ev[@]}" --out "$W/e6.json" --sampler euler --exact-sigmas -n 2 --splits 1 --churn 3 --churn-tmax 20 > /dev/null || fail "evaluation at exact sigmas"
     [ -s "$R/m/reference-stats.pt" ] || fail "no cached reference statistics"
     "$PY" -c "
 import json, sys
@@ -515,7 +529,8 @@ assert json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM
 d, e = (json.load(open(f)) for f in sys.argv[4:6])
 assert d['sampler'] == {'kind': 'dpmpp2m', 'steps': 2, 'sigmas': 'snapped'} and d['fd_domain'] != a['fd_domain'], (d, a)  # another sampler ran
 assert e['sampler'] == {'kind': 'heun', 'steps': 10, 'sigmas': 'snapped'}, e['sampler']  # Heun's default, 10
-assert json.load(open(sys.argv[6]))['sampler'] == {'kind': 'euler', 'steps': 2, 'sigmas': 'exact'}
+assert json.load(open(sys.argv[6]))['sampler'] == {'kind': 'euler', 'steps': 2, 'sigmas': 'exact',
+                                                  'churn': {'amount': 3.0, 't_min': 0.0, 't_max': 20.0, 'noise': 1.0}}
 " "$W/e1.json" "$W/e2.json" "$W/e3.json" "$W/e4.json" "$W/e5.json" "$W/e6.json" || fail "evaluation JSON"
     refuse "--eta: the heun sampler has no eta (ddim and the stochastic samplers have)" "${ev[@]}" --sampler heun --eta 0.5
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"

@@ -499,6 +499,46 @@ TEST_CASE("EDM's churn on Euler and Heun equals an independent float64 implement
     CHECK(off_steps == 0);
     CHECK(max_abs_diff(plain, want_solver("heun10/x0")) < 1e-10);
   }
+  // Sampling the data's moments: from x_T ~ N(0, I) with fresh churn noise, EDM's settings
+  // (S_churn 40 on [0.05, 50], S_noise 1), exact moments from the affine run (rows: x_T = 0 without
+  // noise, x_T = e_j, then each churn draw's e_j alone; draws counted first).
+  auto moments = [&](auto sampler, int64_t n) {
+    using S_ = decltype(sampler);
+    const auto p = respace<S_>(base, n);
+    const casdm::Churn edm{40, 0.05, 50, 1};
+    int64_t draws = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double sg = p.sigmas()[i].template item<double>();
+      draws += sg >= edm.t_min && sg <= edm.t_max;
+    }
+    const int64_t rows = 1 + 4 + 4 * draws;
+    auto start = at::zeros({rows, 4}, at::kDouble);
+    start.slice(0, 1, 5).copy_(at::eye(4, at::kDouble));
+    int64_t k = 0;
+    auto so = casdm::SampleOptions().churn(edm).step_noise([&](const at::Tensor& x, double, double) {
+      auto z = at::zeros({rows, 4}, at::kDouble);
+      z.slice(0, 5 + 4 * k, 9 + 4 * k).copy_(at::eye(4, at::kDouble));
+      ++k;
+      return z.view(x.sizes());
+    });
+    Gaussian g{p, m, S};
+    const auto out = run<S_>(p, std::ref(g), start.view({-1, 1, 2, 2}), so, at_sigma).view({-1, 4});
+    REQUIRE(k == draws);
+    const auto b = out[0], A = (out.slice(0, 1) - b).t();
+    return std::pair{b, A.mm(A.t())};
+  };
+  {
+    const auto [mean, cov] = moments(Heun<>{}, 50);
+    const auto [mean4, cov4] = moments(Heun<>{}, 200);
+    const auto [emean, ecov] = moments(Euler<>{}, 50);
+    WARN("churn: Heun covariance error " << cov_error(cov, S) << " in 50 steps, " << cov_error(cov4, S) << " in 200; Euler "
+                                         << cov_error(ecov, S) << " in 50; mean error " << max_abs_diff(mean, m));
+    // Measured: Heun 4.7 % in 50 steps, 0.54 % in 200; Euler 23.6 % in 50; the mean to 1e-7.
+    CHECK(max_abs_diff(mean, m) < 1e-3);
+    CHECK(cov_error(cov, S) < 0.06);
+    CHECK(cov_error(cov4, S) < cov_error(cov, S) / 3);
+    CHECK(max_abs_diff(emean, m) < 1e-3);
+  }
   // Refusals in one line: samplers without churn, and settings that are not a churn.
   const auto p = respace<Heun<>>(base, 10);
   Gaussian g{p, m, S};
