@@ -11,6 +11,8 @@
 #include "casdm/schedule/linear.hpp"
 #include "support.hpp"
 
+#include <unistd.h>
+
 using casdm::Process;
 using casdm::test::max_abs_diff;
 using casdm::test::max_rel_diff;
@@ -19,9 +21,12 @@ namespace {
 
 const std::map<std::string, at::Tensor>& reference() {
   static const auto ref = [] {
-    auto dir = casdm::test::scratch("process");
-    casdm::test::run_python("process_ref.py", (dir / "ref.pt").string());
-    return casdm::test::load_tensors(dir / "ref.pt");
+    // A file of this process's own: CTest runs the cases of this file side by side.
+    const auto file = casdm::test::scratch("process") / ("ref-" + std::to_string(::getpid()) + ".pt");
+    casdm::test::run_python("process_ref.py", file.string());
+    auto out = casdm::test::load_tensors(file);
+    std::filesystem::remove(file);
+    return out;
   }();
   return ref;
 }
@@ -173,9 +178,12 @@ namespace {
 
 const std::map<std::string, at::Tensor>& solver_reference() {
   static const auto ref = [] {
-    auto dir = casdm::test::scratch("solvers");
-    casdm::test::run_python("solvers_ref.py", (dir / "ref.pt").string());
-    return casdm::test::load_tensors(dir / "ref.pt");
+    // A file of this process's own: CTest runs the cases of this file side by side.
+    const auto file = casdm::test::scratch("solvers") / ("ref-" + std::to_string(::getpid()) + ".pt");
+    casdm::test::run_python("solvers_ref.py", file.string());
+    auto out = casdm::test::load_tensors(file);
+    std::filesystem::remove(file);
+    return out;
   }();
   return ref;
 }
