@@ -27,12 +27,10 @@ namespace fs = std::filesystem;
 
 struct Args {
   std::string checkpoint, scorer, data = "/usr/share/datasets/fashion-mnist", data_format = "auto", fit, stats, out,
-      weights = "ema", device = "cpu", sampler = "ddim";
-  int64_t n = 1000, steps = 50, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
-  double eta = 0, ema_rate = -1, guidance = 0;
-  bool exact_sigmas = false;
-  casdm::Churn churn;
-  std::string cls;
+      weights = "ema", device = "cpu";
+  casdm::app::SamplingRequest sampling = {.steps = 50};
+  int64_t n = 1000, batch = 100, ref_n = 0, seed = 0, threads = 0, splits = 10, bootstrap = 0;
+  double ema_rate = -1;
 };
 
 /// The samples of the checkpoint's model with the sampler named by --sampler (instantiated per preset,
@@ -40,10 +38,8 @@ struct Args {
 template <class Model>
 at::Tensor draw(const Args& a, const casdm::train::CheckpointInfo& c, const at::Tensor& labels, const c10::Device& device,
                 const casdm::train::StopSignals& signals, std::string& which) {
-  auto so = casdm::SampleOptions().steps(a.steps).labels(labels).guidance(a.guidance).exact_sigmas(a.exact_sigmas).churn(a.churn);
-  if (casdm::sampler::has_eta(a.sampler)) so.eta(a.eta);
-  return casdm::app::draw_from_checkpoint<Model>(c, a.sampler, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
-      casdm::eval::DrawOptions().sample(so).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
+  return casdm::app::draw_from_checkpoint<Model>(c, a.sampling.sampler, casdm::examples::weights_choice(a.weights, a.ema_rate), device, a.n,
+      casdm::eval::DrawOptions().sample(a.sampling.options(labels)).batch(a.batch).seed(static_cast<uint64_t>(a.seed))
           .progress(casdm::app::stop_between_batches(signals, casdm::eval::print_draw_progress())), &which);
 }
 
@@ -55,13 +51,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--scorer", a.scorer, casdm::eval::scorer_help())->required();
   app.add_option("-n,--n", a.n, "samples to draw")->capture_default_str()->check(casdm::examples::in_range<int64_t>(2, int64_t{1} << 40));
-  app.add_option("--sampler", a.sampler, "one of: " + casdm::sampler::help())
-      ->capture_default_str()->check(CLI::IsMember(casdm::sampler::names()));
-  app.add_option("--steps", a.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")->capture_default_str()
-      ->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--eta", a.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")->capture_default_str()->check(casdm::examples::in_range<double>(0, 1));
-  casdm::examples::add_exact_sigmas_flag(app, a.exact_sigmas);
-  casdm::examples::add_churn_options(app, a.churn);
+  casdm::examples::add_sampling_options(app, a.sampling);
   app.add_option("--weights", a.weights, "ema or raw")->capture_default_str()->check(CLI::IsMember({"ema", "raw"}));
   app.add_option("--ema-rate", a.ema_rate, "which EMA copy (default: the first)");
   app.add_option("--data", a.data, "the data set the reference statistics are of")->capture_default_str();
@@ -77,9 +67,6 @@ int main(int argc, char** argv) {
   app.add_option("--bootstrap", a.bootstrap, "resamples for the distance's spread (0: none)")->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
   app.add_option("--seed", a.seed, "seed of the sampling noise")->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
-  app.add_option("--class", a.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K)");
-  app.add_option("--guidance", a.guidance, "classifier-free guidance scale (needs --class)")->capture_default_str()
-      ->check(casdm::examples::in_range<double>(0, 1e6));
   app.add_option("--out", a.out, "JSON file to write (default: print only)");
   casdm::examples::add_machine_options(app, a.threads, a.device);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-eval"); rc >= 0) return rc;
@@ -87,22 +74,14 @@ int main(int argc, char** argv) {
     const auto device = casdm::examples::use_machine(a.threads, a.device);
     if (a.weights == "raw" && app.count("--ema-rate"))
       throw std::runtime_error("--ema-rate: --weights raw uses the raw weights, not an EMA copy");
-    if (!casdm::sampler::has_eta(a.sampler) && app.count("--eta"))
-      throw std::runtime_error(fmt::format("--eta: the {} sampler has no eta (ddim and the stochastic samplers have)", a.sampler));
-    if (!app.count("--eta")) a.eta = casdm::sampler::info(a.sampler).default_eta;
-    casdm::examples::check_exact_sigmas(a.sampler, a.exact_sigmas);
-    casdm::examples::check_churn(app, a.sampler, a.churn);
+    casdm::examples::settle_sampling(app, a.sampling);
     if (a.splits > a.n) throw std::runtime_error(fmt::format("--splits {} is more than -n {}", a.splits, a.n));
     if (a.bootstrap == 1) throw std::runtime_error("--bootstrap: 0 (none) or at least 2 resamples");
-    if (a.guidance != 0 && a.cls.empty()) throw std::runtime_error("--guidance: needs --class (guidance steers towards a class)");
     const auto path = casdm::train::resolve_checkpoint(a.checkpoint);
     const auto c = casdm::train::read_checkpoint(path);
     const auto preset = casdm::app::preset_of(c);
     // Refused before the scorer and the data set are read: --class and --steps against the checkpoint's model.
-    const auto labels = casdm::examples::class_labels(a.cls, a.n, c.denoiser_options.num_classes(), c.path);
-    const int64_t T = c.denoiser_options.diffusion_steps();
-    if (a.steps > T) throw std::runtime_error(fmt::format("--steps {} exceeds the checkpoint's T = {}", a.steps, T));
-    a.steps = casdm::sampler::resolve_steps(a.sampler, T, a.steps, "--steps");  // what the JSON records
+    const auto labels = a.sampling.checked(a.n, c);  // the JSON records the steps run
     if (!a.out.empty()) {  // the JSON file is checked before any work
       if (fs::is_directory(a.out))
         throw std::runtime_error(fmt::format("--out {}: a folder; give the name of the JSON file to write", a.out));
@@ -116,7 +95,7 @@ int main(int argc, char** argv) {
       return casdm::presets::visit(preset, [&](auto type) { return draw<typename decltype(type)::type>(a, c, labels, device, signals, which); });
     };
     nlohmann::json j;
-    const casdm::app::EvalRequest request{a.sampler, a.cls, a.steps, a.n, a.seed, a.splits, a.bootstrap, a.batch, a.eta, a.guidance, a.exact_sigmas, a.churn};
+    const casdm::app::EvalRequest request{a.sampling, a.n, a.seed, a.splits, a.bootstrap, a.batch};
     casdm::eval::with_scorer(a.scorer, device, [&](auto& scorer) {
       j = casdm::app::evaluate(c, scorer, [&] {
         return casdm::examples::reference(scorer, a.scorer, c, {a.data, a.data_format, a.fit, a.stats, a.ref_n}, device, a.batch);

@@ -7,6 +7,7 @@
 #include "casdm/presets.hpp"
 #include "casdm/app/machine.hpp"
 #include "casdm/app/run_settings.hpp"
+#include "casdm/app/sampling.hpp"
 #include "casdm/io/files.hpp"
 #include "casdm/sampler/registry.hpp"
 #include "casdm/train/previews.hpp"
@@ -35,28 +36,6 @@ namespace casdm::examples {
 
 /// "DDPM_Eps, DDPM_X0, ..." — every preset the programs know (for --help).
 inline std::string preset_names() { return fmt::format("{}", fmt::join(presets::names(), ", ")); }
-
-/// An option's integer text, or one line naming the option.
-inline int64_t parse_int(const std::string& s, const char* option) {
-  int64_t v = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size())
-    throw std::runtime_error(fmt::format("{}: expected an integer or 'all', got '{}'", option, s));
-  return v;
-}
-
-/// The labels --class asks of a model of `classes` classes (0: unconditional) for n samples:
-/// none for "", class i % K for sample i for "all", else one class k in [0, K) for every sample.
-inline at::Tensor class_labels(const std::string& cls, int64_t n, int64_t classes, const std::filesystem::path& checkpoint) {
-  if (cls.empty()) return {};
-  if (classes < 1)
-    throw std::runtime_error(fmt::format("--class: {} is an unconditional model (trained without --class-cond)", checkpoint.string()));
-  if (cls == "all") return train::cycling_labels(n, classes);
-  const int64_t k = parse_int(cls, "--class");
-  if (k < 0 || k >= classes)
-    throw std::runtime_error(fmt::format("--class {}: the model has {} classes (0 to {})", k, classes, classes - 1));
-  return at::full({n}, k, at::kLong);
-}
 
 /// Range checks for options, with messages in the program's words ("--steps: must be an integer
 /// >= 1, got 'abc'"): each element of a list option is checked alone.
@@ -137,33 +116,31 @@ inline train::Weights weights_choice(const std::string& weights, double ema_rate
   return train::Weights::ema_copy(ema_rate < 0 ? std::nullopt : std::optional<double>(ema_rate));
 }
 
-/// --exact-sigmas (SampleOptions::exact_sigmas), shared by casdm-sample and casdm-eval.
-inline void add_exact_sigmas_flag(CLI::App& app, bool& exact) {
-  app.add_flag("--exact-sigmas", exact, "the sigma-spaced samplers (" + sampler::exact_sigma_names() +
+/// The sampling options of casdm-sample and casdm-eval (app::SamplingRequest): --sampler, --steps,
+/// --eta, --exact-sigmas, --churn, --churn-tmin, --churn-tmax, --churn-noise, --class, --guidance.
+inline void add_sampling_options(CLI::App& app, app::SamplingRequest& r) {
+  app.add_option("--sampler", r.sampler, "one of: " + sampler::help())->capture_default_str()->check(CLI::IsMember(sampler::names()));
+  app.add_option("--steps", r.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
+      ->capture_default_str()->check(at_least<int64_t>(0));
+  app.add_option("--eta", r.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")
+      ->capture_default_str()->check(in_range<double>(0, 1));
+  app.add_flag("--exact-sigmas", r.exact_sigmas, "the sigma-spaced samplers (" + sampler::exact_sigma_names() +
                ") at their spacing's exact sigma, the network seeing steps interpolated between trained ones (default: "
                "each sigma snapped to the nearest trained step)");
-}
-/// --churn, --churn-tmin, --churn-tmax, --churn-noise (SampleOptions::churn), shared by casdm-sample and casdm-eval.
-inline void add_churn_options(CLI::App& app, Churn& c) {
-  app.add_option("--churn", c.amount, "EDM's S_churn for euler and heun: noise added before each step (0: none)")
+  app.add_option("--churn", r.churn.amount, "EDM's S_churn for euler and heun: noise added before each step (0: none)")
       ->capture_default_str()->check(in_range<double>(0, 1e6));
-  app.add_option("--churn-tmin", c.t_min, "churn only at sigma >= this")->capture_default_str()->check(in_range<double>(0, 1e9));
-  app.add_option("--churn-tmax", c.t_max, "churn only at sigma <= this (default: no bound)")->check(in_range<double>(0, 1e9));
-  app.add_option("--churn-noise", c.noise, "EDM's S_noise, the churn noise's scale")->capture_default_str()->check(in_range<double>(0, 10));
-}
-/// Refuses the churn options with a sampler that has none, and an empty range, in one line.
-inline void check_churn(const CLI::App& app, const std::string& sampler, const Churn& c) {
-  for (const char* flag : {"--churn", "--churn-tmin", "--churn-tmax", "--churn-noise"})
-    if (app.count(flag) && !sampler::info(sampler).churn)
-      throw std::runtime_error(fmt::format("{}: the {} sampler has no churn (euler and heun have)", flag, sampler));
-  if (c.t_max < c.t_min) throw std::runtime_error(fmt::format("--churn-tmax {} is below --churn-tmin {}", c.t_max, c.t_min));
+  app.add_option("--churn-tmin", r.churn.t_min, "churn only at sigma >= this")->capture_default_str()->check(in_range<double>(0, 1e9));
+  app.add_option("--churn-tmax", r.churn.t_max, "churn only at sigma <= this (default: no bound)")->check(in_range<double>(0, 1e9));
+  app.add_option("--churn-noise", r.churn.noise, "EDM's S_noise, the churn noise's scale")->capture_default_str()
+      ->check(in_range<double>(0, 10));
+  app.add_option("--class", r.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K for sample i)");
+  app.add_option("--guidance", r.guidance, "classifier-free guidance scale w (0: the conditional model alone; needs --class)")
+      ->capture_default_str()->check(in_range<double>(0, 1e6));
 }
 
-/// Refuses --exact-sigmas with a sampler on trained steps, in one line.
-inline void check_exact_sigmas(const std::string& sampler, bool exact) {
-  if (exact && !sampler::info(sampler).exact_sigmas)
-    throw std::runtime_error(fmt::format("--exact-sigmas: the {} sampler visits trained steps; the sigma-spaced samplers take "
-                                         "exact sigmas ({})", sampler, sampler::exact_sigma_names()));
+/// app::SamplingRequest::settle with the options the command line gave.
+inline void settle_sampling(const CLI::App& app, app::SamplingRequest& r) {
+  r.settle([&](std::string_view flag) { return app.count(std::string(flag)) > 0; });
 }
 
 using io::require_writable_folder;  // creates the folder, or says it is not writable

@@ -161,7 +161,7 @@ assert c['casdm.format'] == 'casdm-checkpoint-2' and cfg['denoiser']['num_classe
     # casdm-eval: the same words, before the scorer or the data set is read (neither exists here).
     refuse "--class -1: the model has 10 classes (0 to 9)" "$BIN/casdm-eval" --checkpoint "$R/run" --class -1 --scorer "$W/none/small_vgg.pt"
     refuse "is an unconditional model (trained without --class-cond)" "$BIN/casdm-eval" --checkpoint "$R/plain" --class all --scorer "$W/none/small_vgg.pt"
-    refuse "--steps 5000 exceeds the checkpoint's T = 20" "$BIN/casdm-eval" --checkpoint "$R/plain" --steps 5000 --scorer "$W/none/small_vgg.pt"
+    refuse "--steps 5000: more than the model's T = 20" "$BIN/casdm-eval" --checkpoint "$R/plain" --steps 5000 --scorer "$W/none/small_vgg.pt"
     # A DDIM step count no integer stride of T makes: refused at once (sampling would refuse it only
     # after the reference statistics, or, in casdm-train, at the first sample grid).
     ddim15="--steps 15: DDIM takes the steps of T = 20 at an integer stride, which makes 10 or 20 but not 15"

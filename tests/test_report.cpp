@@ -21,6 +21,7 @@
 #include "casdm/app/model_flags.hpp"
 #include "casdm/app/run_report.hpp"
 #include "casdm/app/run_settings.hpp"
+#include "casdm/app/sampling.hpp"
 #include "casdm/app/score_cache.hpp"
 #include "casdm/app/stop.hpp"
 #include "casdm/app/machine.hpp"
@@ -849,6 +850,81 @@ TEST_CASE("machine: threads, device and precision as a program's options name th
   CHECK_THROWS_WITH(app::precision_type("fp16", c10::Device("cpu")),
                     "--precision fp16: float16 autocast needs a CUDA device (LibTorch's CPU autocast runs bfloat16 only; on cpu use bf16)");
   CHECK_THROWS_WITH(app::precision_type("fp8", c10::Device("cpu")), "--precision fp8: expected fp32, bf16 or fp16");
+}
+
+TEST_CASE("SamplingRequest: a sampler's settings checked against the sampler and the checkpoint, as options and records", "[app]") {
+  auto given = [](std::set<std::string> flags) { return [flags](std::string_view f) { return flags.count(std::string(f)) > 0; }; };
+  app::SamplingRequest r;
+  r.sampler = "dpmpp2m-sde";
+  r.settle(given({}));
+  CHECK(r.eta == sampler::info("dpmpp2m-sde").default_eta);  // the sampler's own η where none is given
+  CHECK(r.eta == 1);
+  r.eta = 0.25;
+  r.settle(given({"--eta"}));
+  CHECK(r.eta == 0.25);
+  r.sampler = "dpmpp2m";
+  CHECK_THROWS_WITH(r.settle(given({"--eta"})), "--eta: the dpmpp2m sampler has no eta (ddim and the stochastic samplers have)");
+  CHECK_THROWS_WITH(r.settle(given({"--churn-noise"})), "--churn-noise: the dpmpp2m sampler has no churn (euler and heun have)");
+  r.sampler = "ddim";
+  r.exact_sigmas = true;
+  CHECK_THROWS_WITH(r.settle(given({})), Catch::StartsWith("--exact-sigmas: the ddim sampler visits trained steps;"));
+  r = {};
+  r.sampler = "heun";
+  r.churn = {.amount = 40, .t_min = 2, .t_max = 1};
+  CHECK_THROWS_WITH(r.settle(given({"--churn"})), "--churn-tmax 1 is below --churn-tmin 2");
+  r.churn.t_max = 10;
+  r.guidance = 2;
+  CHECK_THROWS_WITH(r.settle(given({"--churn"})), "--guidance: needs --class (guidance steers towards a class)");
+  r.cls = "all";
+  r.settle(given({"--churn"}));
+
+  // Against a checkpoint of T = 20 and 3 classes.
+  train::CheckpointInfo c;
+  c.path = "run/ckpt.pt";
+  c.denoiser_options.diffusion_steps(20).num_classes(3);
+  const auto labels = r.checked(5, c);
+  CHECK(labels.equal(at::tensor({0, 1, 2, 0, 1}, at::kLong)));
+  CHECK(r.steps == std::min<int64_t>(sampler::info("heun").default_steps, 20));  // 0: the default, recorded as run
+  r.cls = "2";
+  CHECK(r.checked(2, c).equal(at::tensor({2, 2}, at::kLong)));
+  for (const auto& [cls, why] : std::vector<std::pair<std::string, std::string>>{
+           {"3", "--class 3: the model has 3 classes (0 to 2)"}, {"-1", "--class -1: the model has 3 classes (0 to 2)"},
+           {"shirt", "--class: expected an integer or 'all', got 'shirt'"}, {"1x", "--class: expected an integer or 'all', got '1x'"}}) {
+    r.cls = cls;
+    CHECK_THROWS_WITH(r.checked(2, c), why);
+  }
+  r.cls = "1";
+  r.steps = 21;
+  CHECK_THROWS_WITH(r.checked(2, c), Catch::StartsWith("--steps 21: more than the model's T = 20"));
+  r.steps = 7;
+  c.denoiser_options.num_classes(0);
+  CHECK_THROWS_WITH(r.checked(2, c), "--class: run/ckpt.pt is an unconditional model (trained without --class-cond)");
+  r.cls = "";
+  r.guidance = 0;
+  CHECK_FALSE(r.checked(2, c).defined());
+
+  // What the run is given and what is recorded of it.
+  const auto so = r.options({});
+  CHECK(so.steps() == 7);
+  CHECK(so.churn().amount == 40);
+  CHECK(so.churn().t_max == 10);
+  CHECK_FALSE(so.exact_sigmas());
+  CHECK(r.caption() == "heun 7 steps");
+  CHECK(r.class_caption().empty());
+  const auto rec = r.record();
+  CHECK(rec.at("sampler") == "heun");
+  CHECK(rec.at("steps") == "7");
+  CHECK(rec.at("churn") == "40 in [2, 10], noise 1");
+  CHECK(rec.at("sigmas") == "snapped");
+  const auto j = r.json();
+  CHECK(j.dump() == R"({"churn":{"amount":40.0,"noise":1.0,"t_max":10.0,"t_min":2.0},"kind":"heun","sigmas":"snapped","steps":7})");
+  r.sampler = "ddim";
+  r.churn = {};
+  r.cls = "all";
+  r.guidance = 1.5;
+  CHECK(r.json().dump() == R"({"eta":0.0,"kind":"ddim","steps":7})");  // no σ spacing, no churn
+  CHECK(r.caption() == "ddim 7 steps");
+  CHECK(r.class_caption() == ", class all, guidance 1.5");
 }
 
 namespace {

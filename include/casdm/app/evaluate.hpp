@@ -7,6 +7,7 @@
 //                                 [&](std::string& which) { return samples; }, casdm::app::EvalRequest{...}, {}, device);
 #include "casdm/app/preset_of.hpp"
 #include "casdm/app/reference.hpp"
+#include "casdm/app/sampling.hpp"
 #include "casdm/eval/scorers.hpp"
 #include "casdm/sampler/registry.hpp"
 #include "casdm/train/checkpoint.hpp"
@@ -14,20 +15,16 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
 
 namespace casdm::app {
 
-/// What an evaluation asked for (recorded as given; `steps` as run).
+/// What an evaluation asked for (recorded as given; the sampling's `steps` as run).
 struct EvalRequest {
-  std::string sampler = "ddim", cls;  // cls: "", a class index or "all"
-  int64_t steps = 0, n = 0, seed = 0, splits = 10, bootstrap = 0, batch = 100;
-  double eta = 0, guidance = 0;
-  bool exact_sigmas = false;  // SampleOptions::exact_sigmas
-  Churn churn = {};           // SampleOptions::churn
+  SamplingRequest sampling;
+  int64_t n = 0, seed = 0, splits = 10, bootstrap = 0, batch = 100;
 };
 
 /// The reference statistics (`reference`), the samples (`sample`, which names the weights it used)
@@ -51,16 +48,10 @@ nlohmann::json evaluate(const train::CheckpointInfo& c, Scorer& scorer, const st
   const auto t3 = std::chrono::steady_clock::now();
   auto secs = [](auto x, auto y) { return std::chrono::duration<double>(y - x).count(); };
   nlohmann::json j{{"checkpoint", c.path.string()}, {"preset", preset_of(c)}, {"step", c.step}, {"weights", which},
-                   {"sampler", {{"kind", r.sampler}, {"steps", r.steps}}}};
-  if (sampler::has_eta(r.sampler)) j["sampler"]["eta"] = r.eta;
-  if (sampler::info(r.sampler).exact_sigmas) j["sampler"]["sigmas"] = r.exact_sigmas ? "exact" : "snapped";
-  if (r.churn.amount > 0) {
-    j["sampler"]["churn"] = {{"amount", r.churn.amount}, {"t_min", r.churn.t_min}, {"noise", r.churn.noise}};
-    if (std::isfinite(r.churn.t_max)) j["sampler"]["churn"]["t_max"] = r.churn.t_max;
-  }
+                   {"sampler", r.sampling.json()}};
   if (labels.defined()) {
-    j["class"] = r.cls;
-    j["guidance"] = r.guidance;
+    j["class"] = r.sampling.cls;
+    j["guidance"] = r.sampling.guidance;
     // The scorer's classes against the labels asked for (meaningful for a classifier of the same
     // classes: the domain scorer of the data set the model was trained on).
     if (!fid && stats.probs.size(1) == c.denoiser_options.num_classes())
