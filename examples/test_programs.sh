@@ -123,6 +123,20 @@ for path, s, sig in [(sys.argv[1], 'dpmpp2m', 'snapped'), (sys.argv[2], 'heun', 
 a, b = (torch.load(p + '/samples.pt', weights_only=True)['samples'] for p in sys.argv[2:4])
 assert (a - b).abs().max() > 1e-4, 'exact sigmas sampled what snapped ones did'
 " "$W/dpm" "$W/heun" "$W/heunx" || fail "solver samples"
+    # EDM's side: Cas-DM on EDM trains (σ drawn anywhere), samples with its own Heun at exact σ (churn
+    # too) and with DDIM on its levels; the record says the σ were exact without --exact-sigmas.
+    "$BIN/casdm-train" "${TINY[@]}" --steps 2 --preset CasDM_EDM --out "$W/rune" || fail "train CasDM_EDM"
+    "$BIN/casdm-sample" --checkpoint "$W/rune" -n 2 --sampler heun --steps 3 --churn 40 --threads 1 --out "$W/edmh" || fail "CasDM_EDM heun"
+    "$BIN/casdm-sample" --checkpoint "$W/rune" -n 2 --steps 3 --threads 1 --out "$W/edmd" || fail "CasDM_EDM ddim"
+    "$PY" -c "
+import json, sys, torch
+for path, s, sig in [(sys.argv[1], 'heun', 'exact'), (sys.argv[2], 'ddim', 'snapped')]:
+    d = torch.load(path + '/samples.pt', weights_only=True)
+    assert d['samples'].shape == (2, 1, 28, 28) and torch.isfinite(d['samples']).all(), d['samples'].shape
+    assert d['casdm.preset'] == 'CasDM_EDM' and d['casdm.sampler'] == s and d['casdm.sigmas'] == sig, d
+c = torch.load(sys.argv[3], weights_only=True)
+assert c['casdm.identity'] == 'edm | cascaded-edm(unet <- x0star, unet) | x0star@edm:1 + x0:1 + mu:1', c['casdm.identity']
+" "$W/edmh" "$W/edmd" "$W/rune/checkpoints/ckpt-000000002.pt" || fail "CasDM_EDM samples"
     # SIGTERM while sampling: the batch under way finishes, nothing is written, exit 143.
     "$BIN/casdm-sample" --checkpoint "$W/run" -n 100000 --steps 20 --batch 2 --threads 1 --out "$W/sig" 2> "$W/sig.err" & pid=$!
     for _ in $(seq 600); do grep -q "^sampled 2/" "$W/sig.err" && break; sleep 0.1; done

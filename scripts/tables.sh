@@ -8,6 +8,9 @@
 #   bash scripts/tables.sh solvers   # Table 5 with the fast solvers: DDPM_Eps CasDM CasDM_V at 10
 #                                    # and 20 steps, once per sampler in SAMPLERS (ddim dpmpp2m heun),
 #                                    # each into OUT/<sampler>/ (docs/results/solvers.md)
+#   bash scripts/tables.sh edm   # EDM and Cas-DM on EDM beside DDPM_Eps and CasDM at 10, 18 and 50
+#                                # steps, once per sampler in SAMPLERS (heun dpmpp2m-sde: one
+#                                # deterministic, one stochastic), each into OUT/<sampler>/
 #   bash scripts/tables.sh 15    # Tables 1 and 5 in one run: DDPM_Eps DDPM_X0 Dual CasDM
 #                                # CasDM_SmallVGG DDPM_Eps_wide Dual_seed1 at 10 and 100 DDIM steps
 #                                # (docs/results/)
@@ -27,7 +30,7 @@
 # command again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TABLE=${1:?usage: scripts/tables.sh 1|3|4|5|15|solvers}
+TABLE=${1:?usage: scripts/tables.sh 1|3|4|5|15|solvers|edm}
 STEPS=${STEPS:-1200} N=${N:-1000} OUT=${OUT:-docs/results/table$TABLE} RUNS=${RUNS:-out/tables}
 SCORER=${SCORER:-weights/fmnist/small_vgg.pt} LOSS_WEIGHTS=${LOSS_WEIGHTS:-weights/fmnist-loss}
 B=${B:-build/examples}  # the programs (a copy elsewhere lets a rebuild go on while this runs)
@@ -39,7 +42,8 @@ case $TABLE in
   5) rows=(DDPM_Eps CasDM) cols=(10 25 50 100) ;;
   15) rows=(DDPM_Eps DDPM_X0 Dual CasDM CasDM_SmallVGG DDPM_Eps_wide Dual_seed1) cols=(10 100) ;;
   solvers) rows=(DDPM_Eps CasDM CasDM_V) cols=(10 20) ;;
-  *) echo "unknown table $TABLE (1, 3, 4, 5, 15 or solvers)" >&2; exit 2 ;;
+  edm) rows=(DDPM_Eps CasDM EDM CasDM_EDM) cols=(10 18 50) ;;
+  *) echo "unknown table $TABLE (1, 3, 4, 5, 15, solvers or edm)" >&2; exit 2 ;;
 esac
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 [ -x $B/casdm-ablation ] || { bash scripts/install-deps.sh && bash scripts/configure.sh &&
@@ -66,10 +70,11 @@ for p in "${rows[@]}"; do
   fi
   args+=(--row "$p=$run")
 done
-if [ "$TABLE" = solvers ]; then
-  for s in ${SAMPLERS:-ddim dpmpp2m heun}; do
+if [ "$TABLE" = solvers ] || [ "$TABLE" = edm ]; then
+  [ "$TABLE" = edm ] && samplers=${SAMPLERS:-heun dpmpp2m-sde} what="EDM beside DDPM" || samplers=${SAMPLERS:-ddim dpmpp2m heun} what="Table 5"
+  for s in $samplers; do
     $B/casdm-ablation "${args[@]}" --steps "${cols[@]}" --sampler "$s" --scorer "$SCORER" -n "$N" --out "$OUT/$s" ${ABLATION_ARGS:-} \
-      --title "Table 5 with $s at CPU scale ($STEPS training steps per row)"
+      --title "$what with $s at CPU scale ($STEPS training steps per row)"
   done
   exit 0
 fi

@@ -10,6 +10,8 @@
 #include "support.hpp"
 #include "tiny.hpp"
 
+#include <unistd.h>
+
 using namespace casdm;
 using test::tiny_options;
 
@@ -764,7 +766,9 @@ TEST_CASE("every preset's identity is built from registered names, with no C++ s
       {"CasDM_Swin", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + swin(224):1/10"},
       {"CasDM_SmallVGG", "cosine | cascaded(unet <- x0star, unet) | eps:1 + x0:1 + mu:1 + small_vgg(32):1/10"},
       {"DDPM_V", "cosine | v-only(unet) | v:1"},
-      {"CasDM_V", "cosine | cascaded-v(unet <- x0star, unet) | v:1 + x0:1 + mu:1"}};
+      {"CasDM_V", "cosine | cascaded-v(unet <- x0star, unet) | v:1 + x0:1 + mu:1"},
+      {"EDM", "edm | edm(unet) | x0@edm:1"},
+      {"CasDM_EDM", "edm | cascaded-edm(unet <- x0star, unet) | x0star@edm:1 + x0:1 + mu:1"}};
   std::set<std::string> seen;
   presets::for_each([&](const char* name, auto type) {
     using P = typename decltype(type)::type;
@@ -778,7 +782,7 @@ TEST_CASE("every preset's identity is built from registered names, with no C++ s
     // The sampler is not part of it.
     CHECK(with_sampler_t<P, sampler::DDIM<10>>::Impl::identity() == id);
     CHECK(with_sampler_t<P, sampler::Heun<>>::Impl::identity() == id);
-    CHECK(P::Impl::sampler_spec() == "ddim(100)");
+    CHECK(P::Impl::sampler_spec() == (std::string(name).find("EDM") != std::string::npos ? "heun(18)" : "ddim(100)"));
     seen.insert(id);
   });
   // Presets that differ in their type differ in their identity, but for the feature losses, whose
@@ -1065,4 +1069,166 @@ TEST_CASE("a sampler's run reports every step: its timestep, sigma, the images a
   CHECK(lines(3600) == want.substr(want.rfind("step 5/5")));
   CHECK(ts[4] == 0);
   CHECK(want.substr(want.rfind("step 5/5")) == fmt::format("step 5/5  t 0  sigma {:.4g}\n", sigmas[4]));
+}
+
+// ---- EDM (Karras et al. 2022): the continuous σ process, the preconditioned denoiser, its loss ----
+namespace {
+/// A stand-in raw network F(z, c) = sin(3z) + z/4 that keeps the time it was given (edm_ref.py's).
+struct ProbeImpl : torch::nn::Module {
+  ProbeImpl() { w = register_parameter("w", at::zeros({1}, at::kDouble)); }
+  at::Tensor forward(const at::Tensor& z, const at::Tensor& c, const at::Tensor& /*y*/ = {}) {
+    seen = c;
+    return at::sin(3 * z) + z / 4;
+  }
+  at::Tensor w, seen;
+};
+TORCH_MODULE(Probe);
+struct ProbeArch {
+  static constexpr const char* name = "probe";
+  static Probe make(const net::UNetOptions&, int64_t, int64_t) { return Probe(); }
+};
+}  // namespace
+
+TEST_CASE("EDM: the continuous sigma process, the preconditioned denoiser and its loss weight equal EDM's own formulas (float64)", "[edm]") {
+  const auto file = test::scratch("edm") / ("ref-" + std::to_string(::getpid()) + ".pt");
+  test::run_python("edm_ref.py", file.string());
+  const auto ref = test::load_tensors(file);
+  std::filesystem::remove(file);
+  auto want = [&](const std::string& k) { return ref.at(k); };
+
+  // The levels: Karras's ρ = 7 spacing from 0.002 to 80, as k-diffusion's get_sigmas_karras (increasing).
+  for (int64_t T : {1000, 5}) {
+    const auto s = at::tensor(schedule::EDM::sigmas(T), at::kDouble);
+    CHECK(test::max_rel_diff(s, want(fmt::format("karras_{}", T))) < 1e-13);
+    CHECK(s[0].item<double>() == 0.002);
+    CHECK(s[T - 1].item<double>() == 80.0);
+  }
+  // A batch of noise levels as a continuous process: σ exact, beyond the levels' ends too.
+  const auto sig = want("sigma");
+  std::vector<double> levels(sig.data_ptr<double>(), sig.data_ptr<double>() + sig.numel());
+  Denoiser<schedule::EDM, topology::EDMPrecond<ProbeArch>> d(tiny_options(2, 1, 100));
+  CHECK(d->identity() == "edm | edm(probe)");
+  CHECK(d->process().is_continuous());
+  const auto q = d->process().at_sigmas(levels);
+  CHECK(test::max_abs_diff(q.sigmas(), sig) == 0);
+  CHECK(test::max_rel_diff(q.alphas_cumprod(), 1.0 / (1.0 + sig.square())) < 1e-15);
+  const auto t = at::arange(7, at::kLong);
+  const auto x0 = want("x0"), noise = want("noise");
+  const auto x_t = q.q_sample(x0, t, noise);
+  CHECK(test::max_rel_diff(x_t * (1 + sig.square()).sqrt().view({-1, 1, 1, 1}), x0 + sig.view({-1, 1, 1, 1}) * noise) < 1e-13);
+  // D(x; σ) against EDMPrecond (1e-12), the network's time against c_noise = ln(σ)/4 (in float32).
+  const auto pred = d->predict(q, x_t, t);
+  CHECK(test::max_rel_diff(pred.x0, want("D")) < 1e-12);
+  CHECK(test::max_rel_diff(d->nets().theta->seen, want("c_noise"), 1e-3) < 1e-6);
+  CHECK(test::max_rel_diff(q.predict_x0_from_eps(x_t, t, pred.eps), want("D")) < 1e-10);
+  // EDMLoss: weight (σ² + σ_d²)/(σ·σ_d)², loss mean(weight·(D − x0)²).
+  CHECK(test::max_rel_diff(loss::weighting::EDM<>::weight(q.snr(t, x0).flatten(), loss::weighting::Target::x0), want("weight")) < 1e-12);
+  using L = loss::Weighted<loss::X0MSE<>, loss::weighting::EDM<>>;
+  const L term(ObjectiveOptions{});
+  const auto value = term(LossInputs{q, x0, x_t, t, noise, pred});
+  CHECK(test::max_rel_diff(value.reshape({1}), want("loss")) < 1e-12);
+  CHECK(L::spec() == "x0@edm");
+  // The same weight on ε and v, by ‖ε − ε′‖² = SNR·‖x0 − x0′‖² and ‖v − v′‖² = (SNR + 1)·‖x0 − x0′‖².
+  const auto snr = q.snr(t, x0).flatten();
+  CHECK(test::max_rel_diff(loss::weighting::EDM<>::weight(snr, loss::weighting::Target::eps) * snr, want("weight")) < 1e-12);
+  CHECK(test::max_rel_diff(loss::weighting::EDM<>::weight(snr, loss::weighting::Target::v) * (snr + 1), want("weight")) < 1e-12);
+
+  // A respacing of the levels keeps them exactly; the network's time follows.
+  const auto r = d->process().respaced({0, 50, 99});
+  CHECK(r.is_continuous());
+  CHECK(test::max_abs_diff(r.sigmas(), at::tensor(schedule::EDM::sigmas(100), at::kDouble).index_select(0, at::tensor({0, 50, 99}))) == 0);
+  CHECK(test::max_rel_diff(r.model_timesteps(at::arange(3)), r.sigmas().log() / 4) < 1e-6);
+
+  // Training draws ln σ ~ N(−1.2, 1.2²) anywhere, the batch its own process of distinct levels.
+  torch::manual_seed(5);
+  const auto draw = d->draw_training(4000, x0.options());
+  REQUIRE(draw.process);
+  const auto ls = draw.process->sigmas().index_select(0, draw.t).log();
+  CHECK(std::abs(ls.mean().item<double>() + 1.2) < 0.06);   // 3.2 standard errors
+  CHECK(std::abs(ls.std().item<double>() - 1.2) < 0.045);
+  CHECK(draw.process->size() <= 4000);
+  CHECK((draw.process->sigmas().slice(0, 1) > draw.process->sigmas().slice(0, 0, -1)).all().item<bool>());
+  torch::manual_seed(5);
+  CHECK(d->draw_training(4000, x0.options()).t.equal(draw.t));
+
+  CHECK_THROWS_WITH(Process::continuous({1.0, 0.5}, 0.25),
+                    "Process::continuous: noise levels must be finite and increase from above 0, got 0.5 after 1");
+  CHECK_THROWS_WITH(Process::continuous({1.0}, 0), Catch::StartsWith("Process::continuous: the network's time is a finite non-zero multiple"));
+}
+
+TEST_CASE("CasDM_EDM: theta is EDM's denoiser (x0star = D_theta), L_x0star trains theta only, L_x0 and L_mu phi only", "[edm][topology][routing]") {
+  const auto file = test::scratch("edm") / ("ref-c-" + std::to_string(::getpid()) + ".pt");
+  test::run_python("edm_ref.py", file.string());
+  const auto ref = test::load_tensors(file);
+  std::filesystem::remove(file);
+  const auto sig = ref.at("sigma");
+  const std::vector<double> levels(sig.data_ptr<double>(), sig.data_ptr<double>() + sig.numel());
+  // θ the probe network: x0⋆ is EDMPrecond's D; φ a U-Net on sg[x0⋆]; ε′ derived from x0⋆.
+  Denoiser<schedule::EDM, topology::Cascaded<net::arch::UNet, topology::phi_input::X0Star, ProbeArch, topology::theta_head::EDM<>>> d(
+      tiny_options(2, 1, 100).net(tiny_options(2, 1, 100).net().attention_resolutions({1})));
+  CHECK(d->identity() == "edm | cascaded-edm(unet <- x0star, probe)");
+  const auto q = d->process().at_sigmas(levels);
+  const auto t = at::arange(7, at::kLong);
+  // In float32 (φ's U-Net is): the scalings in float64, then cast.
+  const auto x_t = q.q_sample(ref.at("x0"), t, ref.at("noise")).to(at::kFloat);
+  const auto pr = d->predict(q, x_t, t);
+  CHECK(test::max_rel_diff(pr.x0_star, ref.at("D"), 1e-2) < 2e-5);
+  CHECK(pr.r.sizes() == at::IntArrayRef({7, 1, 2, 2}));
+
+  // The preset: gradients routed as in Cas-DM, θ by its own x0 estimate.
+  torch::manual_seed(3);
+  presets::CasDM_EDM m(tiny_options(4, 1, 100));
+  test::perturb(*m);
+  auto theta = m->nets().theta->parameters(), phi = m->nets().phi->parameters();
+  const auto x0 = at::rand({6, 1, 4, 4}) * 2 - 1;
+  const auto draw = m->denoiser()->draw_training(6, x0.options());
+  const auto noise = at::randn_like(x0);
+  auto report = m->training_losses(x0, draw.t, noise, {}, draw.process.get());
+  CHECK(count(reaches(report["x0star"], theta)) == theta.size());
+  CHECK(count(reaches(report["x0star"], phi)) == 0);
+  for (const std::string term : {"x0", "mu"}) {
+    INFO(term);
+    CHECK(count(reaches(report[term], theta)) == 0);
+    CHECK(count(reaches(report[term], phi)) > 0);
+  }
+  // L_μ at a continuous σ: the mixed estimate's error, ‖x0 − (r·x0′ + (1−r)·x0⋆)‖² (no posterior).
+  const auto& p = *draw.process;
+  const auto p2 = m->denoiser()->predict(p, p.q_sample(x0, draw.t, noise), draw.t);
+  const auto mixed = p2.r * p2.x0 + (1 - p2.r) * p2.x0_star;
+  CHECK(std::abs(report["mu"].item<double>() - (x0 - mixed).square().mean().item<double>()) < 1e-6);
+  // L_x0⋆ under EDM's weight: mean over images of (SNR + 1/σ_d²)·‖x0 − x0⋆‖² per image.
+  const auto snr = p.snr(draw.t, x0).flatten();
+  const auto want = ((snr + 4.0) * (x0 - p2.x0_star).square().flatten(1).mean(1)).mean();
+  CHECK(std::abs(report["x0star"].item<double>() - want.item<double>()) < 1e-5 * want.item<double>());
+}
+
+TEST_CASE("EDM: on a continuous process the sigma-spaced samplers visit Karras's sigma exactly and DDIM the levels", "[edm][sampler]") {
+  presets::EDM m(tiny_options(4, 1, 100));
+  std::vector<double> seen;
+  const auto so = SampleOptions().steps(5).on_step([&](const SampleStep& s) { seen.push_back(s.sigma); });
+  torch::manual_seed(1);
+  const auto x = m->sample(3, so);
+  CHECK(x.sizes() == at::IntArrayRef({3, 1, 4, 4}));
+  CHECK(torch::isfinite(x).all().item<bool>());
+  // EDM's own ρ = 7 sigmas for 5 steps (k-diffusion's get_sigmas_karras(5, 0.002, 80)), largest first.
+  const double a = std::pow(0.002, 1 / 7.0), b = std::pow(80.0, 1 / 7.0);
+  REQUIRE(seen.size() == 5);
+  for (int k = 0; k < 5; ++k) {
+    const double want = std::pow(b + k / 4.0 * (a - b), 7.0);
+    CHECK(std::abs(seen[static_cast<size_t>(k)] - want) <= 1e-9 * want);
+  }
+  // DDIM visits the levels themselves (25 of the 100).
+  seen.clear();
+  const auto y = casdm::sample<sampler::DDIM<25>>(m->denoiser(), 2, SampleOptions().on_step([&](const SampleStep& s) { seen.push_back(s.sigma); }));
+  const auto grid = schedule::EDM::sigmas(100);
+  REQUIRE(seen.size() == 25);
+  for (size_t k = 0; k < seen.size(); ++k) {  // each one of the levels exactly, largest first
+    CHECK(std::find(grid.begin(), grid.end(), seen[k]) != grid.end());
+    if (k > 0) CHECK(seen[k] < seen[k - 1]);
+  }
+  // The model's checkpoint identity, and its training step runs.
+  CHECK(presets::EDM::Impl::identity() == "edm | edm(unet) | x0@edm:1");
+  torch::manual_seed(2);
+  const auto rep = m->training_losses(at::rand({4, 1, 4, 4}) * 2 - 1);
+  CHECK(std::isfinite(rep.total.item<double>()));
 }

@@ -881,6 +881,7 @@ TEST_CASE("SamplingRequest: a sampler's settings checked against the sampler and
   // Against a checkpoint of T = 20 and 3 classes.
   train::CheckpointInfo c;
   c.path = "run/ckpt.pt";
+  c.meta["preset"] = "CasDM";
   c.denoiser_options.diffusion_steps(20).num_classes(3);
   const auto labels = r.checked(5, c);
   CHECK(labels.equal(at::tensor({0, 1, 2, 0, 1}, at::kLong)));
@@ -918,6 +919,12 @@ TEST_CASE("SamplingRequest: a sampler's settings checked against the sampler and
   CHECK(rec.at("sigmas") == "snapped");
   const auto j = r.json();
   CHECK(j.dump() == R"({"churn":{"amount":40.0,"noise":1.0,"t_max":10.0,"t_min":2.0},"kind":"heun","sigmas":"snapped","steps":7})");
+  // On a continuous σ model (EDM's) the σ-spaced samplers' σ are exact, asked for or not.
+  c.meta["preset"] = "EDM";
+  (void)r.checked(2, c);
+  CHECK(r.continuous);
+  CHECK(r.record().at("sigmas") == "exact");
+  CHECK(r.json().at("sigmas") == "exact");
   r.sampler = "ddim";
   r.churn = {};
   r.cls = "all";

@@ -107,6 +107,31 @@ TEST_CASE("cascaded samples match a known two-mode distribution", "[sampling][sl
   check_model<presets::CasDM>(13);
 }
 
+// EDM: σ drawn log-normally in training, no T; Heun's 18 steps at Karras's σ exactly (35
+// evaluations), the same with EDM's churn, and DDIM on 25 of the 100 levels.
+template <class M>
+void check_edm(uint64_t seed) {
+  for (const auto& device : test::devices()) {
+    INFO(device);
+    auto m = train_two_mode<M>(seed, device);
+    torch::manual_seed(seed + 1);
+    {
+      INFO("Heun, 18 steps");
+      check(stats(m->sample(1024)));
+    }
+    {
+      INFO("Heun, 18 steps, churn 40 on [0.05, 50], noise 1.003");
+      check(stats(m->sample(1024, SampleOptions().churn({40, 0.05, 50, 1.003}))));
+    }
+    {
+      INFO("DDIM, 25 steps");
+      check(stats(casdm::sample<sampler::DDIM<25>>(m->denoiser(), 1024)));
+    }
+  }
+}
+TEST_CASE("EDM samples match a known two-mode distribution", "[sampling][slow][edm]") { check_edm<presets::EDM>(15); }
+TEST_CASE("Cas-DM on EDM samples match a known two-mode distribution", "[sampling][slow][edm]") { check_edm<presets::CasDM_EDM>(17); }
+
 // Class conditioning: class 1 is the +0.6 mode, class 0 the −0.6 mode. A conditional CasDM trained
 // with label dropout must put each class's samples in its own mode, and guidance must not hurt;
 // with no label it samples the mixture (share 0.3) again.

@@ -21,12 +21,47 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace casdm {
+
+/// The noise levels of one training batch: t indexes `process`, or the denoiser's training process
+/// where `process` is null. A discrete schedule draws t ~ U{0..T−1}; a continuous one (EDM's) draws σ
+/// anywhere from its training distribution, and `process` is the batch's own: its distinct levels in
+/// increasing order (Process::at_sigmas), t each image's.
+struct TrainingDraw {
+  at::Tensor t;
+  std::shared_ptr<const Process> process;
+};
+
+namespace detail {
+template <schedule::Schedule S>
+TrainingDraw draw_training(const Process& p, int64_t n, const at::TensorOptions& like) {
+  if constexpr (schedule::Continuous<S>) {
+    const auto drawn = S::training_sigmas(n).contiguous();
+    const double* s = drawn.template data_ptr<double>();
+    std::vector<std::pair<double, int64_t>> order;
+    for (int64_t i = 0; i < n; ++i) order.emplace_back(s[i], i);
+    std::sort(order.begin(), order.end());
+    std::vector<double> levels;
+    std::vector<int64_t> t(static_cast<size_t>(n));
+    for (const auto& [sigma, i] : order) {
+      if (levels.empty() || sigma > levels.back()) levels.push_back(sigma);
+      t[static_cast<size_t>(i)] = static_cast<int64_t>(levels.size()) - 1;
+    }
+    return {at::tensor(t, at::kLong).to(like.device()), std::make_shared<const Process>(p.at_sigmas(levels))};
+  } else {
+    return {at::randint(0, p.size(), {n}, like.dtype(at::kLong)), nullptr};
+  }
+}
+}  // namespace detail
 
 /// A denoiser of any schedule and topology as sampling sees it (every DenoiserImpl is one): what
 /// casdm::sample, eval::draw_samples and the programs call, so that their code is compiled once per
@@ -52,8 +87,23 @@ class AnyDenoiser {
   AnyDenoiser& operator=(const AnyDenoiser&) = default;
 };
 
+namespace detail {
+/// The training process of `d` respaced by spacing policy P to `steps` steps, made once per policy
+/// and count (its key "P:steps" in d's derived processes).
+template <sampler::spacing::Spacing P>
+const Process& respaced(AnyDenoiser& d, int64_t steps) {
+  return d.derived_process(fmt::format("{}:{}", P::name, steps),
+                           [steps](const Process& p) { return p.respaced(P::timesteps(p, steps)); });
+}
+}  // namespace detail
+
 template <schedule::Schedule S, topology::Topology Topo>
 class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>>, public AnyDenoiser {
+  static_assert(!topology::sigma_parameterised<Topo> || schedule::Continuous<S>,
+                "casdm rule: EDM's preconditioning (topology::EDMPrecond) feeds the network c_noise = ln(sigma)/4 and "
+                "needs a continuous sigma schedule (schedule::EDM); a discrete schedule's network sees its step. See "
+                "docs/policies.md#rules");
+
  public:
   using schedule_type = S;
   using topology_type = Topo;
@@ -66,8 +116,10 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>>, public 
 
   void reset() override;
 
-  /// The training process (T = options.diffusion_steps()).
+  /// The training process (T = options.diffusion_steps(); a continuous schedule's: its T levels).
   const Process& process() const override { return process_; }
+  /// The noise levels of a training batch of n images like `like` (TrainingDraw).
+  TrainingDraw draw_training(int64_t n, const at::TensorOptions& like) const { return detail::draw_training<S>(process_, n, like); }
   const DenoiserOptions& denoiser_options() const override { return options; }
   torch::nn::Module& networks() override { return *this; }
   const Process& derived_process(const std::string& key, const std::function<Process(const Process&)>& make) override {
@@ -101,8 +153,7 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>>, public 
   /// per policy and count.
   template <sampler::spacing::Spacing P>
   const Process& respaced(int64_t steps) {
-    return derived_process(fmt::format("{}:{}", P::name, steps),
-                           [steps](const Process& p) { return p.respaced(P::timesteps(p, steps)); });
+    return detail::respaced<P>(*this, steps);
   }
 
   /// Refuses anything but images [N, C, H, W] of this denoiser's size, naming `what`.
@@ -134,7 +185,10 @@ class DenoiserImpl : public torch::nn::Cloneable<DenoiserImpl<S, Topo>>, public 
 template <schedule::Schedule S, topology::Topology Topo>
 void DenoiserImpl<S, Topo>::reset() {
   validate();
-  process_ = Process(S::betas(options.diffusion_steps()));
+  if constexpr (schedule::Continuous<S>)
+    process_ = Process::continuous(S::sigmas(options.diffusion_steps()), S::log_sigma_time);
+  else
+    process_ = Process(S::betas(options.diffusion_steps()));
   respaced_.clear();
   nets_ = Topo::build(*this, options);
 }
@@ -255,6 +309,7 @@ namespace detail {
 struct SamplerCalls {
   const char* label;
   int64_t default_steps;
+  bool sigma_spaced;  // its spacing lays steps out in σ (spacing::SigmaSpacing): exact σ on a continuous process
   std::function<std::string(int64_t T, int64_t steps)> refusal;  // "" or why
   std::function<const Process&(AnyDenoiser&, int64_t steps, bool exact)> process;
   std::function<at::Tensor(const Process&, const Denoise&, at::Tensor, const SampleOptions&, const DenoiseAt&)> run;
@@ -263,11 +318,10 @@ struct SamplerCalls {
 template <sampler::Sampler Smp>
 SamplerCalls sampler_calls() {
   using P = typename Smp::Spacing;
-  return {sampler::label<Smp>(), Smp::default_steps,
+  return {sampler::label<Smp>(), Smp::default_steps, sampler::spacing::SigmaSpacing<P>,
           [](int64_t T, int64_t steps) { return sampler::spacing::refusal<P>(T, steps, sampler::label<Smp>()); },
           [](AnyDenoiser& d, int64_t steps, bool exact) -> const Process& {
-            if (!exact) return d.derived_process(fmt::format("{}:{}", P::name, steps),
-                                                 [steps](const Process& p) { return p.respaced(P::timesteps(p, steps)); });
+            if (!exact) return detail::respaced<P>(d, steps);
             if constexpr (sampler::spacing::SigmaSpacing<P>)
               return d.derived_process(fmt::format("{}:{}:exact", P::name, steps),
                                        [steps](const Process& p) { return p.at_sigmas(P::sigmas(p, steps)); });
@@ -289,7 +343,9 @@ inline at::Tensor sample(AnyDenoiser& d, int64_t n, const SampleOptions& so, con
   const int64_t steps = so.steps() > 0 ? so.steps() : std::min<int64_t>(smp.default_steps, T);
   if (auto why = smp.refusal(T, steps); !why.empty())
     throw std::invalid_argument(fmt::format("sample: {} steps: {}", steps, why));
-  const auto& p = smp.process(d, steps, so.exact_sigmas());
+  // A continuous process (EDM's) has no steps to snap to: the σ-spaced samplers take their σ exactly.
+  const bool exact = so.exact_sigmas() || (d.process().is_continuous() && smp.sigma_spaced);
+  const auto& p = smp.process(d, steps, exact);
   const auto param = d.networks().parameters().front();
   const std::vector<int64_t> shape{n, o.channels(), o.image_size(), o.image_size()};
   at::Tensor x;
@@ -315,7 +371,7 @@ inline at::Tensor sample(AnyDenoiser& d, int64_t n, const SampleOptions& so, con
   // Off the run's steps (EDM's churn): the training process at that σ, the network seeing the nearest
   // trained step, or the interpolated one with exact_sigmas.
   const auto at_sigma = [&](const at::Tensor& x_t, double sigma) {
-    const auto q = d.process().at_sigma(sigma, so.exact_sigmas());
+    const auto q = d.process().at_sigma(sigma, exact);
     const auto t = at::zeros({x_t.size(0)}, x_t.options().dtype(at::kLong));
     return y.defined() ? d.guided(q, x_t, t, clip, y, w) : d.denoise(q, x_t, t, clip);
   };

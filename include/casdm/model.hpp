@@ -66,10 +66,11 @@ class ModelImpl : public torch::nn::Module {
 
   /// The training objective on a batch x0 ∈ [−1, 1]^{N×C×H×W}, with t ~ U{0..T−1} and ε ~ N(0, I).
   loss::LossReport training_losses(const at::Tensor& x0);
-  /// The same with given t and noise (tests, variance reduction, importance sampling), and class
-  /// labels y of a class-conditional model, as they are (no dropout: see drop_labels).
+  /// The same with given t and noise (tests, variance reduction, importance sampling), t indexing
+  /// `on` (a TrainingDraw's process; null: the training process), and class labels y of a
+  /// class-conditional model, as they are (no dropout: see drop_labels).
   loss::LossReport training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
-                                   const at::Tensor& y = {});
+                                   const at::Tensor& y = {}, const Process* on = nullptr);
   /// A class-conditional batch: t, ε drawn, then label dropout (each label "no label" with probability
   /// `label_dropout`, as TrainerOptions::label_dropout).
   loss::LossReport training_losses_labelled(const at::Tensor& x0, const at::Tensor& y, double label_dropout = 0.1);
@@ -100,16 +101,17 @@ CASDM_MODEL_MEMBER
 loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0) { return objective_->forward(*denoiser_, x0); }
 CASDM_MODEL_MEMBER
 loss::LossReport CASDM_MODEL::training_losses(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
-                                              const at::Tensor& y) {
-  return objective_->forward(*denoiser_, x0, t, noise, y);
+                                              const at::Tensor& y, const Process* on) {
+  return objective_->forward(*denoiser_, x0, t, noise, y, on);
 }
 CASDM_MODEL_MEMBER
 loss::LossReport CASDM_MODEL::training_losses_labelled(const at::Tensor& x0, const at::Tensor& y, double label_dropout) {
   denoiser_->check_images(x0, "training_losses");
   denoiser_->check_labels(y, x0.size(0), "training_losses");
-  auto t = at::randint(0, process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+  const auto draw = denoiser_->draw_training(x0.size(0), x0.options());
   auto noise = at::randn_like(x0);
-  return objective_->forward(*denoiser_, x0, t, noise, drop_labels(y, denoiser_->options.num_classes(), label_dropout));
+  return objective_->forward(*denoiser_, x0, draw.t, noise, drop_labels(y, denoiser_->options.num_classes(), label_dropout),
+                             draw.process.get());
 }
 CASDM_MODEL_MEMBER
 at::Tensor CASDM_MODEL::sample(int64_t n, const SampleOptions& so) { return casdm::sample<Smp>(denoiser_, n, so); }

@@ -36,6 +36,9 @@ struct CheckCombination {
                 "VOnly and CascadedV predict no eps. See docs/policies.md#rules");
   static_assert(!loss::needs_v_head<Losses> || topology::has_v_head<Topo>,
                 "casdm rule: L_v needs a topology with a v head (VOnly or CascadedV). See docs/policies.md#rules");
+  static_assert(!loss::needs_x0_star_head<Losses> || topology::has_x0_star_head<Topo>,
+                "casdm rule: L_x0star needs a topology whose theta outputs x0star itself (CascadedEDM: EDM's "
+                "denoiser D_theta); elsewhere x0star is derived from a detached eps or v. See docs/policies.md#rules");
   static_assert(!Losses::needs_mix || Topo::has_mix,
                 "casdm rule: L_mu needs a topology with a mixing weight r (DualHead or Cascaded). See "
                 "docs/policies.md#rules");
@@ -53,13 +56,14 @@ class ObjectiveImpl : public torch::nn::Module {
   /// ε ~ N(0, I) drawn from the default generator.
   template <class D>
   loss::LossReport forward(D& d, const at::Tensor& x0);
-  /// The same with given t and noise (tests, variance reduction, importance sampling), and for a
+  /// The same with given t and noise (tests, variance reduction, importance sampling), t indexing
+  /// `on` (a TrainingDraw's process) or, null, the denoiser's training process; and for a
   /// class-conditional denoiser its labels y (int64 [N] in [0, K], K meaning "no label", as label
   /// dropout left them; undefined: every image "no label"). y's range is not checked here (that
   /// would sync every step): check a data set's labels once (DenoiserImpl::check_labels).
   template <class D>
   loss::LossReport forward(D& d, const at::Tensor& x0, const at::Tensor& t, const at::Tensor& noise,
-                           const at::Tensor& y = {});
+                           const at::Tensor& y = {}, const Process* on = nullptr);
 
   /// Names the exact weights of the frozen metric networks ("" when there are none); a checkpoint
   /// keeps it, so a resume notices replaced weight files.
@@ -85,14 +89,14 @@ template <loss::LossSet Losses>
 template <class D>
 loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0) {
   d.check_images(x0, "training_losses");
-  auto t = at::randint(0, d.process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
-  return forward(d, x0, t, at::randn_like(x0));
+  const auto draw = d.draw_training(x0.size(0), x0.options());
+  return forward(d, x0, draw.t, at::randn_like(x0), {}, draw.process.get());
 }
 
 template <loss::LossSet Losses>
 template <class D>
 loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0, const at::Tensor& t,
-                                                const at::Tensor& noise, const at::Tensor& y) {
+                                                const at::Tensor& noise, const at::Tensor& y, const Process* on) {
   static_assert(CheckCombination<typename D::topology_type, Losses>::value);
   d.check_images(x0, "training_losses");
   if (t.dim() != 1 || t.size(0) != x0.size(0))
@@ -106,9 +110,9 @@ loss::LossReport ObjectiveImpl<Losses>::forward(D& d, const at::Tensor& x0, cons
                                     ? std::string("training_losses: class labels given to an unconditional model (num_classes 0)")
                                     : fmt::format("training_losses: expected one class label per image ({}), got {}",
                                                   x0.size(0), io::shape_str(y.sizes())));
-  const auto& p = d.process();
+  const auto& p = on ? *on : d.process();
   auto x_t = p.q_sample(x0, t, noise);
-  auto pred = d.predict(x_t, t, y);
+  auto pred = d.predict(p, x_t, t, y);
   return losses_(LossInputs{p, x0, x_t, t, noise, pred});
 }
 

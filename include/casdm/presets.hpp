@@ -1,7 +1,7 @@
 #pragma once
 // Every preset of the paper (An et al. 2024) and the registry that chooses one by name at run time.
 //   casdm/presets/table1.hpp    DDPM_Eps, DDPM_X0, Dual, CasDM, CasDM_FixRes, CasDM_FixRes_Concat,
-//                               and beyond the paper DDPM_V, CasDM_V
+//                               and beyond the paper DDPM_V, CasDM_V, EDM, CasDM_EDM
 //   casdm/presets/lpips.hpp     DDPM_X0_LPIPS, Dual_LPIPS, CasDM_LPIPS, CasDM_FixRes_LPIPS
 //   casdm/presets/features.hpp  CasDM_ResNet, CasDM_Inception, CasDM_Swin, CasDM_SmallVGG
 // Include one of those alone to parse less (the metric networks and the weight-file reader are
@@ -30,7 +30,7 @@
 
 namespace casdm::presets {
 
-/// Every preset by name, in the paper's order (the v-variants last):
+/// Every preset by name, in the paper's order (the v-variants and EDM last):
 ///   casdm::presets::for_each([&](const char* name, auto type) { using P = typename decltype(type)::type; });
 template <class F>
 void for_each(F&& f) {
@@ -51,7 +51,9 @@ void for_each(F&& f) {
       hana::make_pair(BOOST_HANA_STRING("CasDM_Swin"), hana::type_c<CasDM_Swin>),
       hana::make_pair(BOOST_HANA_STRING("CasDM_SmallVGG"), hana::type_c<CasDM_SmallVGG>),
       hana::make_pair(BOOST_HANA_STRING("DDPM_V"), hana::type_c<DDPM_V>),
-      hana::make_pair(BOOST_HANA_STRING("CasDM_V"), hana::type_c<CasDM_V>));
+      hana::make_pair(BOOST_HANA_STRING("CasDM_V"), hana::type_c<CasDM_V>),
+      hana::make_pair(BOOST_HANA_STRING("EDM"), hana::type_c<EDM>),
+      hana::make_pair(BOOST_HANA_STRING("CasDM_EDM"), hana::type_c<CasDM_EDM>));
   hana::for_each(list, [&](auto p) { f(hana::to<const char*>(hana::first(p)), hana::second(p)); });
 }
 
@@ -105,6 +107,7 @@ struct Traits {
   std::string sampler;   // "ddim", ...
   bool phi_net = false;   // has a φ network of its own, sized by DenoiserOptions::phi_net (cascaded)
   bool features = false;  // has a feature loss: reads ObjectiveOptions::feature_size / feature_weights
+  bool continuous = false;  // a continuous σ schedule (EDM's): the σ-spaced samplers take every σ exactly
   std::vector<std::pair<std::string, double>> losses;  // term names and weights λ
 };
 
@@ -113,7 +116,7 @@ template <class P>
 Traits traits_of() {
   using I = typename P::Impl;
   return {I::topology_type::name, I::sampler_type::name, topology::uses_phi_net<typename I::topology_type>,
-          I::losses_type::uses_features, I::losses_type::describe()};
+          I::losses_type::uses_features, schedule::Continuous<typename I::schedule_type>, I::losses_type::describe()};
 }
 
 /// The traits of the preset called `name` (unknown names refused as by visit).

@@ -10,6 +10,7 @@
 //   r.settle([&](std::string_view flag) { return flag == "--churn"; });   // which settings were given
 //   const auto labels = r.labels(64, info);                                // after checking against info
 //   auto so = r.options(labels);
+#include "casdm/app/preset_of.hpp"
 #include "casdm/sampler/options.hpp"
 #include "casdm/io/text.hpp"
 #include "casdm/sampler/registry.hpp"
@@ -38,6 +39,9 @@ struct SamplingRequest {
   Churn churn = {};           // SampleOptions::churn
   std::string cls;            // "", a class index or "all"
   double guidance = 0;
+  /// Set by checked(): the checkpoint's model has a continuous σ process (EDM's), on which the
+  /// σ-spaced samplers take every σ exactly, exact_sigmas or not.
+  bool continuous = false;
 
   /// Refuses, in one line naming the program's option, a setting the sampler has not (`given(flag)`:
   /// whether the user set that option: "--eta", "--churn", "--churn-tmin", "--churn-tmax",
@@ -65,6 +69,7 @@ struct SamplingRequest {
   /// one class k in [0, K).
   at::Tensor checked(int64_t n, const train::CheckpointInfo& c) {
     const auto y = labels(n, c);  // the class first: the more specific misfit
+    continuous = presets::traits(preset_of(c)).continuous;
     steps = sampler::resolve_steps(sampler, c.denoiser_options.diffusion_steps(), steps, "--steps");
     return y;
   }
@@ -85,6 +90,9 @@ struct SamplingRequest {
     return at::full({n}, k, at::kLong);
   }
 
+  /// Whether the sampler visits its σ exactly: asked for, or a σ-spaced sampler on a continuous model.
+  bool exact() const { return exact_sigmas || (continuous && sampler::info(sampler).exact_sigmas); }
+
   /// The run's SampleOptions (η only for a sampler that has one).
   SampleOptions options(const at::Tensor& y) const {
     auto so = SampleOptions().steps(steps).labels(y).guidance(guidance).exact_sigmas(exact_sigmas).churn(churn);
@@ -104,7 +112,7 @@ struct SamplingRequest {
     return {{"sampler", sampler},
             {"steps", fmt::format("{}", steps)},
             {"eta", io::number_str(eta)},
-            {"sigmas", exact_sigmas ? "exact" : "snapped"},
+            {"sigmas", exact() ? "exact" : "snapped"},
             {"churn", fmt::format("{} in [{}, {}], noise {}", io::number_str(churn.amount), io::number_str(churn.t_min),
                                   io::number_str(churn.t_max), io::number_str(churn.noise))},
             {"class", cls},
@@ -116,7 +124,7 @@ struct SamplingRequest {
   nlohmann::json json() const {
     nlohmann::json j{{"kind", sampler}, {"steps", steps}};
     if (sampler::has_eta(sampler)) j["eta"] = eta;
-    if (sampler::info(sampler).exact_sigmas) j["sigmas"] = exact_sigmas ? "exact" : "snapped";
+    if (sampler::info(sampler).exact_sigmas) j["sigmas"] = exact() ? "exact" : "snapped";
     if (churn.amount > 0) {
       j["churn"] = {{"amount", churn.amount}, {"t_min", churn.t_min}, {"noise", churn.noise}};
       if (std::isfinite(churn.t_max)) j["churn"]["t_max"] = churn.t_max;

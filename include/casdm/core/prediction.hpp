@@ -12,7 +12,8 @@ struct Prediction {
   /// Mixing weight r ∈ (0, 1), [N, 1, H, W] (broadcast over channels); undefined when the
   /// topology does not mix.
   at::Tensor r;
-  /// x0⋆ = x0 derived from ε′: the ε branch of a mixed mean. Defined with r.
+  /// x0⋆ = x0 derived from ε′ (or v′): the ε branch of a mixed mean. Defined with r. CascadedEDM's θ
+  /// outputs it (EDM's D_θ), with θ's graph.
   at::Tensor x0_star;
   /// v′ = √ᾱ·ε′ − √(1−ᾱ)·x0′: a v head's output (VOnly, CascadedV); undefined elsewhere.
   at::Tensor v;

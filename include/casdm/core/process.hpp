@@ -24,11 +24,46 @@ namespace casdm {
 /// Index t runs over 0..size()-1 of *this* process; `timestep_map()` maps it to the original
 /// step (identity unless respaced) and `model_timesteps(t)` gives what the network receives:
 /// the original step rescaled to t·1000/T_original.
+///
+/// A continuous process (Process::continuous, EDM's σ-parameterised form) has no trained steps: its
+/// indices are noise levels σ_0 < σ_1 < … (a grid for the samplers that visit steps), any σ > 0 is one
+/// of its levels (at_sigmas, at_sigma: exact, never snapped), and the network sees a time of σ alone,
+/// `log_sigma_time · ln σ` (EDM's c_noise = ln(σ)/4). x_t stays in variance-preserving form,
+/// x_t = x/√(1 + σ²) for EDM's x = x0 + σ·ε.
 class Process {
  public:
   Process() = default;
 
   explicit Process(at::Tensor betas) : Process(std::move(betas), at::Tensor{}, 0) {}
+
+  /// The continuous process at noise levels `sigmas` (strictly increasing, finite, > 0), the network
+  /// seeing `log_sigma_time`·ln σ (≠ 0). ᾱ = 1/(1 + σ²) and 1 − ᾱ = σ²/(1 + σ²) are taken from σ
+  /// directly, so small σ keep their precision.
+  static Process continuous(const std::vector<double>& sigmas, double log_sigma_time) {
+    if (!(log_sigma_time != 0) || !std::isfinite(log_sigma_time))
+      throw std::invalid_argument(fmt::format("Process::continuous: the network's time is a finite non-zero multiple of ln σ, got {}",
+                                              log_sigma_time));
+    if (sigmas.empty()) throw std::invalid_argument("Process::continuous: no noise levels given");
+    double prev = 0;
+    for (double s : sigmas) {
+      if (!(s > prev) || !std::isfinite(s))
+        throw std::invalid_argument(fmt::format("Process::continuous: noise levels must be finite and increase from above 0, "
+                                                "got {} after {}", s, prev));
+      prev = s;
+    }
+    const auto sig = at::tensor(sigmas, at::kDouble);
+    const auto s2 = sig.square();
+    const auto abar = 1.0 / (1.0 + s2);
+    const auto abar_prev = at::cat({at::ones({1}, at::kDouble), abar.slice(0, 0, abar.size(0) - 1)});
+    Process out(1.0 - abar / abar_prev, at::Tensor{}, 0, abar, s2 / (1.0 + s2));
+    out.log_sigma_time_ = log_sigma_time;
+    out.time_scale_ = 1.0;
+    out.model_steps_ = sig.log() * log_sigma_time;
+    out.sigma_ = sig;
+    return out;
+  }
+  /// Whether this is a continuous process (Process::continuous, and what is derived from one).
+  bool is_continuous() const { return log_sigma_time_ != 0; }
 
   int64_t size() const { return betas_.size(0); }
   int64_t original_size() const { return original_T_; }
@@ -71,6 +106,15 @@ class Process {
       new_map.push_back(map[i]);
       steps.push_back(here[i]);
     }
+    if (is_continuous()) {  // the levels themselves, not their ratios' rounding
+      std::vector<double> levels;
+      auto sig = sigma_.accessor<double, 1>();
+      for (int64_t i : use_timesteps) levels.push_back(sig[i]);
+      auto out = continuous(levels, log_sigma_time_);
+      out.timestep_map_ = at::tensor(new_map, at::kLong);
+      out.original_T_ = original_T_;
+      return out;
+    }
     Process out(at::tensor(betas, at::kDouble), at::tensor(new_map, at::kLong), original_T_);
     out.model_steps_ = at::tensor(steps, at::kDouble);
     return out;
@@ -80,7 +124,8 @@ class Process {
   /// (k-diffusion's DiscreteSchedule with quantize=False): ᾱ_i = 1/(1 + σ_i²), and the network sees
   /// the step interpolated linearly in log σ between this process's two neighbouring steps (its
   /// sigma_to_t). `sigmas` strictly increasing, within this process's [σ_0, σ_{T−1}] (a relative
-  /// 1e-9 outside is taken as the end); timestep_map() holds the nearest step.
+  /// 1e-9 outside is taken as the end); timestep_map() holds the nearest step. On a continuous
+  /// process: any σ > 0, the network's time exact.
   Process at_sigmas(const std::vector<double>& sigmas) const { return at_levels(sigmas, true, true); }
 
   /// The process at the one noise level σ > 0, anywhere: ᾱ = 1/(1 + σ²), the network seeing the step
@@ -92,11 +137,13 @@ class Process {
  private:
   Process at_levels(const std::vector<double>& sigmas, bool interpolate, bool within) const {
     if (sigmas.empty()) throw std::invalid_argument("Process::at_sigmas: no noise levels given");
+    if (is_continuous()) within = false;
     auto sig = this->sigmas().contiguous();
     const double* s = sig.data_ptr<double>();
     const int64_t T = size();
     auto steps_here = model_steps_.contiguous();
     const double* here = steps_here.data_ptr<double>();
+    auto map = timestep_map_.accessor<int64_t, 1>();
     std::vector<double> betas, steps;
     std::vector<int64_t> nearest;
     double last_abar = 1.0, prev = 0.0;
@@ -119,7 +166,13 @@ class Process {
       betas.push_back(1.0 - abar / last_abar);
       last_abar = abar;
       steps.push_back(step);
-      nearest.push_back(static_cast<int64_t>(std::nearbyint(step)));
+      nearest.push_back(is_continuous() ? map[w <= 0.5 ? lo : hi] : static_cast<int64_t>(std::nearbyint(step)));
+    }
+    if (is_continuous()) {
+      auto out = continuous(sigmas, log_sigma_time_);
+      out.timestep_map_ = at::tensor(nearest, at::kLong);
+      out.original_T_ = original_T_;
+      return out;
     }
     Process out(at::tensor(betas, at::kDouble), at::tensor(nearest, at::kLong), original_T_);
     out.model_steps_ = at::tensor(steps, at::kDouble);
@@ -127,13 +180,14 @@ class Process {
   }
 
  public:
-  /// σ_i = √((1−ᾱ_i)/ᾱ_i) for every index (float64, CPU).
-  at::Tensor sigmas() const { return ((1.0 - alphas_cumprod_) / alphas_cumprod_).sqrt(); }
+  /// σ_i = √((1−ᾱ_i)/ᾱ_i) for every index (float64, CPU); a continuous process's own levels.
+  const at::Tensor& sigmas() const { return sigma_; }
 
-  /// Network input for index t: original step · 1000 / T_original, in float32 on t's device.
+  /// Network input for index t: original step · 1000 / T_original (a continuous process:
+  /// log_sigma_time·ln σ_t), in float32 on t's device.
   at::Tensor model_timesteps(const at::Tensor& t) const {
     auto steps = table(model_steps_, t.device());
-    return steps.index_select(0, t.reshape({-1})).to(at::kFloat).mul_(1000.0 / static_cast<double>(original_T_));
+    return steps.index_select(0, t.reshape({-1})).to(at::kFloat).mul_(time_scale_);
   }
 
   /// Gathers table[t] in float64 on t's device, casts to `like`'s dtype and shapes it [N,1,1,…].
@@ -204,24 +258,29 @@ class Process {
   }
 
  private:
-  Process(at::Tensor betas, at::Tensor timestep_map, int64_t original_T) {
+  /// `abar`, `one_minus_abar`: ᾱ and 1 − ᾱ where known more precisely than β's product (continuous).
+  Process(at::Tensor betas, at::Tensor timestep_map, int64_t original_T, at::Tensor abar = {}, at::Tensor one_minus_abar = {}) {
     if (!betas.defined() || betas.dim() != 1 || betas.size(0) < 1)
       throw std::invalid_argument("Process: betas must be a non-empty 1-D tensor");
     betas_ = betas.to(at::kCPU, at::kDouble).contiguous().clone();
-    if (betas_.le(0).any().item<bool>() || betas_.gt(1).any().item<bool>())
+    // A continuous process's levels may lie closer than β's rounding (a training batch): β = 0 there.
+    if ((abar.defined() ? betas_.lt(0) : betas_.le(0)).any().item<bool>() || betas_.gt(1).any().item<bool>())
       throw std::invalid_argument("Process: betas must lie in (0, 1]");
     const int64_t T = betas_.size(0);
     original_T_ = original_T > 0 ? original_T : T;
     timestep_map_ = timestep_map.defined() ? timestep_map.to(at::kLong).contiguous() : at::arange(T, at::kLong);
     model_steps_ = timestep_map_.to(at::kDouble);
+    time_scale_ = 1000.0 / static_cast<double>(original_T_);
     auto alphas = 1.0 - betas_;
-    alphas_cumprod_ = alphas.cumprod(0);
+    alphas_cumprod_ = abar.defined() ? abar : alphas.cumprod(0);
+    const auto one_minus = one_minus_abar.defined() ? one_minus_abar : 1.0 - alphas_cumprod_;
     alphas_cumprod_prev_ = at::cat({at::ones({1}, at::kDouble), alphas_cumprod_.slice(0, 0, T - 1)});
     sqrt_alphas_cumprod_ = alphas_cumprod_.sqrt();
-    sqrt_one_minus_alphas_cumprod_ = (1.0 - alphas_cumprod_).sqrt();
+    sqrt_one_minus_alphas_cumprod_ = one_minus.sqrt();
     sqrt_recip_alphas_cumprod_ = (1.0 / alphas_cumprod_).sqrt();
-    sqrt_recipm1_alphas_cumprod_ = (1.0 / alphas_cumprod_ - 1.0).sqrt();
-    snr_ = alphas_cumprod_ / (1.0 - alphas_cumprod_);
+    sqrt_recipm1_alphas_cumprod_ = one_minus_abar.defined() ? (one_minus / alphas_cumprod_).sqrt() : (1.0 / alphas_cumprod_ - 1.0).sqrt();
+    snr_ = alphas_cumprod_ / one_minus;
+    sigma_ = (one_minus / alphas_cumprod_).sqrt();
     posterior_variance_ = betas_ * (1.0 - alphas_cumprod_prev_) / (1.0 - alphas_cumprod_);
     // log of the variance with its first entry (0) replaced by the second, as improved-diffusion.
     auto pv = posterior_variance_.clone();
@@ -256,8 +315,9 @@ class Process {
 
   at::Tensor betas_, alphas_cumprod_, alphas_cumprod_prev_, sqrt_alphas_cumprod_, sqrt_one_minus_alphas_cumprod_,
       sqrt_recip_alphas_cumprod_, sqrt_recipm1_alphas_cumprod_, posterior_variance_, posterior_log_variance_clipped_, log_variance_fixed_large_,
-      posterior_mean_coef1_, posterior_mean_coef2_, snr_, timestep_map_, model_steps_;
+      posterior_mean_coef1_, posterior_mean_coef2_, snr_, timestep_map_, model_steps_, sigma_;
   int64_t original_T_ = 0;
+  double time_scale_ = 1, log_sigma_time_ = 0;  // log_sigma_time_ ≠ 0: continuous
   std::shared_ptr<Cache> cache_;
 };
 

@@ -7,6 +7,7 @@
 //     static constexpr const char* name = "mine";
 //     static constexpr bool needs_eps_head = false, needs_x0_head = true, needs_mix = false;
 //     // optional: static constexpr bool needs_v_head = true;   (reads pred.v)
+//     // optional: static constexpr bool needs_x0_star_head = true;   (reads pred.x0_star as θ's output)
 //     explicit MyTerm(const ObjectiveOptions&);
 //     void attach(torch::nn::Module& owner);        // register any (frozen) modules it owns
 //     at::Tensor operator()(const LossInputs&);     // unweighted scalar
@@ -45,6 +46,10 @@ concept LossTerm = requires {
       l.attach(owner);
       { l(in) } -> std::same_as<at::Tensor>;
     };
+
+/// Whether a term reads θ's own x0⋆ with its graph (L_x0⋆ on CascadedEDM); undeclared: it does not.
+template <class L>
+inline constexpr bool needs_x0_star_head = requires { requires L::needs_x0_star_head; };
 
 /// Whether a term reads a v head (L_v); a term that does not declare `needs_v_head` does not.
 template <class L>

@@ -65,6 +65,7 @@ class Set {
   static constexpr bool needs_x0_head = (Terms::needs_x0_head || ...);
   static constexpr bool needs_mix = (Terms::needs_mix || ...);
   static constexpr bool needs_v_head = (loss::needs_v_head<Terms> || ...);
+  static constexpr bool needs_x0_star_head = (loss::needs_x0_star_head<Terms> || ...);
   static constexpr std::size_t size = sizeof...(Terms);
   /// A term computes features of a fixed network (it reads ObjectiveOptions::feature_size/weights).
   static constexpr bool uses_features = (requires { Terms::default_size; } || ...);

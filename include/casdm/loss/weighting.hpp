@@ -45,6 +45,27 @@ struct MinSNR {
   }
 };
 
+/// EDM's loss weight (Karras et al. 2022): λ(σ) = (σ² + σ_d²)/(σ·σ_d)² on the x0 error, which with
+/// σ² = 1/SNR is SNR + 1/σ_d²; on ε (λ/SNR) and v (λ/(SNR + 1)) as above. σ_d = SigmaData (0.5).
+template <class SigmaData = std::ratio<1, 2>>
+struct EDM {
+  static_assert(SigmaData::num > 0 && SigmaData::den > 0, "casdm rule: EDM's sigma_data must be positive");
+  static constexpr const char* name = "edm";
+  static std::string spec() {
+    return std::is_same_v<SigmaData, std::ratio<1, 2>> ? std::string(name) : "edm(" + names::ratio<SigmaData>() + ")";
+  }
+  static constexpr double sigma_data = static_cast<double>(SigmaData::num) / static_cast<double>(SigmaData::den);
+  static at::Tensor weight(const at::Tensor& snr, Target target) {
+    auto lambda = snr + 1.0 / (sigma_data * sigma_data);
+    switch (target) {
+      case Target::eps: return lambda / snr;
+      case Target::v: return lambda / (snr + 1);
+      case Target::x0: break;
+    }
+    return lambda;
+  }
+};
+
 /// A weighting policy: Uniform, or a type with weight(snr, target).
 template <class W>
 concept Weighting = std::same_as<W, Uniform> || requires(const at::Tensor& snr, Target t) {

@@ -28,6 +28,7 @@
   EXTERN template casdm::loss::LossReport casdm::ObjectiveImpl<P::Impl::losses_type>::forward<P::Denoiser::Impl>( \
       P::Denoiser::Impl&, const at::Tensor&);                                                                  \
   EXTERN template casdm::loss::LossReport casdm::ObjectiveImpl<P::Impl::losses_type>::forward<P::Denoiser::Impl>( \
-      P::Denoiser::Impl&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&);         \
+      P::Denoiser::Impl&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,          \
+      const casdm::Process*);                                                                                  \
   EXTERN template class casdm::ModelImpl<P::Impl::schedule_type, P::Impl::topology_type, P::Impl::losses_type, \
                                          P::Impl::sampler_type>;

@@ -57,8 +57,7 @@ inline constexpr bool has_churn = requires { requires S::churn; };
 namespace detail {
 /// What SampleOptions::on_step is told after step (n − i) of a run on `p` (not a template).
 inline SampleStep sample_step(const Process& p, int64_t i, const at::Tensor& x, const at::Tensor& x0) {
-  const double a = p.alphas_cumprod()[i].item<double>();
-  return {p.size() - i, p.size(), p.timestep_map()[i].item<int64_t>(), std::sqrt((1 - a) / a), x, x0};
+  return {p.size() - i, p.size(), p.timestep_map()[i].item<int64_t>(), p.sigmas()[i].item<double>(), x, x0};
 }
 }  // namespace detail
 

@@ -9,6 +9,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <vector>
 
 namespace casdm::schedule {
 
@@ -16,6 +17,15 @@ template <class S>
 concept Schedule = requires(int64_t T) {
   { S::name } -> std::convertible_to<const char*>;
   { S::betas(T) } -> std::same_as<at::Tensor>;
+};
+
+/// A schedule of a continuous process: its levels for T, the network's time per ln σ, and the
+/// training draw of σ.
+template <class S>
+concept Continuous = Schedule<S> && requires(int64_t n) {
+  { S::sigmas(n) } -> std::same_as<std::vector<double>>;
+  { S::training_sigmas(n) } -> std::same_as<at::Tensor>;
+  { S::log_sigma_time } -> std::convertible_to<double>;
 };
 
 }  // namespace casdm::schedule

@@ -4,8 +4,10 @@
 // θ is cut out of φ's graph: φ's input is built from a detached ε′, so L_x0, L_μ and any feature
 // loss train φ only, and L_ε trains θ only. θ may predict v instead (theta_head::V, CascadedV):
 // then ε′ and x0⋆ are derived from v′ and L_v trains θ. φ's input is x0⋆ (paper) or concat(x0⋆, ε′)
-// (Table 4 ablation).
+// (Table 4 ablation). On EDM's continuous σ process θ may be EDM's preconditioned denoiser
+// (theta_head::EDM, CascadedEDM): x0⋆ = D_θ(x; σ), trained by the EDM-weighted L_x0⋆ (loss::X0StarMSE).
 #include "casdm/topology/concepts.hpp"
+#include "casdm/topology/edm.hpp"
 #include "casdm/core/names.hpp"
 
 #include <fmt/format.h>
@@ -46,6 +48,14 @@ namespace theta_head {
 struct Eps {
   static constexpr bool predicts_v = false;
 };
+/// θ is EDM's preconditioned denoiser (topology/edm.hpp): x0⋆ = D_θ(x; σ) = c_skip·x + c_out·F_θ,
+/// kept with θ's graph in Prediction::x0_star for L_x0⋆ (φ gets it detached); ε′ derived from it.
+/// Runs on a continuous σ schedule only, as EDMPrecond.
+template <class SigmaData = std::ratio<1, 2>>
+struct EDM {
+  static constexpr bool predicts_v = false, predicts_x0 = true;
+  static constexpr double sigma_data = static_cast<double>(SigmaData::num) / static_cast<double>(SigmaData::den);
+};
 /// θ → v′ (Salimans & Ho 2022); ε′ = √(1−ᾱ)·x_t + √ᾱ·v′ and x0⋆ = √ᾱ·x_t − √(1−ᾱ)·sg[v′] (taken from
 /// v′ directly: through ε′ it would divide by √ᾱ, which loses float32 digits at high noise); trained
 /// by L_v.
@@ -56,6 +66,9 @@ template <class H>
 concept ThetaHead = requires {
   { H::predicts_v } -> std::convertible_to<bool>;
 };
+/// Whether θ's head is EDM's denoiser (its output is x0⋆ itself).
+template <class H>
+inline constexpr bool predicts_x0 = requires { requires H::predicts_x0; };
 }  // namespace theta_head
 
 namespace detail {
@@ -80,13 +93,15 @@ struct Cascaded {
                 "casdm rule: the cascaded phi input must be a phi input policy built from theta's detached "
                 "outputs (topology::phi_input::X0Star, topology::phi_input::Concat, or a type with "
                 "a name, channel_multiplier >= 1 and make(x0_star, eps)); see docs/policies.md");
-  static constexpr const char* name = Head::predicts_v ? "cascaded-v" : "cascaded";
+  static constexpr const char* name = Head::predicts_v ? "cascaded-v" : theta_head::predicts_x0<Head> ? "cascaded-edm" : "cascaded";
   /// "cascaded(φ <- φ input, θ)": the networks and what φ sees.
   static std::string spec() {
     return fmt::format("{}({} <- {}, {})", name, names::spec<PhiNet>(), names::spec<Input>(), names::spec<ThetaNet>());
   }
-  static constexpr bool has_eps_head = !Head::predicts_v, has_x0_head = true, has_mix = true,
-                        has_v_head = Head::predicts_v;
+  static constexpr bool has_eps_head = !Head::predicts_v && !theta_head::predicts_x0<Head>, has_x0_head = true,
+                        has_mix = true, has_v_head = Head::predicts_v;
+  /// θ outputs x0⋆ with its graph (L_x0⋆), and reads c_noise = ln(σ)/4 (a continuous schedule only).
+  static constexpr bool has_x0_star_head = theta_head::predicts_x0<Head>, sigma_parameterised = theta_head::predicts_x0<Head>;
   /// φ is a network of its own, sized by DenoiserOptions::phi_net.
   static constexpr bool uses_phi_net = true;
   using theta_arch = ThetaNet;
@@ -116,12 +131,20 @@ struct Cascaded {
       pr.v = detail::call_net(n.theta, x_t, tm, y);
       pr.eps = p.predict_eps_from_v(x_t, t, pr.v);
       pr.x0_star = p.predict_x0_from_v(x_t, t, pr.v.detach());
+    } else if constexpr (theta_head::predicts_x0<Head>) {
+      const auto sigma = p.gather(p.sigmas(), t, x_t.dim(), at::kDouble);
+      const auto c = EDMScalings::at(sigma, Head::sigma_data);
+      const auto to_x = (1.0 + sigma.square()).sqrt();
+      const auto type = x_t.scalar_type();
+      const auto f = detail::call_net(n.theta, x_t * (c.in * to_x).to(type), tm, y);
+      pr.x0_star = x_t * (c.skip * to_x).to(type) + c.out.to(type) * f;
+      pr.eps = p.predict_eps_from_x0(x_t, t, pr.x0_star);
     } else {
       pr.eps = detail::call_net(n.theta, x_t, tm, y);
       pr.x0_star = p.predict_x0_from_eps(x_t, t, pr.eps.detach());
     }
     const auto eps_sg = pr.eps.detach();
-    auto out = detail::call_net(n.phi, Input::make(pr.x0_star, eps_sg), tm, y);
+    auto out = detail::call_net(n.phi, Input::make(pr.x0_star.detach(), eps_sg), tm, y);
     pr.x0 = out.slice(1, 0, C);
     pr.r = at::sigmoid(out.slice(1, C, C + 1));
     return pr;
@@ -131,5 +154,9 @@ struct Cascaded {
 /// Cas-DM with θ predicting v (the cascaded v-variant): θ → v′, φ(x0⋆) → x0′, r as in Cascaded.
 template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet>
 using CascadedV = Cascaded<PhiNet, Input, ThetaNet, theta_head::V>;
+
+/// Cas-DM on EDM: θ EDM's preconditioned denoiser, x0⋆ = D_θ(x; σ), φ(sg[x0⋆]) → x0′, r as in Cascaded.
+template <NetArch PhiNet = net::arch::UNet, class Input = phi_input::X0Star, NetArch ThetaNet = net::arch::UNet>
+using CascadedEDM = Cascaded<PhiNet, Input, ThetaNet, theta_head::EDM<>>;
 
 }  // namespace casdm::topology

@@ -67,6 +67,15 @@ inline constexpr bool takes_labels = requires(typename T::Nets& n, const Process
 template <class T>
 inline constexpr bool has_v_head = requires { requires T::has_v_head; };
 
+/// Whether a topology's θ outputs x0⋆ itself, with its graph (CascadedEDM: EDM's D_θ), for L_x0⋆.
+template <class T>
+inline constexpr bool has_x0_star_head = requires { requires T::has_x0_star_head; };
+
+/// Whether a topology reads the network's time as a function of σ (EDM's preconditioning: c_noise =
+/// ln(σ)/4), and so runs on a continuous schedule only.
+template <class T>
+inline constexpr bool sigma_parameterised = requires { requires T::sigma_parameterised; };
+
 /// Whether a topology has a second network sized by DenoiserOptions::phi_net (the cascaded φ).
 template <class T>
 inline constexpr bool uses_phi_net = requires { requires T::uses_phi_net; };

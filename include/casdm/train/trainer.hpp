@@ -571,6 +571,7 @@ class Trainer {
   /// One step's draws and this rank's part of them.
   struct Shard {
     at::Tensor x, t, noise, labels;
+    std::shared_ptr<const Process> process;  // what t indexes (a continuous schedule's batch), or null
   };
 
   /// Checks a batch, draws t and ε for all of it (then the label dropout, so unconditional runs draw
@@ -582,7 +583,8 @@ class Trainer {
     if (x0.size(0) % world != 0)
       throw std::invalid_argument(fmt::format("Trainer::step: a batch of {} images does not divide among {} ranks",
                                               x0.size(0), world));
-    const auto t_all = at::randint(0, model_->denoiser()->process().size(), {x0.size(0)}, x0.options().dtype(at::kLong));
+    const auto drawn = model_->denoiser()->draw_training(x0.size(0), x0.options());
+    const auto& t_all = drawn.t;
     const auto noise_all = at::randn_like(x0);
     const int64_t K = model_->denoiser()->options.num_classes();
     if (K > 0 && !y.defined())
@@ -594,7 +596,7 @@ class Trainer {
     const auto y_all = y.defined() ? drop_labels(y.to(x0.device(), at::kLong), K, options_.label_dropout()) : at::Tensor{};
     const int64_t lo = x0.size(0) / world * rank, n = x0.size(0) / world;
     return {x0.slice(0, lo, lo + n), t_all.slice(0, lo, lo + n), noise_all.slice(0, lo, lo + n),
-            y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{}};
+            y_all.defined() ? y_all.slice(0, lo, lo + n) : at::Tensor{}, drawn.process};
   }
 
   /// The loss and its gradients over the shard, in micro-batches; with a process group the last
@@ -610,7 +612,7 @@ class Trainer {
     for (int64_t s = 0; s < n; s += chunk) {
       const int64_t e = std::min(n, s + chunk);
       auto r = model_->training_losses(b.x.slice(0, s, e), b.t.slice(0, s, e), b.noise.slice(0, s, e),
-                                       b.labels.defined() ? b.labels.slice(0, s, e) : at::Tensor{});
+                                       b.labels.defined() ? b.labels.slice(0, s, e) : at::Tensor{}, b.process.get());
       const double w = static_cast<double>(e - s) / static_cast<double>(n);
       struct Off {  // the hooks stay off outside the last backward, also when it throws
         Overlap& o;
