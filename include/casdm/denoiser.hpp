@@ -35,7 +35,7 @@ namespace casdm {
 /// The noise levels of one training batch: t indexes `process`, or the denoiser's training process
 /// where `process` is null. A discrete schedule draws t ~ U{0..T−1}; a continuous one (EDM's) draws σ
 /// anywhere from its training distribution, and `process` is the batch's own: its distinct levels in
-/// increasing order (Process::at_sigmas), t each image's.
+/// increasing order (Process::continuous), t each image's.
 struct TrainingDraw {
   at::Tensor t;
   std::shared_ptr<const Process> process;
@@ -45,6 +45,7 @@ namespace detail {
 template <schedule::Schedule S>
 TrainingDraw draw_training(const Process& p, int64_t n, const at::TensorOptions& like) {
   if constexpr (schedule::Continuous<S>) {
+    (void)p;
     const auto drawn = S::training_sigmas(n).contiguous();
     const double* s = drawn.template data_ptr<double>();
     std::vector<std::pair<double, int64_t>> order;
@@ -56,7 +57,8 @@ TrainingDraw draw_training(const Process& p, int64_t n, const at::TensorOptions&
       if (levels.empty() || sigma > levels.back()) levels.push_back(sigma);
       t[static_cast<size_t>(i)] = static_cast<int64_t>(levels.size()) - 1;
     }
-    return {at::tensor(t, at::kLong).to(like.device()), std::make_shared<const Process>(p.at_sigmas(levels))};
+    // The batch's own levels, built directly (every training step: no search of p's grid for steps to report).
+    return {at::tensor(t, at::kLong).to(like.device()), std::make_shared<const Process>(Process::continuous(levels, S::log_sigma_time))};
   } else {
     return {at::randint(0, p.size(), {n}, like.dtype(at::kLong)), nullptr};
   }

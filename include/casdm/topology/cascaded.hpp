@@ -132,12 +132,7 @@ struct Cascaded {
       pr.eps = p.predict_eps_from_v(x_t, t, pr.v);
       pr.x0_star = p.predict_x0_from_v(x_t, t, pr.v.detach());
     } else if constexpr (theta_head::predicts_x0<Head>) {
-      const auto sigma = p.gather(p.sigmas(), t, x_t.dim(), at::kDouble);
-      const auto c = EDMScalings::at(sigma, Head::sigma_data);
-      const auto to_x = (1.0 + sigma.square()).sqrt();
-      const auto type = x_t.scalar_type();
-      const auto f = detail::call_net(n.theta, x_t * (c.in * to_x).to(type), tm, y);
-      pr.x0_star = x_t * (c.skip * to_x).to(type) + c.out.to(type) * f;
+      pr.x0_star = detail::edm_denoise(n.theta, p, x_t, t, tm, y, Head::sigma_data);
       pr.eps = p.predict_eps_from_x0(x_t, t, pr.x0_star);
     } else {
       pr.eps = detail::call_net(n.theta, x_t, tm, y);

@@ -30,6 +30,21 @@ struct EDMScalings {
   }
 };
 
+namespace detail {
+/// EDM's D(x; σ) = c_skip·x + c_out·F(c_in·x; c_noise) of the raw network `net` at (x_t, t) of p, with
+/// x = √(1 + σ²)·x_t and `time` the network's (c_noise); the scalings in float64, then cast.
+template <class N>
+at::Tensor edm_denoise(N& net, const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& time,
+                       const at::Tensor& y, double sigma_data) {
+  const auto sigma = p.gather(p.sigmas(), t, x_t.dim(), at::kDouble);
+  const auto c = EDMScalings::at(sigma, sigma_data);
+  const auto to_x = (1.0 + sigma.square()).sqrt();
+  const auto type = x_t.scalar_type();
+  const auto f = call_net(net, x_t * (c.in * to_x).to(type), time, y);
+  return x_t * (c.skip * to_x).to(type) + c.out.to(type) * f;
+}
+}  // namespace detail
+
 template <NetArch Net = net::arch::UNet, class SigmaData = std::ratio<1, 2>>
 struct EDMPrecond {
   static_assert(SigmaData::num > 0 && SigmaData::den > 0, "casdm rule: EDM's sigma_data must be positive");
@@ -45,13 +60,8 @@ struct EDMPrecond {
   using Nets = detail::SingleNet<Net>;
   static Nets build(torch::nn::Module& owner, const DenoiserOptions& o) { return detail::build_single<EDMPrecond>(owner, o); }
   static Prediction predict(Nets& n, const Process& p, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& y = {}) {
-    const auto sigma = p.gather(p.sigmas(), t, x_t.dim(), at::kDouble);
-    const auto c = EDMScalings::at(sigma, sigma_data);
-    const auto to_x = (1.0 + sigma.square()).sqrt();  // x = √(1 + σ²)·x_t
-    const auto type = x_t.scalar_type();
     Prediction out;
-    const auto f = detail::call_net(n.theta, x_t * (c.in * to_x).to(type), p.model_timesteps(t), y);
-    out.x0 = x_t * (c.skip * to_x).to(type) + c.out.to(type) * f;
+    out.x0 = detail::edm_denoise(n.theta, p, x_t, t, p.model_timesteps(t), y, sigma_data);
     out.eps = p.predict_eps_from_x0(x_t, t, out.x0);
     return out;
   }
