@@ -100,15 +100,22 @@ if(NOT TARGET casdm::zlib)
 endif()
 
 # Optional, for casdm/data/ (target casdm::data): zlib for gzip-compressed IDX files and stb_image
-# (Debian: libstb-dev) for image folders.
+# (Debian: libstb-dev) for image folders; libzip (Debian: libzip-dev) for NumPy's .npz files, where
+# found (without it data::read_npz says so).
 if(NOT TARGET casdm::data_deps)
   find_package(ZLIB QUIET)
   find_path(CASDM_STB_INCLUDE_DIR stb/stb_image.h)
   find_library(CASDM_STB_LIBRARY stb)
+  # libzip by its header and library (Debian's CMake config of libzip also wants its tools, zipcmp …).
+  find_path(CASDM_LIBZIP_INCLUDE_DIR zip.h)
+  find_library(CASDM_LIBZIP_LIBRARY zip)
   if(ZLIB_FOUND AND CASDM_STB_INCLUDE_DIR AND CASDM_STB_LIBRARY)
     add_library(casdm::data_deps INTERFACE IMPORTED)
     set_target_properties(casdm::data_deps PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${CASDM_STB_INCLUDE_DIR}"
                           INTERFACE_LINK_LIBRARIES "ZLIB::ZLIB;${CASDM_STB_LIBRARY}")
+    if(CASDM_LIBZIP_INCLUDE_DIR AND CASDM_LIBZIP_LIBRARY)  # npz.hpp checks __has_include(<zip.h>)
+      set_property(TARGET casdm::data_deps APPEND PROPERTY INTERFACE_LINK_LIBRARIES "${CASDM_LIBZIP_LIBRARY}")
+    endif()
   endif()
 endif()
 

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   std::string scorer_path, out, title = "casdm ablation", device_name = "cpu", sampler_name = "ddim";
   casdm::examples::ReferenceSpec ref_spec{"/usr/share/datasets/fashion-mnist"};
   int64_t n = 1000, batch = 100, seed = 0, threads = 0, grid = 16, bootstrap = 50;
+  casdm::eval::KidOptions kid;
   CLI::App app{"Sample and score checkpoints at several sampling step counts (DDIM unless --sampler); write the table, a chart and grids"};
   bool redraw = false;
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later -n wins; lists add up
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--bootstrap", bootstrap, "resamples for the distance's spread (0: none)")
       ->capture_default_str()
       ->check(casdm::examples::at_least<int64_t>(0));
+  app.add_option("--kid-subsets", kid.subsets, "KID subset pairs of min(1000, -n) vectors each (0: no KID)")
+      ->capture_default_str()->check(casdm::examples::at_least<int64_t>(0));
   app.add_flag("--redraw", redraw, "only rewrite OUT's table.md/.html and charts from its table.json (no sampling)");
   casdm::examples::add_machine_options(app, threads, device_name);
   if (const int rc = casdm::examples::parse_command_line(app, argc, argv, "casdm-ablation"); rc >= 0) return rc;
@@ -105,7 +108,9 @@ int main(int argc, char** argv) {
             for (auto s : steps) {
               const auto key = casdm::app::cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);
               const auto grid_path = fs::path(out) / (rows[i].label + ".png");
-              if (const auto* hit = cells.find(key); hit && (s != steps.back() || fs::exists(grid_path))) {
+              // A cell scored before the KID (when one is asked for now) is scored again.
+              if (const auto* hit = cells.find(key);
+                  hit && (s != steps.back() || fs::exists(grid_path)) && (kid.subsets == 0 || hit->contains("kid"))) {
                 fmt::print(stderr, "{}, {} {} steps: scored before ({})\n", rows[i].label, s, sampler_words, cells.path().string());
                 rows[i].cells.push_back(casdm::report::TableCell::from_json(*hit));
                 continue;
@@ -116,9 +121,9 @@ int main(int argc, char** argv) {
                   sampler_name, *denoiser, n, casdm::eval::DrawOptions().sample(casdm::SampleOptions().steps(s)).batch(batch)
                                                   .seed(static_cast<uint64_t>(seed)).progress(progress));
               const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-              const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0);
-              rows[i].cells.push_back(
-                  casdm::app::cell_of(casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed)), s, secs));
+              const auto stats = casdm::eval::image_stats(scorer, x, device, batch, {}, bootstrap > 0 || kid.subsets > 0);
+              rows[i].cells.push_back(casdm::app::cell_of(
+                  casdm::eval::scores_of(stats, ref.stats, 10, bootstrap, static_cast<uint64_t>(seed), kid), s, secs));
               if (s == steps.back())
                 casdm::report::write_grid(grid_path, x.slice(0, 0, std::min(grid, n)), 8, table.caption(rows[i]));
               cells.put(key, rows[i].cells.back().json());

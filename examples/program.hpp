@@ -117,25 +117,27 @@ inline train::Weights weights_choice(const std::string& weights, double ema_rate
 }
 
 /// The sampling options of casdm-sample and casdm-eval (app::SamplingRequest): --sampler, --steps,
-/// --eta, --exact-sigmas, --churn, --churn-tmin, --churn-tmax, --churn-noise, --class, --guidance.
-inline void add_sampling_options(CLI::App& app, app::SamplingRequest& r) {
-  app.add_option("--sampler", r.sampler, "one of: " + sampler::help())->capture_default_str()->check(CLI::IsMember(sampler::names()));
-  app.add_option("--steps", r.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
-      ->capture_default_str()->check(at_least<int64_t>(0));
-  app.add_option("--eta", r.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")
-      ->capture_default_str()->check(in_range<double>(0, 1));
-  app.add_flag("--exact-sigmas", r.exact_sigmas, "the sigma-spaced samplers (" + sampler::exact_sigma_names() +
-               ") at their spacing's exact sigma, the network seeing steps interpolated between trained ones (default: "
-               "each sigma snapped to the nearest trained step)");
-  app.add_option("--churn", r.churn.amount, "EDM's S_churn for euler and heun: noise added before each step (0: none)")
-      ->capture_default_str()->check(in_range<double>(0, 1e6));
-  app.add_option("--churn-tmin", r.churn.t_min, "churn only at sigma >= this")->capture_default_str()->check(in_range<double>(0, 1e9));
-  app.add_option("--churn-tmax", r.churn.t_max, "churn only at sigma <= this (default: no bound)")->check(in_range<double>(0, 1e9));
-  app.add_option("--churn-noise", r.churn.noise, "EDM's S_noise, the churn noise's scale")->capture_default_str()
-      ->check(in_range<double>(0, 10));
-  app.add_option("--class", r.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K for sample i)");
-  app.add_option("--guidance", r.guidance, "classifier-free guidance scale w (0: the conditional model alone; needs --class)")
-      ->capture_default_str()->check(in_range<double>(0, 1e6));
+/// --eta, --exact-sigmas, --churn, --churn-tmin, --churn-tmax, --churn-noise, --class, --guidance;
+/// returns them (casdm-eval refuses them where it draws nothing).
+inline std::vector<CLI::Option*> add_sampling_options(CLI::App& app, app::SamplingRequest& r) {
+  return {
+      app.add_option("--sampler", r.sampler, "one of: " + sampler::help())->capture_default_str()->check(CLI::IsMember(sampler::names())),
+      app.add_option("--steps", r.steps, "sampling steps (0: the sampler's default, as listed under --sampler; at most T)")
+          ->capture_default_str()->check(at_least<int64_t>(0)),
+      app.add_option("--eta", r.eta, "eta in [0, 1] of ddim and the stochastic samplers (0: deterministic; default ddim's 0, the others' 1)")
+          ->capture_default_str()->check(in_range<double>(0, 1)),
+      app.add_flag("--exact-sigmas", r.exact_sigmas, "the sigma-spaced samplers (" + sampler::exact_sigma_names() +
+                   ") at their spacing's exact sigma, the network seeing steps interpolated between trained ones (default: "
+                   "each sigma snapped to the nearest trained step)"),
+      app.add_option("--churn", r.churn.amount, "EDM's S_churn for euler and heun: noise added before each step (0: none)")
+          ->capture_default_str()->check(in_range<double>(0, 1e6)),
+      app.add_option("--churn-tmin", r.churn.t_min, "churn only at sigma >= this")->capture_default_str()->check(in_range<double>(0, 1e9)),
+      app.add_option("--churn-tmax", r.churn.t_max, "churn only at sigma <= this (default: no bound)")->check(in_range<double>(0, 1e9)),
+      app.add_option("--churn-noise", r.churn.noise, "EDM's S_noise, the churn noise's scale")->capture_default_str()
+          ->check(in_range<double>(0, 10)),
+      app.add_option("--class", r.cls, "class-conditional checkpoints: the class of every sample, or 'all' (class i % K for sample i)"),
+      app.add_option("--guidance", r.guidance, "classifier-free guidance scale w (0: the conditional model alone; needs --class)")
+          ->capture_default_str()->check(in_range<double>(0, 1e6))};
 }
 
 /// app::SamplingRequest::settle with the options the command line gave.

@@ -538,6 +538,9 @@ assert a['fd_domain'] == b['fd_domain'] and a['fd_domain'] > 0, (a['fd_domain'],
 assert a['n'] == 20 and a['reference_images'] == 200 and a['data_fit'] == 'resize' and a['step'] == 2, a
 assert 1 <= a['domain_score']['mean'] <= 10 and a['weights'].startswith('ema'), a
 assert 'fd_domain_std' not in a and b['fd_domain_std'] > 0 and b['bootstrap'] == 20, b
+# The KID: 100 subset pairs of all 20 samples and 20 of the 200 reference features, seeded.
+k = a['kid_domain']
+assert k['subsets'] == 100 and k['subset_size'] == 20 and k['std'] > 0 and k == b['kid_domain'], (a, b)
 assert a['sampler'] == {'kind': 'ddim', 'steps': 2, 'eta': 0.0}, a['sampler']
 assert json.load(open(sys.argv[3]))['sampler']['steps'] == 20  # --steps 0: DDIM's 100, at most T
 d, e = (json.load(open(f)) for f in sys.argv[4:6])
@@ -549,10 +552,67 @@ assert json.load(open(sys.argv[6]))['sampler'] == {'kind': 'euler', 'steps': 2, 
     refuse "--eta: the heun sampler has no eta (ddim and the stochastic samplers have)" "${ev[@]}" --sampler heun --eta 0.5
     refuse "expected a file named inception_fid.pt or small_vgg.pt" "${ev[@]}" --scorer "$R/m/metric.json"
     refuse "--splits 30 is more than -n 20" "${ev[@]}" --splits 30
+    refuse "--kid-subset-size 30 is more than -n 20" "${ev[@]}" --kid-subset-size 30
+    refuse "--kid-subset-size: 0 (the default) or at least 2 vectors" "${ev[@]}" --kid-subset-size 1
+    refuse "casdm-eval: KID: a subset of 300 is more than the 200 reference vectors" "${ev[@]}" -n 400 --kid-subset-size 300
+    "${ev[@]}" --out "$W/e7.json" --kid-subsets 0 -n 2 --splits 1 > /dev/null || fail "evaluation without KID"
+    "$PY" -c "import json, sys; assert 'kid_domain' not in json.load(open(sys.argv[1]))" "$W/e7.json" || fail "--kid-subsets 0"
     refuse "SmallVGG weights file not found" "${ev[@]}" --scorer "$R/absent/small_vgg.pt"
     refuse "cannot open $R/none.pt (no such file)" "${ev[@]}" --checkpoint "$R/none.pt"
     refuse "casdm-eval: --n: 1000000000 samples of 1x16x16 need 1.02e+03 GB of memory as float32" "${ev[@]}" -n 1000000000 --out "$W/big.json"
-    refuse "casdm-eval: --out $W: a folder; give the name of the JSON file to write" "${ev[@]}" --out "$W" ;;
+    refuse "casdm-eval: --out $W: a folder; give the name of the JSON file to write" "${ev[@]}" --out "$W"
+    # --samples: images made by another program, as improved-diffusion's .npz (arr_0, uint8 NHWC) and as
+    # the same images in a folder of PNGs: the same scores, against the reference cached above.
+    "$PY" -c "
+import os, sys
+import numpy as np
+from PIL import Image
+x = np.random.default_rng(0).integers(0, 256, size=(12, 16, 16, 1), dtype=np.uint8)
+np.savez(sys.argv[1] + '/s.npz', x)
+np.savez(sys.argv[1] + '/rgb.npz', np.repeat(x, 3, axis=3))
+os.makedirs(sys.argv[1] + '/folder', exist_ok=True)
+for i, im in enumerate(x):
+    Image.fromarray(im[:, :, 0]).save(f'{sys.argv[1]}/folder/{i:03d}.png')
+open(sys.argv[1] + '/bad.npz', 'w').write('not a zip')
+" "$R" || fail "writing the samples"
+    sv=("$BIN/casdm-eval" --scorer "$R/m/small_vgg.pt" --ref-n 200 --batch 5 --threads 1)
+    "${sv[@]}" --samples "$R/s.npz" --out "$W/s1.json" > /dev/null || fail "--samples an .npz"
+    "${sv[@]}" --samples "$R/folder" --out "$W/s2.json" --splits 3 > /dev/null || fail "--samples a folder"
+    "$PY" -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a['samples'].endswith('s.npz (arr_0 of an .npz, uint8 NHWC)') and b['samples'].endswith('(a folder of images)'), (a, b)
+assert a['n'] == 12 and a['side'] == 16 and a['channels'] == 1 and a['reference_images'] == 200, a
+assert a['reference_cached'] is True and a['data_fit'] == 'resize', a  # the statistics the checkpoint's evaluations made
+assert a['fd_domain'] == b['fd_domain'] > 0 and a['kid_domain'] == b['kid_domain'] and a['kid_domain']['subset_size'] == 12, (a, b)
+assert b['domain_score']['splits'] == 3 and 'checkpoint' not in a and 'sampler' not in a, b
+" "$W/s1.json" "$W/s2.json" || fail "--samples JSON"
+    refuse "casdm-eval: --steps: draws from --checkpoint; --samples scores images made elsewhere" "${sv[@]}" --samples "$R/s.npz" --steps 5
+    refuse "casdm-eval: --n: draws from --checkpoint" "${sv[@]}" --samples "$R/s.npz" -n 5
+    refuse "casdm-eval: one of --checkpoint (draw samples from it) and --samples (score images made elsewhere)" "${sv[@]}"
+    refuse "casdm-eval: one of --checkpoint" "${sv[@]}" --samples "$R/s.npz" --checkpoint "$R/run"
+    refuse "has 1-channel images, the samples are 3-channel ones" "${sv[@]}" --samples "$R/rgb.npz"
+    refuse "bad.npz: not a readable .npz (a zip archive of .npy files)" "${sv[@]}" --samples "$R/bad.npz"
+    refuse "s.npz (arr_0 of an .npz, uint8 NHWC): 12 images for 20 Inception Score splits" "${sv[@]}" --samples "$R/s.npz" --splits 20
+    refuse "KID: a subset of 13 is more than the 12 samples" "${sv[@]}" --samples "$R/s.npz" --kid-subset-size 13
+    # --nll: the bits/dim of the test split's first images under the checkpoint's model (T = 20 terms).
+    nl=("$BIN/casdm-eval" --checkpoint "$R/run" --nll --nll-n 6 --batch 4 --threads 1)
+    "${nl[@]}" --out "$W/n1.json" > /dev/null 2> "$W/nll.err" || fail "--nll"
+    "${nl[@]}" --nll-variance small --out "$W/n2.json" > /dev/null 2>&1 || fail "--nll small"
+    [ "$(grep -c "^nll: [46]/6 images" "$W/nll.err")" = 2 ] || fail "--nll progress: $(cat "$W/nll.err")"
+    "$PY" -c "
+import json, math, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a['n'] == 6 and a['split'] == 'test' and a['variance'] == 'large' and b['variance'] == 'small' and a['data_fit'] == 'resize', a
+assert len(a['vb_bpd_by_step']) == 20 and a['decoder_bpd'] == a['vb_bpd_by_step'][0] and a['bits_per_dim_stderr'] > 0, a
+assert 0 < a['bits_per_dim'] < 100 and a['bits_per_dim'] != b['bits_per_dim'], (a, b)
+assert abs(sum(a['vb_bpd_by_step']) + a['prior_bpd'] - a['bits_per_dim']) < 1e-9 * a['bits_per_dim'], a
+" "$W/n1.json" "$W/n2.json" || fail "--nll JSON"
+    refuse "casdm-eval: --steps: draws samples; --nll draws none (--nll-n: how many images)" "${nl[@]}" --steps 3
+    refuse "casdm-eval: --scorer: scores samples; --nll scores none" "${nl[@]}" --scorer "$R/m/small_vgg.pt"
+    refuse "casdm-eval: --nll-n: applies to --nll" "${ev[@]}" --nll-n 5
+    refuse "casdm-eval: --scorer is required (except with --nll)" "$BIN/casdm-eval" --checkpoint "$R/run"
+    refuse "casdm-eval: --nll is of a checkpoint's model (--checkpoint), not of --samples" "$BIN/casdm-eval" --samples "$R/s.npz" --nll ;;
   ablation)  # casdm-ablation: two tiny rows × two step counts → table.md, table.json, chart, grids
     R="$W.run" && rm -rf "$R" && mkdir -p "$R"
     "$BIN/casdm-metric" --steps 5 --batch 8 --widths 4,8 --image-size 16 --threads 1 --out "$R/m" > /dev/null ||
@@ -574,11 +634,12 @@ assert json.load(open(sys.argv[6]))['sampler'] == {'kind': 'euler', 'steps': 2, 
     grep -q "^| eps | DDPM_Eps | 2 |" "$W/t/table.md" || fail "table row eps"
     grep -q "^| cas | CasDM | 2 |" "$W/t/table.md" || fail "table row cas"
     grep -q "FD (domain) @2 | FD (domain) @3 |" "$W/t/table.md" || fail "table header"
+    grep -q "| KID (domain) ×10³ @2 | KID (domain) ×10³ @3 |" "$W/t/table.md" || fail "table KID header"
     "$PY" -c "
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert [r['label'] for r in j['rows']] == ['eps', 'cas'] and j['steps'] == [2, 3], j
-assert all(len(r['cells']) == 2 and all(c['fd'] > 0 and c['fd_std'] > 0 and c['sampling_seconds'] > 0
+assert all(len(r['cells']) == 2 and all(c['fd'] > 0 and c['fd_std'] > 0 and c['sampling_seconds'] > 0 and c['kid_std'] > 0
            for c in r['cells']) for r in j['rows']), j
 assert j['bootstrap'] == 50, j
 " "$W/t/table.json" || fail "table.json"

@@ -2,7 +2,7 @@
 # Installs what casdm's build, tests, examples and benchmarks need on Debian 12 (as root).
 set -euo pipefail
 pkgs=(cmake ninja-build g++ ccache libtorch-dev libopenblas0-pthread libboost-dev catch2 libbenchmark-dev
-      zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev libfmt-dev dataset-fashion-mnist
+      zlib1g-dev libstb-dev libzip-dev nlohmann-json3-dev libcli11-dev libfmt-dev dataset-fashion-mnist
       python3-torch python3-torchvision python3-numpy python3-scipy python3-pil
       clang libclang-rt-14-dev  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
       libplplot-dev plplot-driver-cairo fonts-dejavu-core  # charts (casdm/report/)

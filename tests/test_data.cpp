@@ -1,12 +1,14 @@
 // Data on disk: the IDX reader against Python's gzip on the real Fashion-MNIST files, CIFAR-10
 // batches against numpy, image folders against PIL, fitting against torch's interpolate, the
-// loader's per-step determinism, and the refusals of bad input.
+// loader's per-step determinism, NumPy's .npy/.npz files against NumPy, samples made elsewhere
+// (data::read_sample_images), and the refusals of bad input.
 #include <fstream>
 #include <iterator>
 
 #include "casdm/app/reference.hpp"
 #include "casdm/data/images.hpp"
 #include "casdm/data/loader.hpp"
+#include "casdm/data/sample_files.hpp"
 #include "casdm/train/small_vgg.hpp"
 #include "support.hpp"
 #include "tiny.hpp"
@@ -508,3 +510,65 @@ TEST_CASE("Session refuses, in one line, what it could not run", "[trainer][sess
   }
 }
 
+
+TEST_CASE("NumPy's .npy and .npz files read as NumPy wrote them, and damaged ones are refused by name", "[data][npz]") {
+  const auto dir = test::generated("npz_ref.py");
+  const auto want = test::load_tensors(dir / "expected.pt");
+  for (const char* f : {"stored.npz", "deflated.npz"}) {  // numpy.savez and numpy.savez_compressed
+    INFO(f);
+    const auto a = data::read_npz(dir / f);
+    CHECK(a.size() == 3);
+    CHECK(at::equal(a.at("arr_0"), want.at("images")));
+    CHECK(at::equal(a.at("arr_1"), want.at("floats")));
+    CHECK(at::equal(a.at("named"), want.at("named")));
+  }
+  const auto fortran = data::read_npy(dir / "fortran.npy");
+  CHECK(at::equal(fortran, want.at("fortran")));
+  CHECK(fortran.is_contiguous());
+  CHECK(at::equal(data::read_npy(dir / "v2.npy"), want.at("floats")));
+  CHECK(at::equal(data::read_npy(dir / "bool.npy"), want.at("bools")));
+  CHECK(at::equal(data::read_npy(dir / "half.npy"), want.at("halfs")));
+  CHECK_THROWS_WITH(data::read_npy(dir / "big.npy"), Catch::EndsWith("big.npy: big-endian data ('>f4'); save it little-endian (array.astype('<f4'))"));
+  CHECK_THROWS_WITH(data::read_npy(dir / "objects.npy"), Catch::EndsWith("objects.npy: an array of Python objects (pickled), not of numbers"));
+  CHECK_THROWS_WITH(data::read_npy(dir / "struct.npy"), Catch::Contains("struct.npy: a structured type"));
+  CHECK_THROWS_WITH(data::read_npy(dir / "cut.npy"), Catch::EndsWith("cut.npy: 184 bytes of data, but the shape (3, 4, 2) of '<f8' needs 192 (truncated)"));
+  CHECK_THROWS_WITH(data::read_npy(dir / "absent.npy"), Catch::Contains("absent.npy (no such file, or not readable)"));
+  CHECK_THROWS_WITH(data::parse_npy("hello", "x"), "x: not a .npy array (no \\x93NUMPY magic)");
+  CHECK_THROWS_WITH(data::read_npz(dir / "cut.npz"), Catch::Contains("cut.npz: not a readable .npz (a zip archive of .npy files): "));
+  CHECK_THROWS_WITH(data::read_npz(dir / "flipped.npz"), Catch::Contains("flipped.npz (arr_0.npy): damaged: "));
+  CHECK_THROWS_WITH(data::read_npz(dir / "notzip.npz"), Catch::Contains("notzip.npz: not a readable .npz"));
+  CHECK_THROWS_WITH(data::read_npz(dir / "text.npz"), Catch::EndsWith("text.npz (notes.txt): not a .npy array; an .npz holds only those"));
+  CHECK_THROWS_WITH(data::read_npz(dir / "absent.npz"), Catch::EndsWith("absent.npz (no such file)"));
+}
+
+TEST_CASE("samples made elsewhere: an .npz of uint8 NHWC, a folder of images and casdm's samples.pt read as [N, C, H, W]", "[data][npz]") {
+  const auto dir = test::generated("npz_ref.py");
+  const auto want = test::load_tensors(dir / "expected.pt");
+  const auto s = data::read_sample_images(dir / "stored.npz");
+  CHECK(at::equal(s.images, want.at("images").permute({0, 3, 1, 2})));
+  CHECK_THAT(s.source, Catch::EndsWith("stored.npz (arr_0 of an .npz, uint8 NHWC)"));
+  CHECK(at::equal(data::read_sample_images(dir / "deflated.npz").images, s.images));
+  CHECK(at::equal(data::read_sample_images(dir / "folder").images, s.images));  // the same images as PNGs
+  CHECK(at::equal(data::read_sample_images(dir / "gray.npz").images, want.at("gray").unsqueeze(1)));
+  CHECK_THROWS_WITH(data::read_sample_images(dir / "float.npz"),
+                    Catch::EndsWith("float.npz (arr_0) is Float; samples in an .npz are uint8 images [N, H, W, C] (as improved-diffusion's image_sample.py writes them)"));
+  const auto scratch = test::scratch("sample-files");
+  io::TensorFile f;
+  auto write = [&](const at::Tensor& x) {
+    f.tensors = {{"samples", x}};
+    io::write_tensor_file(scratch / "s.pt", f);
+    return scratch / "s.pt";
+  };
+  const auto x = at::rand({3, 1, 4, 4}) * 2 - 1;
+  CHECK(at::equal(data::read_sample_images(write(x)).images, x));
+  const auto u8 = at::randint(0, 256, {3, 3, 4, 4}, at::kByte);
+  CHECK(at::equal(data::read_sample_images(write(u8)).images, u8));
+  CHECK_THROWS_WITH(data::read_sample_images(write(at::full({3, 1, 4, 4}, 1.5))), Catch::EndsWith("s.pt: sample values from 1.5 to 1.5; float samples lie in [-1, 1]"));
+  CHECK_THROWS_WITH(data::read_sample_images(write(at::zeros({3, 2, 4, 4}))), Catch::EndsWith("s.pt: samples of shape [3, 2, 4, 4]; expected [N, C, H, W] with C = 1 or 3"));
+  CHECK_THROWS_WITH(data::read_sample_images(write(at::zeros({3, 1, 4, 4}, at::kLong))), Catch::EndsWith("s.pt: samples of type Long; expected float in [-1, 1] or uint8"));
+  CHECK_THROWS_WITH(data::read_sample_images(write(at::zeros({1, 1, 4, 4}))), Catch::EndsWith("s.pt: 1 image; scoring needs at least 2"));
+  f.tensors = {{"weights", at::zeros({2})}};
+  io::write_tensor_file(scratch / "w.pt", f);
+  CHECK_THROWS_WITH(data::read_sample_images(scratch / "w.pt"), Catch::Contains("w.pt holds no \"samples\" tensor"));
+  CHECK_THROWS_WITH(data::read_sample_images(scratch / "absent.pt"), Catch::EndsWith("absent.pt (no such file)"));
+}

@@ -1,5 +1,6 @@
 // Metric networks: VGG16's features against torchvision's on the same random weights, LPIPS
 // against piq's formula run by PyTorch, its properties, and the refusals of bad weight files.
+#include "casdm/eval/likelihood.hpp"
 #include "casdm/metric/lpips.hpp"
 #include "support.hpp"
 
@@ -451,6 +452,71 @@ TEST_CASE("the bootstrap spread of the Fréchet distance equals scipy's on the s
                     Catch::Contains("outside the 600 feature vectors"));
 }
 
+TEST_CASE("KID: torch-fidelity's formula on the same subsets and the closed form of two Gaussians", "[eval][kid]") {
+  const auto ref = test::load_tensors(test::generated("scores_ref.py") / "expected.pt");
+  const auto k = eval::kernel_distance(ref.at("kx"), ref.at("ky"), ref.at("kid_ix"), ref.at("kid_iy"));
+  REQUIRE(k.values.size() == 7);
+  CHECK(k.subset_size == 150);
+  for (int64_t s = 0; s < 7; ++s) CHECK(std::abs(k.values[s] - ref.at("kid")[s].item<double>()) < 1e-12);
+  CHECK(std::abs(k.mean - ref.at("kid_mean").item<double>()) < 1e-12);
+  CHECK(std::abs(k.std - ref.at("kid_std").item<double>()) < 1e-12);
+  // In float32 features the same to float32's rounding.
+  const auto k32 = eval::kernel_distance(ref.at("kx").to(at::kFloat), ref.at("ky").to(at::kFloat), ref.at("kid_ix"), ref.at("kid_iy"));
+  CHECK(std::abs(k32.mean - k.mean) < 1e-5);
+
+  // x ~ N(a, I), y ~ N(b, I) in d dimensions, s = xᵀy: E s = a·b, E s² = (a·b)² + |a|² + |b|² + d,
+  // E s³ = (a·b)³ + 3(a·b)(|a|² + |b|²) + 3(d + 2)(a·b); E k = 1 + 3 E s/d + 3 E s²/d² + E s³/d³, and
+  // MMD² = E k(x, x') + E k(y, y') − 2 E k(x, y).
+  constexpr int64_t d = 8;
+  auto expect_k = [](double ab, double aa, double bb) {
+    const double s1 = ab, s2 = ab * ab + aa + bb + d, s3 = ab * ab * ab + 3 * ab * (aa + bb) + 3 * (d + 2) * ab;
+    return 1 + 3 * s1 / d + 3 * s2 / (d * d) + s3 / (d * d * d);
+  };
+  auto g = at::make_generator<at::CPUGeneratorImpl>(21);
+  const auto x = at::randn({3000, d}, g, at::kDouble), y = at::randn({4000, d}, g, at::kDouble);
+  // One distribution: 0 within the spread (a V-statistic's bias, 2(E k(x, x) − E k(x, x'))/m ≈ 0.02, is not).
+  const auto same = eval::kernel_distance(x, y, 100, 0, 3);
+  WARN("KID of one Gaussian: " << same.mean << " ± " << same.std);
+  CHECK(same.subset_size == 1000);
+  CHECK(same.std > 0);
+  CHECK(std::abs(same.mean) < 2 * same.std);
+  CHECK(same.std < 0.005);
+  // Means 0 and 0.3 in every dimension.
+  const double shift = 0.3, bb = d * shift * shift;
+  const double closed = expect_k(0, 0, 0) + expect_k(bb, bb, bb) - 2 * expect_k(0, 0, bb);
+  const auto apart = eval::kernel_distance(x, y + shift, 100, 0, 3);
+  WARN("KID of Gaussians 0.3 apart: " << apart.mean << " ± " << apart.std << ", closed form " << closed);
+  CHECK(closed > 10 * apart.std);
+  CHECK(std::abs(apart.mean - closed) < 2 * apart.std);
+  // Seeded; fewer than 1000 vectors: subsets of all of the smaller side.
+  CHECK(eval::kernel_distance(x, y, 5, 0, 9).values == eval::kernel_distance(x, y, 5, 0, 9).values);
+  CHECK(eval::kernel_distance(x.slice(0, 0, 300), y, 3).subset_size == 300);
+  CHECK(eval::kid_subset_size(50, 20) == 20);
+  // Refusals, one line each.
+  CHECK_THROWS_WITH(eval::kernel_distance(x.slice(0, 0, 600), y, 5, 700), "KID: a subset of 700 is more than the 600 samples");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, y.slice(0, 0, 500), 5, 700), "KID: a subset of 700 is more than the 500 reference vectors");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, y, 0), "KID: at least 1 subset, got 0");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, y, 5, 1), "KID: subsets of 1 vectors; at least 2 are needed");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, at::randn({50, 3}), 5), "KID: features of 8 and 3 dimensions (another feature network?)");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, y, at::full({2, 4}, 3000, at::kLong), at::zeros({2, 4}, at::kLong)),
+                    "KID: a subset index outside the 3000 feature vectors");
+  CHECK_THROWS_WITH(eval::kernel_distance(x, y, at::zeros({2, 4}, at::kLong), at::zeros({2, 5}, at::kLong)), Catch::StartsWith("KID: expected subset indices"));
+  // In the scores: taken where both sides kept their features, named by the scorer's kind.
+  eval::ImageStats a{eval::statistics(x), {}, at::full({3000, 2}, 0.5, at::kDouble), x};
+  eval::ImageStats b{eval::statistics(y), {}, {}, y};
+  const auto s = eval::scores_of(a, b, 10, 0, 3, {20, 500});
+  CHECK(s.kid.values.size() == 20);
+  CHECK(s.kid.values == eval::kernel_distance(x, y, 20, 500, 3).values);
+  const auto j = eval::scores_json(s, false, 10, 0);
+  CHECK(j.at("kid_domain").at("subsets") == 20);
+  CHECK(j.at("kid_domain").at("subset_size") == 500);
+  CHECK(j.at("kid_domain").at("mean").get<double>() == s.kid.mean);
+  CHECK(eval::scores_json(s, true, 10, 0).contains("kid"));
+  CHECK(eval::scores_of(a, b, 10, 0, 3, {0, 0}).kid.values.empty());
+  b.features = at::Tensor();
+  CHECK(!eval::scores_json(eval::scores_of(a, b), false, 10, 0).contains("kid_domain"));
+}
+
 TEST_CASE("the Fréchet distance has its closed forms where sqrtm struggles: singular and commuting covariances", "[eval]") {
   // Rank 5 in 40 dimensions (fewer vectors than features): tr S + tr S − 2 tr (S S)^½ = 0.
   auto g = at::make_generator<at::CPUGeneratorImpl>(9);
@@ -531,12 +597,33 @@ TEST_CASE("image_stats gathers batch by batch what one pass over the features gi
   CHECK(at::allclose(first.stats.pool.mu.to(at::kDouble), want.mu, 1e-6, 1e-6));
   CHECK(at::allclose(first.stats.pool.sigma.to(at::kDouble), want.sigma, 1e-6, 1e-6));
   CHECK(first.stats.probs.sizes() == at::IntArrayRef({23, 2}));
+  // The reference keeps its features for the KID (all 23 here, fewer than kReferenceFeatures).
+  CHECK(test::max_abs_diff(first.stats.features.to(at::kDouble), features) < 1e-6);
   // The same key: read back, nothing scored; another key (other data): scored again and kept.
   const auto again = eval::reference_stats(scorer, images, "toy|23", dir / "ref.pt", at::kCPU, 5);
   CHECK(again.cached);
   CHECK(scorer.seen == 23);
   CHECK(at::equal(again.stats.pool.mu, first.stats.pool.mu));
   CHECK(at::equal(again.stats.pool.sigma, first.stats.pool.sigma));
+  CHECK(at::equal(again.stats.features, first.stats.features.to(at::kFloat)));
+  // At most k kept: a seeded choice of rows, in the images' order.
+  const auto some = eval::image_stats(scorer, images, at::kCPU, 5, {}, true, 7);
+  REQUIRE(some.features.size(0) == 7);
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < 7; ++i)
+    for (int64_t r = 0; r < 23; ++r)
+      if (test::max_abs_diff(some.features[i].to(at::kDouble), features[r]) < 1e-6) rows.push_back(r);
+  REQUIRE(rows.size() == 7);
+  CHECK(std::is_sorted(rows.begin(), rows.end()));
+  CHECK(at::equal(eval::image_stats(scorer, images, at::kCPU, 4, {}, true, 7).features, some.features));
+  scorer.seen = 23;
+  // A cache written before the KID (no features) is made again.
+  {
+    auto old = first.stats;
+    old.features = at::Tensor();
+    eval::save_reference(old, dir / "old.pt", "pixels:1|toy|23");
+    CHECK(!eval::load_reference(dir / "old.pt", "pixels:1|toy|23").has_value());
+  }
   const auto other = eval::reference_stats(scorer, images.slice(0, 0, 10), "toy|10", dir / "ref.pt", at::kCPU, 5);
   CHECK(!other.cached);
   CHECK(scorer.seen == 33);
@@ -601,4 +688,62 @@ TEST_CASE("checkpoints leave the frozen feature network out, and a resume refuse
   CHECK_THROWS_WITH(refused.load(dir / "ckpt.pt"), Catch::Contains("the feature network's weights differ") &&
                                                        Catch::Contains("were the files in " + weights.string() + " replaced?"));
   CHECK(refused.step_count() == 0);
+}
+
+TEST_CASE("bits per dimension: improved-diffusion's bound term by term (NumPy, float64) with fixed small and large variances", "[eval][nll]") {
+  torch::manual_seed(5);
+  presets::DDPM_Eps m(test::tiny_options(8, 1, 10));  // T = 10: every term of the bound is seen
+  AnyDenoiser& d = *m->denoiser();
+  const auto& p = d.process();
+  const auto images = at::randint(0, 256, {3, 1, 8, 8}, at::kByte);
+  const auto x0 = images.to(at::kDouble) / 127.5 - 1;
+  // What bits_per_dim draws from its generator (the noise of t = T − 1 first) and what the model
+  // answers there, for the reference to take as given.
+  std::map<std::string, at::Tensor> in{{"betas", p.betas()}, {"x0", x0}};
+  {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(7);
+    at::NoGradGuard no_grad;
+    for (int64_t k = 0; k < 10; ++k) {
+      const auto t = at::full({3}, 9 - k, at::kLong);
+      const auto noise = at::randn(x0.sizes(), g, at::TensorOptions().dtype(at::kDouble));
+      in["noise" + std::to_string(k)] = noise;
+      in["pred" + std::to_string(k)] = d.denoise(p, p.q_sample(x0, t, noise).to(at::kFloat), t, true).x0.to(at::kDouble);
+    }
+  }
+  const auto dir = test::scratch("likelihood");
+  const auto in_file = dir / ("in-" + std::to_string(::getpid()) + ".pt"), out_file = dir / ("out-" + std::to_string(::getpid()) + ".pt");
+  test::save_tensors(in, in_file);
+  test::run_python("likelihood_ref.py", in_file.string() + " " + out_file.string());
+  const auto want = test::load_tensors(out_file);
+  for (const auto v : {eval::FixedVariance::small, eval::FixedVariance::large}) {
+    const std::string k = eval::name(v);
+    INFO(k);
+    const auto b = eval::bits_per_dim(d, images, v, at::make_generator<at::CPUGeneratorImpl>(7));
+    REQUIRE(b.vb.sizes() == at::IntArrayRef({3, 10}));
+    // The KL terms (t = 9 … 1) to 1e-10; the decoder's (t = 0) relative to 1e-6: its bin probability
+    // is a difference of two tanh-approximated CDFs, which keeps only ulp(1)/Δ of its digits where
+    // the bin lies in a tail, whichever library's tanh computes it (tools/improved_diffusion_check.py).
+    CHECK(test::max_abs_diff(b.vb.slice(1, 0, 9), want.at(k + "/vb").slice(1, 0, 9)) < 1e-10);
+    CHECK(test::max_rel_diff(b.vb.select(1, 9), want.at(k + "/vb").select(1, 9), 0) < 1e-6);
+    CHECK(test::max_abs_diff(b.prior, want.at(k + "/prior")) < 1e-12);
+    CHECK(test::max_rel_diff(b.total, want.at(k + "/total"), 0) < 1e-6);
+    CHECK(test::max_abs_diff(b.x0_mse, want.at(k + "/x0_mse")) < 1e-12);
+    CHECK(test::max_abs_diff(b.eps_mse, want.at(k + "/eps_mse")) < 1e-9);
+    // The same images as float32 in [−1, 1]: the same bound to float32's rounding of the pixels.
+    CHECK(test::max_rel_diff(eval::bits_per_dim(d, x0.to(at::kFloat), v, at::make_generator<at::CPUGeneratorImpl>(7)).total, b.total, 0) < 1e-5);
+  }
+  // The prior term's closed form at x0 = 0: ½(σ² − 1 − ln σ²)/ln 2 per dimension, σ² = 1 − ᾱ_T.
+  const double s2 = 1 - p.alphas_cumprod()[9].item<double>();
+  CHECK(std::abs(eval::prior_bpd(p, at::zeros({1, 1, 2, 2}, at::kDouble))[0].item<double>() - 0.5 * (s2 - 1 - std::log(s2)) / std::log(2.0)) < 1e-15);
+  // The decoder of a bin's centre under a tiny variance: log 1 = 0; at the ends the open bins.
+  const auto x = at::tensor({-1.0, 0.0, 1.0}, at::kDouble);
+  CHECK(eval::discretized_gaussian_log_likelihood(x, x, at::full({3}, -20.0, at::kDouble)).abs().max().item<double>() < 1e-12);
+  std::filesystem::remove(in_file);
+  std::filesystem::remove(out_file);
+  CHECK_THROWS_WITH(eval::bits_per_dim(d, at::zeros({2, 1, 4, 4}), eval::FixedVariance::large, at::make_generator<at::CPUGeneratorImpl>(0)),
+                    "bits per dimension: images of 1x4x4, the model makes 1x8x8");
+  CHECK_THROWS_WITH(eval::parse_fixed_variance("medium"), "fixed variance 'medium': small (the posterior's, beta-tilde) or large (beta)");
+  presets::EDM edm(test::tiny_options(8, 1, 10));
+  CHECK_THROWS_WITH(eval::bits_per_dim(*edm->denoiser(), images, eval::FixedVariance::large, at::make_generator<at::CPUGeneratorImpl>(0)),
+                    Catch::StartsWith("bits per dimension: a continuous (EDM) process"));
 }

@@ -1020,3 +1020,33 @@ TEST_CASE("ablation rows: LABEL=CHECKPOINT read and checked before any sampling,
   CHECK(app::cell_key(rows[0].first, 10, 100, 0, 50, 20, "scorer", "heun") ==
         "a|" + key + "|steps=10|n=100|seed=0|batch=50|bootstrap=20|scorer|sampler=heun");
 }
+
+TEST_CASE("an ablation table shows the KID (x10^3 and its spread) where a cell has one and says so", "[report][kid]") {
+  eval::Scores s;
+  s.fd = 12.5, s.fd_std = 0.5, s.n = 100;
+  s.is = {3.25, 0.125};
+  s.kid = {0.0123456, 0.00078, 1000, {0.01, 0.0146912}};
+  const auto with = app::cell_of(s, 10, 2.0);
+  CHECK(with.kid == s.kid.mean);
+  CHECK(with.kid_std == s.kid.std);
+  s.kid = {};
+  const auto without = app::cell_of(s, 20, 4.0);
+  CHECK(std::isnan(without.kid));
+  // JSON both ways: a cell of before (no "kid") reads as none.
+  CHECK(report::TableCell::from_json(with.json()).kid == with.kid);
+  CHECK(report::TableCell::from_json(with.json()).kid_std == with.kid_std);
+  CHECK(!without.json().contains("kid"));
+  CHECK(std::isnan(report::TableCell::from_json(without.json()).kid));
+  report::Table t{"t", "SmallVGG", false, 100, 0, 4, {10, 20}, {{"cas", "c.pt", "CasDM", "ema 0.99", 5, {with, without}}}};
+  CHECK(t.has_kid());
+  const auto md = t.markdown();
+  CHECK_THAT(md, Catch::Contains("| score (domain) @20 | KID (domain) ×10³ @10 | KID (domain) ×10³ @20 |"));
+  CHECK_THAT(md, Catch::Contains("| cas | CasDM | 5 | 12.500 ± 0.500 | 12.500 ± 0.500 | 3.250 | 3.250 | 12.35 ± 0.78 | — |"));
+  CHECK_THAT(md, Catch::Contains("KID (domain) is the kernel distance ×10³"));
+  t.rows[0].cells = {without, without};
+  CHECK(!t.has_kid());
+  CHECK_THAT(t.markdown(), !Catch::Contains("KID"));
+  t.fid = true;
+  t.rows[0].cells = {with, with};
+  CHECK_THAT(t.markdown(), Catch::Contains("| KID ×10³ @10 |"));
+}

@@ -73,7 +73,9 @@ inline std::string cell_key(const report::TableRow& r, int64_t steps, int64_t n,
 
 /// A cell of the table from the scores of its samples, drawn in `seconds`.
 inline report::TableCell cell_of(const eval::Scores& s, int64_t steps, double seconds) {
-  return {steps, s.fd, s.fd_std, s.is.mean, s.is.std, s.n, seconds, s.spatial_fd};
+  report::TableCell c{steps, s.fd, s.fd_std, s.is.mean, s.is.std, s.n, seconds, s.spatial_fd};
+  if (!s.kid.values.empty()) c.kid = s.kid.mean, c.kid_std = s.kid.std;
+  return c;
 }
 
 }  // namespace casdm::app

@@ -41,20 +41,19 @@ struct Reference {
 };
 
 /// The statistics under `scorer` of the first spec.n() training images of spec.data(), brought to
-/// checkpoint `c`'s side; a data set of another channel count is refused.
+/// `side` × `side` (by spec.fit(), else `default_fit`); a data set of a channel count other than
+/// `channels` is refused, `whose` saying what has that many ("the samples are").
 template <class Scorer>
-Reference checkpoint_reference(Scorer& scorer, const train::CheckpointInfo& c, const ReferenceSpec& spec,
-                               const c10::Device& device, int64_t batch = 100,
-                               const std::function<void(int64_t, int64_t)>& progress = {}) {
+Reference data_reference(Scorer& scorer, const ReferenceSpec& spec, int64_t channels, int64_t side, const std::string& default_fit,
+                         const std::string& whose, const c10::Device& device, int64_t batch = 100,
+                         const std::function<void(int64_t, int64_t)>& progress = {}) {
   if (spec.n() < 0) throw std::invalid_argument(fmt::format("ReferenceSpec: n must be >= 0 (0: all), got {}", spec.n()));
   auto set = data::open_dataset(spec.data(), spec.format(), true);
-  if (set.images.size(1) != c.denoiser_options.channels())
-    throw std::runtime_error(fmt::format("{} has {}-channel images, the checkpoint's model makes {}-channel ones",
-                                         set.source, set.images.size(1), c.denoiser_options.channels()));
+  if (set.images.size(1) != channels)
+    throw std::runtime_error(fmt::format("{} has {}-channel images, {} {}-channel ones", set.source, set.images.size(1), whose, channels));
   Reference r;
-  const int64_t side = c.denoiser_options.image_size();
   if (set.images.size(2) != side || set.images.size(3) != side) {
-    r.fit = spec.fit().empty() ? c.get("args.fit", "resize") : spec.fit();
+    r.fit = spec.fit().empty() ? default_fit : spec.fit();
     set = data::fit(std::move(set), side, data::parse_fit(r.fit));
   }
   r.source = set.source;
@@ -66,6 +65,16 @@ Reference checkpoint_reference(Scorer& scorer, const train::CheckpointInfo& c, c
   r.cached = got.cached;
   r.cache_error = std::move(got.cache_error);
   return r;
+}
+
+/// The statistics under `scorer` of the first spec.n() training images of spec.data(), brought to
+/// checkpoint `c`'s side the way its run brought them; a data set of another channel count is refused.
+template <class Scorer>
+Reference checkpoint_reference(Scorer& scorer, const train::CheckpointInfo& c, const ReferenceSpec& spec,
+                               const c10::Device& device, int64_t batch = 100,
+                               const std::function<void(int64_t, int64_t)>& progress = {}) {
+  return data_reference(scorer, spec, c.denoiser_options.channels(), c.denoiser_options.image_size(), c.get("args.fit", "resize"),
+                        "the checkpoint's model makes", device, batch, progress);
 }
 
 }  // namespace casdm::app

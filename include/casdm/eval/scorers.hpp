@@ -95,24 +95,37 @@ class DomainScorer {
 
 /// Statistics of the pool (and spatial) features of images, batch by batch. `images`: uint8
 /// [N, C, H, W] (a data set) or float in [−1, 1] (samples). `progress(done, total)` after each batch.
-/// `keep_features` keeps the pool features themselves (for bootstrap_fd; not for a whole data set).
+/// `keep_features` keeps the pool features themselves (for bootstrap_fd and the KID): all of them,
+/// or with `keep_at_most` > 0 at most that many, a seeded random choice in the images' order (what
+/// a data set's reference keeps).
 struct ImageStats {
   FeatureStats pool, spatial;  // spatial empty where the scorer has none
   at::Tensor probs;            // [N, K]
-  at::Tensor features;         // [N, D] pool features, CPU float64; only with keep_features
+  at::Tensor features;         // [N, D] pool features (or the chosen rows), on the CPU; only with keep_features
 };
 template <class Scorer>
 ImageStats image_stats(Scorer& scorer, const at::Tensor& images, const c10::Device& device, int64_t batch = 100,
-                       const std::function<void(int64_t, int64_t)>& progress = {}, bool keep_features = false) {
+                       const std::function<void(int64_t, int64_t)>& progress = {}, bool keep_features = false,
+                       int64_t keep_at_most = 0) {
   StatsAccumulator pool, spatial;
   std::vector<at::Tensor> probs, kept;
   const int64_t n = images.size(0);
+  at::Tensor keep_rows;  // sorted; undefined: every row
+  if (keep_features && keep_at_most > 0 && keep_at_most < n) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(0);
+    keep_rows = std::get<0>(at::randperm(n, g, at::kLong).slice(0, 0, keep_at_most).sort());
+  }
   for (int64_t s = 0; s < n; s += batch) {
-    auto x = images.slice(0, s, std::min(n, s + batch)).to(device);
+    const int64_t e = std::min(n, s + batch);
+    auto x = images.slice(0, s, e).to(device);
     x = x.scalar_type() == at::kByte ? x.to(at::kFloat) / 127.5 - 1 : x.to(at::kFloat);
     auto f = scorer(x);
     pool.add(f.pool);
-    if (keep_features) kept.push_back(f.pool.detach().to(at::kCPU, at::kDouble));
+    if (keep_features) {
+      auto rows = f.pool.detach().to(at::kCPU);
+      if (keep_rows.defined()) rows = rows.index_select(0, keep_rows.masked_select(keep_rows.ge(s) & keep_rows.lt(e)) - s);
+      kept.push_back(rows);
+    }
     if (f.spatial.defined()) spatial.add(f.spatial);
     probs.push_back(f.probs.cpu());
     if (progress) progress(std::min(n, s + batch), n);
@@ -127,24 +140,36 @@ struct Scores {
   double fd_std = std::numeric_limits<double>::quiet_NaN();  // bootstrap spread, where asked for
   InceptionScore is;
   int64_t n = 0;
+  KernelDistance kid;  // kid.values empty where none was taken
 };
 
-/// `s` as a report gives it: "fid"/"fid_std"/"sfid"/"inception_score" with the FID Inception
-/// (`fid`), else "fd_domain"/"fd_domain_std"/"domain_score" — a domain classifier's scores are not
-/// FID or IS; the spread and the bootstrap count only where one was drawn.
+/// The KID a scoring takes: `subsets` subset pairs (0: no KID) of `subset_size` vectors (0: 1000, or
+/// all if fewer), drawn with the scoring's seed.
+struct KidOptions {
+  int64_t subsets = 100, subset_size = 0;
+};
+
+/// `s` as a report gives it: "fid"/"fid_std"/"sfid"/"inception_score"/"kid" with the FID Inception
+/// (`fid`), else "fd_domain"/"fd_domain_std"/"domain_score"/"kid_domain" — a domain classifier's scores
+/// are not FID, IS or KID; the spread and the bootstrap count only where one was drawn, the KID
+/// ({"mean", "std", "subsets", "subset_size"}) where one was taken.
 inline nlohmann::json scores_json(const Scores& s, bool fid, int64_t splits, int64_t bootstrap) {
   nlohmann::json j;
   j[fid ? "fid" : "fd_domain"] = s.fd;
   if (!std::isnan(s.fd_std)) j[fid ? "fid_std" : "fd_domain_std"] = s.fd_std, j["bootstrap"] = bootstrap;
   if (!std::isnan(s.spatial_fd)) j["sfid"] = s.spatial_fd;
   j[fid ? "inception_score" : "domain_score"] = {{"mean", s.is.mean}, {"std", s.is.std}, {"splits", splits}};
+  if (!s.kid.values.empty())
+    j[fid ? "kid" : "kid_domain"] = {{"mean", s.kid.mean}, {"std", s.kid.std}, {"subsets", s.kid.values.size()},
+                                     {"subset_size", s.kid.subset_size}};
   return j;
 }
 
 /// The scores of samples against reference statistics (pool, and spatial where present);
-/// `bootstrap` > 0 resamples (of features kept by image_stats) also give the distance's spread.
+/// `bootstrap` > 0 resamples (of features kept by image_stats) also give the distance's spread; the
+/// KID is taken where both sides kept their features (and kid.subsets > 0).
 inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, int64_t is_splits = 10,
-                        int64_t bootstrap = 0, uint64_t seed = 0) {
+                        int64_t bootstrap = 0, uint64_t seed = 0, const KidOptions& kid = {}) {
   Scores s;
   s.n = samples.pool.count;
   s.fd = frechet_distance(samples.pool, reference.pool);
@@ -154,6 +179,8 @@ inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, 
     if (!samples.features.defined()) throw std::invalid_argument("scores: a bootstrap needs image_stats(..., keep_features)");
     s.fd_std = bootstrap_fd(samples.features, reference.pool, bootstrap, seed).std;
   }
+  if (kid.subsets > 0 && samples.features.defined() && reference.features.defined())
+    s.kid = kernel_distance(samples.features, reference.features, kid.subsets, kid.subset_size, seed);
   return s;
 }
 
@@ -161,8 +188,13 @@ inline Scores scores_of(const ImageStats& samples, const ImageStats& reference, 
 
 namespace casdm::eval {
 
+/// The pool features a data set's reference keeps for the KID: a seeded random choice of at most
+/// this many (KID's subsets are 1000 each; 10000 keep the file small at 2048 Inception features).
+inline constexpr int64_t kReferenceFeatures = 10000;
+
 /// Reference statistics of a data set, cached: written with a key naming the scorer (and its exact
-/// weights), the data and the count, read back only for the same key.
+/// weights), the data and the count, read back only for the same key. The kept features (for the
+/// KID) are stored in float32; a cache without them (written before the KID) reads as absent.
 inline void save_reference(const ImageStats& r, const std::filesystem::path& path, const std::string& key) {
   io::TensorFile f;
   f.tensors = {{"mu", r.pool.mu}, {"sigma", r.pool.sigma}};
@@ -170,6 +202,7 @@ inline void save_reference(const ImageStats& r, const std::filesystem::path& pat
     f.tensors["mu_s"] = r.spatial.mu;
     f.tensors["sigma_s"] = r.spatial.sigma;
   }
+  if (r.features.defined()) f.tensors["features"] = r.features.to(at::kFloat);
   f.meta = {{"stats.key", key}, {"stats.count", fmt::format("{}", r.pool.count)}};
   io::write_tensor_file(path, f);
 }
@@ -180,11 +213,12 @@ inline std::optional<ImageStats> load_reference(const std::filesystem::path& pat
   auto k = f.meta.find("stats.key");
   if (k == f.meta.end() || !f.tensors.count("mu") || !f.tensors.count("sigma") || !f.meta.count("stats.count"))
     throw std::runtime_error(path.string() + " is not a casdm statistics file");
-  if (k->second != key) return std::nullopt;
+  if (k->second != key || !f.tensors.count("features")) return std::nullopt;
   const int64_t n = std::stoll(f.meta.at("stats.count"));
   ImageStats r;
   r.pool = {f.tensors.at("mu"), f.tensors.at("sigma"), n};
   if (f.tensors.count("mu_s")) r.spatial = {f.tensors.at("mu_s"), f.tensors.at("sigma_s"), n};
+  r.features = f.tensors.at("features");
   return r;
 }
 
@@ -199,14 +233,15 @@ struct Reference {
 
 /// The statistics of `images` (a data set: uint8, or float in [−1, 1]) under `scorer`, read from
 /// `cache` when it holds them for the key "<scorer.key()>|<data_key>" — `data_key` names the images
-/// (their source, count, side, fitting) — and otherwise computed and written there.
+/// (their source, count, side, fitting) — and otherwise computed and written there. At most
+/// kReferenceFeatures of the pool features are kept with them, for the KID.
 template <class Scorer>
 Reference reference_stats(Scorer& scorer, const at::Tensor& images, const std::string& data_key,
                           const std::filesystem::path& cache, const c10::Device& device, int64_t batch = 100,
                           const std::function<void(int64_t, int64_t)>& progress = {}) {
   const std::string key = fmt::format("{}|{}", scorer.key(), data_key);
   if (auto cached = load_reference(cache, key)) return {*cached, true};
-  Reference r{image_stats(scorer, images, device, batch, progress), false, ""};
+  Reference r{image_stats(scorer, images, device, batch, progress, true, kReferenceFeatures), false, ""};
   try {
     save_reference(r.stats, cache, key);
   } catch (const std::exception& e) {

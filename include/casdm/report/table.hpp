@@ -35,12 +35,14 @@ struct TableCell {
   int64_t n = 0;
   double seconds = 0;               // sampling time
   double sfid = std::nan("");       // spatial FID, with the FID scorer
+  double kid = std::nan(""), kid_std = std::nan("");  // KID (mean and spread over its subsets), where taken
 
   nlohmann::json json() const {
     nlohmann::json c{{"steps", steps}, {"fd", fd}, {"score", score}, {"score_std", score_std}, {"n", n},
                      {"sampling_seconds", seconds}};
     if (!std::isnan(fd_std)) c["fd_std"] = fd_std;
     if (!std::isnan(sfid)) c["sfid"] = sfid;
+    if (!std::isnan(kid)) c["kid"] = kid, c["kid_std"] = kid_std;
     return c;
   }
   static TableCell from_json(const nlohmann::json& c) {
@@ -53,6 +55,7 @@ struct TableCell {
     t.seconds = c.value("sampling_seconds", 0.0);
     if (c.contains("fd_std")) t.fd_std = c.at("fd_std").get<double>();
     if (c.contains("sfid")) t.sfid = c.at("sfid").get<double>();
+    if (c.contains("kid")) t.kid = c.at("kid").get<double>(), t.kid_std = c.value("kid_std", std::nan(""));
     return t;
   }
 };
@@ -123,7 +126,16 @@ struct Table {
     }
   }
 
-  /// The Markdown table: one row per checkpoint, a distance (± spread) and a score column per step count.
+  /// Whether any cell has a KID (tables of before, and cells scored before, have none).
+  bool has_kid() const {
+    for (const auto& r : rows)
+      for (const auto& c : r.cells)
+        if (!std::isnan(c.kid)) return true;
+    return false;
+  }
+
+  /// The Markdown table: one row per checkpoint, a distance (± spread) and a score column per step
+  /// count, and a KID column per step count where any cell has one (×10³, ± its spread over the subsets).
   std::string markdown() const {
     const std::string fd_name = fid ? "FID" : "FD (domain)", sc = fid ? "IS" : "score (domain)";
     std::ostringstream md;
@@ -132,6 +144,9 @@ struct Table {
     if (bootstrap > 0)
       md << " ± is one standard deviation of the distance over " << bootstrap
          << " bootstrap resamples of the samples (the noise of the sample count; the reference held fixed).";
+    if (has_kid())
+      md << " " << kid_name() << " is the kernel distance ×10³ in the same features (lower is better), ± its standard "
+         << "deviation over its subsets; — where a cell was scored before the KID.";
     md << "\n\n|";
     for (const auto& h : header()) md << " " << h << " |";
     md << "\n|";
@@ -196,13 +211,19 @@ struct Table {
     std::vector<std::string> h{"row", "preset", "step"};
     for (auto s : steps) h.push_back(fmt::format("{} @{}", fd_name, s));
     for (auto s : steps) h.push_back(fmt::format("{} @{}", sc, s));
+    if (has_kid())
+      for (auto s : steps) h.push_back(fmt::format("{} ×10³ @{}", kid_name(), s));
     return h;
   }
-  static std::vector<std::string> cells_of(const TableRow& r) {
+  std::string kid_name() const { return fid ? "KID" : "KID (domain)"; }
+  std::vector<std::string> cells_of(const TableRow& r) const {
     std::vector<std::string> cells{r.label, r.preset, fmt::format("{}", r.step)};
     for (const auto& c : r.cells)
       cells.push_back(std::isnan(c.fd_std) ? fmt::format("{:.3f}", c.fd) : fmt::format("{:.3f} ± {:.3f}", c.fd, c.fd_std));
     for (const auto& c : r.cells) cells.push_back(fmt::format("{:.3f}", c.score));
+    if (has_kid())
+      for (const auto& c : r.cells)
+        cells.push_back(std::isnan(c.kid) ? "—" : fmt::format("{:.2f} ± {:.2f}", 1e3 * c.kid, 1e3 * c.kid_std));
     return cells;
   }
 };
