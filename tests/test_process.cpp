@@ -451,6 +451,57 @@ TEST_CASE("between trained steps: Process::at_sigmas is k-diffusion's DiscreteSc
   CHECK_NOTHROW(base.at_sigmas({sig[0].item<double>() * (1 - 1e-12), sig[999].item<double>() * (1 + 1e-12)}));
 }
 
+// A continuous process (EDM's kind) over the same noise levels: every σ-spaced sampler takes its
+// spacing's σ exactly without being asked (no steps to snap to) and its runs are the exact-σ runs of
+// the discrete process, against the same float64 reference; the network's time is ln(σ)/4 there.
+TEST_CASE("on a continuous process the sigma-spaced samplers run at their sigmas exactly and equal the float64 reference", "[process][solver][edm]") {
+  using namespace casdm::sampler;
+  const Process base(casdm::schedule::Cosine::betas(1000));
+  const auto sig = base.sigmas().contiguous();
+  const auto c = Process::continuous(std::vector<double>(sig.data_ptr<double>(), sig.data_ptr<double>() + sig.numel()), 0.25);
+  const auto xT = want_solver("xT");
+  for (const int64_t n : {2, 10, 20}) {
+    INFO(n << " steps");
+    const auto targets = spacing::Karras::sigmas(c, n);
+    CHECK(max_rel_diff(at::tensor(targets, at::kDouble), want_solver(fmt::format("exact/karras{}/sigmas", n)), 0) < 1e-13);
+    const auto p = c.at_sigmas(targets);
+    CHECK(p.is_continuous());
+    CHECK(at::equal(p.sigmas(), at::tensor(targets, at::kDouble)));  // the levels themselves, not through ᾱ
+    CHECK(max_abs_diff(p.model_steps(), at::tensor(targets, at::kDouble).log() * 0.25) < 1e-15);
+    auto ode = [&](auto sampler, const std::string& name, int evaluations) {
+      using S = decltype(sampler);
+      INFO(name);
+      const auto q = c.at_sigmas(S::Spacing::sigmas(c, n));
+      int calls = 0;
+      CHECK(max_abs_diff(run_exact<S>(q, xT, &calls), want_solver(fmt::format("exact/{}{}/x0", name, n))) < 1e-10);
+      CHECK(calls == evaluations);
+    };
+    ode(Euler<>{}, "euler", static_cast<int>(n));
+    ode(Heun<>{}, "heun", static_cast<int>(2 * n - 1));
+    ode(DPMSolverPP<>{}, "dpmpp2m", static_cast<int>(n));
+    auto sde = [&](auto sampler) {
+      using S = decltype(sampler);
+      const std::string key = fmt::format("exact/{}{}", S::name, n);
+      INFO(key);
+      const auto z = want_solver(key + "/z");
+      int64_t k = 0;
+      auto so = casdm::SampleOptions().eta(1.0).step_noise([&](const at::Tensor& x, double, double) {
+        return z[k++].view(x.sizes()).to(x.scalar_type());
+      });
+      Gaussian g{p, want_solver("m"), want_solver("S")};
+      const auto out = run<S>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so).view({-1, 4});
+      CHECK(k == n - 1);
+      CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
+    };
+    sde(EulerAncestral<>{});
+    sde(DPMSolverPP2MSDE<>{});
+    sde(DPMSolverPP2MSDE<20, Correction::heun>{});
+    sde(DPMSolverPP3MSDE<>{});
+  }
+  // Outside its levels a continuous process still takes σ exactly (it has no end to refuse at).
+  CHECK(max_rel_diff(c.at_sigmas({1e-4, 1e6}).sigmas(), at::tensor({1e-4, 1e6}, at::kDouble), 0) < 1e-15);
+}
+
 TEST_CASE("EDM's churn on Euler and Heun equals an independent float64 implementation (k-diffusion's s_churn)", "[sampler][solver][churn]") {
   using namespace casdm::sampler;
   const Process base(casdm::schedule::Cosine::betas(1000));

@@ -108,7 +108,8 @@ TEST_CASE("cascaded samples match a known two-mode distribution", "[sampling][sl
 }
 
 // EDM: σ drawn log-normally in training, no T; Heun's 18 steps at Karras's σ exactly (35
-// evaluations), the same with EDM's churn, and DDIM on 25 of the 100 levels.
+// evaluations), the same with EDM's churn, the stochastic solvers at Karras's σ exactly (fresh
+// noise each step), and DDIM on 25 of the 100 levels.
 template <class M>
 void check_edm(uint64_t seed) {
   for (const auto& device : test::devices()) {
@@ -126,6 +127,18 @@ void check_edm(uint64_t seed) {
     {
       INFO("DDIM, 25 steps");
       check(stats(casdm::sample<sampler::DDIM<25>>(m->denoiser(), 1024)));
+    }
+    {
+      INFO("Euler ancestral, 50 steps, eta 1");
+      check(stats(casdm::sample<sampler::EulerAncestral<50>>(m->denoiser(), 1024)));
+    }
+    {
+      INFO("DPM-Solver++(2M) SDE, 18 steps, eta 1");
+      check(stats(casdm::sample<sampler::DPMSolverPP2MSDE<18>>(m->denoiser(), 1024)));
+    }
+    {
+      INFO("DPM-Solver++(3M) SDE, 25 steps, eta 1");
+      check(stats(casdm::sample<sampler::DPMSolverPP3MSDE<25>>(m->denoiser(), 1024)));
     }
   }
 }
