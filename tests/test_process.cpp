@@ -228,6 +228,44 @@ std::pair<at::Tensor, at::Tensor> exact_moments(const std::function<at::Tensor(c
 }
 double cov_error(const at::Tensor& cov, const at::Tensor& S) { return ((cov - S).norm() / S.norm()).item<double>(); }
 
+// Whole runs of every σ-spaced sampler in n steps at its spacing's σ of `base`, taken exactly
+// (Process::at_sigmas), against the reference's "exact/…" runs: the ODE solvers' results and
+// network evaluations, the SDE solvers' results with the reference's noise.
+void check_exact_runs(const Process& base, int64_t n) {
+  using namespace casdm::sampler;
+  const auto xT = want_solver("xT");
+  auto ode = [&](auto sampler, const std::string& name, int evaluations) {
+    using S = decltype(sampler);
+    INFO(name << n);
+    const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
+    int calls = 0;
+    CHECK(max_abs_diff(run_exact<S>(p, xT, &calls), want_solver(fmt::format("exact/{}{}/x0", name, n))) < 1e-10);
+    CHECK(calls == evaluations);
+  };
+  ode(Euler<>{}, "euler", static_cast<int>(n));
+  ode(Heun<>{}, "heun", static_cast<int>(2 * n - 1));
+  ode(DPMSolverPP<>{}, "dpmpp2m", static_cast<int>(n));
+  auto sde = [&](auto sampler) {
+    using S = decltype(sampler);
+    const std::string key = fmt::format("exact/{}{}", S::name, n);
+    INFO(key);
+    const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
+    const auto z = want_solver(key + "/z");
+    int64_t k = 0;
+    auto so = casdm::SampleOptions().eta(1.0).step_noise([&](const at::Tensor& x, double, double) {
+      return z[k++].view(x.sizes()).to(x.scalar_type());
+    });
+    Gaussian g{p, want_solver("m"), want_solver("S")};
+    const auto out = run<S>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so).view({-1, 4});
+    CHECK(k == n - 1);
+    CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
+  };
+  sde(EulerAncestral<>{});
+  sde(DPMSolverPP2MSDE<>{});
+  sde(DPMSolverPP2MSDE<20, Correction::heun>{});
+  sde(DPMSolverPP3MSDE<>{});
+}
+
 }  // namespace
 
 TEST_CASE("sigma-based spacings choose distinct steps of the process by sigma", "[process][solver]") {
@@ -396,7 +434,6 @@ TEST_CASE("between trained steps: Process::at_sigmas is k-diffusion's DiscreteSc
     CHECK(max_rel_diff(p.sigmas(), want_solver("exact/t_frac/sigmas"), 0) < 1e-9);
   }
   // Each spacing's targets, the step each stands at, and whole runs there against the reference.
-  const auto xT = want_solver("xT");
   for (const int64_t n : {2, 10, 20}) {
     for (const std::string kind : {"karras", "logsnr"}) {
       INFO(kind << n);
@@ -407,36 +444,7 @@ TEST_CASE("between trained steps: Process::at_sigmas is k-diffusion's DiscreteSc
       CHECK(max_rel_diff(p.sigmas(), want, 0) < 1e-12);
       CHECK(max_abs_diff(p.model_steps(), want_solver(fmt::format("exact/{}{}/t", kind, n))) < 1e-9);
     }
-    auto ode = [&](auto sampler, const std::string& name, int evaluations) {
-      using S = decltype(sampler);
-      INFO(name << n);
-      const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
-      int calls = 0;
-      CHECK(max_abs_diff(run_exact<S>(p, xT, &calls), want_solver(fmt::format("exact/{}{}/x0", name, n))) < 1e-10);
-      CHECK(calls == evaluations);
-    };
-    ode(Euler<>{}, "euler", static_cast<int>(n));
-    ode(Heun<>{}, "heun", static_cast<int>(2 * n - 1));
-    ode(DPMSolverPP<>{}, "dpmpp2m", static_cast<int>(n));
-    auto sde = [&](auto sampler) {
-      using S = decltype(sampler);
-      const std::string key = fmt::format("exact/{}{}", S::name, n);
-      INFO(key);
-      const auto p = base.at_sigmas(S::Spacing::sigmas(base, n));
-      const auto z = want_solver(key + "/z");
-      int64_t k = 0;
-      auto so = casdm::SampleOptions().eta(1.0).step_noise([&](const at::Tensor& x, double, double) {
-        return z[k++].view(x.sizes()).to(x.scalar_type());
-      });
-      Gaussian g{p, want_solver("m"), want_solver("S")};
-      const auto out = run<S>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so).view({-1, 4});
-      CHECK(k == n - 1);
-      CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
-    };
-    sde(EulerAncestral<>{});
-    sde(DPMSolverPP2MSDE<>{});
-    sde(DPMSolverPP2MSDE<20, Correction::heun>{});
-    sde(DPMSolverPP3MSDE<>{});
+    check_exact_runs(base, n);
   }
   // Which samplers can (the registry says so for the programs).
   for (const auto& i : infos()) CHECK(i.exact_sigmas == (i.name != "ddim" && i.name != "ancestral"));
@@ -459,7 +467,6 @@ TEST_CASE("on a continuous process the sigma-spaced samplers run at their sigmas
   const Process base(casdm::schedule::Cosine::betas(1000));
   const auto sig = base.sigmas().contiguous();
   const auto c = Process::continuous(std::vector<double>(sig.data_ptr<double>(), sig.data_ptr<double>() + sig.numel()), 0.25);
-  const auto xT = want_solver("xT");
   for (const int64_t n : {2, 10, 20}) {
     INFO(n << " steps");
     const auto targets = spacing::Karras::sigmas(c, n);
@@ -468,35 +475,7 @@ TEST_CASE("on a continuous process the sigma-spaced samplers run at their sigmas
     CHECK(p.is_continuous());
     CHECK(at::equal(p.sigmas(), at::tensor(targets, at::kDouble)));  // the levels themselves, not through ᾱ
     CHECK(max_abs_diff(p.model_steps(), at::tensor(targets, at::kDouble).log() * 0.25) < 1e-15);
-    auto ode = [&](auto sampler, const std::string& name, int evaluations) {
-      using S = decltype(sampler);
-      INFO(name);
-      const auto q = c.at_sigmas(S::Spacing::sigmas(c, n));
-      int calls = 0;
-      CHECK(max_abs_diff(run_exact<S>(q, xT, &calls), want_solver(fmt::format("exact/{}{}/x0", name, n))) < 1e-10);
-      CHECK(calls == evaluations);
-    };
-    ode(Euler<>{}, "euler", static_cast<int>(n));
-    ode(Heun<>{}, "heun", static_cast<int>(2 * n - 1));
-    ode(DPMSolverPP<>{}, "dpmpp2m", static_cast<int>(n));
-    auto sde = [&](auto sampler) {
-      using S = decltype(sampler);
-      const std::string key = fmt::format("exact/{}{}", S::name, n);
-      INFO(key);
-      const auto z = want_solver(key + "/z");
-      int64_t k = 0;
-      auto so = casdm::SampleOptions().eta(1.0).step_noise([&](const at::Tensor& x, double, double) {
-        return z[k++].view(x.sizes()).to(x.scalar_type());
-      });
-      Gaussian g{p, want_solver("m"), want_solver("S")};
-      const auto out = run<S>(p, std::ref(g), xT.view({-1, 1, 2, 2}), so).view({-1, 4});
-      CHECK(k == n - 1);
-      CHECK(max_abs_diff(out, want_solver(key + "/x0")) < 1e-10);
-    };
-    sde(EulerAncestral<>{});
-    sde(DPMSolverPP2MSDE<>{});
-    sde(DPMSolverPP2MSDE<20, Correction::heun>{});
-    sde(DPMSolverPP3MSDE<>{});
+    check_exact_runs(c, n);
   }
   // Outside its levels a continuous process still takes σ exactly (it has no end to refuse at).
   CHECK(max_rel_diff(c.at_sigmas({1e-4, 1e6}).sigmas(), at::tensor({1e-4, 1e6}, at::kDouble), 0) < 1e-15);
