@@ -98,12 +98,7 @@ int main(int argc, char** argv) {
         scorer_name = scorer.name();
         for (size_t i = 0; i < rows.size(); ++i) {
           const auto ref = casdm::examples::reference(scorer, scorer_path, infos[i], ref_spec, device, batch);
-          // The preset's type is needed only to load its denoiser; the rest is compiled once.
-          const auto denoiser = casdm::presets::visit(rows[i].preset, [&](auto type) -> std::shared_ptr<casdm::AnyDenoiser> {
-            auto d = casdm::train::load_denoiser<typename decltype(type)::type::Denoiser>(infos[i], {}, &rows[i].weights);
-            d->to(device);
-            return d.ptr();
-          });
+          const auto denoiser = casdm::app::load_any_denoiser(infos[i], {}, device, &rows[i].weights);
           {
             for (auto s : steps) {
               const auto key = casdm::app::cell_key(rows[i], s, n, seed, batch, bootstrap, scorer.key(), sampler_name);

@@ -72,11 +72,7 @@ int nll(const CLI::App& app, const Args& a, const std::vector<CLI::Option*>& dra
   const auto c = casdm::train::read_checkpoint(casdm::train::resolve_checkpoint(a.checkpoint));
   check_out(a.out);
   std::string which;
-  const auto d = casdm::presets::visit(casdm::app::preset_of(c), [&](auto type) -> std::shared_ptr<casdm::AnyDenoiser> {
-    auto m = casdm::train::load_denoiser<typename decltype(type)::type::Denoiser>(c, casdm::examples::weights_choice(a.weights, a.ema_rate), &which);
-    m->to(device);
-    return m.ptr();
-  });
+  const auto d = casdm::app::load_any_denoiser(c, casdm::examples::weights_choice(a.weights, a.ema_rate), device, &which);
   casdm::train::StopSignals signals("this batch of images");
   const auto j = casdm::app::checkpoint_nll(
       c, *d, which,

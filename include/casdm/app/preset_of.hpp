@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -21,6 +22,18 @@ inline std::string preset_of(const train::CheckpointInfo& c) {
   const auto& id = c.model_type.empty() ? c.denoiser_type : c.model_type;
   if (auto found = presets::find_by_identity(id)) return *found;
   throw std::runtime_error(fmt::format("{} names no preset, and its model ({}) is none of the presets'", c.path.string(), id));
+}
+
+/// The denoiser of checkpoint `c` — whichever registered preset wrote it (preset_of) — with
+/// `weights`, on `device`, behind AnyDenoiser (only the loading is compiled per preset); `which`
+/// names the weights used.
+inline std::shared_ptr<AnyDenoiser> load_any_denoiser(const train::CheckpointInfo& c, const train::Weights& weights,
+                                                      const c10::Device& device, std::string* which = nullptr) {
+  return presets::visit(preset_of(c), [&](auto type) -> std::shared_ptr<AnyDenoiser> {
+    auto d = train::load_denoiser<typename decltype(type)::type::Denoiser>(c, weights, which);
+    d->to(device);
+    return d.ptr();
+  });
 }
 
 }  // namespace casdm::app
